@@ -1,0 +1,82 @@
+//! The proxy's side of the token flow: upstream challenges rewritten so
+//! clients come back to the proxy for tokens, and the upstream realm the proxy
+//! discovers and remembers.
+
+use crate::www_authenticate::{self, Challenge};
+use serde::{Deserialize, Serialize};
+
+/// Rewrites an upstream `WWW-Authenticate` value: Bearer challenges get the
+/// proxy's realm (keeping `service`, `scope`, `error`); Basic and other schemes
+/// pass unchanged, since the client's credentials are forwarded as they are.
+/// An unparseable value becomes a plain Bearer challenge.
+pub fn rewrite_for_proxy(upstream_header: Option<&str>, proxy_realm: &str) -> String {
+    let mut challenges = upstream_header
+        .and_then(|h| www_authenticate::parse(h).ok())
+        .unwrap_or_else(|| vec![Challenge::new("Bearer")]);
+    for c in challenges.iter_mut().filter(|c| c.is_bearer()) {
+        c.set_param("realm", proxy_realm);
+    }
+    www_authenticate::render(&challenges)
+}
+
+/// What an upstream's `/v2/` challenge says about its token service, kept in
+/// the key-value store so tokens do not cost an extra round trip each.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamRealm {
+    pub realm: String,
+    #[serde(default)]
+    pub service: Option<String>,
+    /// Unix seconds after which it is discovered again.
+    pub expires: u64,
+}
+
+/// How long a discovered realm is trusted.
+pub const REALM_TTL_SECS: u64 = 3600;
+
+pub fn realm_key(upstream_origin: &str) -> String {
+    format!("challenge/{upstream_origin}")
+}
+
+impl UpstreamRealm {
+    /// The Bearer challenge's realm and service, if the upstream sent one.
+    pub fn from_header(header: &str, now: u64) -> Option<Self> {
+        let challenges = www_authenticate::parse(header).ok()?;
+        let bearer = challenges.iter().find(|c| c.is_bearer())?;
+        Some(Self {
+            realm: bearer.param("realm")?.to_string(),
+            service: bearer.param("service").map(str::to_string),
+            expires: now + REALM_TTL_SECS,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_realm_replaced_scope_kept() {
+        let h = r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/alpine:pull",error="insufficient_scope""#;
+        assert_eq!(
+            rewrite_for_proxy(Some(h), "https://p.example/v2/auth"),
+            r#"Bearer realm="https://p.example/v2/auth",service="registry.docker.io",scope="repository:library/alpine:pull",error="insufficient_scope""#
+        );
+    }
+
+    #[test]
+    fn basic_kept_and_garbage_replaced() {
+        assert_eq!(rewrite_for_proxy(Some(r#"Basic realm="Registry""#), "x"), r#"Basic realm="Registry""#);
+        assert_eq!(rewrite_for_proxy(Some("\"\""), "http://p/v2/auth"), r#"Bearer realm="http://p/v2/auth""#);
+        assert_eq!(rewrite_for_proxy(None, "http://p/v2/auth"), r#"Bearer realm="http://p/v2/auth""#);
+    }
+
+    #[test]
+    fn realm_discovery() {
+        let r = UpstreamRealm::from_header(r#"Bearer realm="https://gcr.io/v2/token", service=gcr.io"#, 10).unwrap();
+        assert_eq!(r.realm, "https://gcr.io/v2/token");
+        assert_eq!(r.service.as_deref(), Some("gcr.io"));
+        assert_eq!(r.expires, 10 + REALM_TTL_SECS);
+        assert!(UpstreamRealm::from_header(r#"Basic realm="x""#, 0).is_none());
+        assert!(UpstreamRealm::from_header(r#"Bearer service="x""#, 0).is_none());
+    }
+}

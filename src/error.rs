@@ -1,0 +1,80 @@
+//! Errors in the OCI distribution spec's JSON form, with their HTTP status.
+
+use serde_json::json;
+use std::collections::BTreeMap;
+
+/// Error codes of the distribution spec (plus distribution's `UNKNOWN` and
+/// `TAG_INVALID`, which clients also understand).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    NameInvalid,
+    NameUnknown,
+    DigestInvalid,
+    TagInvalid,
+    Unauthorized,
+    Denied,
+    Unsupported,
+    Unknown,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::NameInvalid => "NAME_INVALID",
+            ErrorCode::NameUnknown => "NAME_UNKNOWN",
+            ErrorCode::DigestInvalid => "DIGEST_INVALID",
+            ErrorCode::TagInvalid => "TAG_INVALID",
+            ErrorCode::Unauthorized => "UNAUTHORIZED",
+            ErrorCode::Denied => "DENIED",
+            ErrorCode::Unsupported => "UNSUPPORTED",
+            ErrorCode::Unknown => "UNKNOWN",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryError {
+    pub status: u16,
+    pub code: ErrorCode,
+    pub message: String,
+    /// Sent with "no route for this host", so people can see what is served.
+    pub routes: Option<BTreeMap<String, String>>,
+}
+
+impl RegistryError {
+    pub fn new(status: u16, code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into(), routes: None }
+    }
+
+    pub fn with_routes(mut self, routes: BTreeMap<String, String>) -> Self {
+        self.routes = Some(routes);
+        self
+    }
+
+    /// The upstream could not be reached or answered nonsense.
+    pub fn bad_gateway(message: impl Into<String>) -> Self {
+        Self::new(502, ErrorCode::Unknown, message)
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut v = json!({ "errors": [{ "code": self.code.as_str(), "message": self.message }] });
+        if let Some(routes) = &self.routes {
+            v["routes"] = json!(routes);
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_shape() {
+        let e = RegistryError::new(400, ErrorCode::NameInvalid, "bad \"name\"");
+        assert_eq!(
+            e.to_json().to_string(),
+            r#"{"errors":[{"code":"NAME_INVALID","message":"bad \"name\""}]}"#
+        );
+    }
+}

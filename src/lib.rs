@@ -1,0 +1,21 @@
+//! registry-proxy: an OCI / Docker registry proxy as a Spin component.
+//!
+//! Everything but [`spin`] is plain Rust, tested natively: references and
+//! challenges, routes, scope and path rewriting, redirect and host policy,
+//! and the request handler itself, written against [`proxy::host::Host`].
+
+pub mod api;
+pub mod challenge;
+pub mod digest;
+pub mod error;
+pub mod home;
+pub mod origin;
+pub mod policy;
+pub mod proxy;
+pub mod reference;
+pub mod route;
+pub mod scope;
+pub mod www_authenticate;
+
+#[cfg(target_arch = "wasm32")]
+mod spin;

@@ -1,0 +1,61 @@
+//! One logical upstream call: sent, with redirects followed under the route's
+//! policy, and credentials kept to the upstream's own origin.
+
+use super::host::{Body, Headers, Host, OutboundRequest, Response, SendError};
+use crate::error::{ErrorCode, RegistryError};
+use crate::policy::{self, origin_of};
+use crate::route::Route;
+use url::Url;
+
+const REDIRECTS: [u16; 5] = [301, 302, 303, 307, 308];
+
+pub async fn fetch<H: Host>(
+    host: &H,
+    route: &Route,
+    method: &str,
+    url: Url,
+    headers: Headers,
+    authorization: Option<&str>,
+    body: Body<H::Stream>,
+) -> Result<Response<H::Stream>, RegistryError> {
+    // A realm is checked like a redirect target: it came from the upstream.
+    policy::check_target(&url, &route.allowed).map_err(refused)?;
+    let mut url = url;
+    let mut authorization = authorization.filter(|_| url.origin() == route.upstream.origin());
+    let mut body = Some(body);
+    let mut hops = 0;
+    loop {
+        let mut h = headers.clone();
+        if let Some(a) = authorization {
+            h.push("authorization", a);
+        }
+        let request = OutboundRequest {
+            method: method.to_string(),
+            url: url.clone(),
+            headers: h,
+            body: body.take().unwrap_or(Body::Empty),
+        };
+        let response = host.send(request).await.map_err(|e| match e {
+            SendError::Denied => refused(policy::PolicyError::HostNotAllowed(origin_of(&url))),
+            SendError::Failed(why) => {
+                RegistryError::bad_gateway(format!("upstream {} unreachable: {why}", origin_of(&url)))
+            }
+        })?;
+        // Only reads follow redirects; anything else goes back to the client.
+        let followable = matches!(method, "GET" | "HEAD") && REDIRECTS.contains(&response.status);
+        let Some(location) = response.headers.get("location").filter(|_| followable) else {
+            return Ok(response);
+        };
+        let next = policy::follow_redirect(&url, location, &route.upstream, &route.allowed, hops).map_err(refused)?;
+        url = next.url;
+        if !next.send_authorization {
+            authorization = None;
+        }
+        hops += 1;
+    }
+}
+
+fn refused(e: policy::PolicyError) -> RegistryError {
+    eprintln!("refused: {e}");
+    RegistryError::new(502, ErrorCode::Denied, e.to_string())
+}

@@ -1,0 +1,246 @@
+//! Routes: which upstream registry serves a request, chosen by the request's
+//! host. Stored routes live in the key-value store as JSON under
+//! `route/<host>`; a built-in table covers the public registries.
+
+use crate::policy::{AllowedHosts, HostPattern};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use url::Url;
+
+/// Key-value layout: one key per proxy host, e.g. `route/docker.example.com`
+/// or `route/localhost:3000`.
+pub const KEY_PREFIX: &str = "route/";
+
+pub fn key_for(host: &str) -> String {
+    format!("{KEY_PREFIX}{host}")
+}
+
+/// The JSON schema of a stored route.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Base URL of the upstream registry, e.g. `https://ghcr.io`.
+    pub upstream: String,
+    /// Docker Hub adds `library/` to single-component names. Inferred from
+    /// the upstream host when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker_hub: Option<bool>,
+    /// Hosts besides the upstream this route may reach: its token realm and
+    /// blob CDN hosts (`host`, `host:port`, `host:*`, `*.domain`). Known
+    /// upstreams get their usual hosts without listing them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_hosts: Vec<String>,
+}
+
+/// A validated route, ready to use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub upstream: Url,
+    pub docker_hub: bool,
+    pub allowed: AllowedHosts,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteError(pub String);
+
+impl fmt::Display for RouteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl RouteConfig {
+    pub fn new(upstream: &str) -> Self {
+        Self { upstream: upstream.to_string(), docker_hub: None, allowed_hosts: Vec::new() }
+    }
+
+    pub fn from_json(bytes: &[u8]) -> Result<Self, RouteError> {
+        serde_json::from_slice(bytes).map_err(|e| RouteError(format!("invalid route JSON: {e}")))
+    }
+
+    pub fn resolve(&self) -> Result<Route, RouteError> {
+        let upstream = Url::parse(&self.upstream)
+            .map_err(|e| RouteError(format!("upstream {:?}: {e}", self.upstream)))?;
+        let plain = matches!(upstream.scheme(), "http" | "https")
+            && upstream.host_str().is_some()
+            && upstream.username().is_empty()
+            && upstream.password().is_none()
+            && upstream.path() == "/"
+            && upstream.query().is_none()
+            && upstream.fragment().is_none();
+        if !plain {
+            return Err(RouteError(format!(
+                "upstream {:?} must be an http(s) origin such as https://ghcr.io, with no path, query or credentials",
+                self.upstream
+            )));
+        }
+        let known = upstream.host_str().and_then(builtin_by_upstream_host);
+        let mut patterns = vec![HostPattern::for_url(&upstream).expect("checked: the upstream has a host")];
+        if let Some(b) = known {
+            for h in b.hosts {
+                patterns.push(HostPattern::parse(h).map_err(RouteError)?);
+            }
+        }
+        for h in &self.allowed_hosts {
+            patterns.push(HostPattern::parse(h).map_err(|e| RouteError(format!("allowed_hosts: {e}")))?);
+        }
+        Ok(Route {
+            docker_hub: self.docker_hub.unwrap_or_else(|| known.is_some_and(|b| b.docker_hub)),
+            upstream,
+            allowed: AllowedHosts::new(patterns),
+        })
+    }
+}
+
+/// A public registry the proxy knows: served at `<name>.<custom_domain>`.
+pub struct Builtin {
+    pub name: &'static str,
+    pub upstream: &'static str,
+    pub docker_hub: bool,
+    /// Other host names of the same upstream, its realm and blob CDN hosts.
+    pub hosts: &'static [&'static str],
+}
+
+pub const BUILTINS: &[Builtin] = &[
+    Builtin {
+        name: "docker",
+        upstream: "https://registry-1.docker.io",
+        docker_hub: true,
+        hosts: &["index.docker.io", "auth.docker.io", "production.cloudflare.docker.com", "*.r2.cloudflarestorage.com"],
+    },
+    Builtin { name: "quay", upstream: "https://quay.io", docker_hub: false, hosts: &["*.quay.io", "quayio-production-s3.s3.amazonaws.com"] },
+    Builtin { name: "gcr", upstream: "https://gcr.io", docker_hub: false, hosts: &["storage.googleapis.com", "*.pkg.dev"] },
+    Builtin { name: "k8s-gcr", upstream: "https://k8s.gcr.io", docker_hub: false, hosts: &["storage.googleapis.com", "*.pkg.dev"] },
+    Builtin { name: "k8s", upstream: "https://registry.k8s.io", docker_hub: false, hosts: &["*.pkg.dev", "*.amazonaws.com"] },
+    Builtin { name: "ghcr", upstream: "https://ghcr.io", docker_hub: false, hosts: &["pkg-containers.githubusercontent.com"] },
+    Builtin { name: "cloudsmith", upstream: "https://docker.cloudsmith.io", docker_hub: false, hosts: &["*.cloudsmith.io"] },
+    Builtin { name: "ecr", upstream: "https://public.ecr.aws", docker_hub: false, hosts: &["*.cloudfront.net"] },
+    Builtin { name: "mcr", upstream: "https://mcr.microsoft.com", docker_hub: false, hosts: &["*.data.mcr.microsoft.com"] },
+];
+
+fn builtin_by_upstream_host(host: &str) -> Option<&'static Builtin> {
+    let host = host.to_ascii_lowercase();
+    BUILTINS.iter().find(|b| {
+        b.upstream.strip_prefix("https://") == Some(host.as_str())
+            || (b.docker_hub && (host == "index.docker.io" || host == "docker.io" || host == "registry.hub.docker.com"))
+    })
+}
+
+/// The built-in route for `<name>.<custom_domain>`, if any.
+pub fn builtin_for_host(hostname: &str, custom_domain: &str) -> Option<RouteConfig> {
+    let custom_domain = custom_domain.trim_matches('.');
+    if custom_domain.is_empty() {
+        return None;
+    }
+    let name = hostname.strip_suffix(custom_domain)?.strip_suffix('.')?;
+    BUILTINS.iter().find(|b| b.name == name).map(|b| RouteConfig::new(b.upstream))
+}
+
+/// The host names the built-in table serves under `custom_domain`.
+pub fn builtin_hosts(custom_domain: &str) -> Vec<(String, RouteConfig)> {
+    let custom_domain = custom_domain.trim_matches('.');
+    if custom_domain.is_empty() {
+        return Vec::new();
+    }
+    BUILTINS
+        .iter()
+        .map(|b| (format!("{}.{custom_domain}", b.name), RouteConfig::new(b.upstream)))
+        .collect()
+}
+
+/// Validates a `Host` header (it ends up in challenges and pages) and
+/// returns it lowercased with the names to try in order: `host:port`, then
+/// `host`.
+pub fn host_candidates(host_header: &str) -> Option<Vec<String>> {
+    let host = host_header.trim().to_ascii_lowercase();
+    if host.is_empty() || host.len() > 255 {
+        return None;
+    }
+    let (name, port) = if let Some(rest) = host.strip_prefix('[') {
+        // IPv6 literal.
+        let (addr, after) = rest.split_once(']')?;
+        if addr.is_empty() || !addr.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
+            return None;
+        }
+        (&host[..addr.len() + 2], after.strip_prefix(':'))
+    } else {
+        match host.split_once(':') {
+            Some((n, p)) => (n, Some(p)),
+            None => (host.as_str(), None),
+        }
+    };
+    let name_ok = !name.is_empty() && (name.starts_with('[') || name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.'));
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok());
+    if !name_ok || !port_ok {
+        return None;
+    }
+    let mut out = vec![host.clone()];
+    if port.is_some() {
+        out.push(name.to_string());
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_and_inference() {
+        let r = RouteConfig::from_json(br#"{"upstream":"https://registry-1.docker.io"}"#).unwrap().resolve().unwrap();
+        assert!(r.docker_hub);
+        assert!(r.allowed.allows(&Url::parse("https://auth.docker.io/token").unwrap()));
+        let r = RouteConfig::from_json(br#"{"upstream":"http://127.0.0.1:5000","docker_hub":true,"allowed_hosts":["127.0.0.1:6000"]}"#)
+            .unwrap()
+            .resolve()
+            .unwrap();
+        assert!(r.docker_hub);
+        assert!(r.allowed.allows(&Url::parse("http://127.0.0.1:5000/v2/").unwrap()));
+        assert!(r.allowed.allows(&Url::parse("http://127.0.0.1:6000/token").unwrap()));
+        assert!(!r.allowed.allows(&Url::parse("http://127.0.0.1:6001/token").unwrap()));
+        let r = RouteConfig::new("https://ghcr.io").resolve().unwrap();
+        assert!(!r.docker_hub);
+    }
+
+    #[test]
+    fn malformed_routes_are_errors() {
+        for bad in [
+            &br#"{"upstream":1}"#[..],
+            br#"{"upstream":"https://x","extra":1}"#,
+            br#"not json"#,
+            br#"{}"#,
+        ] {
+            assert!(RouteConfig::from_json(bad).is_err());
+        }
+        for bad in ["ftp://x", "https://x/path", "https://u:p@x", "https://x?q", "x", ""] {
+            assert!(RouteConfig::new(bad).resolve().is_err(), "{bad}");
+        }
+        let mut c = RouteConfig::new("https://x");
+        c.allowed_hosts = vec!["a/b".into()];
+        assert!(c.resolve().is_err());
+    }
+
+    #[test]
+    fn builtin_table() {
+        assert_eq!(builtin_for_host("ghcr.example.com", "example.com").unwrap().upstream, "https://ghcr.io");
+        assert_eq!(builtin_for_host("k8s-gcr.example.com", ".example.com.").unwrap().upstream, "https://k8s.gcr.io");
+        assert!(builtin_for_host("ghcr.example.com", "").is_none());
+        assert!(builtin_for_host("xghcr.example.com", "example.com").is_none());
+        assert!(builtin_for_host("example.com", "example.com").is_none());
+        assert!(builtin_for_host("a.ghcr.example.com", "example.com").is_none());
+        assert_eq!(builtin_hosts("example.com").len(), BUILTINS.len());
+        for b in BUILTINS {
+            RouteConfig::new(b.upstream).resolve().unwrap();
+        }
+    }
+
+    #[test]
+    fn host_header_validation() {
+        assert_eq!(host_candidates("LocalHost:3000").unwrap(), vec!["localhost:3000", "localhost"]);
+        assert_eq!(host_candidates("docker.example.com").unwrap(), vec!["docker.example.com"]);
+        assert_eq!(host_candidates("[::1]:3000").unwrap(), vec!["[::1]:3000", "[::1]"]);
+        for bad in ["", "a b", "a\"b", "a:b", "a:99999", "x/y", "[zz]", "a,b", "a\r\nb"] {
+            assert!(host_candidates(bad).is_none(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! The Spin adapter: a wasi-http request in, the proxy's answer streamed
+//! out. Variables, the key-value store and outbound HTTP come from Spin.
+
+use crate::proxy::{self, host};
+use futures::{SinkExt, StreamExt};
+use spin_sdk::http::{Fields, IncomingRequest, IncomingResponse, Method, OutgoingRequest, OutgoingResponse, ResponseOutparam, Scheme};
+use spin_sdk::http_component;
+use spin_sdk::key_value::Store;
+use std::pin::Pin;
+
+type ChunkStream = Pin<Box<dyn futures::Stream<Item = Result<Vec<u8>, String>>>>;
+
+/// A body stream, holding the response it belongs to: wasmtime cancels an
+/// outbound request whose response handle is dropped.
+pub struct Stream {
+    chunks: ChunkStream,
+    _response: Option<IncomingResponse>,
+}
+
+struct SpinHost {
+    store: Option<Store>,
+}
+
+impl host::Host for SpinHost {
+    type Stream = Stream;
+
+    fn variable(&self, name: &str) -> Option<String> {
+        spin_sdk::variables::get(name).ok()
+    }
+
+    fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+        self.store()?.get(key).map_err(|e| e.to_string())
+    }
+
+    fn kv_set(&self, key: &str, value: &[u8]) -> Result<(), String> {
+        self.store()?.set(key, value).map_err(|e| e.to_string())
+    }
+
+    fn kv_keys(&self) -> Result<Vec<String>, String> {
+        self.store()?.get_keys().map_err(|e| e.to_string())
+    }
+
+    async fn send(&self, request: host::OutboundRequest<Stream>) -> Result<host::Response<Stream>, host::SendError> {
+        let outgoing = OutgoingRequest::new(fields(&request.headers));
+        let method = match request.method.as_str() {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "PATCH" => Method::Patch,
+            "DELETE" => Method::Delete,
+            other => Method::Other(other.to_string()),
+        };
+        let url = &request.url;
+        let scheme = if url.scheme() == "https" { Scheme::Https } else { Scheme::Http };
+        let authority = match url.port() {
+            Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
+            None => url.host_str().unwrap_or_default().to_string(),
+        };
+        let path = &url[url::Position::BeforePath..url::Position::AfterQuery];
+        let set = outgoing.set_method(&method).is_ok()
+            && outgoing.set_scheme(Some(&scheme)).is_ok()
+            && outgoing.set_authority(Some(&authority)).is_ok()
+            && outgoing.set_path_with_query(Some(path)).is_ok();
+        if !set {
+            return Err(host::SendError::Failed("request rejected by the runtime".into()));
+        }
+        let body = match request.body {
+            host::Body::Empty => None,
+            host::Body::Bytes(b) => Some(Box::pin(futures::stream::once(async { Ok(b) })) as ChunkStream),
+            host::Body::Stream(s) => Some(s.chunks),
+        };
+        let response = match body {
+            None => spin_sdk::http::send::<_, IncomingResponse>(outgoing).await,
+            Some(chunks) => {
+                let sink = outgoing.take_body();
+                let (response, _) = futures::join!(spin_sdk::http::send::<_, IncomingResponse>(outgoing), pump(chunks, sink));
+                response
+            }
+        };
+        let response = response.map_err(|e| match e {
+            spin_sdk::http::SendError::Http(spin_sdk::http::ErrorCode::HttpRequestDenied) => host::SendError::Denied,
+            other => host::SendError::Failed(other.to_string()),
+        })?;
+        let status = response.status();
+        let headers = headers_of(&response.headers());
+        let chunks = response.take_body_stream().map(|r| r.map_err(|e| e.to_string()));
+        let body = host::Body::Stream(Stream { chunks: Box::pin(chunks), _response: Some(response) });
+        Ok(host::Response { status, headers, body })
+    }
+
+    async fn read_body(&self, body: host::Body<Stream>, limit: usize) -> Result<Vec<u8>, String> {
+        let mut stream = match body {
+            host::Body::Empty => return Ok(Vec::new()),
+            host::Body::Bytes(b) if b.len() <= limit => return Ok(b),
+            host::Body::Bytes(_) => return Err(format!("body larger than {limit} bytes")),
+            host::Body::Stream(s) => s,
+        };
+        let mut out = Vec::new();
+        while let Some(chunk) = stream.chunks.next().await {
+            out.extend(chunk?);
+            if out.len() > limit {
+                return Err(format!("body larger than {limit} bytes"));
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl SpinHost {
+    fn store(&self) -> Result<&Store, String> {
+        self.store.as_ref().ok_or_else(|| "the default key-value store is not available".to_string())
+    }
+}
+
+/// Copies a stream into a wasi body; the body is finished when the sink drops.
+async fn pump(mut chunks: ChunkStream, mut sink: impl futures::Sink<Vec<u8>, Error = spin_sdk::http::streams::StreamError> + Unpin) -> Result<(), String> {
+    while let Some(chunk) = chunks.next().await {
+        sink.send(chunk?).await.map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+fn headers_of(fields: &Fields) -> host::Headers {
+    host::Headers(
+        fields
+            .entries()
+            .into_iter()
+            .filter_map(|(n, v)| String::from_utf8(v).ok().map(|v| (n, v)))
+            .collect(),
+    )
+}
+
+/// Headers the runtime refuses (forbidden names, bad bytes) are left out
+/// rather than failing the whole response.
+fn fields(headers: &host::Headers) -> Fields {
+    let fields = Fields::new();
+    for (n, v) in &headers.0 {
+        let _ = fields.append(n, &v.clone().into_bytes());
+    }
+    fields
+}
+
+#[http_component]
+async fn handle(req: IncomingRequest, out: ResponseOutparam) {
+    let headers = headers_of(&req.headers());
+    let method = req.method().to_string();
+    let path_with_query = req.path_with_query().unwrap_or_else(|| "/".to_string());
+    let (path, query) = match path_with_query.split_once('?') {
+        Some((p, q)) => (p.to_string(), Some(q.to_string())),
+        None => (path_with_query, None),
+    };
+    let body = host::Body::Stream(Stream { chunks: Box::pin(req.into_body_stream().map(|r| r.map_err(|e| e.to_string()))), _response: None });
+    let host = SpinHost { store: Store::open_default().ok() };
+    let request = host::Request { method: method.clone(), path, query, headers, body };
+    let response = proxy::handle(&host, request).await;
+
+    let outgoing = OutgoingResponse::new(fields(&response.headers));
+    let _ = outgoing.set_status_code(response.status);
+    let sink = outgoing.take_body();
+    out.set(outgoing);
+    let chunks: ChunkStream = match response.body {
+        host::Body::Empty => Box::pin(futures::stream::empty()),
+        host::Body::Bytes(b) => Box::pin(futures::stream::once(async { Ok(b) })),
+        host::Body::Stream(s) if method == "HEAD" => {
+            drop(s);
+            Box::pin(futures::stream::empty())
+        }
+        host::Body::Stream(s) => s.chunks,
+    };
+    // The status is already sent: a failure now can only cut the body short,
+    // which the client sees as a length or digest mismatch.
+    if let Err(e) = pump(chunks, sink).await {
+        eprintln!("response body cut short: {e}");
+    }
+}
