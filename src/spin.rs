@@ -114,9 +114,13 @@ impl SpinHost {
 }
 
 /// Copies a stream into a wasi body; the body is finished when the sink drops.
-async fn pump(mut chunks: ChunkStream, mut sink: impl futures::Sink<Vec<u8>, Error = spin_sdk::http::streams::StreamError> + Unpin) -> Result<(), String> {
+async fn pump<Si>(mut chunks: ChunkStream, mut sink: Si) -> Result<(), String>
+where
+    Si: futures::Sink<Vec<u8>> + Unpin,
+    Si::Error: std::fmt::Debug,
+{
     while let Some(chunk) = chunks.next().await {
-        sink.send(chunk?).await.map_err(|e| e.to_string())?;
+        sink.send(chunk?).await.map_err(|e| format!("{e:?}"))?;
     }
     Ok(())
 }
@@ -143,7 +147,13 @@ fn fields(headers: &host::Headers) -> Fields {
 
 #[http_component]
 async fn handle(req: IncomingRequest, out: ResponseOutparam) {
-    let headers = headers_of(&req.headers());
+    let mut headers = headers_of(&req.headers());
+    // wasi-http carries the request's Host as its authority, not as a header.
+    if headers.get("host").is_none()
+        && let Some(authority) = req.authority()
+    {
+        headers.push("host", authority);
+    }
     let method = req.method().to_string();
     let path_with_query = req.path_with_query().unwrap_or_else(|| "/".to_string());
     let (path, query) = match path_with_query.split_once('?') {

@@ -1,0 +1,90 @@
+//! Small servers in front of the real registry: one that 307-redirects blob
+//! reads to a "CDN" on another loopback address, and one whose challenge
+//! names a realm the route does not allow.
+
+use super::http::{self, Handler};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+/// One request a front or the CDN saw.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub range: Option<String>,
+    pub authorization: Option<String>,
+}
+
+pub struct Fronts {
+    pub redirecting: SocketAddr,
+    pub cdn: SocketAddr,
+    pub bad_realm: SocketAddr,
+    pub front_seen: Arc<Mutex<Vec<Seen>>>,
+    pub cdn_seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+fn seen(req: &hyper::Request<hyper::body::Incoming>) -> Seen {
+    let h = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
+    Seen { method: req.method().to_string(), path: req.uri().path().to_string(), range: h("range"), authorization: h("authorization") }
+}
+
+/// Relays a request to the registry (bodies are small here) and its answer back.
+async fn relay(registry: SocketAddr, path_and_query: &str, req: hyper::Request<hyper::body::Incoming>) -> hyper::Response<http::Body> {
+    let method = req.method().to_string();
+    let mut headers: Vec<(String, String)> = Vec::new();
+    for n in ["accept", "range", "authorization"] {
+        for v in req.headers().get_all(n) {
+            headers.push((n.to_string(), v.to_str().unwrap_or_default().to_string()));
+        }
+    }
+    let h: Vec<(&str, &str)> = headers.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let r = http::send(&method, &format!("http://{registry}{path_and_query}"), &h, http::read(req.into_body()).await).await;
+    let mut b = hyper::Response::builder().status(r.status);
+    for (k, v) in r.headers.iter() {
+        if k != "transfer-encoding" && k != "connection" {
+            b = b.header(k, v);
+        }
+    }
+    b.body(http::full(r.body)).unwrap()
+}
+
+pub async fn start(registry: SocketAddr, forbidden_realm_host: &str) -> Fronts {
+    let cdn_seen = Arc::new(Mutex::new(Vec::new()));
+    let cdn_log = cdn_seen.clone();
+    let cdn: Handler = Arc::new(move |req| {
+        let log = cdn_log.clone();
+        Box::pin(async move {
+            log.lock().unwrap().push(seen(&req));
+            let path = req.uri().path().strip_prefix("/cdn").unwrap_or("/").to_string();
+            relay(registry, &path, req).await
+        })
+    });
+    let cdn = http::serve("127.0.0.2", cdn).await;
+
+    let front_seen = Arc::new(Mutex::new(Vec::new()));
+    let front_log = front_seen.clone();
+    let front: Handler = Arc::new(move |req| {
+        let log = front_log.clone();
+        Box::pin(async move {
+            log.lock().unwrap().push(seen(&req));
+            let path = req.uri().path().to_string();
+            if path.contains("/blobs/sha256:") {
+                // 127.0.0.3 is reachable for the host, but no route allows it.
+                let target = if path.starts_with("/v2/test/evil/") { "127.0.0.3" } else { "127.0.0.2" };
+                let location = format!("http://{target}:{}/cdn{path}?signature=abc", cdn.port());
+                return http::response(307, &[("location", &location)], "");
+            }
+            let pq = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or(path);
+            relay(registry, &pq, req).await
+        })
+    });
+    let redirecting = http::serve("127.0.0.1", front).await;
+
+    let realm = format!(r#"Bearer realm="http://{forbidden_realm_host}/token",service="elsewhere""#);
+    let bad: Handler = Arc::new(move |_req| {
+        let realm = realm.clone();
+        Box::pin(async move { http::response(401, &[("www-authenticate", &realm), ("content-type", "application/json")], r#"{"errors":[]}"#) })
+    });
+    let bad_realm = http::serve("127.0.0.1", bad).await;
+    Fronts { redirecting, cdn, bad_realm, front_seen, cdn_seen }
+}

@@ -1,0 +1,106 @@
+//! The end-to-end environment, started once per test binary: real
+//! registries, the token server, the fronts, and the component in the Spin
+//! stand-in, with routes stored in its key-value store.
+
+pub mod fronts;
+pub mod http;
+pub mod registry;
+pub mod spin_host;
+pub mod token_server;
+
+use registry::Pushed;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+pub struct Env {
+    pub dir: PathBuf,
+    pub token: token_server::TokenServer,
+    pub open: SocketAddr,
+    pub auth: SocketAddr,
+    pub fronts: fronts::Fronts,
+    pub spin: spin_host::SpinHost,
+    pub single: Pushed,
+    pub multi: Pushed,
+    pub multi_platforms: Vec<Pushed>,
+    pub alpine: Pushed,
+    pub private: Pushed,
+}
+
+/// Proxy listeners, one per route.
+pub const OPEN: usize = 0;
+pub const AUTH: usize = 1;
+pub const HUB: usize = 2;
+pub const REDIRECTING: usize = 3;
+pub const AUTH_GET_ONLY: usize = 4;
+const LISTENERS: usize = 5;
+
+pub fn rt() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| tokio::runtime::Builder::new_multi_thread().worker_threads(4).enable_all().build().unwrap())
+}
+
+pub fn env() -> &'static Env {
+    static ENV: OnceLock<Env> = OnceLock::new();
+    ENV.get_or_init(|| rt().block_on(start()))
+}
+
+pub fn wasm_path() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let p = root.join("target/wasm32-wasip2/release/registry_proxy.wasm");
+    assert!(p.exists(), "{} missing: build it with `cargo build --target wasm32-wasip2 --release` (the README's test command does)", p.display());
+    p
+}
+
+fn token_auth(realm: &str, cert: &std::path::Path) -> String {
+    format!(
+        "auth:\n  token:\n    realm: {realm}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+        token_server::SERVICE,
+        token_server::ISSUER,
+        cert.display()
+    )
+}
+
+async fn start() -> Env {
+    let dir = std::env::temp_dir().join(format!("registry-proxy-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let token = token_server::start().await;
+    let cert = dir.join("token-cert.pem");
+    std::fs::write(&cert, &token.cert_pem).unwrap();
+    let open = registry::start(&dir, "open", "").await;
+    let auth = registry::start(&dir, "auth", &token_auth(&token.realm(), &cert)).await;
+    let get_only_realm = format!("http://{}/token-get-only", token.addr);
+    let auth_get_only = registry::start(&dir, "auth-get-only", &token_auth(&get_only_realm, &cert)).await;
+
+    // Every image goes into the shared storage through the open registry.
+    let single = registry::push_image(open, "test/single", "v1", "single", "amd64").await;
+    for t in ["v2", "v3", "v4", "v5"] {
+        registry::push_manifest(open, "test/single", t, registry::OCI_MANIFEST, &single.manifest).await;
+    }
+    let (multi, multi_platforms) = registry::push_index(open, "test/multi", "v1").await;
+    let alpine = registry::push_image(open, "library/alpine", "latest", "alpine", "amd64").await;
+    let private = registry::push_image(open, "private/secret", "v1", "secret", "amd64").await;
+    registry::push_image(open, "test/evil", "v1", "evil", "amd64").await;
+
+    let fronts = fronts::start(open, &format!("127.0.0.3:{}", token.addr.port())).await;
+    let app = spin_host::load_app(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("spin.toml"),
+        "registry-proxy",
+        &[("default_upstream", ""), ("extra_outbound_host", "http://127.0.0.0/30:*")],
+    );
+    let spin = spin_host::serve(&wasm_path(), app, LISTENERS).await;
+    let route = |i: usize, json: serde_json::Value| spin.app.kv_set(&format!("route/{}", spin.addrs[i]), json.to_string().as_bytes());
+    let token_host = token.addr.to_string();
+    route(OPEN, serde_json::json!({"upstream": format!("http://{open}")}));
+    route(AUTH, serde_json::json!({"upstream": format!("http://{auth}"), "allowed_hosts": [token_host]}));
+    route(AUTH_GET_ONLY, serde_json::json!({"upstream": format!("http://{auth_get_only}"), "allowed_hosts": [token_host]}));
+    route(HUB, serde_json::json!({"upstream": format!("http://{open}"), "docker_hub": true}));
+    route(REDIRECTING, serde_json::json!({"upstream": format!("http://{}", fronts.redirecting), "allowed_hosts": [format!("127.0.0.2:{}", fronts.cdn.port())]}));
+    Env { dir, token, open, auth, fronts, spin, single, multi, multi_platforms, alpine, private }
+}
+
+impl Env {
+    pub fn proxy(&self, i: usize) -> String {
+        format!("http://{}", self.spin.addrs[i])
+    }
+}
