@@ -148,17 +148,18 @@ pub const MAX_REDIRECTS: usize = 5;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Redirect {
     pub url: Url,
-    /// Only to the upstream's own origin: a CDN or storage host never sees
-    /// the registry token.
+    /// Only to the origin the credentials were meant for: a CDN or storage
+    /// host never sees the registry token.
     pub send_authorization: bool,
 }
 
 /// Resolves a `Location` (relative ones against `current`) and applies the
-/// route's allow-list.
+/// route's allow-list. `credential_origin` is where the client's credentials
+/// were first sent (the upstream, or its token realm).
 pub fn follow_redirect(
     current: &Url,
     location: &str,
-    upstream: &Url,
+    credential_origin: &url::Origin,
     allowed: &AllowedHosts,
     hops: usize,
 ) -> Result<Redirect, PolicyError> {
@@ -169,7 +170,7 @@ pub fn follow_redirect(
         .join(location)
         .map_err(|_| PolicyError::BadLocation(location.chars().take(200).collect()))?;
     check_target(&url, allowed)?;
-    let send_authorization = url.origin() == upstream.origin();
+    let send_authorization = url.origin() == *credential_origin;
     Ok(Redirect { url, send_authorization })
 }
 
@@ -217,7 +218,7 @@ mod tests {
 
     #[test]
     fn redirects() {
-        let up = u("https://registry-1.docker.io");
+        let up = u("https://registry-1.docker.io").origin();
         let a = allowed(&["registry-1.docker.io", "*.cloudflare.docker.com"]);
         let cur = u("https://registry-1.docker.io/v2/library/alpine/blobs/sha256:x");
         let r = follow_redirect(&cur, "https://production.cloudflare.docker.com/blob?sig=1", &up, &a, 0).unwrap();

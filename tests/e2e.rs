@@ -323,14 +323,14 @@ fn route_changes_apply_without_restart() {
 #[test]
 fn tag_list_pagination_keeps_the_query_and_rewrites_link() {
     let e = env();
-    let r = get(&format!("{}/v2/test/single/tags/list?n=2", e.proxy(OPEN)), &[]);
-    assert_eq!(r.status, 200);
+    let r = get(&format!("{}/v2/test/single/tags/list?n=2", e.proxy(REDIRECTING)), &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["tags"], serde_json::json!(["v1", "v2"]));
-    let link = r.header("link").unwrap().to_string();
-    assert_eq!(link, r#"</v2/test/single/tags/list?last=v2&n=2>; rel="next""#);
-    let next = get(&format!("{}/v2/test/single/tags/list?last=v2&n=2", e.proxy(OPEN)), &[]);
+    // The upstream's absolute link becomes a path on the proxy.
+    assert_eq!(r.header("link"), Some(r#"</v2/test/single/tags/list?last=v2&n=2>; rel="next""#));
+    let next = get(&format!("{}/v2/test/single/tags/list?last=v2&n=2", e.proxy(REDIRECTING)), &[]);
     assert_eq!(next.json()["tags"], serde_json::json!(["v3", "v4"]));
-    let hub = get(&format!("{}/v2/alpine/tags/list?n=1", e.proxy(HUB)), &[]);
+    let hub = get(&format!("{}/v2/alpine/tags/list", e.proxy(HUB)), &[]);
     assert_eq!(hub.status, 200);
     assert_eq!(hub.json()["tags"], serde_json::json!(["latest"]));
 }

@@ -1,5 +1,5 @@
 //! One logical upstream call: sent, with redirects followed under the route's
-//! policy, and credentials kept to the upstream's own origin.
+//! policy, and credentials kept to the origin they were sent to first.
 
 use super::host::{Body, Headers, Host, OutboundRequest, Response, SendError};
 use crate::error::{ErrorCode, RegistryError};
@@ -20,8 +20,9 @@ pub async fn fetch<H: Host>(
 ) -> Result<Response<H::Stream>, RegistryError> {
     // A realm is checked like a redirect target: it came from the upstream.
     policy::check_target(&url, &route.allowed).map_err(refused)?;
+    let credential_origin = url.origin();
     let mut url = url;
-    let mut authorization = authorization.filter(|_| url.origin() == route.upstream.origin());
+    let mut authorization = authorization;
     let mut body = Some(body);
     let mut hops = 0;
     loop {
@@ -46,7 +47,7 @@ pub async fn fetch<H: Host>(
         let Some(location) = response.headers.get("location").filter(|_| followable) else {
             return Ok(response);
         };
-        let next = policy::follow_redirect(&url, location, &route.upstream, &route.allowed, hops).map_err(refused)?;
+        let next = policy::follow_redirect(&url, location, &credential_origin, &route.allowed, hops).map_err(refused)?;
         url = next.url;
         if !next.send_authorization {
             authorization = None;

@@ -48,6 +48,31 @@ async fn relay(registry: SocketAddr, path_and_query: &str, req: hyper::Request<h
     b.body(http::full(r.body)).unwrap()
 }
 
+/// Tag-list pagination (`n`, `last`) with an absolute `Link`, which
+/// distribution 2.8 does not do for tags.
+async fn paginated_tags(registry: SocketAddr, req: &hyper::Request<hyper::body::Incoming>) -> hyper::Response<http::Body> {
+    let path = req.uri().path();
+    let all = http::get(&format!("http://{registry}{path}"), &[]).await.json();
+    let mut tags: Vec<String> = serde_json::from_value(all["tags"].clone()).unwrap_or_default();
+    tags.sort();
+    let params: Vec<(String, String)> =
+        url::form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    let param = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let n: usize = param("n").and_then(|n| n.parse().ok()).unwrap_or(usize::MAX);
+    let page: Vec<String> = tags.into_iter().filter(|t| param("last").is_none_or(|l| *t > l)).take(n).collect();
+    let host = req.headers().get("host").and_then(|h| h.to_str().ok()).unwrap_or_default();
+    let link = match page.last() {
+        Some(last) if n != usize::MAX => format!(r#"<http://{host}{path}?last={last}&n={n}>; rel="next""#),
+        _ => String::new(),
+    };
+    let body = serde_json::json!({"name": all["name"], "tags": page}).to_string();
+    let mut headers = vec![("content-type", "application/json")];
+    if !link.is_empty() {
+        headers.push(("link", &link));
+    }
+    http::response(200, &headers, body)
+}
+
 pub async fn start(registry: SocketAddr, forbidden_realm_host: &str) -> Fronts {
     let cdn_seen = Arc::new(Mutex::new(Vec::new()));
     let cdn_log = cdn_seen.clone();
@@ -73,6 +98,9 @@ pub async fn start(registry: SocketAddr, forbidden_realm_host: &str) -> Fronts {
                 let target = if path.starts_with("/v2/test/evil/") { "127.0.0.3" } else { "127.0.0.2" };
                 let location = format!("http://{target}:{}/cdn{path}?signature=abc", cdn.port());
                 return http::response(307, &[("location", &location)], "");
+            }
+            if path.ends_with("/tags/list") {
+                return paginated_tags(registry, &req).await;
             }
             let pq = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or(path);
             relay(registry, &pq, req).await
