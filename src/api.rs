@@ -10,12 +10,25 @@ pub enum Endpoint {
     /// `/v2/auth`: the proxy's own token endpoint (a realm, not an upstream path).
     Auth,
     Catalog,
-    Manifest { name: RepositoryName, reference: Reference },
-    Blob { name: RepositoryName, digest: Digest },
+    Manifest {
+        name: RepositoryName,
+        reference: Reference,
+    },
+    Blob {
+        name: RepositoryName,
+        digest: Digest,
+    },
     /// Pushes: `/v2/<name>/blobs/uploads/...`.
-    BlobUpload { name: RepositoryName },
-    TagsList { name: RepositoryName },
-    Referrers { name: RepositoryName, digest: Digest },
+    BlobUpload {
+        name: RepositoryName,
+    },
+    TagsList {
+        name: RepositoryName,
+    },
+    Referrers {
+        name: RepositoryName,
+        digest: Digest,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,7 +44,9 @@ pub enum PathError {
 
 impl Endpoint {
     pub fn parse(path: &str) -> Result<Self, PathError> {
-        let Some(rest) = path.strip_prefix("/v2") else { return Err(PathError::NotApi) };
+        let Some(rest) = path.strip_prefix("/v2") else {
+            return Err(PathError::NotApi);
+        };
         let rest = match rest {
             "" | "/" => return Ok(Endpoint::Base),
             r => r.strip_prefix('/').ok_or(PathError::NotApi)?,
@@ -58,10 +73,17 @@ impl Endpoint {
         match kind {
             "manifests" => Ok(Endpoint::Manifest {
                 name: name(n)?,
-                reference: Reference::parse(last).map_err(|e| PathError::Reference(e.to_string()))?,
+                reference: Reference::parse(last)
+                    .map_err(|e| PathError::Reference(e.to_string()))?,
             }),
-            "blobs" => Ok(Endpoint::Blob { name: name(n)?, digest: digest(last)? }),
-            "referrers" => Ok(Endpoint::Referrers { name: name(n)?, digest: digest(last)? }),
+            "blobs" => Ok(Endpoint::Blob {
+                name: name(n)?,
+                digest: digest(last)?,
+            }),
+            "referrers" => Ok(Endpoint::Referrers {
+                name: name(n)?,
+                digest: digest(last)?,
+            }),
             _ => Err(PathError::UnknownEndpoint),
         }
     }
@@ -80,7 +102,10 @@ impl Endpoint {
 
     /// The path to request upstream, with the upstream's repository name.
     pub fn upstream_path(&self, upstream_name: Option<&RepositoryName>) -> String {
-        let n = upstream_name.or(self.name()).map(|n| n.as_str()).unwrap_or_default();
+        let n = upstream_name
+            .or(self.name())
+            .map(|n| n.as_str())
+            .unwrap_or_default();
         match self {
             Endpoint::Base | Endpoint::Auth => "/v2/".to_string(),
             Endpoint::Catalog => "/v2/_catalog".to_string(),
@@ -113,25 +138,67 @@ mod tests {
         let b = Endpoint::parse(&format!("/v2/a/manifests/b/blobs/{}", d())).unwrap();
         assert_eq!(b.name().unwrap().as_str(), "a/manifests/b");
         assert!(matches!(b, Endpoint::Blob { .. }));
-        assert!(matches!(Endpoint::parse("/v2/a/b/tags/list").unwrap(), Endpoint::TagsList { .. }));
-        assert!(matches!(Endpoint::parse(&format!("/v2/a/referrers/{}", d())).unwrap(), Endpoint::Referrers { .. }));
-        assert!(matches!(Endpoint::parse("/v2/a/blobs/uploads/").unwrap(), Endpoint::BlobUpload { .. }));
-        assert!(matches!(Endpoint::parse("/v2/a/blobs/uploads/some-uuid").unwrap(), Endpoint::BlobUpload { .. }));
+        assert!(matches!(
+            Endpoint::parse("/v2/a/b/tags/list").unwrap(),
+            Endpoint::TagsList { .. }
+        ));
+        assert!(matches!(
+            Endpoint::parse(&format!("/v2/a/referrers/{}", d())).unwrap(),
+            Endpoint::Referrers { .. }
+        ));
+        assert!(matches!(
+            Endpoint::parse("/v2/a/blobs/uploads/").unwrap(),
+            Endpoint::BlobUpload { .. }
+        ));
+        assert!(matches!(
+            Endpoint::parse("/v2/a/blobs/uploads/some-uuid").unwrap(),
+            Endpoint::BlobUpload { .. }
+        ));
     }
 
     #[test]
     fn refusals() {
         assert_eq!(Endpoint::parse("/"), Err(PathError::NotApi));
         assert_eq!(Endpoint::parse("/v22/"), Err(PathError::NotApi));
-        assert_eq!(Endpoint::parse("/v2/alpine"), Err(PathError::UnknownEndpoint));
-        assert_eq!(Endpoint::parse("/v2/a/foo/bar"), Err(PathError::UnknownEndpoint));
-        assert!(matches!(Endpoint::parse("/v2/../etc/manifests/x"), Err(PathError::Name(_))));
-        assert!(matches!(Endpoint::parse("/v2/a/../../b/manifests/x"), Err(PathError::Name(_))));
-        assert!(matches!(Endpoint::parse("/v2/A/manifests/x"), Err(PathError::Name(_))));
-        assert!(matches!(Endpoint::parse("/v2//a/manifests/x"), Err(PathError::Name(_))));
-        assert!(matches!(Endpoint::parse("/v2/a/manifests/..x"), Err(PathError::Reference(_))));
-        assert!(matches!(Endpoint::parse("/v2/a/blobs/latest"), Err(PathError::Digest(_))));
-        assert!(matches!(Endpoint::parse("/v2/a/manifests/sha256:zz"), Err(PathError::Reference(_))));
-        assert!(matches!(Endpoint::parse("/v2/a%2e%2e/manifests/x"), Err(PathError::Name(_))));
+        assert_eq!(
+            Endpoint::parse("/v2/alpine"),
+            Err(PathError::UnknownEndpoint)
+        );
+        assert_eq!(
+            Endpoint::parse("/v2/a/foo/bar"),
+            Err(PathError::UnknownEndpoint)
+        );
+        assert!(matches!(
+            Endpoint::parse("/v2/../etc/manifests/x"),
+            Err(PathError::Name(_))
+        ));
+        assert!(matches!(
+            Endpoint::parse("/v2/a/../../b/manifests/x"),
+            Err(PathError::Name(_))
+        ));
+        assert!(matches!(
+            Endpoint::parse("/v2/A/manifests/x"),
+            Err(PathError::Name(_))
+        ));
+        assert!(matches!(
+            Endpoint::parse("/v2//a/manifests/x"),
+            Err(PathError::Name(_))
+        ));
+        assert!(matches!(
+            Endpoint::parse("/v2/a/manifests/..x"),
+            Err(PathError::Reference(_))
+        ));
+        assert!(matches!(
+            Endpoint::parse("/v2/a/blobs/latest"),
+            Err(PathError::Digest(_))
+        ));
+        assert!(matches!(
+            Endpoint::parse("/v2/a/manifests/sha256:zz"),
+            Err(PathError::Reference(_))
+        ));
+        assert!(matches!(
+            Endpoint::parse("/v2/a%2e%2e/manifests/x"),
+            Err(PathError::Name(_))
+        ));
     }
 }

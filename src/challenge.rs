@@ -65,14 +65,27 @@ mod tests {
 
     #[test]
     fn basic_kept_and_garbage_replaced() {
-        assert_eq!(rewrite_for_proxy(Some(r#"Basic realm="Registry""#), "x"), r#"Basic realm="Registry""#);
-        assert_eq!(rewrite_for_proxy(Some("\"\""), "http://p/v2/auth"), r#"Bearer realm="http://p/v2/auth""#);
-        assert_eq!(rewrite_for_proxy(None, "http://p/v2/auth"), r#"Bearer realm="http://p/v2/auth""#);
+        assert_eq!(
+            rewrite_for_proxy(Some(r#"Basic realm="Registry""#), "x"),
+            r#"Basic realm="Registry""#
+        );
+        assert_eq!(
+            rewrite_for_proxy(Some("\"\""), "http://p/v2/auth"),
+            r#"Bearer realm="http://p/v2/auth""#
+        );
+        assert_eq!(
+            rewrite_for_proxy(None, "http://p/v2/auth"),
+            r#"Bearer realm="http://p/v2/auth""#
+        );
     }
 
     #[test]
     fn realm_discovery() {
-        let r = UpstreamRealm::from_header(r#"Bearer realm="https://gcr.io/v2/token", service=gcr.io"#, 10).unwrap();
+        let r = UpstreamRealm::from_header(
+            r#"Bearer realm="https://gcr.io/v2/token", service=gcr.io"#,
+            10,
+        )
+        .unwrap();
         assert_eq!(r.realm, "https://gcr.io/v2/token");
         assert_eq!(r.service.as_deref(), Some("gcr.io"));
         assert_eq!(r.expires, 10 + REALM_TTL_SECS);

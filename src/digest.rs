@@ -23,13 +23,20 @@ impl Digest {
             return err("expected algorithm:encoded");
         };
         let algorithm_ok = !algorithm.is_empty()
-            && algorithm
-                .split(['+', '.', '_', '-'])
-                .all(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+            && algorithm.split(['+', '.', '_', '-']).all(|c| {
+                !c.is_empty()
+                    && c.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            });
         if !algorithm_ok {
             return err("bad algorithm");
         }
-        let hex = |n: usize| encoded.len() == n && encoded.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        let hex = |n: usize| {
+            encoded.len() == n
+                && encoded
+                    .bytes()
+                    .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        };
         let encoded_ok = match algorithm {
             "sha256" => hex(64),
             "sha512" => hex(128),
@@ -70,7 +77,10 @@ mod tests {
         assert!(Digest::parse(&format!("sha256:{}", "0f".repeat(31))).is_err());
         assert!(Digest::parse("sha256").is_err());
         assert!(Digest::parse(":abc").is_err());
-        assert!(Digest::parse("multihash+base58:QmRZxt2b1FVZPNqd8hsiykDL3TdBDeTSPX9Kv46HmX4Gx8").is_ok());
+        assert!(
+            Digest::parse("multihash+base58:QmRZxt2b1FVZPNqd8hsiykDL3TdBDeTSPX9Kv46HmX4Gx8")
+                .is_ok()
+        );
         assert!(Digest::parse("sha256:../../etc").is_err());
     }
 }

@@ -43,7 +43,12 @@ pub struct RegistryError {
 
 impl RegistryError {
     pub fn new(status: u16, code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), routes: None }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            routes: None,
+        }
     }
 
     pub fn with_routes(mut self, routes: BTreeMap<String, String>) -> Self {

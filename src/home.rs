@@ -62,8 +62,13 @@ podman pull {host}/library/alpine:latest</pre>
 
 pub fn render_text(origin: &str, here: Option<&str>) -> String {
     let host = registry_host(origin);
-    let here = here.map_or_else(|| "no route for this host".to_string(), |u| format!("proxies {u}"));
-    format!("registry-proxy at {origin} ({here})\n\n  docker pull {host}/library/alpine:latest\n\nOpen {origin}/ in a browser for mirror and containerd set-up.\n")
+    let here = here.map_or_else(
+        || "no route for this host".to_string(),
+        |u| format!("proxies {u}"),
+    );
+    format!(
+        "registry-proxy at {origin} ({here})\n\n  docker pull {host}/library/alpine:latest\n\nOpen {origin}/ in a browser for mirror and containerd set-up.\n"
+    )
 }
 
 #[cfg(test)]
@@ -72,7 +77,11 @@ mod tests {
 
     #[test]
     fn escapes_everything_it_embeds() {
-        let html = render_html("http://<x>", Some("https://a\"b"), &[("h<1>".into(), "u&2".into())]);
+        let html = render_html(
+            "http://<x>",
+            Some("https://a\"b"),
+            &[("h<1>".into(), "u&2".into())],
+        );
         assert!(!html.contains("<x>"));
         assert!(html.contains("&lt;x&gt;"));
         assert!(html.contains("a&quot;b"));
@@ -84,7 +93,10 @@ mod tests {
 
     #[test]
     fn text_usage() {
-        let t = render_text("https://r.example.com", Some("https://registry-1.docker.io"));
+        let t = render_text(
+            "https://r.example.com",
+            Some("https://registry-1.docker.io"),
+        );
         assert!(t.contains("docker pull r.example.com/library/alpine"));
     }
 }

@@ -16,7 +16,9 @@ pub fn proxy_origin(
     let forwarded = forwarded_proto
         .and_then(|p| p.split(',').next())
         .map(|p| p.trim().to_ascii_lowercase());
-    let from_url = full_url.and_then(|u| u.split_once("://")).map(|(s, _)| s.to_ascii_lowercase());
+    let from_url = full_url
+        .and_then(|u| u.split_once("://"))
+        .map(|(s, _)| s.to_ascii_lowercase());
     let scheme = match forwarded.or(from_url).as_deref() {
         Some("https") => "https",
         _ => "http",
@@ -30,10 +32,22 @@ mod tests {
 
     #[test]
     fn precedence() {
-        assert_eq!(proxy_origin(Some("https://r.example.com/"), Some("http"), None, "h"), "https://r.example.com");
-        assert_eq!(proxy_origin(Some(" "), Some("https, http"), Some("http://h/v2/"), "h:1"), "https://h:1");
-        assert_eq!(proxy_origin(None, None, Some("https://h/v2/"), "h"), "https://h");
+        assert_eq!(
+            proxy_origin(Some("https://r.example.com/"), Some("http"), None, "h"),
+            "https://r.example.com"
+        );
+        assert_eq!(
+            proxy_origin(Some(" "), Some("https, http"), Some("http://h/v2/"), "h:1"),
+            "https://h:1"
+        );
+        assert_eq!(
+            proxy_origin(None, None, Some("https://h/v2/"), "h"),
+            "https://h"
+        );
         assert_eq!(proxy_origin(None, Some("gopher"), None, "h"), "http://h");
-        assert_eq!(proxy_origin(None, None, None, "localhost:3000"), "http://localhost:3000");
+        assert_eq!(
+            proxy_origin(None, None, None, "localhost:3000"),
+            "http://localhost:3000"
+        );
     }
 }

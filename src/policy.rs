@@ -44,13 +44,16 @@ impl HostPattern {
             Some(rest) => (true, rest.to_string()),
             None => (false, host),
         };
-        let label_ok = |l: &str| {
-            !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        };
+        let label_ok =
+            |l: &str| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
         if name.is_empty() || !name.split('.').all(label_ok) {
             return bad("expected a host name or IPv4 address, optionally prefixed by '*.'");
         }
-        let host = if wildcard { HostMatch::Subdomain(name) } else { HostMatch::Exact(name) };
+        let host = if wildcard {
+            HostMatch::Subdomain(name)
+        } else {
+            HostMatch::Exact(name)
+        };
         Ok(Self { host, port })
     }
 
@@ -61,11 +64,16 @@ impl HostPattern {
             Some(p) => PortMatch::Exact(p),
             None => PortMatch::Default,
         };
-        Some(Self { host: HostMatch::Exact(host), port })
+        Some(Self {
+            host: HostMatch::Exact(host),
+            port,
+        })
     }
 
     fn allows(&self, url: &Url) -> bool {
-        let Some(host) = url.host_str() else { return false };
+        let Some(host) = url.host_str() else {
+            return false;
+        };
         let host = host.to_ascii_lowercase();
         let host_ok = match &self.host {
             HostMatch::Exact(h) => *h == host,
@@ -126,7 +134,10 @@ pub enum PolicyError {
 impl fmt::Display for PolicyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PolicyError::HostNotAllowed(h) => write!(f, "upstream pointed at {h}, which this route does not allow"),
+            PolicyError::HostNotAllowed(h) => write!(
+                f,
+                "upstream pointed at {h}, which this route does not allow"
+            ),
             PolicyError::BadLocation(l) => write!(f, "upstream sent an unusable Location {l:?}"),
             PolicyError::TooManyRedirects => f.write_str("upstream redirected too many times"),
         }
@@ -171,7 +182,10 @@ pub fn follow_redirect(
         .map_err(|_| PolicyError::BadLocation(location.chars().take(200).collect()))?;
     check_target(&url, allowed)?;
     let send_authorization = url.origin() == *credential_origin;
-    Ok(Redirect { url, send_authorization })
+    Ok(Redirect {
+        url,
+        send_authorization,
+    })
 }
 
 /// `scheme://host[:port]`, for messages: never the path or query, which may
@@ -194,11 +208,18 @@ mod tests {
 
     #[test]
     fn patterns() {
-        let a = allowed(&["auth.docker.io", "*.r2.cloudflarestorage.com", "127.0.0.1:5000", "localhost:*"]);
+        let a = allowed(&[
+            "auth.docker.io",
+            "*.r2.cloudflarestorage.com",
+            "127.0.0.1:5000",
+            "localhost:*",
+        ]);
         assert!(a.allows(&u("https://auth.docker.io/token")));
         assert!(!a.allows(&u("https://auth.docker.io:8443/token")));
         assert!(!a.allows(&u("https://evil-auth.docker.io/")));
-        assert!(a.allows(&u("https://docker-images-prod.abc.r2.cloudflarestorage.com/x")));
+        assert!(a.allows(&u(
+            "https://docker-images-prod.abc.r2.cloudflarestorage.com/x"
+        )));
         assert!(!a.allows(&u("https://r2.cloudflarestorage.com/x")));
         assert!(!a.allows(&u("https://xr2.cloudflarestorage.com/x")));
         assert!(a.allows(&u("http://127.0.0.1:5000/v2/")));
@@ -210,10 +231,15 @@ mod tests {
 
     #[test]
     fn bad_patterns() {
-        for p in ["", "*", "a/b", "*.*.x", "a:b", "a..b", "http://x", "x:99999"] {
+        for p in [
+            "", "*", "a/b", "*.*.x", "a:b", "a..b", "http://x", "x:99999",
+        ] {
             assert!(HostPattern::parse(p).is_err(), "{p}");
         }
-        assert_eq!(HostPattern::parse("*.Example.com:*").unwrap().to_string(), "*.example.com:*");
+        assert_eq!(
+            HostPattern::parse("*.Example.com:*").unwrap().to_string(),
+            "*.example.com:*"
+        );
     }
 
     #[test]
@@ -221,10 +247,20 @@ mod tests {
         let up = u("https://registry-1.docker.io").origin();
         let a = allowed(&["registry-1.docker.io", "*.cloudflare.docker.com"]);
         let cur = u("https://registry-1.docker.io/v2/library/alpine/blobs/sha256:x");
-        let r = follow_redirect(&cur, "https://production.cloudflare.docker.com/blob?sig=1", &up, &a, 0).unwrap();
+        let r = follow_redirect(
+            &cur,
+            "https://production.cloudflare.docker.com/blob?sig=1",
+            &up,
+            &a,
+            0,
+        )
+        .unwrap();
         assert!(!r.send_authorization);
         let r = follow_redirect(&cur, "/v2/library/alpine/blobs/other", &up, &a, 0).unwrap();
-        assert_eq!(r.url.as_str(), "https://registry-1.docker.io/v2/library/alpine/blobs/other");
+        assert_eq!(
+            r.url.as_str(),
+            "https://registry-1.docker.io/v2/library/alpine/blobs/other"
+        );
         assert!(r.send_authorization);
         // An explicit default port is the same origin.
         let r = follow_redirect(&cur, "https://registry-1.docker.io:443/x", &up, &a, 0).unwrap();
@@ -233,7 +269,10 @@ mod tests {
             follow_redirect(&cur, "https://evil.example/x", &up, &a, 0),
             Err(PolicyError::HostNotAllowed("https://evil.example".into()))
         );
-        assert_eq!(follow_redirect(&cur, "/x", &up, &a, MAX_REDIRECTS), Err(PolicyError::TooManyRedirects));
+        assert_eq!(
+            follow_redirect(&cur, "/x", &up, &a, MAX_REDIRECTS),
+            Err(PolicyError::TooManyRedirects)
+        );
         assert!(follow_redirect(&cur, "http://[::1", &up, &a, 0).is_err());
     }
 }

@@ -25,7 +25,10 @@ impl fmt::Display for NameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             NameError::Empty => f.write_str("repository name is empty"),
-            NameError::TooLong => write!(f, "repository name is longer than {NAME_MAX_LEN} characters"),
+            NameError::TooLong => write!(
+                f,
+                "repository name is longer than {NAME_MAX_LEN} characters"
+            ),
             NameError::BadComponent(c) => write!(
                 f,
                 "invalid repository name component {c:?}: components are lowercase letters and digits, separated by '.', '_', '__' or '-'"
@@ -162,8 +165,7 @@ fn is_tag(s: &str) -> bool {
     !b.is_empty()
         && b.len() <= TAG_MAX_LEN
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b
-            .iter()
+        && b.iter()
             .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
 }
 
@@ -189,8 +191,8 @@ mod tests {
     #[test]
     fn refuses_bad_names() {
         for n in [
-            "", "Alpine", "a//b", "/a", "a/", "..", "a/../b", "./a", "a/.", "a..b", "a___b",
-            "-a", "a-", "a_", "a b", "a%2fb", "a:b", "a\\b", "ä",
+            "", "Alpine", "a//b", "/a", "a/", "..", "a/../b", "./a", "a/.", "a..b", "a___b", "-a",
+            "a-", "a_", "a b", "a%2fb", "a:b", "a\\b", "ä",
         ] {
             assert!(RepositoryName::parse(n).is_err(), "{n:?}");
         }

@@ -51,7 +51,11 @@ impl fmt::Display for RouteError {
 
 impl RouteConfig {
     pub fn new(upstream: &str) -> Self {
-        Self { upstream: upstream.to_string(), docker_hub: None, allowed_hosts: Vec::new() }
+        Self {
+            upstream: upstream.to_string(),
+            docker_hub: None,
+            allowed_hosts: Vec::new(),
+        }
     }
 
     pub fn from_json(bytes: &[u8]) -> Result<Self, RouteError> {
@@ -75,17 +79,22 @@ impl RouteConfig {
             )));
         }
         let known = upstream.host_str().and_then(builtin_by_upstream_host);
-        let mut patterns = vec![HostPattern::for_url(&upstream).expect("checked: the upstream has a host")];
+        let mut patterns =
+            vec![HostPattern::for_url(&upstream).expect("checked: the upstream has a host")];
         if let Some(b) = known {
             for h in b.hosts {
                 patterns.push(HostPattern::parse(h).map_err(RouteError)?);
             }
         }
         for h in &self.allowed_hosts {
-            patterns.push(HostPattern::parse(h).map_err(|e| RouteError(format!("allowed_hosts: {e}")))?);
+            patterns.push(
+                HostPattern::parse(h).map_err(|e| RouteError(format!("allowed_hosts: {e}")))?,
+            );
         }
         Ok(Route {
-            docker_hub: self.docker_hub.unwrap_or_else(|| known.is_some_and(|b| b.docker_hub)),
+            docker_hub: self
+                .docker_hub
+                .unwrap_or_else(|| known.is_some_and(|b| b.docker_hub)),
             upstream,
             allowed: AllowedHosts::new(patterns),
         })
@@ -106,23 +115,71 @@ pub const BUILTINS: &[Builtin] = &[
         name: "docker",
         upstream: "https://registry-1.docker.io",
         docker_hub: true,
-        hosts: &["index.docker.io", "auth.docker.io", "production.cloudflare.docker.com", "*.r2.cloudflarestorage.com"],
+        hosts: &[
+            "index.docker.io",
+            "auth.docker.io",
+            "production.cloudflare.docker.com",
+            "*.r2.cloudflarestorage.com",
+        ],
     },
-    Builtin { name: "quay", upstream: "https://quay.io", docker_hub: false, hosts: &["*.quay.io", "quayio-production-s3.s3.amazonaws.com"] },
-    Builtin { name: "gcr", upstream: "https://gcr.io", docker_hub: false, hosts: &["storage.googleapis.com", "*.pkg.dev"] },
-    Builtin { name: "k8s-gcr", upstream: "https://k8s.gcr.io", docker_hub: false, hosts: &["storage.googleapis.com", "*.pkg.dev"] },
-    Builtin { name: "k8s", upstream: "https://registry.k8s.io", docker_hub: false, hosts: &["*.pkg.dev", "*.amazonaws.com"] },
-    Builtin { name: "ghcr", upstream: "https://ghcr.io", docker_hub: false, hosts: &["pkg-containers.githubusercontent.com"] },
-    Builtin { name: "cloudsmith", upstream: "https://docker.cloudsmith.io", docker_hub: false, hosts: &["*.cloudsmith.io"] },
-    Builtin { name: "ecr", upstream: "https://public.ecr.aws", docker_hub: false, hosts: &["*.cloudfront.net"] },
-    Builtin { name: "mcr", upstream: "https://mcr.microsoft.com", docker_hub: false, hosts: &["*.data.mcr.microsoft.com"] },
+    Builtin {
+        name: "quay",
+        upstream: "https://quay.io",
+        docker_hub: false,
+        hosts: &["*.quay.io", "quayio-production-s3.s3.amazonaws.com"],
+    },
+    Builtin {
+        name: "gcr",
+        upstream: "https://gcr.io",
+        docker_hub: false,
+        hosts: &["storage.googleapis.com", "*.pkg.dev"],
+    },
+    Builtin {
+        name: "k8s-gcr",
+        upstream: "https://k8s.gcr.io",
+        docker_hub: false,
+        hosts: &["storage.googleapis.com", "*.pkg.dev"],
+    },
+    Builtin {
+        name: "k8s",
+        upstream: "https://registry.k8s.io",
+        docker_hub: false,
+        hosts: &["*.pkg.dev", "*.amazonaws.com"],
+    },
+    Builtin {
+        name: "ghcr",
+        upstream: "https://ghcr.io",
+        docker_hub: false,
+        hosts: &["pkg-containers.githubusercontent.com"],
+    },
+    Builtin {
+        name: "cloudsmith",
+        upstream: "https://docker.cloudsmith.io",
+        docker_hub: false,
+        hosts: &["*.cloudsmith.io"],
+    },
+    Builtin {
+        name: "ecr",
+        upstream: "https://public.ecr.aws",
+        docker_hub: false,
+        hosts: &["*.cloudfront.net"],
+    },
+    Builtin {
+        name: "mcr",
+        upstream: "https://mcr.microsoft.com",
+        docker_hub: false,
+        hosts: &["*.data.mcr.microsoft.com"],
+    },
 ];
 
 fn builtin_by_upstream_host(host: &str) -> Option<&'static Builtin> {
     let host = host.to_ascii_lowercase();
     BUILTINS.iter().find(|b| {
         b.upstream.strip_prefix("https://") == Some(host.as_str())
-            || (b.docker_hub && (host == "index.docker.io" || host == "docker.io" || host == "registry.hub.docker.com"))
+            || (b.docker_hub
+                && (host == "index.docker.io"
+                    || host == "docker.io"
+                    || host == "registry.hub.docker.com"))
     })
 }
 
@@ -133,7 +190,10 @@ pub fn builtin_for_host(hostname: &str, custom_domain: &str) -> Option<RouteConf
         return None;
     }
     let name = hostname.strip_suffix(custom_domain)?.strip_suffix('.')?;
-    BUILTINS.iter().find(|b| b.name == name).map(|b| RouteConfig::new(b.upstream))
+    BUILTINS
+        .iter()
+        .find(|b| b.name == name)
+        .map(|b| RouteConfig::new(b.upstream))
 }
 
 /// The host names the built-in table serves under `custom_domain`.
@@ -144,7 +204,12 @@ pub fn builtin_hosts(custom_domain: &str) -> Vec<(String, RouteConfig)> {
     }
     BUILTINS
         .iter()
-        .map(|b| (format!("{}.{custom_domain}", b.name), RouteConfig::new(b.upstream)))
+        .map(|b| {
+            (
+                format!("{}.{custom_domain}", b.name),
+                RouteConfig::new(b.upstream),
+            )
+        })
         .collect()
 }
 
@@ -159,7 +224,11 @@ pub fn host_candidates(host_header: &str) -> Option<Vec<String>> {
     let (name, port) = if let Some(rest) = host.strip_prefix('[') {
         // IPv6 literal.
         let (addr, after) = rest.split_once(']')?;
-        if addr.is_empty() || !addr.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
+        if addr.is_empty()
+            || !addr
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
             return None;
         }
         (&host[..addr.len() + 2], after.strip_prefix(':'))
@@ -169,7 +238,11 @@ pub fn host_candidates(host_header: &str) -> Option<Vec<String>> {
             None => (host.as_str(), None),
         }
     };
-    let name_ok = !name.is_empty() && (name.starts_with('[') || name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.'));
+    let name_ok = !name.is_empty()
+        && (name.starts_with('[')
+            || name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.'));
     let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok());
     if !name_ok || !port_ok {
         return None;
@@ -187,17 +260,32 @@ mod tests {
 
     #[test]
     fn schema_and_inference() {
-        let r = RouteConfig::from_json(br#"{"upstream":"https://registry-1.docker.io"}"#).unwrap().resolve().unwrap();
+        let r = RouteConfig::from_json(br#"{"upstream":"https://registry-1.docker.io"}"#)
+            .unwrap()
+            .resolve()
+            .unwrap();
         assert!(r.docker_hub);
-        assert!(r.allowed.allows(&Url::parse("https://auth.docker.io/token").unwrap()));
+        assert!(
+            r.allowed
+                .allows(&Url::parse("https://auth.docker.io/token").unwrap())
+        );
         let r = RouteConfig::from_json(br#"{"upstream":"http://127.0.0.1:5000","docker_hub":true,"allowed_hosts":["127.0.0.1:6000"]}"#)
             .unwrap()
             .resolve()
             .unwrap();
         assert!(r.docker_hub);
-        assert!(r.allowed.allows(&Url::parse("http://127.0.0.1:5000/v2/").unwrap()));
-        assert!(r.allowed.allows(&Url::parse("http://127.0.0.1:6000/token").unwrap()));
-        assert!(!r.allowed.allows(&Url::parse("http://127.0.0.1:6001/token").unwrap()));
+        assert!(
+            r.allowed
+                .allows(&Url::parse("http://127.0.0.1:5000/v2/").unwrap())
+        );
+        assert!(
+            r.allowed
+                .allows(&Url::parse("http://127.0.0.1:6000/token").unwrap())
+        );
+        assert!(
+            !r.allowed
+                .allows(&Url::parse("http://127.0.0.1:6001/token").unwrap())
+        );
         let r = RouteConfig::new("https://ghcr.io").resolve().unwrap();
         assert!(!r.docker_hub);
     }
@@ -212,7 +300,14 @@ mod tests {
         ] {
             assert!(RouteConfig::from_json(bad).is_err());
         }
-        for bad in ["ftp://x", "https://x/path", "https://u:p@x", "https://x?q", "x", ""] {
+        for bad in [
+            "ftp://x",
+            "https://x/path",
+            "https://u:p@x",
+            "https://x?q",
+            "x",
+            "",
+        ] {
             assert!(RouteConfig::new(bad).resolve().is_err(), "{bad}");
         }
         let mut c = RouteConfig::new("https://x");
@@ -222,8 +317,18 @@ mod tests {
 
     #[test]
     fn builtin_table() {
-        assert_eq!(builtin_for_host("ghcr.example.com", "example.com").unwrap().upstream, "https://ghcr.io");
-        assert_eq!(builtin_for_host("k8s-gcr.example.com", ".example.com.").unwrap().upstream, "https://k8s.gcr.io");
+        assert_eq!(
+            builtin_for_host("ghcr.example.com", "example.com")
+                .unwrap()
+                .upstream,
+            "https://ghcr.io"
+        );
+        assert_eq!(
+            builtin_for_host("k8s-gcr.example.com", ".example.com.")
+                .unwrap()
+                .upstream,
+            "https://k8s.gcr.io"
+        );
         assert!(builtin_for_host("ghcr.example.com", "").is_none());
         assert!(builtin_for_host("xghcr.example.com", "example.com").is_none());
         assert!(builtin_for_host("example.com", "example.com").is_none());
@@ -236,10 +341,21 @@ mod tests {
 
     #[test]
     fn host_header_validation() {
-        assert_eq!(host_candidates("LocalHost:3000").unwrap(), vec!["localhost:3000", "localhost"]);
-        assert_eq!(host_candidates("docker.example.com").unwrap(), vec!["docker.example.com"]);
-        assert_eq!(host_candidates("[::1]:3000").unwrap(), vec!["[::1]:3000", "[::1]"]);
-        for bad in ["", "a b", "a\"b", "a:b", "a:99999", "x/y", "[zz]", "a,b", "a\r\nb"] {
+        assert_eq!(
+            host_candidates("LocalHost:3000").unwrap(),
+            vec!["localhost:3000", "localhost"]
+        );
+        assert_eq!(
+            host_candidates("docker.example.com").unwrap(),
+            vec!["docker.example.com"]
+        );
+        assert_eq!(
+            host_candidates("[::1]:3000").unwrap(),
+            vec!["[::1]:3000", "[::1]"]
+        );
+        for bad in [
+            "", "a b", "a\"b", "a:b", "a:99999", "x/y", "[zz]", "a,b", "a\r\nb",
+        ] {
             assert!(host_candidates(bad).is_none(), "{bad:?}");
         }
     }

@@ -58,7 +58,11 @@ pub fn rewrite_for_upstream(values: &[String], docker_hub: bool) -> Vec<String> 
             let mut scope = Scope::parse(s)?;
             if scope.is_repository() {
                 let name = RepositoryName::parse(&scope.name).ok()?;
-                let name = if docker_hub { name.with_docker_hub_namespace() } else { name };
+                let name = if docker_hub {
+                    name.with_docker_hub_namespace()
+                } else {
+                    name
+                };
                 scope.name = name.to_string();
             } else if scope.resource_type != "registry" {
                 return None;
@@ -95,14 +99,37 @@ mod tests {
     #[test]
     fn several_scopes_and_space_separated() {
         assert_eq!(
-            rewrite_for_upstream(&v(&["repository:a:pull repository:b/c:pull", "registry:catalog:*"]), true),
-            v(&["repository:library/a:pull", "repository:b/c:pull", "registry:catalog:*"])
+            rewrite_for_upstream(
+                &v(&[
+                    "repository:a:pull repository:b/c:pull",
+                    "registry:catalog:*"
+                ]),
+                true
+            ),
+            v(&[
+                "repository:library/a:pull",
+                "repository:b/c:pull",
+                "registry:catalog:*"
+            ])
         );
     }
 
     #[test]
     fn foreign_or_malformed_scopes_dropped() {
-        assert!(rewrite_for_upstream(&v(&["repository:../etc:pull", "repository:A:pull", "junk", "repository::pull", "x:y:z", "repository:a:"]), false).is_empty());
+        assert!(
+            rewrite_for_upstream(
+                &v(&[
+                    "repository:../etc:pull",
+                    "repository:A:pull",
+                    "junk",
+                    "repository::pull",
+                    "x:y:z",
+                    "repository:a:"
+                ]),
+                false
+            )
+            .is_empty()
+        );
         assert_eq!(
             rewrite_for_upstream(&v(&["repository(plugin):a/b:pull"]), false),
             v(&["repository(plugin):a/b:pull"])

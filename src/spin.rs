@@ -3,7 +3,10 @@
 
 use crate::proxy::{self, host};
 use futures::{SinkExt, StreamExt};
-use spin_sdk::http::{Fields, IncomingRequest, IncomingResponse, Method, OutgoingRequest, OutgoingResponse, ResponseOutparam, Scheme};
+use spin_sdk::http::{
+    Fields, IncomingRequest, IncomingResponse, Method, OutgoingRequest, OutgoingResponse,
+    ResponseOutparam, Scheme,
+};
 use spin_sdk::http_component;
 use spin_sdk::key_value::Store;
 use std::pin::Pin;
@@ -40,7 +43,10 @@ impl host::Host for SpinHost {
         self.store()?.get_keys().map_err(|e| e.to_string())
     }
 
-    async fn send(&self, request: host::OutboundRequest<Stream>) -> Result<host::Response<Stream>, host::SendError> {
+    async fn send(
+        &self,
+        request: host::OutboundRequest<Stream>,
+    ) -> Result<host::Response<Stream>, host::SendError> {
         let outgoing = OutgoingRequest::new(fields(&request.headers));
         let method = match request.method.as_str() {
             "GET" => Method::Get,
@@ -52,7 +58,11 @@ impl host::Host for SpinHost {
             other => Method::Other(other.to_string()),
         };
         let url = &request.url;
-        let scheme = if url.scheme() == "https" { Scheme::Https } else { Scheme::Http };
+        let scheme = if url.scheme() == "https" {
+            Scheme::Https
+        } else {
+            Scheme::Http
+        };
         let authority = match url.port() {
             Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
             None => url.host_str().unwrap_or_default().to_string(),
@@ -63,30 +73,48 @@ impl host::Host for SpinHost {
             && outgoing.set_authority(Some(&authority)).is_ok()
             && outgoing.set_path_with_query(Some(path)).is_ok();
         if !set {
-            return Err(host::SendError::Failed("request rejected by the runtime".into()));
+            return Err(host::SendError::Failed(
+                "request rejected by the runtime".into(),
+            ));
         }
         let body = match request.body {
             host::Body::Empty => None,
-            host::Body::Bytes(b) => Some(Box::pin(futures::stream::once(async { Ok(b) })) as ChunkStream),
+            host::Body::Bytes(b) => {
+                Some(Box::pin(futures::stream::once(async { Ok(b) })) as ChunkStream)
+            }
             host::Body::Stream(s) => Some(s.chunks),
         };
         let response = match body {
             None => spin_sdk::http::send::<_, IncomingResponse>(outgoing).await,
             Some(chunks) => {
                 let sink = outgoing.take_body();
-                let (response, _) = futures::join!(spin_sdk::http::send::<_, IncomingResponse>(outgoing), pump(chunks, sink));
+                let (response, _) = futures::join!(
+                    spin_sdk::http::send::<_, IncomingResponse>(outgoing),
+                    pump(chunks, sink)
+                );
                 response
             }
         };
         let response = response.map_err(|e| match e {
-            spin_sdk::http::SendError::Http(spin_sdk::http::ErrorCode::HttpRequestDenied) => host::SendError::Denied,
+            spin_sdk::http::SendError::Http(spin_sdk::http::ErrorCode::HttpRequestDenied) => {
+                host::SendError::Denied
+            }
             other => host::SendError::Failed(other.to_string()),
         })?;
         let status = response.status();
         let headers = headers_of(&response.headers());
-        let chunks = response.take_body_stream().map(|r| r.map_err(|e| e.to_string()));
-        let body = host::Body::Stream(Stream { chunks: Box::pin(chunks), _response: Some(response) });
-        Ok(host::Response { status, headers, body })
+        let chunks = response
+            .take_body_stream()
+            .map(|r| r.map_err(|e| e.to_string()));
+        let body = host::Body::Stream(Stream {
+            chunks: Box::pin(chunks),
+            _response: Some(response),
+        });
+        Ok(host::Response {
+            status,
+            headers,
+            body,
+        })
     }
 
     async fn read_body(&self, body: host::Body<Stream>, limit: usize) -> Result<Vec<u8>, String> {
@@ -109,7 +137,9 @@ impl host::Host for SpinHost {
 
 impl SpinHost {
     fn store(&self) -> Result<&Store, String> {
-        self.store.as_ref().ok_or_else(|| "the default key-value store is not available".to_string())
+        self.store
+            .as_ref()
+            .ok_or_else(|| "the default key-value store is not available".to_string())
     }
 }
 
@@ -160,9 +190,20 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
         Some((p, q)) => (p.to_string(), Some(q.to_string())),
         None => (path_with_query, None),
     };
-    let body = host::Body::Stream(Stream { chunks: Box::pin(req.into_body_stream().map(|r| r.map_err(|e| e.to_string()))), _response: None });
-    let host = SpinHost { store: Store::open_default().ok() };
-    let request = host::Request { method: method.clone(), path, query, headers, body };
+    let body = host::Body::Stream(Stream {
+        chunks: Box::pin(req.into_body_stream().map(|r| r.map_err(|e| e.to_string()))),
+        _response: None,
+    });
+    let host = SpinHost {
+        store: Store::open_default().ok(),
+    };
+    let request = host::Request {
+        method: method.clone(),
+        path,
+        query,
+        headers,
+        body,
+    };
     let response = proxy::handle(&host, request).await;
 
     let outgoing = OutgoingResponse::new(fields(&response.headers));

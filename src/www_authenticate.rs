@@ -12,7 +12,10 @@ pub struct Challenge {
 
 impl Challenge {
     pub fn new(scheme: &str) -> Self {
-        Self { scheme: scheme.to_string(), params: Vec::new() }
+        Self {
+            scheme: scheme.to_string(),
+            params: Vec::new(),
+        }
     }
 
     pub fn is_bearer(&self) -> bool {
@@ -32,7 +35,11 @@ impl Challenge {
     }
 
     pub fn set_param(&mut self, name: &str, value: &str) {
-        match self.params.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+        match self
+            .params
+            .iter_mut()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
             Some(p) => p.1 = value.to_string(),
             None => self.params.push((name.to_string(), value.to_string())),
         }
@@ -136,7 +143,10 @@ pub fn parse(header: &str) -> Result<Vec<Challenge>, ParseError> {
     while cur.peek().is_some() {
         let scheme = cur.token().to_string();
         if scheme.is_empty() {
-            return Err(ParseError(format!("expected an auth-scheme at byte {}", cur.pos)));
+            return Err(ParseError(format!(
+                "expected an auth-scheme at byte {}",
+                cur.pos
+            )));
         }
         let mut challenge = Challenge::new(&scheme);
         cur.skip_ws();
@@ -178,7 +188,11 @@ pub fn parse(header: &str) -> Result<Vec<Challenge>, ParseError> {
 
 /// Renders several challenges into one header value.
 pub fn render(challenges: &[Challenge]) -> String {
-    challenges.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", ")
+    challenges
+        .iter()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
@@ -205,13 +219,18 @@ mod tests {
     fn commas_and_query_inside_quoted_realm() {
         let c = parse(r#"Bearer realm="https://nvcr.io/proxy_auth?scope=repository:a:pull,push",service="ngc\"x""#).unwrap();
         assert_eq!(c.len(), 1);
-        assert_eq!(c[0].param("realm"), Some("https://nvcr.io/proxy_auth?scope=repository:a:pull,push"));
+        assert_eq!(
+            c[0].param("realm"),
+            Some("https://nvcr.io/proxy_auth?scope=repository:a:pull,push")
+        );
         assert_eq!(c[0].param("service"), Some("ngc\"x"));
     }
 
     #[test]
     fn several_challenges() {
-        let c = parse(r#"Basic realm="reg", Bearer realm="https://a/token",service="a", Negotiate"#).unwrap();
+        let c =
+            parse(r#"Basic realm="reg", Bearer realm="https://a/token",service="a", Negotiate"#)
+                .unwrap();
         assert_eq!(c.len(), 3);
         assert!(c[0].is_basic());
         assert_eq!(c[0].param("realm"), Some("reg"));
@@ -229,7 +248,14 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        for bad in ["", "   ", "Bearer realm=\"unterminated", "=x", "Bearer realm=\"a\" ; x", "\u{7f}"] {
+        for bad in [
+            "",
+            "   ",
+            "Bearer realm=\"unterminated",
+            "=x",
+            "Bearer realm=\"a\" ; x",
+            "\u{7f}",
+        ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
     }
@@ -240,7 +266,10 @@ mod tests {
         c.set_param("realm", "http://localhost:3000/v2/auth");
         c.set_param("service", "a\"b\\c");
         let s = c.to_string();
-        assert_eq!(s, r#"Bearer realm="http://localhost:3000/v2/auth",service="a\"b\\c""#);
+        assert_eq!(
+            s,
+            r#"Bearer realm="http://localhost:3000/v2/auth",service="a\"b\\c""#
+        );
         assert_eq!(parse(&s).unwrap(), vec![c]);
     }
 }

@@ -1,3 +1,4 @@
+#![cfg(not(target_arch = "wasm32"))]
 //! End to end: the built component in the Spin stand-in, against Debian's
 //! `docker-registry` with and without token auth, pulled by skopeo and by
 //! plain HTTP requests.
@@ -17,7 +18,10 @@ fn send(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> Reply 
 }
 
 fn error_code(r: &Reply) -> String {
-    r.json()["errors"][0]["code"].as_str().unwrap_or_default().to_string()
+    r.json()["errors"][0]["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 const ACCEPT_ALL: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
@@ -29,22 +33,44 @@ fn manifests_are_byte_exact_with_digest_and_head_length() {
     let r = get(&url, &[("accept", ACCEPT_ALL)]);
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.body, e.single.manifest);
-    assert_eq!(r.header("docker-content-digest"), Some(e.single.digest.as_str()));
+    assert_eq!(
+        r.header("docker-content-digest"),
+        Some(e.single.digest.as_str())
+    );
     assert_eq!(r.header("content-type"), Some(OCI_MANIFEST));
 
     let h = send("HEAD", &url, &[("accept", ACCEPT_ALL)], "");
     assert_eq!(h.status, 200);
     assert!(h.body.is_empty());
-    assert_eq!(h.header("content-length"), Some(e.single.manifest.len().to_string().as_str()));
-    assert_eq!(h.header("docker-content-digest"), Some(e.single.digest.as_str()));
+    assert_eq!(
+        h.header("content-length"),
+        Some(e.single.manifest.len().to_string().as_str())
+    );
+    assert_eq!(
+        h.header("docker-content-digest"),
+        Some(e.single.digest.as_str())
+    );
 
-    let by_digest = get(&format!("{}/v2/test/single/manifests/{}", e.proxy(OPEN), e.single.digest), &[("accept", ACCEPT_ALL)]);
+    let by_digest = get(
+        &format!(
+            "{}/v2/test/single/manifests/{}",
+            e.proxy(OPEN),
+            e.single.digest
+        ),
+        &[("accept", ACCEPT_ALL)],
+    );
     assert_eq!(by_digest.body, e.single.manifest);
 
-    let index = get(&format!("{}/v2/test/multi/manifests/v1", e.proxy(OPEN)), &[("accept", ACCEPT_ALL)]);
+    let index = get(
+        &format!("{}/v2/test/multi/manifests/v1", e.proxy(OPEN)),
+        &[("accept", ACCEPT_ALL)],
+    );
     assert_eq!(index.header("content-type"), Some(OCI_INDEX));
     assert_eq!(index.body, e.multi.manifest);
-    assert_eq!(index.header("docker-content-digest"), Some(e.multi.digest.as_str()));
+    assert_eq!(
+        index.header("docker-content-digest"),
+        Some(e.multi.digest.as_str())
+    );
 }
 
 #[test]
@@ -57,32 +83,66 @@ fn blobs_stream_with_head_and_range() {
     assert_eq!(registry::sha256(&r.body), *layer);
     let h = send("HEAD", &url, &[], "");
     assert_eq!(h.status, 200);
-    assert_eq!(h.header("content-length"), Some(r.body.len().to_string().as_str()));
+    assert_eq!(
+        h.header("content-length"),
+        Some(r.body.len().to_string().as_str())
+    );
     let part = get(&url, &[("range", "bytes=10-19")]);
     assert_eq!(part.status, 206);
     assert_eq!(part.body, r.body[10..20]);
-    assert_eq!(part.header("content-range"), Some(format!("bytes 10-19/{}", r.body.len()).as_str()));
-    let missing = get(&format!("{}/v2/test/single/blobs/sha256:{}", e.proxy(OPEN), "0".repeat(64)), &[]);
+    assert_eq!(
+        part.header("content-range"),
+        Some(format!("bytes 10-19/{}", r.body.len()).as_str())
+    );
+    let missing = get(
+        &format!(
+            "{}/v2/test/single/blobs/sha256:{}",
+            e.proxy(OPEN),
+            "0".repeat(64)
+        ),
+        &[],
+    );
     assert_eq!(missing.status, 404);
     assert_eq!(error_code(&missing), "BLOB_UNKNOWN");
 }
 
 fn skopeo(args: &[&str]) -> std::process::Output {
-    std::process::Command::new("skopeo").args(args).output().expect("skopeo (apt-get install skopeo)")
+    std::process::Command::new("skopeo")
+        .args(args)
+        .output()
+        .expect("skopeo (apt-get install skopeo)")
 }
 
 /// The digest skopeo recorded in an OCI layout's index for `tag`.
 fn layout_digest(dir: &std::path::Path) -> String {
-    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
-    index["manifests"][0]["digest"].as_str().unwrap().to_string()
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
-fn skopeo_copy(proxy: &str, image: &str, creds: Option<&str>, all: bool) -> (std::process::Output, std::path::PathBuf) {
+fn skopeo_copy(
+    proxy: &str,
+    image: &str,
+    creds: Option<&str>,
+    all: bool,
+) -> (std::process::Output, std::path::PathBuf) {
     let e = env();
-    let dest = e.dir.join(format!("oci-{}-{}", image.replace(['/', ':'], "_"), rand_suffix()));
+    let dest = e.dir.join(format!(
+        "oci-{}-{}",
+        image.replace(['/', ':'], "_"),
+        rand_suffix()
+    ));
     let src = format!("docker://{}/{image}", proxy.trim_start_matches("http://"));
     let dst = format!("oci:{}:x", dest.display());
-    let mut args = vec!["--insecure-policy", "copy", "--src-tls-verify=false", "--retry-times=0"];
+    let mut args = vec![
+        "--insecure-policy",
+        "copy",
+        "--src-tls-verify=false",
+        "--retry-times=0",
+    ];
     if all {
         args.push("--all");
     }
@@ -94,21 +154,34 @@ fn skopeo_copy(proxy: &str, image: &str, creds: Option<&str>, all: bool) -> (std
 }
 
 fn rand_suffix() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
 }
 
 #[test]
 fn skopeo_pulls_single_platform_and_multi_arch_index() {
     let e = env();
     let (out, dir) = skopeo_copy(&e.proxy(OPEN), "test/single:v1", None, false);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(layout_digest(&dir), e.single.digest);
 
     let (out, dir) = skopeo_copy(&e.proxy(OPEN), "test/multi:v1", None, true);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(layout_digest(&dir), e.multi.digest);
     for p in &e.multi_platforms {
-        let blob = dir.join("blobs/sha256").join(p.digest.trim_start_matches("sha256:"));
+        let blob = dir
+            .join("blobs/sha256")
+            .join(p.digest.trim_start_matches("sha256:"));
         assert_eq!(std::fs::read(blob).unwrap(), p.manifest);
     }
 }
@@ -119,12 +192,26 @@ fn challenge_points_clients_at_the_proxy() {
     let r = get(&format!("{}/v2/", e.proxy(AUTH)), &[]);
     assert_eq!(r.status, 401);
     let challenge = r.header("www-authenticate").unwrap();
-    assert_eq!(challenge, format!(r#"Bearer realm="{}/v2/auth",service="{}""#, e.proxy(AUTH), token_server::SERVICE));
-    let r = get(&format!("{}/v2/private/secret/manifests/v1", e.proxy(AUTH)), &[("x-forwarded-proto", "https")]);
+    assert_eq!(
+        challenge,
+        format!(
+            r#"Bearer realm="{}/v2/auth",service="{}""#,
+            e.proxy(AUTH),
+            token_server::SERVICE
+        )
+    );
+    let r = get(
+        &format!("{}/v2/private/secret/manifests/v1", e.proxy(AUTH)),
+        &[("x-forwarded-proto", "https")],
+    );
     assert_eq!(r.status, 401);
     assert_eq!(
         r.header("www-authenticate").unwrap(),
-        format!(r#"Bearer realm="https://{}/v2/auth",service="{}",scope="repository:private/secret:pull""#, e.spin.addrs[AUTH], token_server::SERVICE)
+        format!(
+            r#"Bearer realm="https://{}/v2/auth",service="{}",scope="repository:private/secret:pull""#,
+            e.spin.addrs[AUTH],
+            token_server::SERVICE
+        )
     );
 }
 
@@ -133,54 +220,130 @@ fn authenticated_pull_forwards_credentials_and_refuses_a_wrong_password() {
     let e = env();
     let creds = format!("{}:{}", token_server::USER, token_server::PASSWORD);
     let (out, dir) = skopeo_copy(&e.proxy(AUTH), "private/secret:v1", Some(&creds), false);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(layout_digest(&dir), e.private.digest);
     let seen = e.token.seen.lock().unwrap().clone();
     assert!(
-        seen.iter().any(|s| s.authorization.as_deref().is_some_and(|a| a.starts_with("Basic ")) && s.query.contains("private%2Fsecret")),
+        seen.iter().any(|s| s
+            .authorization
+            .as_deref()
+            .is_some_and(|a| a.starts_with("Basic "))
+            && s.query.contains("private%2Fsecret")),
         "token server never saw alice's Basic credentials: {seen:?}"
     );
 
-    let (out, _) = skopeo_copy(&e.proxy(AUTH), "private/secret:v1", Some("alice:wrong"), false);
+    let (out, _) = skopeo_copy(
+        &e.proxy(AUTH),
+        "private/secret:v1",
+        Some("alice:wrong"),
+        false,
+    );
     assert!(!out.status.success());
     let (out, _) = skopeo_copy(&e.proxy(AUTH), "private/secret:v1", None, false);
-    assert!(!out.status.success(), "an anonymous client pulled a private image");
+    assert!(
+        !out.status.success(),
+        "an anonymous client pulled a private image"
+    );
 
     // Public images need no credentials even behind token auth.
     let (out, dir) = skopeo_copy(&e.proxy(AUTH), "test/single:v1", None, false);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(layout_digest(&dir), e.single.digest);
 }
 
 #[test]
 fn token_endpoint_get_and_oauth2_post_with_get_fallback() {
     let e = env();
-    let basic = format!("Basic {}", base64_encode(&format!("{}:{}", token_server::USER, token_server::PASSWORD)));
-    let r = get(&format!("{}/v2/auth?service=x&scope=repository:private/secret:pull&scope=repository:../x:pull", e.proxy(AUTH)), &[("authorization", &basic)]);
+    let basic = format!(
+        "Basic {}",
+        base64_encode(&format!(
+            "{}:{}",
+            token_server::USER,
+            token_server::PASSWORD
+        ))
+    );
+    let r = get(
+        &format!(
+            "{}/v2/auth?service=x&scope=repository:private/secret:pull&scope=repository:../x:pull",
+            e.proxy(AUTH)
+        ),
+        &[("authorization", &basic)],
+    );
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(r.json()["token"].is_string());
-    let last = e.token.seen.lock().unwrap().iter().rev().find(|s| s.method == "GET").cloned().unwrap();
-    assert!(last.query.contains(&format!("service={}", token_server::SERVICE)), "{last:?}");
-    assert!(!last.query.contains(".."), "an invalid scope reached the realm: {last:?}");
+    let last = e
+        .token
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|s| s.method == "GET")
+        .cloned()
+        .unwrap();
+    assert!(
+        last.query
+            .contains(&format!("service={}", token_server::SERVICE)),
+        "{last:?}"
+    );
+    assert!(
+        !last.query.contains(".."),
+        "an invalid scope reached the realm: {last:?}"
+    );
 
     let wrong = format!("Basic {}", base64_encode("alice:nope"));
-    let r = get(&format!("{}/v2/auth?scope=repository:private/secret:pull", e.proxy(AUTH)), &[("authorization", &wrong)]);
+    let r = get(
+        &format!(
+            "{}/v2/auth?scope=repository:private/secret:pull",
+            e.proxy(AUTH)
+        ),
+        &[("authorization", &wrong)],
+    );
     assert_eq!(r.status, 401);
 
-    let form = format!("grant_type=password&username={}&password={}&service=x&client_id=containerd&scope=repository%3Aprivate%2Fsecret%3Apull", token_server::USER, token_server::PASSWORD);
+    let form = format!(
+        "grant_type=password&username={}&password={}&service=x&client_id=containerd&scope=repository%3Aprivate%2Fsecret%3Apull",
+        token_server::USER,
+        token_server::PASSWORD
+    );
     let ct = [("content-type", "application/x-www-form-urlencoded")];
     let r = send("POST", &format!("{}/v2/auth", e.proxy(AUTH)), &ct, &form);
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(r.json()["access_token"].is_string());
 
     // A realm without POST support: the proxy retries as GET with Basic.
-    let r = send("POST", &format!("{}/v2/auth", e.proxy(AUTH_GET_ONLY)), &ct, &form);
+    let r = send(
+        "POST",
+        &format!("{}/v2/auth", e.proxy(AUTH_GET_ONLY)),
+        &ct,
+        &form,
+    );
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(r.json()["access_token"].is_string());
     let seen = e.token.seen.lock().unwrap().clone();
     let n = seen.len();
-    assert!(seen[n - 2].form.contains("scope=repository%3Aprivate%2Fsecret%3Apull"), "{:?}", seen[n - 2]);
-    assert!(seen[n - 2].method == "POST" && seen[n - 1].method == "GET" && seen[n - 1].authorization.as_deref() == Some(basic.as_str()), "{:?}", &seen[n - 2..]);
+    assert!(
+        seen[n - 2]
+            .form
+            .contains("scope=repository%3Aprivate%2Fsecret%3Apull"),
+        "{:?}",
+        seen[n - 2]
+    );
+    assert!(
+        seen[n - 2].method == "POST"
+            && seen[n - 1].method == "GET"
+            && seen[n - 1].authorization.as_deref() == Some(basic.as_str()),
+        "{:?}",
+        &seen[n - 2..]
+    );
 }
 
 fn base64_encode(s: &str) -> String {
@@ -191,11 +354,18 @@ fn base64_encode(s: &str) -> String {
 #[test]
 fn docker_hub_route_adds_library_transparently() {
     let e = env();
-    let r = get(&format!("{}/v2/alpine/manifests/latest", e.proxy(HUB)), &[("accept", ACCEPT_ALL)]);
+    let r = get(
+        &format!("{}/v2/alpine/manifests/latest", e.proxy(HUB)),
+        &[("accept", ACCEPT_ALL)],
+    );
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.body, e.alpine.manifest);
     let (out, dir) = skopeo_copy(&e.proxy(HUB), "alpine:latest", None, false);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(layout_digest(&dir), e.alpine.digest);
 }
 
@@ -207,49 +377,115 @@ fn redirected_blobs_keep_method_and_range_and_drop_authorization() {
     let full = get(&url, &[("authorization", "Bearer client-token")]);
     assert_eq!(full.status, 200, "{}", full.text());
     assert_eq!(registry::sha256(&full.body), *layer);
-    let part = get(&url, &[("authorization", "Bearer client-token"), ("range", "bytes=5-14")]);
+    let part = get(
+        &url,
+        &[
+            ("authorization", "Bearer client-token"),
+            ("range", "bytes=5-14"),
+        ],
+    );
     assert_eq!(part.status, 206);
     assert_eq!(part.body, full.body[5..15]);
-    let head = send("HEAD", &url, &[("authorization", "Bearer client-token")], "");
+    let head = send(
+        "HEAD",
+        &url,
+        &[("authorization", "Bearer client-token")],
+        "",
+    );
     assert_eq!(head.status, 200);
-    assert_eq!(head.header("content-length"), Some(full.body.len().to_string().as_str()));
+    assert_eq!(
+        head.header("content-length"),
+        Some(full.body.len().to_string().as_str())
+    );
 
-    let cdn: Vec<_> = e.fronts.cdn_seen.lock().unwrap().iter().filter(|s| s.path.ends_with(layer.as_str())).cloned().collect();
-    assert!(cdn.iter().all(|s| s.authorization.is_none()), "credentials reached the CDN: {cdn:?}");
-    assert!(cdn.iter().any(|s| s.range.as_deref() == Some("bytes=5-14")), "{cdn:?}");
+    let cdn: Vec<_> = e
+        .fronts
+        .cdn_seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| s.path.ends_with(layer.as_str()))
+        .cloned()
+        .collect();
+    assert!(
+        cdn.iter().all(|s| s.authorization.is_none()),
+        "credentials reached the CDN: {cdn:?}"
+    );
+    assert!(
+        cdn.iter().any(|s| s.range.as_deref() == Some("bytes=5-14")),
+        "{cdn:?}"
+    );
     assert!(cdn.iter().any(|s| s.method == "HEAD"), "{cdn:?}");
     let front = e.fronts.front_seen.lock().unwrap().clone();
-    assert!(front.iter().any(|s| s.path.ends_with(layer.as_str()) && s.authorization.as_deref() == Some("Bearer client-token")));
+    assert!(front.iter().any(|s| s.path.ends_with(layer.as_str())
+        && s.authorization.as_deref() == Some("Bearer client-token")));
 }
 
 #[test]
 fn realm_and_redirect_outside_allowed_hosts_are_refused() {
     let e = env();
     let evil_layer = {
-        let r = get(&format!("{}/v2/test/evil/manifests/v1", e.proxy(REDIRECTING)), &[("accept", ACCEPT_ALL)]);
+        let r = get(
+            &format!("{}/v2/test/evil/manifests/v1", e.proxy(REDIRECTING)),
+            &[("accept", ACCEPT_ALL)],
+        );
         assert_eq!(r.status, 200);
-        r.json()["layers"][0]["digest"].as_str().unwrap().to_string()
+        r.json()["layers"][0]["digest"]
+            .as_str()
+            .unwrap()
+            .to_string()
     };
-    let r = get(&format!("{}/v2/test/evil/blobs/{evil_layer}", e.proxy(REDIRECTING)), &[]);
+    let r = get(
+        &format!("{}/v2/test/evil/blobs/{evil_layer}", e.proxy(REDIRECTING)),
+        &[],
+    );
     assert_eq!(r.status, 502);
     assert_eq!(error_code(&r), "DENIED");
     assert!(r.text().contains("127.0.0.3"), "{}", r.text());
 
-    e.spin.app.kv_set("route/bad-realm.test", format!(r#"{{"upstream":"http://{}"}}"#, e.fronts.bad_realm).as_bytes());
-    let r = get(&format!("{}/v2/auth?scope=repository:a:pull", e.proxy(OPEN)), &[("host", "bad-realm.test")]);
+    e.spin.app.kv_set(
+        "route/bad-realm.test",
+        format!(r#"{{"upstream":"http://{}"}}"#, e.fronts.bad_realm).as_bytes(),
+    );
+    let r = get(
+        &format!("{}/v2/auth?scope=repository:a:pull", e.proxy(OPEN)),
+        &[("host", "bad-realm.test")],
+    );
     assert_eq!(r.status, 502, "{}", r.text());
     assert_eq!(error_code(&r), "DENIED");
-    assert!(!e.token.seen.lock().unwrap().iter().any(|s| s.query.contains("elsewhere")), "the forbidden realm was contacted");
+    assert!(
+        !e.token
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|s| s.query.contains("elsewhere")),
+        "the forbidden realm was contacted"
+    );
 }
 
 #[test]
 fn spin_refuses_hosts_outside_allowed_outbound_hosts() {
     let e = env();
-    e.spin.app.kv_set("route/outside.test", br#"{"upstream":"http://127.0.0.5:9"}"#);
-    let r = get(&format!("{}/v2/a/manifests/b", e.proxy(OPEN)), &[("host", "outside.test")]);
+    e.spin.app.kv_set(
+        "route/outside.test",
+        br#"{"upstream":"http://127.0.0.5:9"}"#,
+    );
+    let r = get(
+        &format!("{}/v2/a/manifests/b", e.proxy(OPEN)),
+        &[("host", "outside.test")],
+    );
     assert_eq!(r.status, 502);
     assert_eq!(error_code(&r), "DENIED");
-    assert!(e.spin.app.outbound_denied.lock().unwrap().iter().any(|d| d.contains("127.0.0.5")));
+    assert!(
+        e.spin
+            .app
+            .outbound_denied
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|d| d.contains("127.0.0.5"))
+    );
 }
 
 #[test]
@@ -261,20 +497,38 @@ fn bad_names_and_references_are_refused_before_any_upstream_call() {
         ("/v2/test//single/manifests/v1", 400, "NAME_INVALID"),
         ("/v2/test/%2e%2e/manifests/v1", 400, "NAME_INVALID"),
         ("/v2/test/single/manifests/.bad", 400, "TAG_INVALID"),
-        ("/v2/test/single/manifests/sha256:abc", 400, "DIGEST_INVALID"),
+        (
+            "/v2/test/single/manifests/sha256:abc",
+            400,
+            "DIGEST_INVALID",
+        ),
         ("/v2/test/single/blobs/latest", 400, "DIGEST_INVALID"),
         ("/v2/test/single/nothing/x", 404, "UNSUPPORTED"),
     ];
     for (path, status, code) in cases {
         let r = get(&format!("{}{path}", e.proxy(REDIRECTING)), &[]);
-        assert_eq!((r.status, error_code(&r)), (status, code.to_string()), "{path}: {}", r.text());
+        assert_eq!(
+            (r.status, error_code(&r)),
+            (status, code.to_string()),
+            "{path}: {}",
+            r.text()
+        );
     }
     let long = format!("/v2/{}/manifests/v1", "a/".repeat(2000));
     assert_eq!(get(&format!("{}{long}", e.proxy(OPEN)), &[]).status, 414);
     let front = e.fronts.front_seen.lock().unwrap();
-    assert!(!front.iter().any(|s| s.path.contains("Test") || s.path.contains("..") || s.path.contains("nothing")));
+    assert!(
+        !front.iter().any(|s| s.path.contains("Test")
+            || s.path.contains("..")
+            || s.path.contains("nothing"))
+    );
     drop(front);
-    let r = send("DELETE", &format!("{}/v2/test/single/manifests/v1", e.proxy(OPEN)), &[], "");
+    let r = send(
+        "DELETE",
+        &format!("{}/v2/test/single/manifests/v1", e.proxy(OPEN)),
+        &[],
+        "",
+    );
     assert_eq!((r.status, error_code(&r).as_str()), (405, "UNSUPPORTED"));
     let r = get(&format!("{}/v2/", e.proxy(OPEN)), &[("host", "bad host\"")]);
     assert_eq!(r.status, 400);
@@ -284,11 +538,19 @@ fn bad_names_and_references_are_refused_before_any_upstream_call() {
 fn malformed_route_is_a_clear_error_naming_its_key() {
     let e = env();
     e.spin.app.kv_set("route/broken.test", b"{not json");
-    let r = get(&format!("{}/v2/", e.proxy(OPEN)), &[("host", "broken.test")]);
+    let r = get(
+        &format!("{}/v2/", e.proxy(OPEN)),
+        &[("host", "broken.test")],
+    );
     assert_eq!(r.status, 500);
     assert!(r.text().contains("route/broken.test"), "{}", r.text());
-    e.spin.app.kv_set("route/broken2.test", br#"{"upstream":"ftp://x"}"#);
-    let r = get(&format!("{}/v2/", e.proxy(OPEN)), &[("host", "broken2.test")]);
+    e.spin
+        .app
+        .kv_set("route/broken2.test", br#"{"upstream":"ftp://x"}"#);
+    let r = get(
+        &format!("{}/v2/", e.proxy(OPEN)),
+        &[("host", "broken2.test")],
+    );
     assert_eq!(r.status, 500);
     assert!(r.text().contains("route/broken2.test"), "{}", r.text());
 }
@@ -296,12 +558,21 @@ fn malformed_route_is_a_clear_error_naming_its_key() {
 #[test]
 fn unknown_host_gets_404_with_the_route_list() {
     let e = env();
-    let r = get(&format!("{}/v2/", e.proxy(OPEN)), &[("host", "nowhere.test")]);
+    let r = get(
+        &format!("{}/v2/", e.proxy(OPEN)),
+        &[("host", "nowhere.test")],
+    );
     assert_eq!(r.status, 404);
     assert_eq!(error_code(&r), "NAME_UNKNOWN");
     let routes = r.json()["routes"].clone();
-    assert_eq!(routes[e.spin.addrs[OPEN].to_string()], format!("http://{}", e.open));
-    assert_eq!(routes[e.spin.addrs[AUTH].to_string()], format!("http://{}", e.auth));
+    assert_eq!(
+        routes[e.spin.addrs[OPEN].to_string()],
+        format!("http://{}", e.open)
+    );
+    assert_eq!(
+        routes[e.spin.addrs[AUTH].to_string()],
+        format!("http://{}", e.auth)
+    );
 }
 
 #[test]
@@ -310,12 +581,22 @@ fn route_changes_apply_without_restart() {
     let url = format!("{}/v2/test/single/manifests/v1", e.proxy(OPEN));
     let host = [("host", "switch.test"), ("accept", ACCEPT_ALL)];
     assert_eq!(get(&url, &host).status, 404);
-    e.spin.app.kv_set("route/switch.test", format!(r#"{{"upstream":"http://{}"}}"#, e.open).as_bytes());
+    e.spin.app.kv_set(
+        "route/switch.test",
+        format!(r#"{{"upstream":"http://{}"}}"#, e.open).as_bytes(),
+    );
     assert_eq!(get(&url, &host).status, 200);
-    e.spin.app.kv_set("route/switch.test", format!(r#"{{"upstream":"http://{}"}}"#, e.auth).as_bytes());
+    e.spin.app.kv_set(
+        "route/switch.test",
+        format!(r#"{{"upstream":"http://{}"}}"#, e.auth).as_bytes(),
+    );
     let r = get(&url, &host);
     assert_eq!(r.status, 401);
-    assert!(r.header("www-authenticate").unwrap().contains("realm=\"http://switch.test/v2/auth\""));
+    assert!(
+        r.header("www-authenticate")
+            .unwrap()
+            .contains("realm=\"http://switch.test/v2/auth\"")
+    );
     e.spin.app.kv_delete("route/switch.test");
     assert_eq!(get(&url, &host).status, 404);
 }
@@ -323,12 +604,24 @@ fn route_changes_apply_without_restart() {
 #[test]
 fn tag_list_pagination_keeps_the_query_and_rewrites_link() {
     let e = env();
-    let r = get(&format!("{}/v2/test/single/tags/list?n=2", e.proxy(REDIRECTING)), &[]);
+    let r = get(
+        &format!("{}/v2/test/single/tags/list?n=2", e.proxy(REDIRECTING)),
+        &[],
+    );
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["tags"], serde_json::json!(["v1", "v2"]));
     // The upstream's absolute link becomes a path on the proxy.
-    assert_eq!(r.header("link"), Some(r#"</v2/test/single/tags/list?last=v2&n=2>; rel="next""#));
-    let next = get(&format!("{}/v2/test/single/tags/list?last=v2&n=2", e.proxy(REDIRECTING)), &[]);
+    assert_eq!(
+        r.header("link"),
+        Some(r#"</v2/test/single/tags/list?last=v2&n=2>; rel="next""#)
+    );
+    let next = get(
+        &format!(
+            "{}/v2/test/single/tags/list?last=v2&n=2",
+            e.proxy(REDIRECTING)
+        ),
+        &[],
+    );
     assert_eq!(next.json()["tags"], serde_json::json!(["v3", "v4"]));
     let hub = get(&format!("{}/v2/alpine/tags/list", e.proxy(HUB)), &[]);
     assert_eq!(hub.status, 200);
@@ -338,13 +631,19 @@ fn tag_list_pagination_keeps_the_query_and_rewrites_link() {
 #[test]
 fn home_page_for_browsers_and_text_for_others() {
     let e = env();
-    let r = get(&format!("{}/", e.proxy(HUB)), &[("accept", "text/html,application/xhtml+xml")]);
+    let r = get(
+        &format!("{}/", e.proxy(HUB)),
+        &[("accept", "text/html,application/xhtml+xml")],
+    );
     assert_eq!(r.status, 200);
     assert!(r.header("content-type").unwrap().starts_with("text/html"));
     let html = r.text();
     assert!(html.contains(&format!("docker pull {}/library/alpine", e.spin.addrs[HUB])));
     assert!(html.contains("registry-mirrors") && html.contains("hosts.toml"));
-    assert!(html.contains(&e.spin.addrs[AUTH].to_string()), "route table missing");
+    assert!(
+        html.contains(&e.spin.addrs[AUTH].to_string()),
+        "route table missing"
+    );
     let t = get(&format!("{}/", e.proxy(HUB)), &[]);
     assert!(t.header("content-type").unwrap().starts_with("text/plain"));
 }
@@ -354,22 +653,40 @@ fn a_256_mib_layer_streams_with_bounded_component_memory() {
     let e = env();
     const SIZE: u64 = 256 << 20;
     let digest = rt().block_on(registry::push_big_blob(e.open, "test/big", 7, SIZE));
-    let before = e.spin.app.peak_memory.load(std::sync::atomic::Ordering::Relaxed);
+    let before = e
+        .spin
+        .app
+        .peak_memory
+        .load(std::sync::atomic::Ordering::Relaxed);
     let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
     let mut len = 0u64;
     let url = format!("{}/v2/test/big/blobs/{digest}", e.proxy(OPEN));
     let started = std::time::Instant::now();
     let r = rt()
-        .block_on(http::send_with("GET", &url, &[], http::full(""), |c| {
-            sha2::Digest::update(&mut hasher, c);
-            len += c.len() as u64;
-        }, false))
+        .block_on(http::send_with(
+            "GET",
+            &url,
+            &[],
+            http::full(""),
+            |c| {
+                sha2::Digest::update(&mut hasher, c);
+                len += c.len() as u64;
+            },
+            false,
+        ))
         .unwrap();
     let secs = started.elapsed().as_secs_f64();
     assert_eq!(r.status, 200);
     assert_eq!(len, SIZE);
-    assert_eq!(format!("sha256:{:x}", sha2::Digest::finalize(hasher)), digest);
-    let peak = e.spin.app.peak_memory.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        format!("sha256:{:x}", sha2::Digest::finalize(hasher)),
+        digest
+    );
+    let peak = e
+        .spin
+        .app
+        .peak_memory
+        .load(std::sync::atomic::Ordering::Relaxed);
     eprintln!(
         "big layer: {} MiB through the proxy in {secs:.2}s ({:.0} MiB/s); component peak linear memory {:.1} MiB (before: {:.1} MiB)",
         SIZE >> 20,
@@ -377,5 +694,8 @@ fn a_256_mib_layer_streams_with_bounded_component_memory() {
         peak as f64 / (1 << 20) as f64,
         before as f64 / (1 << 20) as f64
     );
-    assert!(peak < 16 << 20, "component memory grew to {peak} bytes for a {SIZE}-byte layer");
+    assert!(
+        peak < 16 << 20,
+        "component memory grew to {peak} bytes for a {SIZE}-byte layer"
+    );
 }

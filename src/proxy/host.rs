@@ -11,11 +11,17 @@ pub struct Headers(pub Vec<(String, String)>);
 
 impl Headers {
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> {
-        self.0.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn push(&mut self, name: &str, value: impl Into<String>) {
@@ -71,5 +77,9 @@ pub trait Host {
         request: OutboundRequest<Self::Stream>,
     ) -> impl Future<Output = Result<Response<Self::Stream>, SendError>>;
     /// Reads a body of at most `limit` bytes (small JSON and forms only).
-    fn read_body(&self, body: Body<Self::Stream>, limit: usize) -> impl Future<Output = Result<Vec<u8>, String>>;
+    fn read_body(
+        &self,
+        body: Body<Self::Stream>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<u8>, String>>;
 }

@@ -7,34 +7,53 @@ use crate::challenge::{UpstreamRealm, realm_key};
 use crate::error::{ErrorCode, RegistryError};
 use crate::route::Route;
 use crate::scope;
-use url::Url;
-use url::form_urlencoded;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use url::Url;
+use url::form_urlencoded;
 
 const FORM_LIMIT: usize = 64 * 1024;
 const TOKEN_LIMIT: usize = 1024 * 1024;
 
-pub async fn handle<H: Host>(host: &H, route: &Route, req: Request<H::Stream>) -> Result<Response<H::Stream>, RegistryError> {
+pub async fn handle<H: Host>(
+    host: &H,
+    route: &Route,
+    req: Request<H::Stream>,
+) -> Result<Response<H::Stream>, RegistryError> {
     let realm = discover(host, route).await?;
-    let mut realm_url = Url::parse(&realm.realm)
-        .map_err(|_| RegistryError::bad_gateway(format!("upstream realm {:?} is not a URL", realm.realm)))?;
+    let mut realm_url = Url::parse(&realm.realm).map_err(|_| {
+        RegistryError::bad_gateway(format!("upstream realm {:?} is not a URL", realm.realm))
+    })?;
     let authorization = req.headers.get("authorization").map(str::to_string);
     match req.method.as_str() {
         "GET" => {
             let params = relayed_params(req.query.as_deref().unwrap_or(""), &realm, route);
             realm_url.query_pairs_mut().extend_pairs(&params);
-            let resp = fetch(host, route, "GET", realm_url, Headers::default(), authorization.as_deref(), Body::Empty).await?;
+            let resp = fetch(
+                host,
+                route,
+                "GET",
+                realm_url,
+                Headers::default(),
+                authorization.as_deref(),
+                Body::Empty,
+            )
+            .await?;
             Ok(token_response(resp))
         }
         "POST" => {
-            let form = host
-                .read_body(req.body, FORM_LIMIT)
-                .await
-                .map_err(|e| RegistryError::new(400, ErrorCode::Unsupported, format!("token request body: {e}")))?;
+            let form = host.read_body(req.body, FORM_LIMIT).await.map_err(|e| {
+                RegistryError::new(
+                    400,
+                    ErrorCode::Unsupported,
+                    format!("token request body: {e}"),
+                )
+            })?;
             let form = String::from_utf8_lossy(&form).into_owned();
             let params = relayed_params(&form, &realm, route);
-            let encoded = form_urlencoded::Serializer::new(String::new()).extend_pairs(&params).finish();
+            let encoded = form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(&params)
+                .finish();
             let mut headers = Headers::default();
             headers.push("content-type", "application/x-www-form-urlencoded");
             let resp = fetch(
@@ -52,16 +71,31 @@ pub async fn handle<H: Host>(host: &H, route: &Route, req: Request<H::Stream>) -
             let basic = password_grant(&params);
             match (resp.status, basic) {
                 (404 | 405, Some(basic)) => {
-                    let get_params: Vec<(String, String)> =
-                        params.into_iter().filter(|(k, _)| k == "scope" || k == "service").collect();
+                    let get_params: Vec<(String, String)> = params
+                        .into_iter()
+                        .filter(|(k, _)| k == "scope" || k == "service")
+                        .collect();
                     realm_url.query_pairs_mut().extend_pairs(&get_params);
-                    let resp = fetch(host, route, "GET", realm_url, Headers::default(), Some(&basic), Body::Empty).await?;
+                    let resp = fetch(
+                        host,
+                        route,
+                        "GET",
+                        realm_url,
+                        Headers::default(),
+                        Some(&basic),
+                        Body::Empty,
+                    )
+                    .await?;
                     as_oauth2_response(host, resp).await
                 }
                 _ => Ok(token_response(resp)),
             }
         }
-        _ => Err(RegistryError::new(405, ErrorCode::Unsupported, "token requests are GET or POST")),
+        _ => Err(RegistryError::new(
+            405,
+            ErrorCode::Unsupported,
+            "token requests are GET or POST",
+        )),
     }
 }
 
@@ -76,16 +110,38 @@ async fn discover<H: Host>(host: &H, route: &Route) -> Result<UpstreamRealm, Reg
     {
         return Ok(r);
     }
-    let url = route.upstream.join("/v2/").expect("a fixed path joins any http(s) URL");
-    let resp = fetch(host, route, "GET", url, Headers::default(), None, Body::Empty).await?;
+    let url = route
+        .upstream
+        .join("/v2/")
+        .expect("a fixed path joins any http(s) URL");
+    let resp = fetch(
+        host,
+        route,
+        "GET",
+        url,
+        Headers::default(),
+        None,
+        Body::Empty,
+    )
+    .await?;
     if resp.status != 401 {
-        return Err(RegistryError::new(404, ErrorCode::Unsupported, "the upstream registry issues no tokens"));
+        return Err(RegistryError::new(
+            404,
+            ErrorCode::Unsupported,
+            "the upstream registry issues no tokens",
+        ));
     }
     let realm = resp
         .headers
         .get("www-authenticate")
         .and_then(|h| UpstreamRealm::from_header(h, now))
-        .ok_or_else(|| RegistryError::new(404, ErrorCode::Unsupported, "the upstream registry has no Bearer token realm"))?;
+        .ok_or_else(|| {
+            RegistryError::new(
+                404,
+                ErrorCode::Unsupported,
+                "the upstream registry has no Bearer token realm",
+            )
+        })?;
     if let Ok(json) = serde_json::to_vec(&realm)
         && let Err(e) = host.kv_set(&key, &json)
     {
@@ -132,13 +188,25 @@ fn password_grant(params: &[(String, String)]) -> Option<String> {
 
 fn token_response<S>(resp: Response<S>) -> Response<S> {
     let mut headers = Headers::default();
-    headers.push("content-type", resp.headers.get("content-type").unwrap_or("application/json"));
+    headers.push(
+        "content-type",
+        resp.headers
+            .get("content-type")
+            .unwrap_or("application/json"),
+    );
     headers.push("cache-control", "no-store");
-    Response { status: resp.status, headers, body: resp.body }
+    Response {
+        status: resp.status,
+        headers,
+        body: resp.body,
+    }
 }
 
 /// A GET token response in the OAuth2 shape a POST client expects.
-async fn as_oauth2_response<H: Host>(host: &H, resp: Response<H::Stream>) -> Result<Response<H::Stream>, RegistryError> {
+async fn as_oauth2_response<H: Host>(
+    host: &H,
+    resp: Response<H::Stream>,
+) -> Result<Response<H::Stream>, RegistryError> {
     let status = resp.status;
     let bytes = host
         .read_body(resp.body, TOKEN_LIMIT)
@@ -156,7 +224,11 @@ async fn as_oauth2_response<H: Host>(host: &H, resp: Response<H::Stream>) -> Res
     let mut headers = Headers::default();
     headers.push("content-type", "application/json");
     headers.push("cache-control", "no-store");
-    Ok(Response { status, headers, body: Body::Bytes(body) })
+    Ok(Response {
+        status,
+        headers,
+        body: Body::Bytes(body),
+    })
 }
 
 #[cfg(test)]
@@ -166,19 +238,42 @@ mod tests {
 
     #[test]
     fn params_for_get_and_post() {
-        let route = RouteConfig::new("https://registry-1.docker.io").resolve().unwrap();
-        let realm = UpstreamRealm { realm: "https://auth.docker.io/token".into(), service: Some("registry.docker.io".into()), expires: 0 };
-        let p = relayed_params("service=proxy&scope=repository%3Aalpine%3Apull&scope=repository%3A..%3Apull&account=me", &realm, &route);
+        let route = RouteConfig::new("https://registry-1.docker.io")
+            .resolve()
+            .unwrap();
+        let realm = UpstreamRealm {
+            realm: "https://auth.docker.io/token".into(),
+            service: Some("registry.docker.io".into()),
+            expires: 0,
+        };
+        let p = relayed_params(
+            "service=proxy&scope=repository%3Aalpine%3Apull&scope=repository%3A..%3Apull&account=me",
+            &realm,
+            &route,
+        );
         assert_eq!(
             p,
             vec![
                 ("account".to_string(), "me".to_string()),
                 ("service".to_string(), "registry.docker.io".to_string()),
-                ("scope".to_string(), "repository:library/alpine:pull".to_string()),
+                (
+                    "scope".to_string(),
+                    "repository:library/alpine:pull".to_string()
+                ),
             ]
         );
-        let p = relayed_params("grant_type=password&username=u&password=p%3A&scope=repository%3Aa%3Apull+repository%3Ab%2Fc%3Apull", &realm, &route);
-        assert!(p.contains(&("scope".to_string(), "repository:library/a:pull repository:b/c:pull".to_string())));
-        assert_eq!(password_grant(&p).unwrap(), format!("Basic {}", STANDARD.encode(b"u:p:")));
+        let p = relayed_params(
+            "grant_type=password&username=u&password=p%3A&scope=repository%3Aa%3Apull+repository%3Ab%2Fc%3Apull",
+            &realm,
+            &route,
+        );
+        assert!(p.contains(&(
+            "scope".to_string(),
+            "repository:library/a:pull repository:b/c:pull".to_string()
+        )));
+        assert_eq!(
+            password_grant(&p).unwrap(),
+            format!("Basic {}", STANDARD.encode(b"u:p:"))
+        );
     }
 }

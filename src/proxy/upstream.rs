@@ -38,16 +38,19 @@ pub async fn fetch<H: Host>(
         };
         let response = host.send(request).await.map_err(|e| match e {
             SendError::Denied => refused(policy::PolicyError::HostNotAllowed(origin_of(&url))),
-            SendError::Failed(why) => {
-                RegistryError::bad_gateway(format!("upstream {} unreachable: {why}", origin_of(&url)))
-            }
+            SendError::Failed(why) => RegistryError::bad_gateway(format!(
+                "upstream {} unreachable: {why}",
+                origin_of(&url)
+            )),
         })?;
         // Only reads follow redirects; anything else goes back to the client.
         let followable = matches!(method, "GET" | "HEAD") && REDIRECTS.contains(&response.status);
         let Some(location) = response.headers.get("location").filter(|_| followable) else {
             return Ok(response);
         };
-        let next = policy::follow_redirect(&url, location, &credential_origin, &route.allowed, hops).map_err(refused)?;
+        let next =
+            policy::follow_redirect(&url, location, &credential_origin, &route.allowed, hops)
+                .map_err(refused)?;
         url = next.url;
         if !next.send_authorization {
             authorization = None;

@@ -24,12 +24,26 @@ pub struct Fronts {
 }
 
 fn seen(req: &hyper::Request<hyper::body::Incoming>) -> Seen {
-    let h = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
-    Seen { method: req.method().to_string(), path: req.uri().path().to_string(), range: h("range"), authorization: h("authorization") }
+    let h = |n: &str| {
+        req.headers()
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    Seen {
+        method: req.method().to_string(),
+        path: req.uri().path().to_string(),
+        range: h("range"),
+        authorization: h("authorization"),
+    }
 }
 
 /// Relays a request to the registry (bodies are small here) and its answer back.
-async fn relay(registry: SocketAddr, path_and_query: &str, req: hyper::Request<hyper::body::Incoming>) -> hyper::Response<http::Body> {
+async fn relay(
+    registry: SocketAddr,
+    path_and_query: &str,
+    req: hyper::Request<hyper::body::Incoming>,
+) -> hyper::Response<http::Body> {
     let method = req.method().to_string();
     let mut headers: Vec<(String, String)> = Vec::new();
     for n in ["accept", "range", "authorization"] {
@@ -37,8 +51,17 @@ async fn relay(registry: SocketAddr, path_and_query: &str, req: hyper::Request<h
             headers.push((n.to_string(), v.to_str().unwrap_or_default().to_string()));
         }
     }
-    let h: Vec<(&str, &str)> = headers.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-    let r = http::send(&method, &format!("http://{registry}{path_and_query}"), &h, http::read(req.into_body()).await).await;
+    let h: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let r = http::send(
+        &method,
+        &format!("http://{registry}{path_and_query}"),
+        &h,
+        http::read(req.into_body()).await,
+    )
+    .await;
     let mut b = hyper::Response::builder().status(r.status);
     for (k, v) in r.headers.iter() {
         if k != "transfer-encoding" && k != "connection" {
@@ -50,19 +73,38 @@ async fn relay(registry: SocketAddr, path_and_query: &str, req: hyper::Request<h
 
 /// Tag-list pagination (`n`, `last`) with an absolute `Link`, which
 /// distribution 2.8 does not do for tags.
-async fn paginated_tags(registry: SocketAddr, req: &hyper::Request<hyper::body::Incoming>) -> hyper::Response<http::Body> {
+async fn paginated_tags(
+    registry: SocketAddr,
+    req: &hyper::Request<hyper::body::Incoming>,
+) -> hyper::Response<http::Body> {
     let path = req.uri().path();
-    let all = http::get(&format!("http://{registry}{path}"), &[]).await.json();
+    let all = http::get(&format!("http://{registry}{path}"), &[])
+        .await
+        .json();
     let mut tags: Vec<String> = serde_json::from_value(all["tags"].clone()).unwrap_or_default();
     tags.sort();
     let params: Vec<(String, String)> =
-        url::form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+        url::form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
     let param = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    let n: usize = param("n").and_then(|n| n.parse().ok()).unwrap_or(usize::MAX);
-    let page: Vec<String> = tags.into_iter().filter(|t| param("last").is_none_or(|l| *t > l)).take(n).collect();
-    let host = req.headers().get("host").and_then(|h| h.to_str().ok()).unwrap_or_default();
+    let n: usize = param("n")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(usize::MAX);
+    let page: Vec<String> = tags
+        .into_iter()
+        .filter(|t| param("last").is_none_or(|l| *t > l))
+        .take(n)
+        .collect();
+    let host = req
+        .headers()
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
     let link = match page.last() {
-        Some(last) if n != usize::MAX => format!(r#"<http://{host}{path}?last={last}&n={n}>; rel="next""#),
+        Some(last) if n != usize::MAX => {
+            format!(r#"<http://{host}{path}?last={last}&n={n}>; rel="next""#)
+        }
         _ => String::new(),
     };
     let body = serde_json::json!({"name": all["name"], "tags": page}).to_string();
@@ -80,7 +122,12 @@ pub async fn start(registry: SocketAddr, forbidden_realm_host: &str) -> Fronts {
         let log = cdn_log.clone();
         Box::pin(async move {
             log.lock().unwrap().push(seen(&req));
-            let path = req.uri().path().strip_prefix("/cdn").unwrap_or("/").to_string();
+            let path = req
+                .uri()
+                .path()
+                .strip_prefix("/cdn")
+                .unwrap_or("/")
+                .to_string();
             relay(registry, &path, req).await
         })
     });
@@ -95,24 +142,48 @@ pub async fn start(registry: SocketAddr, forbidden_realm_host: &str) -> Fronts {
             let path = req.uri().path().to_string();
             if path.contains("/blobs/sha256:") {
                 // 127.0.0.3 is reachable for the host, but no route allows it.
-                let target = if path.starts_with("/v2/test/evil/") { "127.0.0.3" } else { "127.0.0.2" };
+                let target = if path.starts_with("/v2/test/evil/") {
+                    "127.0.0.3"
+                } else {
+                    "127.0.0.2"
+                };
                 let location = format!("http://{target}:{}/cdn{path}?signature=abc", cdn.port());
                 return http::response(307, &[("location", &location)], "");
             }
             if path.ends_with("/tags/list") {
                 return paginated_tags(registry, &req).await;
             }
-            let pq = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or(path);
+            let pq = req
+                .uri()
+                .path_and_query()
+                .map(|p| p.as_str().to_string())
+                .unwrap_or(path);
             relay(registry, &pq, req).await
         })
     });
     let redirecting = http::serve("127.0.0.1", front).await;
 
-    let realm = format!(r#"Bearer realm="http://{forbidden_realm_host}/token",service="elsewhere""#);
+    let realm =
+        format!(r#"Bearer realm="http://{forbidden_realm_host}/token",service="elsewhere""#);
     let bad: Handler = Arc::new(move |_req| {
         let realm = realm.clone();
-        Box::pin(async move { http::response(401, &[("www-authenticate", &realm), ("content-type", "application/json")], r#"{"errors":[]}"#) })
+        Box::pin(async move {
+            http::response(
+                401,
+                &[
+                    ("www-authenticate", &realm),
+                    ("content-type", "application/json"),
+                ],
+                r#"{"errors":[]}"#,
+            )
+        })
     });
     let bad_realm = http::serve("127.0.0.1", bad).await;
-    Fronts { redirecting, cdn, bad_realm, front_seen, cdn_seen }
+    Fronts {
+        redirecting,
+        cdn,
+        bad_realm,
+        front_seen,
+        cdn_seen,
+    }
 }

@@ -12,13 +12,21 @@ use std::sync::Arc;
 use tokio::net::{TcpListener, TcpStream};
 
 pub type Body = BoxBody<Bytes, hyper::Error>;
-pub type Handler = Arc<dyn Fn(hyper::Request<Incoming>) -> Pin<Box<dyn Future<Output = hyper::Response<Body>> + Send>> + Send + Sync>;
+pub type Handler = Arc<
+    dyn Fn(hyper::Request<Incoming>) -> Pin<Box<dyn Future<Output = hyper::Response<Body>> + Send>>
+        + Send
+        + Sync,
+>;
 
 pub fn full(b: impl Into<Bytes>) -> Body {
     Full::new(b.into()).map_err(|never| match never {}).boxed()
 }
 
-pub fn response(status: u16, headers: &[(&str, &str)], body: impl Into<Bytes>) -> hyper::Response<Body> {
+pub fn response(
+    status: u16,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> hyper::Response<Body> {
     let mut r = hyper::Response::builder().status(status);
     for (k, v) in headers {
         r = r.header(*k, *v);
@@ -32,14 +40,18 @@ pub async fn serve(ip: &str, handler: Handler) -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             let handler = handler.clone();
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req| {
                     let handler = handler.clone();
                     async move { Ok::<_, std::convert::Infallible>(handler(req).await) }
                 });
-                let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
             });
         }
     });
@@ -62,7 +74,8 @@ impl Reply {
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
     }
 }
 
@@ -78,17 +91,26 @@ pub async fn send_with(
 ) -> Result<Reply, String> {
     let uri: hyper::Uri = url.parse().map_err(|e| format!("{e}"))?;
     let authority = uri.authority().ok_or("no authority")?.to_string();
-    let stream = TcpStream::connect(&authority).await.map_err(|e| e.to_string())?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
+    let stream = TcpStream::connect(&authority)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
     tokio::spawn(conn);
-    let mut req = hyper::Request::builder().method(method).uri(uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
+    let mut req = hyper::Request::builder()
+        .method(method)
+        .uri(uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
     if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
         req = req.header("host", &authority);
     }
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let resp = sender.send_request(req.body(body).unwrap()).await.map_err(|e| e.to_string())?;
+    let resp = sender
+        .send_request(req.body(body).unwrap())
+        .await
+        .map_err(|e| e.to_string())?;
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let mut body = resp.into_body();
@@ -102,11 +124,22 @@ pub async fn send_with(
             }
         }
     }
-    Ok(Reply { status, headers, body: kept })
+    Ok(Reply {
+        status,
+        headers,
+        body: kept,
+    })
 }
 
-pub async fn send(method: &str, url: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Reply {
-    send_with(method, url, headers, full(body), |_| {}, true).await.unwrap_or_else(|e| panic!("{method} {url}: {e}"))
+pub async fn send(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Reply {
+    send_with(method, url, headers, full(body), |_| {}, true)
+        .await
+        .unwrap_or_else(|e| panic!("{method} {url}: {e}"))
 }
 
 pub async fn get(url: &str, headers: &[(&str, &str)]) -> Reply {
@@ -115,5 +148,8 @@ pub async fn get(url: &str, headers: &[(&str, &str)]) -> Reply {
 
 /// Reads a whole incoming body (test servers only see small ones).
 pub async fn read(body: Incoming) -> Vec<u8> {
-    body.collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default()
+    body.collect()
+        .await
+        .map(|b| b.to_bytes().to_vec())
+        .unwrap_or_default()
 }

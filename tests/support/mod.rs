@@ -37,7 +37,13 @@ const LISTENERS: usize = 5;
 
 pub fn rt() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| tokio::runtime::Builder::new_multi_thread().worker_threads(4).enable_all().build().unwrap())
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(4)
+            .enable_all()
+            .build()
+            .unwrap()
+    })
 }
 
 pub fn env() -> &'static Env {
@@ -48,7 +54,11 @@ pub fn env() -> &'static Env {
 pub fn wasm_path() -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let p = root.join("target/wasm32-wasip2/release/registry_proxy.wasm");
-    assert!(p.exists(), "{} missing: build it with `cargo build --target wasm32-wasip2 --release` (the README's test command does)", p.display());
+    assert!(
+        p.exists(),
+        "{} missing: build it with `cargo build --target wasm32-wasip2 --release` (the README's test command does)",
+        p.display()
+    );
     p
 }
 
@@ -70,12 +80,20 @@ async fn start() -> Env {
     let open = registry::start(&dir, "open", "").await;
     let auth = registry::start(&dir, "auth", &token_auth(&token.realm(), &cert)).await;
     let get_only_realm = format!("http://{}/token-get-only", token.addr);
-    let auth_get_only = registry::start(&dir, "auth-get-only", &token_auth(&get_only_realm, &cert)).await;
+    let auth_get_only =
+        registry::start(&dir, "auth-get-only", &token_auth(&get_only_realm, &cert)).await;
 
     // Every image goes into the shared storage through the open registry.
     let single = registry::push_image(open, "test/single", "v1", "single", "amd64").await;
     for t in ["v2", "v3", "v4", "v5"] {
-        registry::push_manifest(open, "test/single", t, registry::OCI_MANIFEST, &single.manifest).await;
+        registry::push_manifest(
+            open,
+            "test/single",
+            t,
+            registry::OCI_MANIFEST,
+            &single.manifest,
+        )
+        .await;
     }
     let (multi, multi_platforms) = registry::push_index(open, "test/multi", "v1").await;
     let alpine = registry::push_image(open, "library/alpine", "latest", "alpine", "amd64").await;
@@ -86,17 +104,52 @@ async fn start() -> Env {
     let app = spin_host::load_app(
         &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("spin.toml"),
         "registry-proxy",
-        &[("default_upstream", ""), ("extra_outbound_host", "http://127.0.0.0/30:*")],
+        &[
+            ("default_upstream", ""),
+            ("extra_outbound_host", "http://127.0.0.0/30:*"),
+        ],
     );
     let spin = spin_host::serve(&wasm_path(), app, LISTENERS).await;
-    let route = |i: usize, json: serde_json::Value| spin.app.kv_set(&format!("route/{}", spin.addrs[i]), json.to_string().as_bytes());
+    let route = |i: usize, json: serde_json::Value| {
+        spin.app.kv_set(
+            &format!("route/{}", spin.addrs[i]),
+            json.to_string().as_bytes(),
+        )
+    };
     let token_host = token.addr.to_string();
-    route(OPEN, serde_json::json!({"upstream": format!("http://{open}")}));
-    route(AUTH, serde_json::json!({"upstream": format!("http://{auth}"), "allowed_hosts": [token_host]}));
-    route(AUTH_GET_ONLY, serde_json::json!({"upstream": format!("http://{auth_get_only}"), "allowed_hosts": [token_host]}));
-    route(HUB, serde_json::json!({"upstream": format!("http://{open}"), "docker_hub": true}));
-    route(REDIRECTING, serde_json::json!({"upstream": format!("http://{}", fronts.redirecting), "allowed_hosts": [format!("127.0.0.2:{}", fronts.cdn.port())]}));
-    Env { dir, token, open, auth, fronts, spin, single, multi, multi_platforms, alpine, private }
+    route(
+        OPEN,
+        serde_json::json!({"upstream": format!("http://{open}")}),
+    );
+    route(
+        AUTH,
+        serde_json::json!({"upstream": format!("http://{auth}"), "allowed_hosts": [token_host]}),
+    );
+    route(
+        AUTH_GET_ONLY,
+        serde_json::json!({"upstream": format!("http://{auth_get_only}"), "allowed_hosts": [token_host]}),
+    );
+    route(
+        HUB,
+        serde_json::json!({"upstream": format!("http://{open}"), "docker_hub": true}),
+    );
+    route(
+        REDIRECTING,
+        serde_json::json!({"upstream": format!("http://{}", fronts.redirecting), "allowed_hosts": [format!("127.0.0.2:{}", fronts.cdn.port())]}),
+    );
+    Env {
+        dir,
+        token,
+        open,
+        auth,
+        fronts,
+        spin,
+        single,
+        multi,
+        multi_platforms,
+        alpine,
+        private,
+    }
 }
 
 impl Env {

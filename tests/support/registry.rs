@@ -12,7 +12,11 @@ use std::path::Path;
 use std::time::Duration;
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Starts a registry on 127.0.0.1 with `auth` (a YAML `auth:` block, or
@@ -31,7 +35,7 @@ pub async fn start(dir: &Path, name: &str, auth: &str) -> SocketAddr {
     )
     .unwrap();
     let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
-    std::process::Command::new("sh")
+    let mut watchdog = std::process::Command::new("sh")
         .arg("-c")
         .arg(r#"docker-registry serve "$0" & c=$!; while kill -0 "$1" 2>/dev/null && kill -0 $c 2>/dev/null; do sleep 0.5; done; kill $c 2>/dev/null"#)
         .arg(&config)
@@ -40,14 +44,28 @@ pub async fn start(dir: &Path, name: &str, auth: &str) -> SocketAddr {
         .stderr(log)
         .spawn()
         .expect("docker-registry (apt-get install docker-registry)");
+    std::thread::spawn(move || watchdog.wait());
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     for _ in 0..100 {
-        if http::send_with("GET", &format!("http://{addr}/v2/"), &[], http::full(""), |_| {}, false).await.is_ok() {
+        if http::send_with(
+            "GET",
+            &format!("http://{addr}/v2/"),
+            &[],
+            http::full(""),
+            |_| {},
+            false,
+        )
+        .await
+        .is_ok()
+        {
             return addr;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("registry {name} did not start; see {}", dir.join(format!("{name}.log")).display());
+    panic!(
+        "registry {name} did not start; see {}",
+        dir.join(format!("{name}.log")).display()
+    );
 }
 
 pub fn sha256(data: &[u8]) -> String {
@@ -56,28 +74,72 @@ pub fn sha256(data: &[u8]) -> String {
 
 /// A blob upload: POST opens the session, one PUT with `digest=` sends it all.
 pub async fn push_blob_body(registry: SocketAddr, name: &str, digest: &str, len: u64, body: Body) {
-    let start = http::send("POST", &format!("http://{registry}/v2/{name}/blobs/uploads/"), &[], "").await;
-    assert_eq!(start.status, 202, "upload session for {name}: {}", start.text());
+    let start = http::send(
+        "POST",
+        &format!("http://{registry}/v2/{name}/blobs/uploads/"),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(
+        start.status,
+        202,
+        "upload session for {name}: {}",
+        start.text()
+    );
     let location = start.header("location").expect("upload location");
-    let mut url = if location.starts_with('/') { format!("http://{registry}{location}") } else { location.to_string() };
+    let mut url = if location.starts_with('/') {
+        format!("http://{registry}{location}")
+    } else {
+        location.to_string()
+    };
     url.push(if url.contains('?') { '&' } else { '?' });
     url.push_str(&format!("digest={digest}"));
     let len = len.to_string();
-    let r = http::send_with("PUT", &url, &[("content-type", "application/octet-stream"), ("content-length", &len)], body, |_| {}, true)
-        .await
-        .unwrap();
+    let r = http::send_with(
+        "PUT",
+        &url,
+        &[
+            ("content-type", "application/octet-stream"),
+            ("content-length", &len),
+        ],
+        body,
+        |_| {},
+        true,
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status, 201, "blob upload {name} {digest}: {}", r.text());
 }
 
 pub async fn push_blob(registry: SocketAddr, name: &str, data: &[u8]) -> String {
     let digest = sha256(data);
-    push_blob_body(registry, name, &digest, data.len() as u64, http::full(Bytes::copy_from_slice(data))).await;
+    push_blob_body(
+        registry,
+        name,
+        &digest,
+        data.len() as u64,
+        http::full(Bytes::copy_from_slice(data)),
+    )
+    .await;
     digest
 }
 
-pub async fn push_manifest(registry: SocketAddr, name: &str, reference: &str, media_type: &str, bytes: &[u8]) -> String {
+pub async fn push_manifest(
+    registry: SocketAddr,
+    name: &str,
+    reference: &str,
+    media_type: &str,
+    bytes: &[u8],
+) -> String {
     let url = format!("http://{registry}/v2/{name}/manifests/{reference}");
-    let r = http::send("PUT", &url, &[("content-type", media_type)], Bytes::copy_from_slice(bytes)).await;
+    let r = http::send(
+        "PUT",
+        &url,
+        &[("content-type", media_type)],
+        Bytes::copy_from_slice(bytes),
+    )
+    .await;
     assert_eq!(r.status, 201, "manifest {name}:{reference}: {}", r.text());
     sha256(bytes)
 }
@@ -101,7 +163,13 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 
 /// Pushes a small single-platform OCI image whose layers hold `seed`-derived
 /// bytes, tagged `tag`.
-pub async fn push_image(registry: SocketAddr, name: &str, tag: &str, seed: &str, arch: &str) -> Pushed {
+pub async fn push_image(
+    registry: SocketAddr,
+    name: &str,
+    tag: &str,
+    seed: &str,
+    arch: &str,
+) -> Pushed {
     let config = serde_json::json!({
         "architecture": arch, "os": "linux",
         "rootfs": {"type": "layers", "diff_ids": []},
@@ -112,7 +180,11 @@ pub async fn push_image(registry: SocketAddr, name: &str, tag: &str, seed: &str,
     let mut layers = Vec::new();
     let mut descriptors = Vec::new();
     for i in 0..2 {
-        let data = gzip(format!("{seed}-{arch}-layer-{i}-").repeat(500 + i * 100).as_bytes());
+        let data = gzip(
+            format!("{seed}-{arch}-layer-{i}-")
+                .repeat(500 + i * 100)
+                .as_bytes(),
+        );
         let d = push_blob(registry, name, &data).await;
         descriptors.push(serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d, "size": data.len()}));
         layers.push(d);
@@ -124,7 +196,11 @@ pub async fn push_image(registry: SocketAddr, name: &str, tag: &str, seed: &str,
     }))
     .unwrap();
     let digest = push_manifest(registry, name, tag, OCI_MANIFEST, &manifest).await;
-    Pushed { digest, manifest, layers }
+    Pushed {
+        digest,
+        manifest,
+        layers,
+    }
 }
 
 /// Pushes an index over two platform images.
@@ -136,9 +212,19 @@ pub async fn push_index(registry: SocketAddr, name: &str, tag: &str) -> (Pushed,
         descriptors.push(serde_json::json!({"mediaType": OCI_MANIFEST, "digest": p.digest, "size": p.manifest.len(), "platform": {"architecture": arch, "os": "linux"}}));
         platforms.push(p);
     }
-    let index = serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": descriptors})).unwrap();
+    let index = serde_json::to_vec(
+        &serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": descriptors}),
+    )
+    .unwrap();
     let digest = push_manifest(registry, name, tag, OCI_INDEX, &index).await;
-    (Pushed { digest, manifest: index, layers: Vec::new() }, platforms)
+    (
+        Pushed {
+            digest,
+            manifest: index,
+            layers: Vec::new(),
+        },
+        platforms,
+    )
 }
 
 /// Deterministic pseudo-random bytes (xorshift), generated chunk by chunk.
@@ -176,6 +262,7 @@ pub async fn push_big_blob(registry: SocketAddr, name: &str, seed: u64, size: u6
 }
 
 fn futures_stream(it: impl Iterator<Item = Vec<u8>> + Send + Sync + 'static) -> Body {
-    let frames = futures::stream::iter(it.map(|c| Ok::<_, hyper::Error>(Frame::data(Bytes::from(c)))));
+    let frames =
+        futures::stream::iter(it.map(|c| Ok::<_, hyper::Error>(Frame::data(Bytes::from(c)))));
     StreamBody::new(frames).boxed()
 }

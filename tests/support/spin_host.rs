@@ -70,7 +70,10 @@ pub struct App {
 
 impl App {
     pub fn kv_set(&self, key: &str, value: &[u8]) {
-        self.kv.lock().unwrap().insert(key.to_string(), value.to_vec());
+        self.kv
+            .lock()
+            .unwrap()
+            .insert(key.to_string(), value.to_vec());
     }
 
     pub fn kv_delete(&self, key: &str) {
@@ -85,7 +88,10 @@ impl App {
             out.push_str(&rest[..start]);
             let end = rest[start..].find("}}").ok_or("unterminated template")? + start;
             let name = rest[start + 2..end].trim();
-            out.push_str(vars.get(name).ok_or_else(|| format!("variable {name} has no value"))?);
+            out.push_str(
+                vars.get(name)
+                    .ok_or_else(|| format!("variable {name} has no value"))?,
+            );
             rest = &rest[end + 2..];
         }
         out.push_str(rest);
@@ -113,13 +119,21 @@ pub fn load_app(manifest: &Path, component: &str, overrides: &[(&str, &str)]) ->
     let strings = |key: &str| -> Vec<String> {
         c.get(key)
             .and_then(|v| v.as_array())
-            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let component_variables = c
         .get("variables")
         .and_then(|v| v.as_table())
-        .map(|t| t.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string())).collect())
+        .map(|t| {
+            t.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+                .collect()
+        })
         .unwrap_or_default();
     Arc::new(App {
         kv: Mutex::new(BTreeMap::new()),
@@ -148,7 +162,11 @@ impl OutboundRule {
             Some((h, p)) if !h.is_empty() => (h, Some(p.to_string())),
             _ => (rest, None),
         };
-        Some(Self { scheme: scheme.to_string(), host: host.to_lowercase(), port })
+        Some(Self {
+            scheme: scheme.to_string(),
+            host: host.to_lowercase(),
+            port,
+        })
     }
 
     fn allows(&self, scheme: &str, host: &str, port: u16) -> bool {
@@ -158,9 +176,17 @@ impl OutboundRule {
         } else if let Some(domain) = self.host.strip_prefix("*.") {
             host.ends_with(&format!(".{domain}"))
         } else if let Some((net, bits)) = self.host.split_once('/') {
-            match (net.parse::<Ipv4Addr>(), bits.parse::<u32>(), host.parse::<Ipv4Addr>()) {
+            match (
+                net.parse::<Ipv4Addr>(),
+                bits.parse::<u32>(),
+                host.parse::<Ipv4Addr>(),
+            ) {
                 (Ok(net), Ok(bits), Ok(ip)) if bits <= 32 => {
-                    let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+                    let mask = if bits == 0 {
+                        0
+                    } else {
+                        u32::MAX << (32 - bits)
+                    };
                     u32::from(net) & mask == u32::from(ip) & mask
                 }
                 _ => false,
@@ -201,15 +227,24 @@ impl WasiHttpHooks for Hooks {
         let uri = request.uri();
         let scheme = uri.scheme_str().unwrap_or("http").to_string();
         let host = uri.host().unwrap_or_default().to_lowercase();
-        let port = uri.port_u16().unwrap_or(if scheme == "https" { 443 } else { 80 });
+        let port = uri
+            .port_u16()
+            .unwrap_or(if scheme == "https" { 443 } else { 80 });
         if !self.rules.iter().any(|r| r.allows(&scheme, &host, port)) {
-            self.app.outbound_denied.lock().unwrap().push(format!("{scheme}://{host}:{port}"));
+            self.app
+                .outbound_denied
+                .lock()
+                .unwrap()
+                .push(format!("{scheme}://{host}:{port}"));
             return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
         }
         Box::new(async move {
             use http_body_util::BodyExt;
             let (res, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-            Ok((res.map(BodyExt::boxed_unsync), Box::new(io) as Box<dyn Future<Output = _> + Send>))
+            Ok((
+                res.map(BodyExt::boxed_unsync),
+                Box::new(io) as Box<dyn Future<Output = _> + Send>,
+            ))
         })
     }
 }
@@ -226,25 +261,42 @@ struct State {
 struct PeakLimiter(Arc<App>);
 
 impl wasmtime::ResourceLimiter for PeakLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         self.0.peak_memory.fetch_max(desired, Ordering::Relaxed);
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, _desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        _desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(true)
     }
 }
 
 impl WasiView for State {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
 impl WasiHttpView for State {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
     }
 }
 
@@ -260,7 +312,9 @@ impl key_value::HostStore for State {
         if label != "default" {
             return Err(key_value::Error::NoSuchStore);
         }
-        self.table.push(KvHandle).map_err(|_| key_value::Error::StoreTableFull)
+        self.table
+            .push(KvHandle)
+            .map_err(|_| key_value::Error::StoreTableFull)
     }
 
     fn get(&mut self, _: Resource<KvHandle>, key: String) -> KvResult<Option<Vec<u8>>> {
@@ -298,7 +352,9 @@ impl variables::Host for State {
             .component_variables
             .get(&name)
             .ok_or_else(|| variables::Error::Undefined(format!("no variable for {name:?}")))?;
-        self.app.resolve(template).map_err(variables::Error::Provider)
+        self.app
+            .resolve(template)
+            .map_err(variables::Error::Provider)
     }
 }
 
@@ -311,13 +367,19 @@ pub struct SpinHost {
 /// 127.0.0.1 (each port is a distinct `Host`, so a distinct route).
 pub async fn serve(wasm: &Path, app: Arc<App>, listeners: usize) -> SpinHost {
     let engine = Engine::new(&Config::new()).expect("engine");
-    let component = Component::from_file(&engine, wasm).unwrap_or_else(|e| panic!("load {}: {e:?}", wasm.display()));
+    let component = Component::from_file(&engine, wasm)
+        .unwrap_or_else(|e| panic!("load {}: {e:?}", wasm.display()));
     let mut linker: Linker<State> = Linker::new(&engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).unwrap();
     key_value::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s).unwrap();
     variables::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s).unwrap();
-    let pre = ProxyPre::new(linker.instantiate_pre(&component).expect("component imports satisfied")).unwrap();
+    let pre = ProxyPre::new(
+        linker
+            .instantiate_pre(&component)
+            .expect("component imports satisfied"),
+    )
+    .unwrap();
 
     let mut rules = Vec::new();
     for h in &app.allowed_outbound_hosts {
@@ -325,7 +387,10 @@ pub async fn serve(wasm: &Path, app: Arc<App>, listeners: usize) -> SpinHost {
         if resolved.is_empty() {
             continue; // Spin skips entries whose variables are empty.
         }
-        rules.push(OutboundRule::parse(&resolved).unwrap_or_else(|| panic!("bad allowed_outbound_hosts entry {resolved}")));
+        rules.push(
+            OutboundRule::parse(&resolved)
+                .unwrap_or_else(|| panic!("bad allowed_outbound_hosts entry {resolved}")),
+        );
     }
     let rules = Arc::new(rules);
     let mut addrs = Vec::new();
@@ -337,17 +402,29 @@ pub async fn serve(wasm: &Path, app: Arc<App>, listeners: usize) -> SpinHost {
     SpinHost { addrs, app }
 }
 
-fn accept_loop(listener: TcpListener, pre: ProxyPre<State>, served_app: Arc<App>, rules: Arc<Vec<OutboundRule>>) {
+fn accept_loop(
+    listener: TcpListener,
+    pre: ProxyPre<State>,
+    served_app: Arc<App>,
+    rules: Arc<Vec<OutboundRule>>,
+) {
     tokio::spawn(async move {
         loop {
-            let Ok((client, peer)) = listener.accept().await else { continue };
+            let Ok((client, peer)) = listener.accept().await else {
+                continue;
+            };
             let (pre, app, rules) = (pre.clone(), served_app.clone(), rules.clone());
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req| {
                     let (pre, app, rules) = (pre.clone(), app.clone(), rules.clone());
-                    async move { Ok::<_, std::convert::Infallible>(handle(pre, app, rules, peer, req).await) }
+                    async move {
+                        Ok::<_, std::convert::Infallible>(handle(pre, app, rules, peer, req).await)
+                    }
                 });
-                let _ = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(client), service).await;
+                let _ = http1::Builder::new()
+                    .keep_alive(true)
+                    .serve_connection(TokioIo::new(client), service)
+                    .await;
             });
         }
     });
@@ -361,8 +438,17 @@ async fn handle(
     mut req: hyper::Request<hyper::body::Incoming>,
 ) -> hyper::Response<HyperOutgoingBody> {
     // Spin passes the full URL and routing facts in `spin-*` headers.
-    let host = req.headers().get("host").and_then(|h| h.to_str().ok()).unwrap_or("localhost").to_string();
-    let path_and_query = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
+    let host = req
+        .headers()
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost")
+        .to_string();
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
     let extra = [
         ("spin-full-url", format!("http://{host}{path_and_query}")),
         ("spin-path-info", req.uri().path().to_string()),
@@ -380,7 +466,10 @@ async fn handle(
             eprintln!("test host: {e:?}");
             let body = http_body_util::Full::new(bytes::Bytes::from(format!("{e:?}")));
             use http_body_util::BodyExt;
-            hyper::Response::builder().status(500).body(body.map_err(|never| match never {}).boxed_unsync()).unwrap()
+            hyper::Response::builder()
+                .status(500)
+                .body(body.map_err(|never| match never {}).boxed_unsync())
+                .unwrap()
         }
     }
 }
@@ -395,18 +484,27 @@ async fn run(
         wasi: WasiCtx::builder().inherit_stderr().build(),
         http: WasiHttpCtx::new(),
         table: ResourceTable::new(),
-        hooks: Hooks { rules, app: app.clone() },
+        hooks: Hooks {
+            rules,
+            app: app.clone(),
+        },
         limits: PeakLimiter(app.clone()),
         app,
     };
     let mut store = Store::new(pre.engine(), state);
     store.limiter(|s| &mut s.limits);
     let (sender, receiver) = tokio::sync::oneshot::channel();
-    let req = store.data_mut().http().new_incoming_request(Scheme::Http, req)?;
+    let req = store
+        .data_mut()
+        .http()
+        .new_incoming_request(Scheme::Http, req)?;
     let out = store.data_mut().http().new_response_outparam(sender)?;
     let task = tokio::spawn(async move {
         let proxy = pre.instantiate_async(&mut store).await?;
-        proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await
+        proxy
+            .wasi_http_incoming_handler()
+            .call_handle(&mut store, req, out)
+            .await
     });
     match receiver.await {
         Ok(Ok(resp)) => Ok(resp),

@@ -41,7 +41,10 @@ fn is_private(name: &str) -> bool {
 
 pub async fn start() -> TokenServer {
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["token.test".to_string()]).unwrap().self_signed(&key).unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["token.test".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
     let x5c = STANDARD.encode(cert.der());
     let encoding = EncodingKey::from_ec_pem(key.serialize_pem().as_bytes()).unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -52,40 +55,75 @@ pub async fn start() -> TokenServer {
             let method = req.method().to_string();
             let path = req.uri().path().to_string();
             let query = req.uri().query().unwrap_or_default().to_string();
-            let authorization = req.headers().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
+            let authorization = req
+                .headers()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
             let form = String::from_utf8_lossy(&http::read(req.into_body()).await).into_owned();
-            seen.lock().unwrap().push(Seen { method: method.clone(), query: query.clone(), form: form.clone(), authorization: authorization.clone() });
+            seen.lock().unwrap().push(Seen {
+                method: method.clone(),
+                query: query.clone(),
+                form: form.clone(),
+                authorization: authorization.clone(),
+            });
             if method == "POST" && path == "/token-get-only" {
                 return http::response(405, &[], "");
             }
-            let params: Vec<(String, String)> = url::form_urlencoded::parse(if method == "POST" { form.as_bytes() } else { query.as_bytes() })
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect();
+            let params: Vec<(String, String)> = url::form_urlencoded::parse(if method == "POST" {
+                form.as_bytes()
+            } else {
+                query.as_bytes()
+            })
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
             let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
             let user = match (&method[..], authorization) {
-                ("POST", _) if get("grant_type").as_deref() == Some("password") => Some((get("username").unwrap_or_default(), get("password").unwrap_or_default())),
+                ("POST", _) if get("grant_type").as_deref() == Some("password") => Some((
+                    get("username").unwrap_or_default(),
+                    get("password").unwrap_or_default(),
+                )),
                 (_, Some(a)) if a.starts_with("Basic ") => {
-                    let decoded = String::from_utf8(STANDARD.decode(&a[6..]).unwrap_or_default()).unwrap_or_default();
-                    decoded.split_once(':').map(|(u, p)| (u.to_string(), p.to_string()))
+                    let decoded = String::from_utf8(STANDARD.decode(&a[6..]).unwrap_or_default())
+                        .unwrap_or_default();
+                    decoded
+                        .split_once(':')
+                        .map(|(u, p)| (u.to_string(), p.to_string()))
                 }
                 _ => None,
             };
             let authenticated = match &user {
                 Some((u, p)) if u == USER && p == PASSWORD => true,
-                Some(_) => return http::response(401, &[("content-type", "application/json")], r#"{"details":"incorrect username or password"}"#),
+                Some(_) => {
+                    return http::response(
+                        401,
+                        &[("content-type", "application/json")],
+                        r#"{"details":"incorrect username or password"}"#,
+                    );
+                }
                 None => false,
             };
-            let scopes: Vec<String> = params.iter().filter(|(k, _)| k == "scope").flat_map(|(_, v)| v.split(' ').map(str::to_string).collect::<Vec<_>>()).collect();
+            let scopes: Vec<String> = params
+                .iter()
+                .filter(|(k, _)| k == "scope")
+                .flat_map(|(_, v)| v.split(' ').map(str::to_string).collect::<Vec<_>>())
+                .collect();
             let access: Vec<serde_json::Value> = scopes
                 .iter()
                 .filter_map(|s| {
                     let (typ, rest) = s.split_once(':')?;
                     let (name, actions) = rest.rsplit_once(':')?;
-                    let granted: Vec<&str> = actions.split(',').filter(|a| *a == "pull" && (authenticated || !is_private(name))).collect();
+                    let granted: Vec<&str> = actions
+                        .split(',')
+                        .filter(|a| *a == "pull" && (authenticated || !is_private(name)))
+                        .collect();
                     Some(serde_json::json!({"type": typ, "name": name, "actions": granted}))
                 })
                 .collect();
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
             let claims = serde_json::json!({
                 "iss": ISSUER, "sub": user.map(|u| u.0).unwrap_or_default(), "aud": SERVICE,
                 "exp": now + 300, "nbf": now - 10, "iat": now - 10, "jti": format!("{now}-{}", scopes.len()),
@@ -99,9 +137,17 @@ pub async fn start() -> TokenServer {
             } else {
                 serde_json::json!({"token": token, "expires_in": 300})
             };
-            http::response(200, &[("content-type", "application/json")], body.to_string())
+            http::response(
+                200,
+                &[("content-type", "application/json")],
+                body.to_string(),
+            )
         })
     });
     let addr = http::serve("127.0.0.1", handler).await;
-    TokenServer { addr, cert_pem: cert.pem(), seen }
+    TokenServer {
+        addr,
+        cert_pem: cert.pem(),
+        seen,
+    }
 }
