@@ -2,19 +2,25 @@
 //! clients come back to the proxy for tokens, and the upstream realm the proxy
 //! discovers and remembers.
 
+use crate::naming::NameMapping;
+use crate::scope;
 use crate::www_authenticate::{self, Challenge};
 use serde::{Deserialize, Serialize};
 
 /// Rewrites an upstream `WWW-Authenticate` value: Bearer challenges get the
-/// proxy's realm (keeping `service`, `scope`, `error`); Basic and other schemes
-/// pass unchanged, since the client's credentials are forwarded as they are.
-/// An unparseable value becomes a plain Bearer challenge.
-pub fn rewrite_for_proxy(upstream_header: Option<&str>, proxy_realm: &str) -> String {
+/// proxy's realm and the client's repository names in `scope` (keeping
+/// `service` and `error`); Basic and other schemes pass unchanged, since the
+/// client's credentials are forwarded as they are. An unparseable value
+/// becomes a plain Bearer challenge.
+pub fn rewrite_for_proxy(upstream_header: Option<&str>, proxy_realm: &str, mapping: &NameMapping) -> String {
     let mut challenges = upstream_header
         .and_then(|h| www_authenticate::parse(h).ok())
         .unwrap_or_else(|| vec![Challenge::new("Bearer")]);
     for c in challenges.iter_mut().filter(|c| c.is_bearer()) {
         c.set_param("realm", proxy_realm);
+        if let Some(scope) = c.param("scope").map(|s| scope::rewrite_for_client(s, mapping)) {
+            c.set_param("scope", &scope);
+        }
     }
     www_authenticate::render(&challenges)
 }
@@ -58,23 +64,28 @@ mod tests {
     fn bearer_realm_replaced_scope_kept() {
         let h = r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/alpine:pull",error="insufficient_scope""#;
         assert_eq!(
-            rewrite_for_proxy(Some(h), "https://p.example/v2/auth"),
+            rewrite_for_proxy(Some(h), "https://p.example/v2/auth", &NameMapping::default()),
             r#"Bearer realm="https://p.example/v2/auth",service="registry.docker.io",scope="repository:library/alpine:pull",error="insufficient_scope""#
+        );
+        let via = NameMapping { registry_host: Some("docker.io".into()), docker_hub: true, ..Default::default() };
+        assert_eq!(
+            rewrite_for_proxy(Some(h), "https://p.example/v2/auth?ns=docker.io", &via),
+            r#"Bearer realm="https://p.example/v2/auth?ns=docker.io",service="registry.docker.io",scope="repository:docker.io/library/alpine:pull",error="insufficient_scope""#
         );
     }
 
     #[test]
     fn basic_kept_and_garbage_replaced() {
         assert_eq!(
-            rewrite_for_proxy(Some(r#"Basic realm="Registry""#), "x"),
+            rewrite_for_proxy(Some(r#"Basic realm="Registry""#), "x", &NameMapping::default()),
             r#"Basic realm="Registry""#
         );
         assert_eq!(
-            rewrite_for_proxy(Some("\"\""), "http://p/v2/auth"),
+            rewrite_for_proxy(Some("\"\""), "http://p/v2/auth", &NameMapping::default()),
             r#"Bearer realm="http://p/v2/auth""#
         );
         assert_eq!(
-            rewrite_for_proxy(None, "http://p/v2/auth"),
+            rewrite_for_proxy(None, "http://p/v2/auth", &NameMapping::default()),
             r#"Bearer realm="http://p/v2/auth""#
         );
     }

@@ -5,10 +5,12 @@
 //! and the request handler itself, written against [`proxy::host::Host`].
 
 pub mod api;
+pub mod browser;
 pub mod challenge;
 pub mod digest;
 pub mod error;
 pub mod home;
+pub mod naming;
 pub mod origin;
 pub mod policy;
 pub mod proxy;

@@ -2,7 +2,9 @@
 //! host. Stored routes live in the key-value store as JSON under
 //! `route/<host>`; a built-in table covers the public registries.
 
+use crate::naming::NameMapping;
 use crate::policy::{AllowedHosts, HostPattern};
+use crate::reference::RepositoryName;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use url::Url;
@@ -30,6 +32,14 @@ pub struct RouteConfig {
     /// upstreams get their usual hosts without listing them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_hosts: Vec<String>,
+    /// Prepended to every repository name upstream: with `my-project`, a
+    /// client's `foo` is the upstream's `my-project/foo`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository_prefix: Option<String>,
+    /// Send browsers asking for an image to the upstream's web page for it
+    /// (default on; turn off for private upstreams).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub browser_redirects: Option<bool>,
 }
 
 /// A validated route, ready to use.
@@ -38,6 +48,20 @@ pub struct Route {
     pub upstream: Url,
     pub docker_hub: bool,
     pub allowed: AllowedHosts,
+    pub repository_prefix: Option<RepositoryName>,
+    pub browser_redirects: bool,
+}
+
+impl Route {
+    /// How names map for this route, reached through `registry_host` when
+    /// the client named the registry in the path or with `ns`.
+    pub fn mapping(&self, registry_host: Option<String>) -> NameMapping {
+        NameMapping {
+            registry_host,
+            repository_prefix: self.repository_prefix.as_ref().map(|p| p.to_string()),
+            docker_hub: self.docker_hub,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +79,8 @@ impl RouteConfig {
             upstream: upstream.to_string(),
             docker_hub: None,
             allowed_hosts: Vec::new(),
+            repository_prefix: None,
+            browser_redirects: None,
         }
     }
 
@@ -91,12 +117,21 @@ impl RouteConfig {
                 HostPattern::parse(h).map_err(|e| RouteError(format!("allowed_hosts: {e}")))?,
             );
         }
+        let repository_prefix = match &self.repository_prefix {
+            Some(p) => Some(
+                RepositoryName::parse(p.trim_matches('/'))
+                    .map_err(|e| RouteError(format!("repository_prefix: {e}")))?,
+            ),
+            None => None,
+        };
         Ok(Route {
             docker_hub: self
                 .docker_hub
                 .unwrap_or_else(|| known.is_some_and(|b| b.docker_hub)),
             upstream,
             allowed: AllowedHosts::new(patterns),
+            repository_prefix,
+            browser_redirects: self.browser_redirects.unwrap_or(true),
         })
     }
 }
@@ -172,15 +207,21 @@ pub const BUILTINS: &[Builtin] = &[
     },
 ];
 
+/// Names clients use for Docker Hub's registry.
+const DOCKER_HUB_ALIASES: &[&str] = &["docker.io", "index.docker.io", "registry.hub.docker.com"];
+
 fn builtin_by_upstream_host(host: &str) -> Option<&'static Builtin> {
     let host = host.to_ascii_lowercase();
     BUILTINS.iter().find(|b| {
         b.upstream.strip_prefix("https://") == Some(host.as_str())
-            || (b.docker_hub
-                && (host == "index.docker.io"
-                    || host == "docker.io"
-                    || host == "registry.hub.docker.com"))
+            || (b.docker_hub && DOCKER_HUB_ALIASES.contains(&host.as_str()))
     })
+}
+
+/// The built-in route for a registry host a client named (`ghcr.io`,
+/// `docker.io`), for path-prefix and `ns=` requests.
+pub fn builtin_for_registry(registry_host: &str) -> Option<RouteConfig> {
+    builtin_by_upstream_host(registry_host).map(|b| RouteConfig::new(b.upstream))
 }
 
 /// The built-in route for `<name>.<custom_domain>`, if any.
@@ -313,6 +354,27 @@ mod tests {
         let mut c = RouteConfig::new("https://x");
         c.allowed_hosts = vec!["a/b".into()];
         assert!(c.resolve().is_err());
+    }
+
+    #[test]
+    fn prefix_and_browser_fields() {
+        let r = RouteConfig::from_json(br#"{"upstream":"https://gcr.io","repository_prefix":"/my-project/","browser_redirects":false}"#)
+            .unwrap()
+            .resolve()
+            .unwrap();
+        assert_eq!(r.repository_prefix.unwrap().as_str(), "my-project");
+        assert!(!r.browser_redirects);
+        let bad = RouteConfig::from_json(br#"{"upstream":"https://gcr.io","repository_prefix":"../x"}"#).unwrap();
+        assert!(bad.resolve().is_err());
+        assert!(RouteConfig::new("https://quay.io").resolve().unwrap().browser_redirects);
+    }
+
+    #[test]
+    fn registries_by_host() {
+        assert_eq!(builtin_for_registry("docker.io").unwrap().upstream, "https://registry-1.docker.io");
+        assert_eq!(builtin_for_registry("GHCR.io").unwrap().upstream, "https://ghcr.io");
+        assert_eq!(builtin_for_registry("registry.k8s.io").unwrap().upstream, "https://registry.k8s.io");
+        assert!(builtin_for_registry("evil.example").is_none());
     }
 
     #[test]

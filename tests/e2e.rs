@@ -106,6 +106,13 @@ fn blobs_stream_with_head_and_range() {
     assert_eq!(error_code(&missing), "BLOB_UNKNOWN");
 }
 
+/// The component's log never holds credentials or signed URLs.
+fn assert_not_logged(secret: &str) {
+    let logs = env().spin.app.logs.lock().unwrap();
+    assert!(!logs.is_empty(), "no component log captured");
+    assert!(!logs.contains(secret), "the component logged {secret:?}");
+}
+
 fn skopeo(args: &[&str]) -> std::process::Output {
     std::process::Command::new("skopeo")
         .args(args)
@@ -248,6 +255,8 @@ fn authenticated_pull_forwards_credentials_and_refuses_a_wrong_password() {
         !out.status.success(),
         "an anonymous client pulled a private image"
     );
+
+    assert_not_logged(token_server::PASSWORD);
 
     // Public images need no credentials even behind token auth.
     let (out, dir) = skopeo_copy(&e.proxy(AUTH), "test/single:v1", None, false);
@@ -486,6 +495,22 @@ fn spin_refuses_hosts_outside_allowed_outbound_hosts() {
             .iter()
             .any(|d| d.contains("127.0.0.5"))
     );
+}
+
+#[test]
+fn unreachable_upstream_and_catalog() {
+    let e = env();
+    let closed = registry::free_port();
+    e.spin.app.kv_set("route/closed.test", format!(r#"{{"upstream":"http://127.0.0.1:{closed}"}}"#).as_bytes());
+    let r = get(&format!("{}/v2/a/manifests/b", e.proxy(OPEN)), &[("host", "closed.test")]);
+    assert_eq!(r.status, 502);
+    assert_eq!(error_code(&r), "UNKNOWN");
+    assert!(r.text().contains("unreachable"), "{}", r.text());
+
+    let r = get(&format!("{}/v2/_catalog?n=100", e.proxy(OPEN)), &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let repos = r.json()["repositories"].clone();
+    assert!(repos.as_array().unwrap().iter().any(|x| x == "test/single"), "{repos}");
 }
 
 #[test]

@@ -2,22 +2,30 @@
 //! relaying it upstream. It knows nothing of Spin; see [`host::Host`].
 
 pub mod host;
+mod routing;
 mod token;
 mod upstream;
 
 use crate::api::{Endpoint, PathError};
+use crate::browser;
 use crate::challenge::rewrite_for_proxy;
 use crate::error::{ErrorCode, RegistryError};
 use crate::home;
+use crate::naming::{NameMapping, split_registry_host};
 use crate::origin::proxy_origin;
-use crate::route::{self, Route, RouteConfig};
+use crate::reference::RepositoryName;
+use crate::route::{self, Route};
+use crate::scope;
 use host::{Body, Headers, Host, Request, Response};
-use std::collections::BTreeMap;
+use routing::Target;
 use url::Url;
 
 /// Longest request path accepted (distribution's names are at most 255
 /// bytes; tags and digests add little).
 const PATH_LIMIT: usize = 2048;
+
+/// Largest tag list the proxy reads to rename its repository.
+const TAG_LIST_LIMIT: usize = 8 << 20;
 
 /// Request headers relayed upstream on API calls.
 const FORWARDED_REQUEST_HEADERS: &[&str] = &[
@@ -71,27 +79,14 @@ struct Incoming {
     hosts: Vec<String>,
 }
 
-async fn serve<H: Host>(
-    host: &H,
-    req: Request<H::Stream>,
-) -> Result<Response<H::Stream>, RegistryError> {
+async fn serve<H: Host>(host: &H, req: Request<H::Stream>) -> Result<Response<H::Stream>, RegistryError> {
     let hosts = req
         .headers
         .get("host")
         .and_then(route::host_candidates)
-        .ok_or_else(|| {
-            RegistryError::new(
-                400,
-                ErrorCode::Unsupported,
-                "missing or invalid Host header",
-            )
-        })?;
+        .ok_or_else(|| RegistryError::new(400, ErrorCode::Unsupported, "missing or invalid Host header"))?;
     if req.path.len() > PATH_LIMIT {
-        return Err(RegistryError::new(
-            414,
-            ErrorCode::NameInvalid,
-            "request path too long",
-        ));
+        return Err(RegistryError::new(414, ErrorCode::NameInvalid, "request path too long"));
     }
     let origin = proxy_origin(
         host.variable("public_url").as_deref(),
@@ -100,181 +95,143 @@ async fn serve<H: Host>(
         &hosts[0],
     );
     let incoming = Incoming { origin, hosts };
-    let route = find_route(host, &incoming.hosts)?;
-
     if req.path == "/" {
+        let route = routing::for_host(host, &incoming.hosts)?;
         return Ok(home_page(host, &incoming, route.as_ref(), &req.headers));
     }
-    let endpoint = Endpoint::parse(&req.path).map_err(path_error)?;
-    let Some(route) = route else {
-        return Err(no_route(host, &incoming));
+    let ns = query_param(req.query.as_deref(), "ns");
+    let browser = req.headers.get_all("accept").any(|a| a.contains("text/html"));
+    // A registry host before the name (`/v2/ghcr.io/owner/image/...`) picks
+    // the upstream and is not part of the upstream's name.
+    let (registry, path) = match req.path.strip_prefix("/v2/").and_then(split_registry_host) {
+        Some((registry, rest)) => (Some(registry), format!("/v2/{rest}")),
+        None => (None, req.path.clone()),
     };
+    let endpoint = match Endpoint::parse(&path) {
+        Err(PathError::NotApi) if browser => return browser_redirect(host, &incoming, &req.path),
+        parsed => parsed.map_err(path_error)?,
+    };
+    if browser && endpoint.name().is_some() {
+        return browser_redirect(host, &incoming, &req.path);
+    }
+    if matches!(endpoint, Endpoint::Auth) {
+        let params = token::TokenParams::read(host, req).await?;
+        let registry = match params.namespace.clone() {
+            Some(ns) => Some(ns),
+            None => scope::registry_host(&params.scopes).map_err(|m| RegistryError::new(400, ErrorCode::Denied, m))?,
+        };
+        let target = target(host, &incoming, registry)?;
+        return token::handle(host, &target, params).await;
+    }
+    let target = target(host, &incoming, registry.or(ns.clone()))?;
     match endpoint {
-        Endpoint::Auth => token::handle(host, &route, req).await,
-        Endpoint::BlobUpload { .. } => Err(RegistryError::new(
-            405,
-            ErrorCode::Unsupported,
-            "this proxy serves pulls only",
-        )),
+        Endpoint::BlobUpload { .. } => Err(RegistryError::new(405, ErrorCode::Unsupported, "this proxy serves pulls only")),
         endpoint => {
             if !matches!(req.method.as_str(), "GET" | "HEAD") {
-                return Err(RegistryError::new(
-                    405,
-                    ErrorCode::Unsupported,
-                    format!("{} is not supported here", req.method),
-                ));
+                return Err(RegistryError::new(405, ErrorCode::Unsupported, format!("{} is not supported here", req.method)));
             }
-            relay(host, &route, &incoming, &endpoint, &req).await
+            let mut resp = relay(host, &target, &incoming, &endpoint, &req).await?;
+            // The distribution spec's proxying: say which namespace answered.
+            if let Some(ns) = ns.filter(|_| target.mapping.registry_host.is_some()) {
+                resp.headers.push("oci-namespace", ns);
+            }
+            Ok(resp)
         }
     }
 }
 
+/// The route for the registry the client named, else for the request's host.
+fn target<H: Host>(host: &H, incoming: &Incoming, registry: Option<String>) -> Result<Target, RegistryError> {
+    if let Some(r) = registry {
+        return routing::for_registry(host, &r);
+    }
+    match routing::for_host(host, &incoming.hosts)? {
+        Some(route) => Ok(Target { mapping: route.mapping(None), route }),
+        None => Err(RegistryError::new(404, ErrorCode::NameUnknown, format!("no route for host {}", incoming.hosts[0]))
+            .with_routes(routing::table(host))),
+    }
+}
+
+fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
 fn path_error(e: PathError) -> RegistryError {
     match e {
-        PathError::NotApi => RegistryError::new(
-            404,
-            ErrorCode::NameUnknown,
-            "not a registry API path; see / for usage",
-        ),
-        PathError::UnknownEndpoint => {
-            RegistryError::new(404, ErrorCode::Unsupported, "unknown registry API endpoint")
-        }
+        PathError::NotApi => RegistryError::new(404, ErrorCode::NameUnknown, "not a registry API path; see / for usage"),
+        PathError::UnknownEndpoint => RegistryError::new(404, ErrorCode::Unsupported, "unknown registry API endpoint"),
         PathError::Name(m) => RegistryError::new(400, ErrorCode::NameInvalid, m),
-        PathError::Reference(m) if m.starts_with("invalid digest") => {
-            RegistryError::new(400, ErrorCode::DigestInvalid, m)
-        }
+        PathError::Reference(m) if m.starts_with("invalid digest") => RegistryError::new(400, ErrorCode::DigestInvalid, m),
         PathError::Reference(m) => RegistryError::new(400, ErrorCode::TagInvalid, m),
         PathError::Digest(m) => RegistryError::new(400, ErrorCode::DigestInvalid, m),
     }
 }
 
-/// Stored route for `host:port`, then `host`; then the built-in table under
-/// `custom_domain`; then `default_upstream`. A stored value that is not a
-/// valid route is an error naming its key, not a fallthrough.
-fn find_route<H: Host>(host: &H, hosts: &[String]) -> Result<Option<Route>, RegistryError> {
-    let bad = |key: &str, e: &dyn std::fmt::Display| {
-        eprintln!("route {key}: {e}");
-        RegistryError::new(
-            500,
-            ErrorCode::Unknown,
-            format!("route {key} in the key-value store is invalid: {e}"),
-        )
+/// A browser asking for `/<image>` or an API path of it goes to the
+/// upstream's web page for the image, where the route allows and one exists.
+fn browser_redirect<H: Host>(host: &H, incoming: &Incoming, path: &str) -> Result<Response<H::Stream>, RegistryError> {
+    let not_found = || RegistryError::new(404, ErrorCode::NameUnknown, "no web page for this path; see / for usage");
+    let name = browser::image_name(path).ok_or_else(not_found)?;
+    let (registry, name) = match split_registry_host(&name) {
+        Some((r, rest)) => (Some(r), rest.to_string()),
+        None => (None, name),
     };
-    for h in hosts {
-        let key = route::key_for(h);
-        match host.kv_get(&key) {
-            Ok(Some(bytes)) => {
-                let config = RouteConfig::from_json(&bytes).map_err(|e| bad(&key, &e))?;
-                return config.resolve().map(Some).map_err(|e| bad(&key, &e));
-            }
-            Ok(None) => {}
-            Err(e) => {
-                return Err(RegistryError::new(
-                    500,
-                    ErrorCode::Unknown,
-                    format!("key-value store: {e}"),
-                ));
-            }
-        }
-    }
-    let custom_domain = host.variable("custom_domain").unwrap_or_default();
-    let builtin = hosts
-        .iter()
-        .find_map(|h| route::builtin_for_host(h, &custom_domain));
-    let config = builtin.or_else(|| {
-        host.variable("default_upstream")
-            .filter(|u| !u.trim().is_empty())
-            .map(|u| RouteConfig::new(u.trim()))
-    });
-    match config {
-        Some(c) => c.resolve().map(Some).map_err(|e| bad("(variables)", &e)),
-        None => Ok(None),
-    }
+    let target = target(host, incoming, registry)?;
+    let name = RepositoryName::parse(&name).map_err(|e| RegistryError::new(400, ErrorCode::NameInvalid, e.to_string()))?;
+    let upstream_name = target.mapping.to_upstream(&name).ok_or_else(not_found)?;
+    let page = browser::web_page(&target.route.upstream, upstream_name.as_str())
+        .filter(|_| target.route.browser_redirects)
+        .ok_or_else(not_found)?;
+    let mut headers = Headers::default();
+    headers.push("location", page);
+    Ok(Response { status: 302, headers, body: Body::Empty })
 }
 
-/// Every configured route, host → upstream, for the 404 and the home page.
-fn route_table<H: Host>(host: &H) -> BTreeMap<String, String> {
-    let mut table = BTreeMap::new();
-    for (h, c) in route::builtin_hosts(&host.variable("custom_domain").unwrap_or_default()) {
-        table.insert(h, c.upstream);
-    }
-    if let Some(u) = host
-        .variable("default_upstream")
-        .filter(|u| !u.trim().is_empty())
-    {
-        table.insert("*".to_string(), u.trim().to_string());
-    }
-    let keys = host.kv_keys().unwrap_or_default();
-    for key in keys.iter().filter(|k| k.starts_with(route::KEY_PREFIX)) {
-        let upstream = match host.kv_get(key) {
-            Ok(Some(bytes)) => RouteConfig::from_json(&bytes)
-                .map_or_else(|e| format!("(invalid: {e})"), |c| c.upstream),
-            _ => continue,
-        };
-        table.insert(key[route::KEY_PREFIX.len()..].to_string(), upstream);
-    }
-    table
-}
-
-fn no_route<H: Host>(host: &H, incoming: &Incoming) -> RegistryError {
-    RegistryError::new(
-        404,
-        ErrorCode::NameUnknown,
-        format!("no route for host {}", incoming.hosts[0]),
-    )
-    .with_routes(route_table(host))
-}
-
-fn home_page<H: Host>(
-    host: &H,
-    incoming: &Incoming,
-    route: Option<&Route>,
-    headers: &Headers,
-) -> Response<H::Stream> {
+fn home_page<H: Host>(host: &H, incoming: &Incoming, route: Option<&Route>, headers: &Headers) -> Response<H::Stream> {
     let here = route.map(|r| r.upstream.origin().ascii_serialization());
     let browser = headers.get_all("accept").any(|a| a.contains("text/html"));
     let (content_type, body) = if browser {
-        let routes: Vec<(String, String)> = route_table(host).into_iter().collect();
-        (
-            "text/html; charset=utf-8",
-            home::render_html(&incoming.origin, here.as_deref(), &routes),
-        )
+        let routes: Vec<(String, String)> = routing::table(host).into_iter().collect();
+        ("text/html; charset=utf-8", home::render_html(&incoming.origin, here.as_deref(), &routes))
     } else {
-        (
-            "text/plain; charset=utf-8",
-            home::render_text(&incoming.origin, here.as_deref()),
-        )
+        ("text/plain; charset=utf-8", home::render_text(&incoming.origin, here.as_deref()))
     };
     let mut h = Headers::default();
     h.push("content-type", content_type);
-    Response {
-        status: 200,
-        headers: h,
-        body: Body::Bytes(body.into_bytes()),
-    }
+    Response { status: 200, headers: h, body: Body::Bytes(body.into_bytes()) }
 }
 
-/// Relays a read of the API upstream and its answer back, body unread.
+/// Relays a read of the API upstream and its answer back, body unread
+/// (except a tag list whose repository name the client spells differently).
 async fn relay<H: Host>(
     host: &H,
-    route: &Route,
+    target: &Target,
     incoming: &Incoming,
     endpoint: &Endpoint,
     req: &Request<H::Stream>,
 ) -> Result<Response<H::Stream>, RegistryError> {
-    let upstream_name = endpoint.name().map(|n| {
-        if route.docker_hub {
-            n.with_docker_hub_namespace()
-        } else {
-            n.clone()
-        }
-    });
+    let (route, mapping) = (&target.route, &target.mapping);
+    let upstream_name = match endpoint.name() {
+        Some(n) => Some(mapping.to_upstream(n).ok_or_else(|| {
+            RegistryError::new(400, ErrorCode::NameInvalid, "repository name too long with the route's prefix")
+        })?),
+        None => None,
+    };
     let mut url = route
         .upstream
         .join(&endpoint.upstream_path(upstream_name.as_ref()))
         .map_err(|e| RegistryError::new(400, ErrorCode::NameInvalid, e.to_string()))?;
-    // The query (tag-list `n`/`last`, referrers `artifactType`) goes as is.
-    url.set_query(req.query.as_deref().filter(|q| !q.is_empty()));
+    // The query (tag-list `n`/`last`, referrers `artifactType`) goes as is,
+    // less the `ns` meant for the proxy.
+    let query: Vec<(String, String)> = url::form_urlencoded::parse(req.query.as_deref().unwrap_or_default().as_bytes())
+        .filter(|(k, _)| k != "ns")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    if !query.is_empty() {
+        url.query_pairs_mut().extend_pairs(&query);
+    }
     let mut headers = Headers::default();
     for name in FORWARDED_REQUEST_HEADERS {
         let values: Vec<&str> = req.headers.get_all(name).collect();
@@ -283,16 +240,7 @@ async fn relay<H: Host>(
         }
     }
     let authorization = req.headers.get("authorization");
-    let resp = upstream::fetch(
-        host,
-        route,
-        &req.method,
-        url,
-        headers,
-        authorization,
-        Body::Empty,
-    )
-    .await?;
+    let resp = upstream::fetch(host, route, &req.method, url, headers, authorization, Body::Empty).await?;
 
     let mut out = Headers::default();
     for name in FORWARDED_RESPONSE_HEADERS {
@@ -301,32 +249,40 @@ async fn relay<H: Host>(
         }
     }
     if let Some(link) = resp.headers.get("link") {
-        let client_name = endpoint.name().map(|n| n.as_str());
-        out.push(
-            "link",
-            rewrite_link(
-                link,
-                &route.upstream,
-                upstream_name.as_ref().map(|n| n.as_str()),
-                client_name,
-            ),
-        );
+        let client_name = endpoint.name().map(|n| match &mapping.registry_host {
+            Some(r) => format!("{r}/{n}"),
+            None => n.to_string(),
+        });
+        out.push("link", rewrite_link(link, &route.upstream, upstream_name.as_ref().map(|n| n.as_str()), client_name.as_deref()));
     }
     if resp.status == 401 {
-        let realm = format!("{}/v2/auth", incoming.origin);
-        out.push(
-            "www-authenticate",
-            rewrite_for_proxy(resp.headers.get("www-authenticate"), &realm),
-        );
+        out.push("www-authenticate", rewrite_for_proxy(resp.headers.get("www-authenticate"), &target.realm(&incoming.origin), mapping));
     }
     if matches!(endpoint, Endpoint::Base) && out.get("docker-distribution-api-version").is_none() {
         out.push("docker-distribution-api-version", "registry/2.0");
     }
-    Ok(Response {
-        status: resp.status,
-        headers: out,
-        body: resp.body,
-    })
+    let mut body = resp.body;
+    if matches!(endpoint, Endpoint::TagsList { .. }) && resp.status == 200 && mapping.renames() && req.method == "GET" {
+        let renamed = rename_tag_list(host, body, mapping).await?;
+        out.0.retain(|(n, _)| n != "content-length");
+        out.push("content-length", renamed.len().to_string());
+        body = Body::Bytes(renamed);
+    }
+    Ok(Response { status: resp.status, headers: out, body })
+}
+
+/// A tag list names its repository: the client's name goes back.
+async fn rename_tag_list<H: Host>(host: &H, body: Body<H::Stream>, mapping: &NameMapping) -> Result<Vec<u8>, RegistryError> {
+    let bytes = host
+        .read_body(body, TAG_LIST_LIMIT)
+        .await
+        .map_err(|e| RegistryError::bad_gateway(format!("tag list: {e}")))?;
+    let mut list: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| RegistryError::bad_gateway(format!("upstream tag list is not JSON: {e}")))?;
+    if let Some(client) = list["name"].as_str().and_then(|n| mapping.to_client(n)) {
+        list["name"] = serde_json::Value::String(client);
+    }
+    Ok(list.to_string().into_bytes())
 }
 
 /// Pagination links point back at the proxy: absolute upstream URLs become

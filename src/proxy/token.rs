@@ -2,7 +2,9 @@
 //! own realm, rewrites scopes to upstream names and relays the token request.
 
 use super::host::{Body, Headers, Host, Request, Response};
+use super::routing::Target;
 use super::upstream::fetch;
+use crate::naming::NameMapping;
 use crate::challenge::{UpstreamRealm, realm_key};
 use crate::error::{ErrorCode, RegistryError};
 use crate::route::Route;
@@ -15,87 +17,72 @@ use url::form_urlencoded;
 const FORM_LIMIT: usize = 64 * 1024;
 const TOKEN_LIMIT: usize = 1024 * 1024;
 
-pub async fn handle<H: Host>(
-    host: &H,
-    route: &Route,
-    req: Request<H::Stream>,
-) -> Result<Response<H::Stream>, RegistryError> {
-    let realm = discover(host, route).await?;
-    let mut realm_url = Url::parse(&realm.realm).map_err(|_| {
-        RegistryError::bad_gateway(format!("upstream realm {:?} is not a URL", realm.realm))
-    })?;
-    let authorization = req.headers.get("authorization").map(str::to_string);
-    match req.method.as_str() {
-        "GET" => {
-            let params = relayed_params(req.query.as_deref().unwrap_or(""), &realm, route);
-            realm_url.query_pairs_mut().extend_pairs(&params);
-            let resp = fetch(
-                host,
-                route,
-                "GET",
-                realm_url,
-                Headers::default(),
-                authorization.as_deref(),
-                Body::Empty,
-            )
-            .await?;
-            Ok(token_response(resp))
-        }
-        "POST" => {
-            let form = host.read_body(req.body, FORM_LIMIT).await.map_err(|e| {
-                RegistryError::new(
-                    400,
-                    ErrorCode::Unsupported,
-                    format!("token request body: {e}"),
-                )
-            })?;
-            let form = String::from_utf8_lossy(&form).into_owned();
-            let params = relayed_params(&form, &realm, route);
-            let encoded = form_urlencoded::Serializer::new(String::new())
-                .extend_pairs(&params)
-                .finish();
-            let mut headers = Headers::default();
-            headers.push("content-type", "application/x-www-form-urlencoded");
-            let resp = fetch(
-                host,
-                route,
-                "POST",
-                realm_url.clone(),
-                headers,
-                authorization.as_deref(),
-                Body::Bytes(encoded.into_bytes()),
-            )
-            .await?;
-            // Realms without OAuth2 POST support answer 404/405; a password
-            // grant then becomes the GET token request, as clients do it.
-            let basic = password_grant(&params);
-            match (resp.status, basic) {
-                (404 | 405, Some(basic)) => {
-                    let get_params: Vec<(String, String)> = params
-                        .into_iter()
-                        .filter(|(k, _)| k == "scope" || k == "service")
-                        .collect();
-                    realm_url.query_pairs_mut().extend_pairs(&get_params);
-                    let resp = fetch(
-                        host,
-                        route,
-                        "GET",
-                        realm_url,
-                        Headers::default(),
-                        Some(&basic),
-                        Body::Empty,
-                    )
-                    .await?;
-                    as_oauth2_response(host, resp).await
-                }
-                _ => Ok(token_response(resp)),
+/// A token request as the client sent it: its parameters (query for GET,
+/// form for POST) and credentials.
+pub struct TokenParams {
+    method: String,
+    params: Vec<(String, String)>,
+    authorization: Option<String>,
+    /// The registry the proxy's realm named (`?ns=`), if any.
+    pub namespace: Option<String>,
+    pub scopes: Vec<String>,
+}
+
+impl TokenParams {
+    pub async fn read<H: Host>(host: &H, req: Request<H::Stream>) -> Result<Self, RegistryError> {
+        let query: Vec<(String, String)> = pairs(req.query.as_deref().unwrap_or_default());
+        let namespace = query.iter().find(|(k, _)| k == "ns").map(|(_, v)| v.clone());
+        let authorization = req.headers.get("authorization").map(str::to_string);
+        let params = match req.method.as_str() {
+            "GET" => query,
+            "POST" => {
+                let form = host
+                    .read_body(req.body, FORM_LIMIT)
+                    .await
+                    .map_err(|e| RegistryError::new(400, ErrorCode::Unsupported, format!("token request body: {e}")))?;
+                pairs(&String::from_utf8_lossy(&form))
             }
+            _ => return Err(RegistryError::new(405, ErrorCode::Unsupported, "token requests are GET or POST")),
+        };
+        let scopes = params.iter().filter(|(k, _)| k == "scope").map(|(_, v)| v.clone()).collect();
+        Ok(Self { method: req.method, params, authorization, namespace, scopes })
+    }
+}
+
+fn pairs(s: &str) -> Vec<(String, String)> {
+    form_urlencoded::parse(s.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+}
+
+pub async fn handle<H: Host>(host: &H, target: &Target, req: TokenParams) -> Result<Response<H::Stream>, RegistryError> {
+    let route = &target.route;
+    let realm = discover(host, route).await?;
+    let mut realm_url = Url::parse(&realm.realm)
+        .map_err(|_| RegistryError::bad_gateway(format!("upstream realm {:?} is not a URL", realm.realm)))?;
+    let params = relayed_params(&req, &realm, &target.mapping);
+    let authorization = req.authorization.as_deref();
+    if req.method == "GET" {
+        realm_url.query_pairs_mut().extend_pairs(&params);
+        let resp = fetch(host, route, "GET", realm_url, Headers::default(), authorization, Body::Empty).await?;
+        return Ok(token_response(resp));
+    }
+    let encoded = form_urlencoded::Serializer::new(String::new()).extend_pairs(&params).finish();
+    let mut headers = Headers::default();
+    headers.push("content-type", "application/x-www-form-urlencoded");
+    let resp = fetch(host, route, "POST", realm_url.clone(), headers, authorization, Body::Bytes(encoded.into_bytes())).await?;
+    // Realms without OAuth2 POST support answer 404/405; a password grant
+    // then becomes the GET token request, as clients do it.
+    match (resp.status, password_grant(&params)) {
+        (404 | 405, Some(basic)) => {
+            let get_params: Vec<(String, String)> = params
+                .into_iter()
+                .filter(|(k, _)| k == "service")
+                .chain(scope_values(&req, &target.mapping).into_iter().map(|s| ("scope".to_string(), s)))
+                .collect();
+            realm_url.query_pairs_mut().extend_pairs(&get_params);
+            let resp = fetch(host, route, "GET", realm_url, Headers::default(), Some(&basic), Body::Empty).await?;
+            as_oauth2_response(host, resp).await
         }
-        _ => Err(RegistryError::new(
-            405,
-            ErrorCode::Unsupported,
-            "token requests are GET or POST",
-        )),
+        _ => Ok(token_response(resp)),
     }
 }
 
@@ -150,29 +137,30 @@ async fn discover<H: Host>(host: &H, route: &Route) -> Result<UpstreamRealm, Reg
     Ok(realm)
 }
 
+fn scope_values(req: &TokenParams, mapping: &NameMapping) -> Vec<String> {
+    scope::rewrite_for_upstream(&req.scopes, mapping)
+}
+
 /// The client's parameters with scopes rewritten to upstream names (one
-/// `scope` each) and the upstream's own `service`.
-fn relayed_params(query: &str, realm: &UpstreamRealm, route: &Route) -> Vec<(String, String)> {
-    let mut scopes = Vec::new();
-    let mut out = Vec::new();
-    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
-        match k.as_ref() {
-            "scope" => scopes.push(v.into_owned()),
-            "service" => {}
-            _ => out.push((k.into_owned(), v.into_owned())),
-        }
-    }
+/// `scope` each for GET, space separated for an OAuth2 form) and the
+/// upstream's own `service`; `ns` was for the proxy.
+fn relayed_params(req: &TokenParams, realm: &UpstreamRealm, mapping: &NameMapping) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = req
+        .params
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "scope" | "service" | "ns"))
+        .cloned()
+        .collect();
     if let Some(s) = &realm.service {
         out.push(("service".into(), s.clone()));
     }
-    let rewritten = scope::rewrite_for_upstream(&scopes, route.docker_hub);
-    if out.iter().any(|(k, _)| k == "grant_type") {
-        // OAuth2 forms carry all scopes in one space-separated value.
-        if !rewritten.is_empty() {
-            out.push(("scope".into(), rewritten.join(" ")));
+    let scopes = scope_values(req, mapping);
+    if req.method == "POST" {
+        if !scopes.is_empty() {
+            out.push(("scope".into(), scopes.join(" ")));
         }
     } else {
-        out.extend(rewritten.into_iter().map(|s| ("scope".to_string(), s)));
+        out.extend(scopes.into_iter().map(|s| ("scope".to_string(), s)));
     }
     out
 }
@@ -234,46 +222,29 @@ async fn as_oauth2_response<H: Host>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::route::RouteConfig;
+
+    fn params(method: &str, query: &str) -> TokenParams {
+        let params = pairs(query);
+        let scopes = params.iter().filter(|(k, _)| k == "scope").map(|(_, v)| v.clone()).collect();
+        TokenParams { method: method.into(), params, authorization: None, namespace: None, scopes }
+    }
 
     #[test]
     fn params_for_get_and_post() {
-        let route = RouteConfig::new("https://registry-1.docker.io")
-            .resolve()
-            .unwrap();
-        let realm = UpstreamRealm {
-            realm: "https://auth.docker.io/token".into(),
-            service: Some("registry.docker.io".into()),
-            expires: 0,
-        };
-        let p = relayed_params(
-            "service=proxy&scope=repository%3Aalpine%3Apull&scope=repository%3A..%3Apull&account=me",
-            &realm,
-            &route,
-        );
+        let hub = NameMapping { docker_hub: true, ..Default::default() };
+        let realm = UpstreamRealm { realm: "https://auth.docker.io/token".into(), service: Some("registry.docker.io".into()), expires: 0 };
+        let p = relayed_params(&params("GET", "service=proxy&ns=docker.io&scope=repository%3Aalpine%3Apull&scope=repository%3A..%3Apull&account=me"), &realm, &hub);
         assert_eq!(
             p,
             vec![
                 ("account".to_string(), "me".to_string()),
                 ("service".to_string(), "registry.docker.io".to_string()),
-                (
-                    "scope".to_string(),
-                    "repository:library/alpine:pull".to_string()
-                ),
+                ("scope".to_string(), "repository:library/alpine:pull".to_string()),
             ]
         );
-        let p = relayed_params(
-            "grant_type=password&username=u&password=p%3A&scope=repository%3Aa%3Apull+repository%3Ab%2Fc%3Apull",
-            &realm,
-            &route,
-        );
-        assert!(p.contains(&(
-            "scope".to_string(),
-            "repository:library/a:pull repository:b/c:pull".to_string()
-        )));
-        assert_eq!(
-            password_grant(&p).unwrap(),
-            format!("Basic {}", STANDARD.encode(b"u:p:"))
-        );
+        let form = "grant_type=password&username=u&password=p%3A&scope=repository%3Aa%3Apull+repository%3Ab%2Fc%3Apull";
+        let p = relayed_params(&params("POST", form), &realm, &hub);
+        assert!(p.contains(&("scope".to_string(), "repository:library/a:pull repository:b/c:pull".to_string())));
+        assert_eq!(password_grant(&p).unwrap(), format!("Basic {}", STANDARD.encode(b"u:p:")));
     }
 }

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
 use wasmtime::component::{Component, Linker, Resource, ResourceTable};
 use wasmtime::{Config, Engine, Store};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
@@ -66,6 +67,8 @@ pub struct App {
     /// Largest linear memory any instance asked for, in bytes.
     pub peak_memory: AtomicUsize,
     pub outbound_denied: Mutex<Vec<String>>,
+    /// Everything the component wrote to stderr (Spin's component log).
+    pub logs: Mutex<String>,
 }
 
 impl App {
@@ -143,6 +146,7 @@ pub fn load_app(manifest: &Path, component: &str, overrides: &[(&str, &str)]) ->
         key_value_stores: strings("key_value_stores"),
         peak_memory: AtomicUsize::new(0),
         outbound_denied: Mutex::new(Vec::new()),
+        logs: Mutex::new(String::new()),
     })
 }
 
@@ -480,8 +484,9 @@ async fn run(
     rules: Arc<Vec<OutboundRule>>,
     req: hyper::Request<hyper::body::Incoming>,
 ) -> wasmtime::Result<hyper::Response<HyperOutgoingBody>> {
+    let stderr = MemoryOutputPipe::new(1 << 20);
     let state = State {
-        wasi: WasiCtx::builder().inherit_stderr().build(),
+        wasi: WasiCtx::builder().stderr(stderr.clone()).build(),
         http: WasiHttpCtx::new(),
         table: ResourceTable::new(),
         hooks: Hooks {
@@ -501,10 +506,13 @@ async fn run(
     let out = store.data_mut().http().new_response_outparam(sender)?;
     let task = tokio::spawn(async move {
         let proxy = pre.instantiate_async(&mut store).await?;
-        proxy
+        let result = proxy
             .wasi_http_incoming_handler()
             .call_handle(&mut store, req, out)
-            .await
+            .await;
+        let log = String::from_utf8_lossy(&stderr.contents()).into_owned();
+        store.data().app.logs.lock().unwrap().push_str(&log);
+        result
     });
     match receiver.await {
         Ok(Ok(resp)) => Ok(resp),

@@ -1,0 +1,107 @@
+//! Which route serves a request: by the registry the client named (a host
+//! before the repository name, or containerd's `ns=`), else by the host the
+//! request came to.
+
+use super::host::Host;
+use crate::error::{ErrorCode, RegistryError};
+use crate::naming::{NameMapping, split_registry_host};
+use crate::route::{self, Route, RouteConfig};
+use std::collections::BTreeMap;
+
+/// A routed request: the route, and how names map through it.
+pub struct Target {
+    pub route: Route,
+    pub mapping: NameMapping,
+}
+
+impl Target {
+    /// The proxy's realm for this target: the registry the client named
+    /// rides along, so token requests reach the same upstream.
+    pub fn realm(&self, origin: &str) -> String {
+        match &self.mapping.registry_host {
+            Some(r) => format!("{origin}/v2/auth?ns={r}"),
+            None => format!("{origin}/v2/auth"),
+        }
+    }
+}
+
+fn invalid(key: &str, e: &dyn std::fmt::Display) -> RegistryError {
+    eprintln!("route {key}: {e}");
+    RegistryError::new(500, ErrorCode::Unknown, format!("route {key} in the key-value store is invalid: {e}"))
+}
+
+/// A stored route, parsed; a value that is not a valid route is an error
+/// naming its key, never a fallthrough.
+fn stored<H: Host>(host: &H, name: &str) -> Result<Option<Route>, RegistryError> {
+    let key = route::key_for(name);
+    match host.kv_get(&key) {
+        Ok(Some(bytes)) => {
+            let config = RouteConfig::from_json(&bytes).map_err(|e| invalid(&key, &e))?;
+            config.resolve().map(Some).map_err(|e| invalid(&key, &e))
+        }
+        Ok(None) => Ok(None),
+        Err(e) => Err(RegistryError::new(500, ErrorCode::Unknown, format!("key-value store: {e}"))),
+    }
+}
+
+/// Stored route for `host:port`, then `host`; then the built-in table under
+/// `custom_domain`; then `default_upstream`.
+pub fn for_host<H: Host>(host: &H, hosts: &[String]) -> Result<Option<Route>, RegistryError> {
+    for h in hosts {
+        if let Some(r) = stored(host, h)? {
+            return Ok(Some(r));
+        }
+    }
+    let custom_domain = host.variable("custom_domain").unwrap_or_default();
+    let builtin = hosts.iter().find_map(|h| route::builtin_for_host(h, &custom_domain));
+    let config = builtin.or_else(|| default_upstream(host).map(|u| RouteConfig::new(&u)));
+    match config {
+        Some(c) => c.resolve().map(Some).map_err(|e| invalid("(variables)", &e)),
+        None => Ok(None),
+    }
+}
+
+/// The route for a registry a client named: a stored route under that name,
+/// else a built-in registry. Anything else is refused: the proxy is no open
+/// proxy to arbitrary hosts.
+pub fn for_registry<H: Host>(host: &H, registry: &str) -> Result<Target, RegistryError> {
+    let valid = split_registry_host(&format!("{registry}/x")).map(|(h, _)| h);
+    let Some(registry) = valid else {
+        return Err(RegistryError::new(400, ErrorCode::NameInvalid, format!("{registry:?} is not a registry host")));
+    };
+    let route = match stored(host, &registry)? {
+        Some(r) => r,
+        None => route::builtin_for_registry(&registry)
+            .ok_or_else(|| {
+                RegistryError::new(404, ErrorCode::NameUnknown, format!("registry {registry} is not configured on this proxy"))
+            })?
+            .resolve()
+            .map_err(|e| invalid(&registry, &e))?,
+    };
+    let mapping = route.mapping(Some(registry));
+    Ok(Target { route, mapping })
+}
+
+fn default_upstream<H: Host>(host: &H) -> Option<String> {
+    host.variable("default_upstream").map(|u| u.trim().to_string()).filter(|u| !u.is_empty())
+}
+
+/// Every configured route, host → upstream, for the 404 and the home page.
+pub fn table<H: Host>(host: &H) -> BTreeMap<String, String> {
+    let mut table = BTreeMap::new();
+    for (h, c) in route::builtin_hosts(&host.variable("custom_domain").unwrap_or_default()) {
+        table.insert(h, c.upstream);
+    }
+    if let Some(u) = default_upstream(host) {
+        table.insert("*".to_string(), u);
+    }
+    let keys = host.kv_keys().unwrap_or_default();
+    for key in keys.iter().filter(|k| k.starts_with(route::KEY_PREFIX)) {
+        let upstream = match host.kv_get(key) {
+            Ok(Some(bytes)) => RouteConfig::from_json(&bytes).map_or_else(|e| format!("(invalid: {e})"), |c| c.upstream),
+            _ => continue,
+        };
+        table.insert(key[route::KEY_PREFIX.len()..].to_string(), upstream);
+    }
+    table
+}
