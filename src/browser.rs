@@ -38,7 +38,11 @@ pub fn web_page(upstream: &Url, upstream_name: &str) -> Option<String> {
         "public.ecr.aws" => format!("https://gallery.ecr.aws/{upstream_name}"),
         "mcr.microsoft.com" => format!("https://mcr.microsoft.com/artifact/mar/{upstream_name}"),
         // These answer a browser at the image's own URL.
-        h if h == "ghcr.io" || h == "gcr.io" || h.ends_with(".gcr.io") || h.ends_with("-docker.pkg.dev") => {
+        h if h == "ghcr.io"
+            || h == "gcr.io"
+            || h.ends_with(".gcr.io")
+            || h.ends_with("-docker.pkg.dev") =>
+        {
             format!("https://{h}/{upstream_name}")
         }
         _ => return None,
@@ -55,23 +59,53 @@ mod tests {
 
     #[test]
     fn image_names() {
-        assert_eq!(image_name("/library/alpine:3.20").unwrap(), "library/alpine");
+        assert_eq!(
+            image_name("/library/alpine:3.20").unwrap(),
+            "library/alpine"
+        );
         assert_eq!(image_name("/alpine").unwrap(), "alpine");
-        assert_eq!(image_name("/localhost:5000/x:1").unwrap(), "localhost:5000/x");
-        assert_eq!(image_name("/ghcr.io/o/i@sha256:abc").unwrap(), "ghcr.io/o/i");
-        assert_eq!(image_name("/v2/library/alpine/manifests/latest").unwrap(), "library/alpine");
+        assert_eq!(
+            image_name("/localhost:5000/x:1").unwrap(),
+            "localhost:5000/x"
+        );
+        assert_eq!(
+            image_name("/ghcr.io/o/i@sha256:abc").unwrap(),
+            "ghcr.io/o/i"
+        );
+        assert_eq!(
+            image_name("/v2/library/alpine/manifests/latest").unwrap(),
+            "library/alpine"
+        );
         assert_eq!(image_name("/v2/a/tags/list").unwrap(), "a");
         assert_eq!(image_name("/"), None);
     }
 
     #[test]
     fn pages() {
-        assert_eq!(page("https://registry-1.docker.io", "library/alpine").unwrap(), "https://hub.docker.com/_/alpine");
-        assert_eq!(page("https://registry-1.docker.io", "bitnami/redis").unwrap(), "https://hub.docker.com/r/bitnami/redis");
-        assert_eq!(page("https://ghcr.io", "o/i").unwrap(), "https://ghcr.io/o/i");
-        assert_eq!(page("https://quay.io", "a/b").unwrap(), "https://quay.io/repository/a/b");
-        assert_eq!(page("https://us-central1-docker.pkg.dev", "p/r/i").unwrap(), "https://us-central1-docker.pkg.dev/p/r/i");
-        assert_eq!(page("https://public.ecr.aws", "docker/library/x").unwrap(), "https://gallery.ecr.aws/docker/library/x");
+        assert_eq!(
+            page("https://registry-1.docker.io", "library/alpine").unwrap(),
+            "https://hub.docker.com/_/alpine"
+        );
+        assert_eq!(
+            page("https://registry-1.docker.io", "bitnami/redis").unwrap(),
+            "https://hub.docker.com/r/bitnami/redis"
+        );
+        assert_eq!(
+            page("https://ghcr.io", "o/i").unwrap(),
+            "https://ghcr.io/o/i"
+        );
+        assert_eq!(
+            page("https://quay.io", "a/b").unwrap(),
+            "https://quay.io/repository/a/b"
+        );
+        assert_eq!(
+            page("https://us-central1-docker.pkg.dev", "p/r/i").unwrap(),
+            "https://us-central1-docker.pkg.dev/p/r/i"
+        );
+        assert_eq!(
+            page("https://public.ecr.aws", "docker/library/x").unwrap(),
+            "https://gallery.ecr.aws/docker/library/x"
+        );
         assert_eq!(page("https://registry.k8s.io", "pause"), None);
         assert_eq!(page("http://127.0.0.1:5000", "x"), None);
     }

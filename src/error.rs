@@ -39,6 +39,8 @@ pub struct RegistryError {
     pub message: String,
     /// Sent with "no route for this host", so people can see what is served.
     pub routes: Option<BTreeMap<String, String>>,
+    /// `WWW-Authenticate` for a 401.
+    pub challenge: Option<String>,
 }
 
 impl RegistryError {
@@ -48,7 +50,13 @@ impl RegistryError {
             code,
             message: message.into(),
             routes: None,
+            challenge: None,
         }
+    }
+
+    pub fn with_challenge(mut self, challenge: String) -> Self {
+        self.challenge = Some(challenge);
+        self
     }
 
     pub fn with_routes(mut self, routes: BTreeMap<String, String>) -> Self {

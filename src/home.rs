@@ -42,11 +42,19 @@ pub fn render_html(origin: &str, here: Option<&str>, routes: &[(String, String)]
 <h2>docker / podman / nerdctl</h2>
 <pre>docker pull {host}/library/alpine:latest
 podman pull {host}/library/alpine:latest</pre>
+<h2>Any configured registry through this one host</h2>
+<p>Put the registry before the image name:</p>
+<pre>docker pull {host}/ghcr.io/OWNER/IMAGE:TAG
+docker pull {host}/quay.io/ORG/IMAGE:TAG
+docker pull {host}/registry.k8s.io/pause:3.10
+docker pull {host}/docker.io/library/alpine</pre>
 <h2>Docker daemon mirror (<code>/etc/docker/daemon.json</code>)</h2>
+<p>Docker Hub only; the mirror must be served over HTTPS at a domain root whose route is Docker Hub.</p>
 <pre>{{
   "registry-mirrors": ["{origin_esc}"]
 }}</pre>
 <h2>containerd (<code>/etc/containerd/certs.d/docker.io/hosts.toml</code>)</h2>
+<p>containerd says which registry it wants (<code>?ns=docker.io</code>), so the same host serves a <code>certs.d/&lt;registry&gt;/hosts.toml</code> for every configured registry.</p>
 <pre>server = "https://registry-1.docker.io"
 
 [host."{origin_esc}"]
@@ -67,7 +75,7 @@ pub fn render_text(origin: &str, here: Option<&str>) -> String {
         |u| format!("proxies {u}"),
     );
     format!(
-        "registry-proxy at {origin} ({here})\n\n  docker pull {host}/library/alpine:latest\n\nOpen {origin}/ in a browser for mirror and containerd set-up.\n"
+        "registry-proxy at {origin} ({here})\n\n  docker pull {host}/library/alpine:latest\n  docker pull {host}/ghcr.io/OWNER/IMAGE:TAG\n\nOpen {origin}/ in a browser for mirror and containerd set-up.\n"
     )
 }
 

@@ -19,7 +19,9 @@ pub fn split_registry_host(name: &str) -> Option<(String, &str)> {
         None => (first, None),
     };
     let host_ok = !host.is_empty()
-        && host.split('.').all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+        && host
+            .split('.')
+            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
     let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok());
     (host_ok && port_ok).then(|| (first.to_ascii_lowercase(), rest))
 }
@@ -74,31 +76,76 @@ mod tests {
 
     #[test]
     fn registry_hosts_by_dockers_rule() {
-        assert_eq!(split_registry_host("ghcr.io/owner/image"), Some(("ghcr.io".to_string(), "owner/image")));
-        assert_eq!(split_registry_host("localhost:5000/x"), Some(("localhost:5000".to_string(), "x")));
-        assert_eq!(split_registry_host("localhost/x"), Some(("localhost".to_string(), "x")));
-        assert_eq!(split_registry_host("Registry.K8s.IO/pause"), Some(("registry.k8s.io".to_string(), "pause")));
-        assert_eq!(split_registry_host("127.0.0.1:5000/a/b"), Some(("127.0.0.1:5000".to_string(), "a/b")));
-        for plain in ["alpine", "bitnami/redis", "library/alpine", "ghcr.io", "ghcr.io/", "a:b:c/x", "x:99999/y", ".x/y", "a..b/c", "a_b.c/d"] {
+        assert_eq!(
+            split_registry_host("ghcr.io/owner/image"),
+            Some(("ghcr.io".to_string(), "owner/image"))
+        );
+        assert_eq!(
+            split_registry_host("localhost:5000/x"),
+            Some(("localhost:5000".to_string(), "x"))
+        );
+        assert_eq!(
+            split_registry_host("localhost/x"),
+            Some(("localhost".to_string(), "x"))
+        );
+        assert_eq!(
+            split_registry_host("Registry.K8s.IO/pause"),
+            Some(("registry.k8s.io".to_string(), "pause"))
+        );
+        assert_eq!(
+            split_registry_host("127.0.0.1:5000/a/b"),
+            Some(("127.0.0.1:5000".to_string(), "a/b"))
+        );
+        for plain in [
+            "alpine",
+            "bitnami/redis",
+            "library/alpine",
+            "ghcr.io",
+            "ghcr.io/",
+            "a:b:c/x",
+            "x:99999/y",
+            ".x/y",
+            "a..b/c",
+            "a_b.c/d",
+        ] {
             assert_eq!(split_registry_host(plain), None, "{plain}");
         }
     }
 
     #[test]
     fn mappings() {
-        let hub = NameMapping { docker_hub: true, ..Default::default() };
-        assert_eq!(hub.to_upstream(&n("alpine")).unwrap().as_str(), "library/alpine");
+        let hub = NameMapping {
+            docker_hub: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            hub.to_upstream(&n("alpine")).unwrap().as_str(),
+            "library/alpine"
+        );
         assert_eq!(hub.to_client("library/alpine").unwrap(), "library/alpine");
         assert!(!hub.renames());
 
-        let prefixed = NameMapping { repository_prefix: Some("my-project/repo".into()), docker_hub: true, ..Default::default() };
-        assert_eq!(prefixed.to_upstream(&n("foo")).unwrap().as_str(), "my-project/repo/foo");
+        let prefixed = NameMapping {
+            repository_prefix: Some("my-project/repo".into()),
+            docker_hub: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            prefixed.to_upstream(&n("foo")).unwrap().as_str(),
+            "my-project/repo/foo"
+        );
         assert_eq!(prefixed.to_client("my-project/repo/foo").unwrap(), "foo");
         assert_eq!(prefixed.to_client("other/foo"), None);
         assert_eq!(prefixed.to_client("my-project/repofoo"), None);
 
-        let via = NameMapping { registry_host: Some("ghcr.io".into()), ..Default::default() };
-        assert_eq!(via.to_upstream(&n("owner/image")).unwrap().as_str(), "owner/image");
+        let via = NameMapping {
+            registry_host: Some("ghcr.io".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            via.to_upstream(&n("owner/image")).unwrap().as_str(),
+            "owner/image"
+        );
         assert_eq!(via.to_client("owner/image").unwrap(), "ghcr.io/owner/image");
         assert!(via.renames());
     }

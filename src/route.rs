@@ -364,16 +364,32 @@ mod tests {
             .unwrap();
         assert_eq!(r.repository_prefix.unwrap().as_str(), "my-project");
         assert!(!r.browser_redirects);
-        let bad = RouteConfig::from_json(br#"{"upstream":"https://gcr.io","repository_prefix":"../x"}"#).unwrap();
+        let bad =
+            RouteConfig::from_json(br#"{"upstream":"https://gcr.io","repository_prefix":"../x"}"#)
+                .unwrap();
         assert!(bad.resolve().is_err());
-        assert!(RouteConfig::new("https://quay.io").resolve().unwrap().browser_redirects);
+        assert!(
+            RouteConfig::new("https://quay.io")
+                .resolve()
+                .unwrap()
+                .browser_redirects
+        );
     }
 
     #[test]
     fn registries_by_host() {
-        assert_eq!(builtin_for_registry("docker.io").unwrap().upstream, "https://registry-1.docker.io");
-        assert_eq!(builtin_for_registry("GHCR.io").unwrap().upstream, "https://ghcr.io");
-        assert_eq!(builtin_for_registry("registry.k8s.io").unwrap().upstream, "https://registry.k8s.io");
+        assert_eq!(
+            builtin_for_registry("docker.io").unwrap().upstream,
+            "https://registry-1.docker.io"
+        );
+        assert_eq!(
+            builtin_for_registry("GHCR.io").unwrap().upstream,
+            "https://ghcr.io"
+        );
+        assert_eq!(
+            builtin_for_registry("registry.k8s.io").unwrap().upstream,
+            "https://registry.k8s.io"
+        );
         assert!(builtin_for_registry("evil.example").is_none());
     }
 

@@ -46,7 +46,10 @@ impl fmt::Display for Scope {
 }
 
 fn split(values: &[String]) -> impl Iterator<Item = Scope> + '_ {
-    values.iter().flat_map(|v| v.split(' ')).filter_map(Scope::parse)
+    values
+        .iter()
+        .flat_map(|v| v.split(' '))
+        .filter_map(Scope::parse)
 }
 
 /// The registry host that repository scopes put before their names
@@ -56,7 +59,9 @@ pub fn registry_host(values: &[String]) -> Result<Option<String>, String> {
     let mut hosts = split(values)
         .filter(Scope::is_repository)
         .map(|s| split_registry_host(&s.name).map(|(h, _)| h));
-    let Some(first) = hosts.next() else { return Ok(None) };
+    let Some(first) = hosts.next() else {
+        return Ok(None);
+    };
     if hosts.all(|h| h == first) {
         Ok(first)
     } else {
@@ -112,12 +117,18 @@ mod tests {
     }
 
     fn hub() -> NameMapping {
-        NameMapping { docker_hub: true, ..Default::default() }
+        NameMapping {
+            docker_hub: true,
+            ..Default::default()
+        }
     }
 
     #[test]
     fn docker_hub_library() {
-        assert_eq!(rewrite_for_upstream(&v(&["repository:alpine:pull"]), &hub()), v(&["repository:library/alpine:pull"]));
+        assert_eq!(
+            rewrite_for_upstream(&v(&["repository:alpine:pull"]), &hub()),
+            v(&["repository:library/alpine:pull"])
+        );
         assert_eq!(
             rewrite_for_upstream(&v(&["repository:bitnami/redis:pull,push"]), &hub()),
             v(&["repository:bitnami/redis:pull,push"])
@@ -131,38 +142,95 @@ mod tests {
     #[test]
     fn several_scopes_and_space_separated() {
         assert_eq!(
-            rewrite_for_upstream(&v(&["repository:a:pull repository:b/c:pull", "registry:catalog:*"]), &hub()),
-            v(&["repository:library/a:pull", "repository:b/c:pull", "registry:catalog:*"])
+            rewrite_for_upstream(
+                &v(&[
+                    "repository:a:pull repository:b/c:pull",
+                    "registry:catalog:*"
+                ]),
+                &hub()
+            ),
+            v(&[
+                "repository:library/a:pull",
+                "repository:b/c:pull",
+                "registry:catalog:*"
+            ])
         );
     }
 
     #[test]
     fn foreign_or_malformed_scopes_dropped() {
         let none = NameMapping::default();
-        let bad = v(&["repository:../etc:pull", "repository:A:pull", "junk", "repository::pull", "x:y:z", "repository:a:", "repository:ghcr.io/a:pull"]);
+        let bad = v(&[
+            "repository:../etc:pull",
+            "repository:A:pull",
+            "junk",
+            "repository::pull",
+            "x:y:z",
+            "repository:a:",
+            "repository:ghcr.io/a:pull",
+        ]);
         assert!(rewrite_for_upstream(&bad, &none).is_empty());
-        assert_eq!(rewrite_for_upstream(&v(&["repository(plugin):a/b:pull"]), &none), v(&["repository(plugin):a/b:pull"]));
+        assert_eq!(
+            rewrite_for_upstream(&v(&["repository(plugin):a/b:pull"]), &none),
+            v(&["repository(plugin):a/b:pull"])
+        );
     }
 
     #[test]
     fn registry_host_prefixes() {
-        let ghcr = NameMapping { registry_host: Some("ghcr.io".into()), ..Default::default() };
+        let ghcr = NameMapping {
+            registry_host: Some("ghcr.io".into()),
+            ..Default::default()
+        };
         assert_eq!(
-            rewrite_for_upstream(&v(&["repository:ghcr.io/o/i:pull repository:o/j:pull repository:quay.io/x:pull"]), &ghcr),
+            rewrite_for_upstream(
+                &v(&["repository:ghcr.io/o/i:pull repository:o/j:pull repository:quay.io/x:pull"]),
+                &ghcr
+            ),
             v(&["repository:o/i:pull", "repository:o/j:pull"])
         );
-        assert_eq!(registry_host(&v(&["repository:ghcr.io/o/i:pull", "repository:ghcr.io/o/j:pull"])), Ok(Some("ghcr.io".into())));
-        assert_eq!(registry_host(&v(&["repository:o/i:pull", "registry:catalog:*"])), Ok(None));
-        assert!(registry_host(&v(&["repository:ghcr.io/o/i:pull repository:quay.io/o/j:pull"])).is_err());
-        assert!(registry_host(&v(&["repository:ghcr.io/o/i:pull", "repository:plain:pull"])).is_err());
+        assert_eq!(
+            registry_host(&v(&[
+                "repository:ghcr.io/o/i:pull",
+                "repository:ghcr.io/o/j:pull"
+            ])),
+            Ok(Some("ghcr.io".into()))
+        );
+        assert_eq!(
+            registry_host(&v(&["repository:o/i:pull", "registry:catalog:*"])),
+            Ok(None)
+        );
+        assert!(
+            registry_host(&v(&[
+                "repository:ghcr.io/o/i:pull repository:quay.io/o/j:pull"
+            ]))
+            .is_err()
+        );
+        assert!(
+            registry_host(&v(&[
+                "repository:ghcr.io/o/i:pull",
+                "repository:plain:pull"
+            ]))
+            .is_err()
+        );
     }
 
     #[test]
     fn repository_prefix_both_ways() {
-        let m = NameMapping { repository_prefix: Some("proj".into()), registry_host: Some("r.example.com".into()), docker_hub: false };
-        assert_eq!(rewrite_for_upstream(&v(&["repository:foo:pull"]), &m), v(&["repository:proj/foo:pull"]));
+        let m = NameMapping {
+            repository_prefix: Some("proj".into()),
+            registry_host: Some("r.example.com".into()),
+            docker_hub: false,
+        };
         assert_eq!(
-            rewrite_for_client("repository:proj/foo:pull repository:other/x:pull registry:catalog:*", &m),
+            rewrite_for_upstream(&v(&["repository:foo:pull"]), &m),
+            v(&["repository:proj/foo:pull"])
+        );
+        assert_eq!(
+            rewrite_for_client(
+                "repository:proj/foo:pull repository:other/x:pull registry:catalog:*",
+                &m
+            ),
             "repository:r.example.com/foo:pull registry:catalog:*"
         );
     }

@@ -222,6 +222,51 @@ fn challenge_points_clients_at_the_proxy() {
     );
 }
 
+/// An upstream without auth still gets a challenge on `/v2/` (a pull may name
+/// another registry), answered by a token the proxy never sends upstream.
+#[test]
+fn open_upstreams_get_an_anonymous_token_that_stays_in_the_proxy() {
+    let e = env();
+    let r = get(&format!("{}/v2/", e.proxy(REDIRECTING)), &[]);
+    assert_eq!(r.status, 401);
+    assert_eq!(error_code(&r), "UNAUTHORIZED");
+    assert_eq!(
+        r.header("www-authenticate").unwrap(),
+        format!(
+            r#"Bearer realm="{}/v2/auth",service="registry-proxy""#,
+            e.proxy(REDIRECTING)
+        )
+    );
+    let t = get(
+        &format!(
+            "{}/v2/auth?service=registry-proxy&scope=repository:test/multi:pull",
+            e.proxy(REDIRECTING)
+        ),
+        &[],
+    );
+    assert_eq!(t.status, 200, "{}", t.text());
+    let bearer = format!("Bearer {}", t.json()["token"].as_str().unwrap());
+    let r = get(
+        &format!("{}/v2/", e.proxy(REDIRECTING)),
+        &[("authorization", &bearer)],
+    );
+    assert_eq!(r.status, 200);
+    let r = get(
+        &format!("{}/v2/test/multi/manifests/v1", e.proxy(REDIRECTING)),
+        &[("authorization", &bearer), ("accept", ACCEPT_ALL)],
+    );
+    assert_eq!(r.status, 200);
+    let front = e.fronts.front_seen.lock().unwrap().clone();
+    let multi: Vec<_> = front
+        .iter()
+        .filter(|s| s.path == "/v2/test/multi/manifests/v1")
+        .collect();
+    assert!(
+        !multi.is_empty() && multi.iter().all(|s| s.authorization.is_none()),
+        "{multi:?}"
+    );
+}
+
 #[test]
 fn authenticated_pull_forwards_credentials_and_refuses_a_wrong_password() {
     let e = env();
@@ -501,8 +546,14 @@ fn spin_refuses_hosts_outside_allowed_outbound_hosts() {
 fn unreachable_upstream_and_catalog() {
     let e = env();
     let closed = registry::free_port();
-    e.spin.app.kv_set("route/closed.test", format!(r#"{{"upstream":"http://127.0.0.1:{closed}"}}"#).as_bytes());
-    let r = get(&format!("{}/v2/a/manifests/b", e.proxy(OPEN)), &[("host", "closed.test")]);
+    e.spin.app.kv_set(
+        "route/closed.test",
+        format!(r#"{{"upstream":"http://127.0.0.1:{closed}"}}"#).as_bytes(),
+    );
+    let r = get(
+        &format!("{}/v2/a/manifests/b", e.proxy(OPEN)),
+        &[("host", "closed.test")],
+    );
     assert_eq!(r.status, 502);
     assert_eq!(error_code(&r), "UNKNOWN");
     assert!(r.text().contains("unreachable"), "{}", r.text());
@@ -510,7 +561,10 @@ fn unreachable_upstream_and_catalog() {
     let r = get(&format!("{}/v2/_catalog?n=100", e.proxy(OPEN)), &[]);
     assert_eq!(r.status, 200, "{}", r.text());
     let repos = r.json()["repositories"].clone();
-    assert!(repos.as_array().unwrap().iter().any(|x| x == "test/single"), "{repos}");
+    assert!(
+        repos.as_array().unwrap().iter().any(|x| x == "test/single"),
+        "{repos}"
+    );
 }
 
 #[test]
@@ -723,4 +777,271 @@ fn a_256_mib_layer_streams_with_bounded_component_memory() {
         peak < 16 << 20,
         "component memory grew to {peak} bytes for a {SIZE}-byte layer"
     );
+}
+
+/// Through one proxy host, the registry named before the image.
+#[test]
+fn path_prefix_pulls_from_two_upstreams_through_one_host() {
+    let e = env();
+    let (out, dir) = skopeo_copy(&e.proxy(HUB), "registry-a.test/test/single:v1", None, false);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(layout_digest(&dir), e.single.digest);
+
+    let creds = format!("{}:{}", token_server::USER, token_server::PASSWORD);
+    let (out, dir) = skopeo_copy(
+        &e.proxy(HUB),
+        "registry-b.test/private/secret:v1",
+        Some(&creds),
+        false,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(layout_digest(&dir), e.private.digest);
+    let seen = e.token.seen.lock().unwrap().clone();
+    assert!(
+        seen.iter().any(|s| s
+            .query
+            .contains("scope=repository%3Aprivate%2Fsecret%3Apull")),
+        "the upstream realm never got the upstream's name: {seen:?}"
+    );
+
+    // The challenge names the registry, in the realm and the scope.
+    let r = get(
+        &format!(
+            "{}/v2/registry-b.test/private/secret/manifests/v1",
+            e.proxy(HUB)
+        ),
+        &[],
+    );
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.header("www-authenticate").unwrap(),
+        format!(
+            r#"Bearer realm="{}/v2/auth?ns=registry-b.test",service="{}",scope="repository:registry-b.test/private/secret:pull""#,
+            e.proxy(HUB),
+            token_server::SERVICE
+        )
+    );
+    let tags = get(
+        &format!("{}/v2/registry-a.test/test/single/tags/list", e.proxy(HUB)),
+        &[],
+    );
+    assert_eq!(tags.json()["name"], "registry-a.test/test/single");
+}
+
+#[test]
+fn containerd_ns_parameter_routes_and_is_echoed() {
+    let e = env();
+    let r = get(
+        &format!(
+            "{}/v2/test/single/manifests/v1?ns=registry-a.test",
+            e.proxy(HUB)
+        ),
+        &[("accept", ACCEPT_ALL)],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.body, e.single.manifest);
+    assert_eq!(r.header("oci-namespace"), Some("registry-a.test"));
+
+    let r = get(
+        &format!(
+            "{}/v2/private/secret/manifests/v1?ns=registry-b.test",
+            e.proxy(HUB)
+        ),
+        &[],
+    );
+    assert_eq!(r.status, 401);
+    let challenge = r.header("www-authenticate").unwrap().to_string();
+    assert!(
+        challenge.contains(&format!(
+            r#"realm="{}/v2/auth?ns=registry-b.test""#,
+            e.proxy(HUB)
+        )),
+        "{challenge}"
+    );
+    assert!(
+        challenge.contains(r#"scope="repository:private/secret:pull""#),
+        "{challenge}"
+    );
+
+    // The token request containerd sends next reaches registry-b's realm.
+    let form = format!(
+        "grant_type=password&username={}&password={}&client_id=containerd&scope=repository%3Aprivate%2Fsecret%3Apull",
+        token_server::USER,
+        token_server::PASSWORD
+    );
+    let t = send(
+        "POST",
+        &format!("{}/v2/auth?ns=registry-b.test", e.proxy(HUB)),
+        &[("content-type", "application/x-www-form-urlencoded")],
+        &form,
+    );
+    assert_eq!(t.status, 200, "{}", t.text());
+    let token = t.json()["access_token"].as_str().unwrap().to_string();
+    let bearer = format!("Bearer {token}");
+    let r = get(
+        &format!(
+            "{}/v2/private/secret/manifests/v1?ns=registry-b.test",
+            e.proxy(HUB)
+        ),
+        &[("authorization", &bearer), ("accept", ACCEPT_ALL)],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.body, e.private.manifest);
+
+    let r = get(
+        &format!(
+            "{}/v2/test/single/tags/list?ns=registry-a.test&n=2",
+            e.proxy(HUB)
+        ),
+        &[],
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["name"], "test/single");
+}
+
+#[test]
+fn docker_mirror_requests_with_library() {
+    let e = env();
+    let r = get(
+        &format!("{}/v2/library/alpine/manifests/latest", e.proxy(HUB)),
+        &[("accept", ACCEPT_ALL)],
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("docker-content-digest"),
+        Some(e.alpine.digest.as_str())
+    );
+}
+
+#[test]
+fn repository_prefix_applies_to_paths_scopes_links_and_tag_lists() {
+    let e = env();
+    let host = [("host", "prefixed.test"), ("accept", ACCEPT_ALL)];
+    let r = get(&format!("{}/v2/single/manifests/v1", e.proxy(OPEN)), &host);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.body, e.single.manifest);
+    let tags = get(&format!("{}/v2/single/tags/list", e.proxy(OPEN)), &host);
+    assert_eq!(tags.json()["name"], "single");
+    assert_eq!(
+        tags.header("content-length"),
+        Some(tags.body.len().to_string().as_str())
+    );
+
+    let host = [("host", "prefixed-auth.test")];
+    let r = get(&format!("{}/v2/secret/manifests/v1", e.proxy(OPEN)), &host);
+    assert_eq!(r.status, 401);
+    assert!(
+        r.header("www-authenticate")
+            .unwrap()
+            .contains(r#"scope="repository:secret:pull""#),
+        "{:?}",
+        r.header("www-authenticate")
+    );
+    let basic = format!(
+        "Basic {}",
+        base64_encode(&format!(
+            "{}:{}",
+            token_server::USER,
+            token_server::PASSWORD
+        ))
+    );
+    let t = get(
+        &format!("{}/v2/auth?scope=repository:secret:pull", e.proxy(OPEN)),
+        &[("host", "prefixed-auth.test"), ("authorization", &basic)],
+    );
+    assert_eq!(t.status, 200, "{}", t.text());
+    let token = format!("Bearer {}", t.json()["token"].as_str().unwrap());
+    let r = get(
+        &format!("{}/v2/secret/manifests/v1", e.proxy(OPEN)),
+        &[
+            ("host", "prefixed-auth.test"),
+            ("authorization", &token),
+            ("accept", ACCEPT_ALL),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.body, e.private.manifest);
+}
+
+#[test]
+fn unconfigured_registries_and_mixed_scopes_are_refused() {
+    let e = env();
+    let before = e.spin.app.outbound_denied.lock().unwrap().len();
+    for url in [
+        format!("{}/v2/unknown.example/x/manifests/latest", e.proxy(HUB)),
+        format!("{}/v2/x/manifests/latest?ns=unknown.example", e.proxy(HUB)),
+    ] {
+        let r = get(&url, &[]);
+        assert_eq!(r.status, 404, "{url}: {}", r.text());
+        assert_eq!(error_code(&r), "NAME_UNKNOWN");
+        assert!(
+            r.text().contains("unknown.example is not configured"),
+            "{}",
+            r.text()
+        );
+    }
+    assert_eq!(
+        e.spin.app.outbound_denied.lock().unwrap().len(),
+        before,
+        "an unconfigured registry was contacted"
+    );
+    let r = get(
+        &format!(
+            "{}/v2/auth?scope=repository:registry-a.test/a:pull&scope=repository:registry-b.test/b:pull",
+            e.proxy(HUB)
+        ),
+        &[],
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(error_code(&r), "DENIED");
+}
+
+#[test]
+fn browsers_are_redirected_to_the_upstream_page_unless_turned_off() {
+    let e = env();
+    let html = [
+        ("accept", "text/html,application/xhtml+xml"),
+        ("host", "hub-browser.test"),
+    ];
+    e.spin.app.kv_set(
+        "route/hub-browser.test",
+        br#"{"upstream":"https://registry-1.docker.io"}"#,
+    );
+    let r = get(&format!("{}/alpine:3.20", e.proxy(OPEN)), &html);
+    assert_eq!(r.status, 302);
+    assert_eq!(
+        r.header("location"),
+        Some("https://hub.docker.com/_/alpine")
+    );
+    let r = get(
+        &format!("{}/v2/bitnami/redis/manifests/latest", e.proxy(OPEN)),
+        &html,
+    );
+    assert_eq!(
+        r.header("location"),
+        Some("https://hub.docker.com/r/bitnami/redis")
+    );
+    let r = get(&format!("{}/ghcr.io/owner/image", e.proxy(OPEN)), &html);
+    assert_eq!(r.header("location"), Some("https://ghcr.io/owner/image"));
+
+    e.spin.app.kv_set(
+        "route/hub-browser.test",
+        br#"{"upstream":"https://registry-1.docker.io","browser_redirects":false}"#,
+    );
+    let r = get(&format!("{}/alpine", e.proxy(OPEN)), &html);
+    assert_eq!(r.status, 404);
+    // No browser, no redirect: a registry client gets the API.
+    let r = get(
+        &format!("{}/v2/test/single/manifests/v1", e.proxy(OPEN)),
+        &[("accept", ACCEPT_ALL)],
+    );
+    assert_eq!(r.status, 200);
 }

@@ -8,7 +8,7 @@ mod upstream;
 
 use crate::api::{Endpoint, PathError};
 use crate::browser;
-use crate::challenge::rewrite_for_proxy;
+use crate::challenge::{ANONYMOUS_TOKEN, PROXY_SERVICE, rewrite_for_proxy};
 use crate::error::{ErrorCode, RegistryError};
 use crate::home;
 use crate::naming::{NameMapping, split_registry_host};
@@ -16,8 +16,9 @@ use crate::origin::proxy_origin;
 use crate::reference::RepositoryName;
 use crate::route::{self, Route};
 use crate::scope;
+use crate::www_authenticate::Challenge;
 use host::{Body, Headers, Host, Request, Response};
-use routing::Target;
+use routing::{Naming, Target};
 use url::Url;
 
 /// Longest request path accepted (distribution's names are at most 255
@@ -79,14 +80,27 @@ struct Incoming {
     hosts: Vec<String>,
 }
 
-async fn serve<H: Host>(host: &H, req: Request<H::Stream>) -> Result<Response<H::Stream>, RegistryError> {
+async fn serve<H: Host>(
+    host: &H,
+    req: Request<H::Stream>,
+) -> Result<Response<H::Stream>, RegistryError> {
     let hosts = req
         .headers
         .get("host")
         .and_then(route::host_candidates)
-        .ok_or_else(|| RegistryError::new(400, ErrorCode::Unsupported, "missing or invalid Host header"))?;
+        .ok_or_else(|| {
+            RegistryError::new(
+                400,
+                ErrorCode::Unsupported,
+                "missing or invalid Host header",
+            )
+        })?;
     if req.path.len() > PATH_LIMIT {
-        return Err(RegistryError::new(414, ErrorCode::NameInvalid, "request path too long"));
+        return Err(RegistryError::new(
+            414,
+            ErrorCode::NameInvalid,
+            "request path too long",
+        ));
     }
     let origin = proxy_origin(
         host.variable("public_url").as_deref(),
@@ -100,7 +114,10 @@ async fn serve<H: Host>(host: &H, req: Request<H::Stream>) -> Result<Response<H:
         return Ok(home_page(host, &incoming, route.as_ref(), &req.headers));
     }
     let ns = query_param(req.query.as_deref(), "ns");
-    let browser = req.headers.get_all("accept").any(|a| a.contains("text/html"));
+    let browser = req
+        .headers
+        .get_all("accept")
+        .any(|a| a.contains("text/html"));
     // A registry host before the name (`/v2/ghcr.io/owner/image/...`) picks
     // the upstream and is not part of the upstream's name.
     let (registry, path) = match req.path.strip_prefix("/v2/").and_then(split_registry_host) {
@@ -116,23 +133,39 @@ async fn serve<H: Host>(host: &H, req: Request<H::Stream>) -> Result<Response<H:
     }
     if matches!(endpoint, Endpoint::Auth) {
         let params = token::TokenParams::read(host, req).await?;
+        // Scopes may carry the registry in their names whether or not the
+        // realm names it too, so they are read as named in the name.
         let registry = match params.namespace.clone() {
             Some(ns) => Some(ns),
-            None => scope::registry_host(&params.scopes).map_err(|m| RegistryError::new(400, ErrorCode::Denied, m))?,
+            None => scope::registry_host(&params.scopes)
+                .map_err(|m| RegistryError::new(400, ErrorCode::Denied, m))?,
         };
-        let target = target(host, &incoming, registry)?;
+        let target = target(host, &incoming, registry.map(|r| (r, Naming::InName)))?;
         return token::handle(host, &target, params).await;
     }
-    let target = target(host, &incoming, registry.or(ns.clone()))?;
+    let named = match (registry, &ns) {
+        (Some(r), _) => Some((r, Naming::InName)),
+        (None, Some(ns)) => Some((ns.clone(), Naming::Beside)),
+        (None, None) => None,
+    };
+    let target = target(host, &incoming, named)?;
     match endpoint {
-        Endpoint::BlobUpload { .. } => Err(RegistryError::new(405, ErrorCode::Unsupported, "this proxy serves pulls only")),
+        Endpoint::BlobUpload { .. } => Err(RegistryError::new(
+            405,
+            ErrorCode::Unsupported,
+            "this proxy serves pulls only",
+        )),
         endpoint => {
             if !matches!(req.method.as_str(), "GET" | "HEAD") {
-                return Err(RegistryError::new(405, ErrorCode::Unsupported, format!("{} is not supported here", req.method)));
+                return Err(RegistryError::new(
+                    405,
+                    ErrorCode::Unsupported,
+                    format!("{} is not supported here", req.method),
+                ));
             }
             let mut resp = relay(host, &target, &incoming, &endpoint, &req).await?;
             // The distribution spec's proxying: say which namespace answered.
-            if let Some(ns) = ns.filter(|_| target.mapping.registry_host.is_some()) {
+            if let Some(ns) = ns.filter(|_| target.namespace.is_some()) {
                 resp.headers.push("oci-namespace", ns);
             }
             Ok(resp)
@@ -141,14 +174,26 @@ async fn serve<H: Host>(host: &H, req: Request<H::Stream>) -> Result<Response<H:
 }
 
 /// The route for the registry the client named, else for the request's host.
-fn target<H: Host>(host: &H, incoming: &Incoming, registry: Option<String>) -> Result<Target, RegistryError> {
-    if let Some(r) = registry {
-        return routing::for_registry(host, &r);
+fn target<H: Host>(
+    host: &H,
+    incoming: &Incoming,
+    registry: Option<(String, Naming)>,
+) -> Result<Target, RegistryError> {
+    if let Some((r, naming)) = registry {
+        return routing::for_registry(host, &r, naming);
     }
     match routing::for_host(host, &incoming.hosts)? {
-        Some(route) => Ok(Target { mapping: route.mapping(None), route }),
-        None => Err(RegistryError::new(404, ErrorCode::NameUnknown, format!("no route for host {}", incoming.hosts[0]))
-            .with_routes(routing::table(host))),
+        Some(route) => Ok(Target {
+            mapping: route.mapping(None),
+            route,
+            namespace: None,
+        }),
+        None => Err(RegistryError::new(
+            404,
+            ErrorCode::NameUnknown,
+            format!("no route for host {}", incoming.hosts[0]),
+        )
+        .with_routes(routing::table(host))),
     }
 }
 
@@ -160,10 +205,18 @@ fn query_param(query: Option<&str>, name: &str) -> Option<String> {
 
 fn path_error(e: PathError) -> RegistryError {
     match e {
-        PathError::NotApi => RegistryError::new(404, ErrorCode::NameUnknown, "not a registry API path; see / for usage"),
-        PathError::UnknownEndpoint => RegistryError::new(404, ErrorCode::Unsupported, "unknown registry API endpoint"),
+        PathError::NotApi => RegistryError::new(
+            404,
+            ErrorCode::NameUnknown,
+            "not a registry API path; see / for usage",
+        ),
+        PathError::UnknownEndpoint => {
+            RegistryError::new(404, ErrorCode::Unsupported, "unknown registry API endpoint")
+        }
         PathError::Name(m) => RegistryError::new(400, ErrorCode::NameInvalid, m),
-        PathError::Reference(m) if m.starts_with("invalid digest") => RegistryError::new(400, ErrorCode::DigestInvalid, m),
+        PathError::Reference(m) if m.starts_with("invalid digest") => {
+            RegistryError::new(400, ErrorCode::DigestInvalid, m)
+        }
         PathError::Reference(m) => RegistryError::new(400, ErrorCode::TagInvalid, m),
         PathError::Digest(m) => RegistryError::new(400, ErrorCode::DigestInvalid, m),
     }
@@ -171,36 +224,66 @@ fn path_error(e: PathError) -> RegistryError {
 
 /// A browser asking for `/<image>` or an API path of it goes to the
 /// upstream's web page for the image, where the route allows and one exists.
-fn browser_redirect<H: Host>(host: &H, incoming: &Incoming, path: &str) -> Result<Response<H::Stream>, RegistryError> {
-    let not_found = || RegistryError::new(404, ErrorCode::NameUnknown, "no web page for this path; see / for usage");
+fn browser_redirect<H: Host>(
+    host: &H,
+    incoming: &Incoming,
+    path: &str,
+) -> Result<Response<H::Stream>, RegistryError> {
+    let not_found = || {
+        RegistryError::new(
+            404,
+            ErrorCode::NameUnknown,
+            "no web page for this path; see / for usage",
+        )
+    };
     let name = browser::image_name(path).ok_or_else(not_found)?;
     let (registry, name) = match split_registry_host(&name) {
         Some((r, rest)) => (Some(r), rest.to_string()),
         None => (None, name),
     };
-    let target = target(host, incoming, registry)?;
-    let name = RepositoryName::parse(&name).map_err(|e| RegistryError::new(400, ErrorCode::NameInvalid, e.to_string()))?;
+    let target = target(host, incoming, registry.map(|r| (r, Naming::InName)))?;
+    let name = RepositoryName::parse(&name)
+        .map_err(|e| RegistryError::new(400, ErrorCode::NameInvalid, e.to_string()))?;
     let upstream_name = target.mapping.to_upstream(&name).ok_or_else(not_found)?;
     let page = browser::web_page(&target.route.upstream, upstream_name.as_str())
         .filter(|_| target.route.browser_redirects)
         .ok_or_else(not_found)?;
     let mut headers = Headers::default();
     headers.push("location", page);
-    Ok(Response { status: 302, headers, body: Body::Empty })
+    Ok(Response {
+        status: 302,
+        headers,
+        body: Body::Empty,
+    })
 }
 
-fn home_page<H: Host>(host: &H, incoming: &Incoming, route: Option<&Route>, headers: &Headers) -> Response<H::Stream> {
+fn home_page<H: Host>(
+    host: &H,
+    incoming: &Incoming,
+    route: Option<&Route>,
+    headers: &Headers,
+) -> Response<H::Stream> {
     let here = route.map(|r| r.upstream.origin().ascii_serialization());
     let browser = headers.get_all("accept").any(|a| a.contains("text/html"));
     let (content_type, body) = if browser {
         let routes: Vec<(String, String)> = routing::table(host).into_iter().collect();
-        ("text/html; charset=utf-8", home::render_html(&incoming.origin, here.as_deref(), &routes))
+        (
+            "text/html; charset=utf-8",
+            home::render_html(&incoming.origin, here.as_deref(), &routes),
+        )
     } else {
-        ("text/plain; charset=utf-8", home::render_text(&incoming.origin, here.as_deref()))
+        (
+            "text/plain; charset=utf-8",
+            home::render_text(&incoming.origin, here.as_deref()),
+        )
     };
     let mut h = Headers::default();
     h.push("content-type", content_type);
-    Response { status: 200, headers: h, body: Body::Bytes(body.into_bytes()) }
+    Response {
+        status: 200,
+        headers: h,
+        body: Body::Bytes(body.into_bytes()),
+    }
 }
 
 /// Relays a read of the API upstream and its answer back, body unread
@@ -215,7 +298,11 @@ async fn relay<H: Host>(
     let (route, mapping) = (&target.route, &target.mapping);
     let upstream_name = match endpoint.name() {
         Some(n) => Some(mapping.to_upstream(n).ok_or_else(|| {
-            RegistryError::new(400, ErrorCode::NameInvalid, "repository name too long with the route's prefix")
+            RegistryError::new(
+                400,
+                ErrorCode::NameInvalid,
+                "repository name too long with the route's prefix",
+            )
         })?),
         None => None,
     };
@@ -225,10 +312,11 @@ async fn relay<H: Host>(
         .map_err(|e| RegistryError::new(400, ErrorCode::NameInvalid, e.to_string()))?;
     // The query (tag-list `n`/`last`, referrers `artifactType`) goes as is,
     // less the `ns` meant for the proxy.
-    let query: Vec<(String, String)> = url::form_urlencoded::parse(req.query.as_deref().unwrap_or_default().as_bytes())
-        .filter(|(k, _)| k != "ns")
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
+    let query: Vec<(String, String)> =
+        url::form_urlencoded::parse(req.query.as_deref().unwrap_or_default().as_bytes())
+            .filter(|(k, _)| k != "ns")
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
     if !query.is_empty() {
         url.query_pairs_mut().extend_pairs(&query);
     }
@@ -239,8 +327,35 @@ async fn relay<H: Host>(
             headers.push(name, values.join(", "));
         }
     }
-    let authorization = req.headers.get("authorization");
-    let resp = upstream::fetch(host, route, &req.method, url, headers, authorization, Body::Empty).await?;
+    // The proxy's own anonymous token means "no credentials".
+    let authorization = req
+        .headers
+        .get("authorization")
+        .filter(|a| !is_anonymous_token(a));
+    let resp = upstream::fetch(
+        host,
+        route,
+        &req.method,
+        url,
+        headers,
+        authorization,
+        Body::Empty,
+    )
+    .await?;
+    if matches!(endpoint, Endpoint::Base)
+        && resp.status == 200
+        && req.headers.get("authorization").is_none()
+    {
+        // Clients learn from `/v2/` whether to fetch tokens, and a pull
+        // through this host may name another registry that needs them.
+        let mut challenge = Challenge::new("Bearer");
+        challenge.set_param("realm", &target.realm(&incoming.origin));
+        challenge.set_param("service", PROXY_SERVICE);
+        return Err(
+            RegistryError::new(401, ErrorCode::Unauthorized, "authentication required")
+                .with_challenge(challenge.to_string()),
+        );
+    }
 
     let mut out = Headers::default();
     for name in FORWARDED_RESPONSE_HEADERS {
@@ -253,32 +368,65 @@ async fn relay<H: Host>(
             Some(r) => format!("{r}/{n}"),
             None => n.to_string(),
         });
-        out.push("link", rewrite_link(link, &route.upstream, upstream_name.as_ref().map(|n| n.as_str()), client_name.as_deref()));
+        out.push(
+            "link",
+            rewrite_link(
+                link,
+                &route.upstream,
+                upstream_name.as_ref().map(|n| n.as_str()),
+                client_name.as_deref(),
+            ),
+        );
     }
     if resp.status == 401 {
-        out.push("www-authenticate", rewrite_for_proxy(resp.headers.get("www-authenticate"), &target.realm(&incoming.origin), mapping));
+        out.push(
+            "www-authenticate",
+            rewrite_for_proxy(
+                resp.headers.get("www-authenticate"),
+                &target.realm(&incoming.origin),
+                mapping,
+            ),
+        );
     }
     if matches!(endpoint, Endpoint::Base) && out.get("docker-distribution-api-version").is_none() {
         out.push("docker-distribution-api-version", "registry/2.0");
     }
     let mut body = resp.body;
-    if matches!(endpoint, Endpoint::TagsList { .. }) && resp.status == 200 && mapping.renames() && req.method == "GET" {
+    if matches!(endpoint, Endpoint::TagsList { .. })
+        && resp.status == 200
+        && mapping.renames()
+        && req.method == "GET"
+    {
         let renamed = rename_tag_list(host, body, mapping).await?;
         out.0.retain(|(n, _)| n != "content-length");
         out.push("content-length", renamed.len().to_string());
         body = Body::Bytes(renamed);
     }
-    Ok(Response { status: resp.status, headers: out, body })
+    Ok(Response {
+        status: resp.status,
+        headers: out,
+        body,
+    })
+}
+
+fn is_anonymous_token(authorization: &str) -> bool {
+    authorization
+        .strip_prefix("Bearer ")
+        .is_some_and(|t| t.trim() == ANONYMOUS_TOKEN)
 }
 
 /// A tag list names its repository: the client's name goes back.
-async fn rename_tag_list<H: Host>(host: &H, body: Body<H::Stream>, mapping: &NameMapping) -> Result<Vec<u8>, RegistryError> {
+async fn rename_tag_list<H: Host>(
+    host: &H,
+    body: Body<H::Stream>,
+    mapping: &NameMapping,
+) -> Result<Vec<u8>, RegistryError> {
     let bytes = host
         .read_body(body, TAG_LIST_LIMIT)
         .await
         .map_err(|e| RegistryError::bad_gateway(format!("tag list: {e}")))?;
-    let mut list: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|e| RegistryError::bad_gateway(format!("upstream tag list is not JSON: {e}")))?;
+    let mut list: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| RegistryError::bad_gateway(format!("upstream tag list is not JSON: {e}")))?;
     if let Some(client) = list["name"].as_str().and_then(|n| mapping.to_client(n)) {
         list["name"] = serde_json::Value::String(client);
     }
@@ -322,6 +470,9 @@ fn rewrite_link(
 fn error_response<S>(e: &RegistryError) -> Response<S> {
     let mut headers = Headers::default();
     headers.push("content-type", "application/json");
+    if let Some(c) = &e.challenge {
+        headers.push("www-authenticate", c.clone());
+    }
     Response {
         status: e.status,
         headers,

@@ -12,22 +12,37 @@ use std::collections::BTreeMap;
 pub struct Target {
     pub route: Route,
     pub mapping: NameMapping,
+    /// The registry the client named, in the path or with `ns=`.
+    pub namespace: Option<String>,
 }
 
 impl Target {
     /// The proxy's realm for this target: the registry the client named
     /// rides along, so token requests reach the same upstream.
     pub fn realm(&self, origin: &str) -> String {
-        match &self.mapping.registry_host {
+        match &self.namespace {
             Some(r) => format!("{origin}/v2/auth?ns={r}"),
             None => format!("{origin}/v2/auth"),
         }
     }
 }
 
+/// How a client named the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Naming {
+    /// Before the repository name (`proxy/ghcr.io/owner/image`).
+    InName,
+    /// Beside it (containerd's `?ns=ghcr.io`): names stay as they are.
+    Beside,
+}
+
 fn invalid(key: &str, e: &dyn std::fmt::Display) -> RegistryError {
     eprintln!("route {key}: {e}");
-    RegistryError::new(500, ErrorCode::Unknown, format!("route {key} in the key-value store is invalid: {e}"))
+    RegistryError::new(
+        500,
+        ErrorCode::Unknown,
+        format!("route {key} in the key-value store is invalid: {e}"),
+    )
 }
 
 /// A stored route, parsed; a value that is not a valid route is an error
@@ -40,7 +55,11 @@ fn stored<H: Host>(host: &H, name: &str) -> Result<Option<Route>, RegistryError>
             config.resolve().map(Some).map_err(|e| invalid(&key, &e))
         }
         Ok(None) => Ok(None),
-        Err(e) => Err(RegistryError::new(500, ErrorCode::Unknown, format!("key-value store: {e}"))),
+        Err(e) => Err(RegistryError::new(
+            500,
+            ErrorCode::Unknown,
+            format!("key-value store: {e}"),
+        )),
     }
 }
 
@@ -53,10 +72,15 @@ pub fn for_host<H: Host>(host: &H, hosts: &[String]) -> Result<Option<Route>, Re
         }
     }
     let custom_domain = host.variable("custom_domain").unwrap_or_default();
-    let builtin = hosts.iter().find_map(|h| route::builtin_for_host(h, &custom_domain));
+    let builtin = hosts
+        .iter()
+        .find_map(|h| route::builtin_for_host(h, &custom_domain));
     let config = builtin.or_else(|| default_upstream(host).map(|u| RouteConfig::new(&u)));
     match config {
-        Some(c) => c.resolve().map(Some).map_err(|e| invalid("(variables)", &e)),
+        Some(c) => c
+            .resolve()
+            .map(Some)
+            .map_err(|e| invalid("(variables)", &e)),
         None => Ok(None),
     }
 }
@@ -64,26 +88,44 @@ pub fn for_host<H: Host>(host: &H, hosts: &[String]) -> Result<Option<Route>, Re
 /// The route for a registry a client named: a stored route under that name,
 /// else a built-in registry. Anything else is refused: the proxy is no open
 /// proxy to arbitrary hosts.
-pub fn for_registry<H: Host>(host: &H, registry: &str) -> Result<Target, RegistryError> {
+pub fn for_registry<H: Host>(
+    host: &H,
+    registry: &str,
+    naming: Naming,
+) -> Result<Target, RegistryError> {
     let valid = split_registry_host(&format!("{registry}/x")).map(|(h, _)| h);
     let Some(registry) = valid else {
-        return Err(RegistryError::new(400, ErrorCode::NameInvalid, format!("{registry:?} is not a registry host")));
+        return Err(RegistryError::new(
+            400,
+            ErrorCode::NameInvalid,
+            format!("{registry:?} is not a registry host"),
+        ));
     };
     let route = match stored(host, &registry)? {
         Some(r) => r,
         None => route::builtin_for_registry(&registry)
             .ok_or_else(|| {
-                RegistryError::new(404, ErrorCode::NameUnknown, format!("registry {registry} is not configured on this proxy"))
+                RegistryError::new(
+                    404,
+                    ErrorCode::NameUnknown,
+                    format!("registry {registry} is not configured on this proxy"),
+                )
             })?
             .resolve()
             .map_err(|e| invalid(&registry, &e))?,
     };
-    let mapping = route.mapping(Some(registry));
-    Ok(Target { route, mapping })
+    let mapping = route.mapping((naming == Naming::InName).then(|| registry.clone()));
+    Ok(Target {
+        route,
+        mapping,
+        namespace: Some(registry),
+    })
 }
 
 fn default_upstream<H: Host>(host: &H) -> Option<String> {
-    host.variable("default_upstream").map(|u| u.trim().to_string()).filter(|u| !u.is_empty())
+    host.variable("default_upstream")
+        .map(|u| u.trim().to_string())
+        .filter(|u| !u.is_empty())
 }
 
 /// Every configured route, host → upstream, for the 404 and the home page.
@@ -98,7 +140,8 @@ pub fn table<H: Host>(host: &H) -> BTreeMap<String, String> {
     let keys = host.kv_keys().unwrap_or_default();
     for key in keys.iter().filter(|k| k.starts_with(route::KEY_PREFIX)) {
         let upstream = match host.kv_get(key) {
-            Ok(Some(bytes)) => RouteConfig::from_json(&bytes).map_or_else(|e| format!("(invalid: {e})"), |c| c.upstream),
+            Ok(Some(bytes)) => RouteConfig::from_json(&bytes)
+                .map_or_else(|e| format!("(invalid: {e})"), |c| c.upstream),
             _ => continue,
         };
         table.insert(key[route::KEY_PREFIX.len()..].to_string(), upstream);

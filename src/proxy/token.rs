@@ -4,9 +4,9 @@
 use super::host::{Body, Headers, Host, Request, Response};
 use super::routing::Target;
 use super::upstream::fetch;
-use crate::naming::NameMapping;
-use crate::challenge::{UpstreamRealm, realm_key};
+use crate::challenge::{ANONYMOUS_TOKEN, UpstreamRealm, realm_key};
 use crate::error::{ErrorCode, RegistryError};
+use crate::naming::NameMapping;
 use crate::route::Route;
 use crate::scope;
 use base64::Engine;
@@ -31,44 +31,96 @@ pub struct TokenParams {
 impl TokenParams {
     pub async fn read<H: Host>(host: &H, req: Request<H::Stream>) -> Result<Self, RegistryError> {
         let query: Vec<(String, String)> = pairs(req.query.as_deref().unwrap_or_default());
-        let namespace = query.iter().find(|(k, _)| k == "ns").map(|(_, v)| v.clone());
+        let namespace = query
+            .iter()
+            .find(|(k, _)| k == "ns")
+            .map(|(_, v)| v.clone());
         let authorization = req.headers.get("authorization").map(str::to_string);
         let params = match req.method.as_str() {
             "GET" => query,
             "POST" => {
-                let form = host
-                    .read_body(req.body, FORM_LIMIT)
-                    .await
-                    .map_err(|e| RegistryError::new(400, ErrorCode::Unsupported, format!("token request body: {e}")))?;
+                let form = host.read_body(req.body, FORM_LIMIT).await.map_err(|e| {
+                    RegistryError::new(
+                        400,
+                        ErrorCode::Unsupported,
+                        format!("token request body: {e}"),
+                    )
+                })?;
                 pairs(&String::from_utf8_lossy(&form))
             }
-            _ => return Err(RegistryError::new(405, ErrorCode::Unsupported, "token requests are GET or POST")),
+            _ => {
+                return Err(RegistryError::new(
+                    405,
+                    ErrorCode::Unsupported,
+                    "token requests are GET or POST",
+                ));
+            }
         };
-        let scopes = params.iter().filter(|(k, _)| k == "scope").map(|(_, v)| v.clone()).collect();
-        Ok(Self { method: req.method, params, authorization, namespace, scopes })
+        let scopes = params
+            .iter()
+            .filter(|(k, _)| k == "scope")
+            .map(|(_, v)| v.clone())
+            .collect();
+        Ok(Self {
+            method: req.method,
+            params,
+            authorization,
+            namespace,
+            scopes,
+        })
     }
 }
 
 fn pairs(s: &str) -> Vec<(String, String)> {
-    form_urlencoded::parse(s.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+    form_urlencoded::parse(s.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
 }
 
-pub async fn handle<H: Host>(host: &H, target: &Target, req: TokenParams) -> Result<Response<H::Stream>, RegistryError> {
+pub async fn handle<H: Host>(
+    host: &H,
+    target: &Target,
+    req: TokenParams,
+) -> Result<Response<H::Stream>, RegistryError> {
     let route = &target.route;
     let realm = discover(host, route).await?;
-    let mut realm_url = Url::parse(&realm.realm)
-        .map_err(|_| RegistryError::bad_gateway(format!("upstream realm {:?} is not a URL", realm.realm)))?;
+    let Some(realm_str) = &realm.realm else {
+        return Ok(anonymous_token());
+    };
+    let mut realm_url = Url::parse(realm_str).map_err(|_| {
+        RegistryError::bad_gateway(format!("upstream realm {realm_str:?} is not a URL"))
+    })?;
     let params = relayed_params(&req, &realm, &target.mapping);
     let authorization = req.authorization.as_deref();
     if req.method == "GET" {
         realm_url.query_pairs_mut().extend_pairs(&params);
-        let resp = fetch(host, route, "GET", realm_url, Headers::default(), authorization, Body::Empty).await?;
+        let resp = fetch(
+            host,
+            route,
+            "GET",
+            realm_url,
+            Headers::default(),
+            authorization,
+            Body::Empty,
+        )
+        .await?;
         return Ok(token_response(resp));
     }
-    let encoded = form_urlencoded::Serializer::new(String::new()).extend_pairs(&params).finish();
+    let encoded = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&params)
+        .finish();
     let mut headers = Headers::default();
     headers.push("content-type", "application/x-www-form-urlencoded");
-    let resp = fetch(host, route, "POST", realm_url.clone(), headers, authorization, Body::Bytes(encoded.into_bytes())).await?;
+    let resp = fetch(
+        host,
+        route,
+        "POST",
+        realm_url.clone(),
+        headers,
+        authorization,
+        Body::Bytes(encoded.into_bytes()),
+    )
+    .await?;
     // Realms without OAuth2 POST support answer 404/405; a password grant
     // then becomes the GET token request, as clients do it.
     match (resp.status, password_grant(&params)) {
@@ -76,10 +128,23 @@ pub async fn handle<H: Host>(host: &H, target: &Target, req: TokenParams) -> Res
             let get_params: Vec<(String, String)> = params
                 .into_iter()
                 .filter(|(k, _)| k == "service")
-                .chain(scope_values(&req, &target.mapping).into_iter().map(|s| ("scope".to_string(), s)))
+                .chain(
+                    scope_values(&req, &target.mapping)
+                        .into_iter()
+                        .map(|s| ("scope".to_string(), s)),
+                )
                 .collect();
             realm_url.query_pairs_mut().extend_pairs(&get_params);
-            let resp = fetch(host, route, "GET", realm_url, Headers::default(), Some(&basic), Body::Empty).await?;
+            let resp = fetch(
+                host,
+                route,
+                "GET",
+                realm_url,
+                Headers::default(),
+                Some(&basic),
+                Body::Empty,
+            )
+            .await?;
             as_oauth2_response(host, resp).await
         }
         _ => Ok(token_response(resp)),
@@ -111,24 +176,25 @@ async fn discover<H: Host>(host: &H, route: &Route) -> Result<UpstreamRealm, Reg
         Body::Empty,
     )
     .await?;
-    if resp.status != 401 {
-        return Err(RegistryError::new(
-            404,
-            ErrorCode::Unsupported,
-            "the upstream registry issues no tokens",
-        ));
-    }
-    let realm = resp
-        .headers
-        .get("www-authenticate")
-        .and_then(|h| UpstreamRealm::from_header(h, now))
-        .ok_or_else(|| {
-            RegistryError::new(
-                404,
-                ErrorCode::Unsupported,
-                "the upstream registry has no Bearer token realm",
-            )
-        })?;
+    let realm = match resp.status {
+        200..=299 => UpstreamRealm::anonymous(now),
+        401 => resp
+            .headers
+            .get("www-authenticate")
+            .and_then(|h| UpstreamRealm::from_header(h, now))
+            .ok_or_else(|| {
+                RegistryError::new(
+                    404,
+                    ErrorCode::Unsupported,
+                    "the upstream registry has no Bearer token realm",
+                )
+            })?,
+        s => {
+            return Err(RegistryError::bad_gateway(format!(
+                "upstream /v2/ answered {s}"
+            )));
+        }
+    };
     if let Ok(json) = serde_json::to_vec(&realm)
         && let Err(e) = host.kv_set(&key, &json)
     {
@@ -144,7 +210,11 @@ fn scope_values(req: &TokenParams, mapping: &NameMapping) -> Vec<String> {
 /// The client's parameters with scopes rewritten to upstream names (one
 /// `scope` each for GET, space separated for an OAuth2 form) and the
 /// upstream's own `service`; `ns` was for the proxy.
-fn relayed_params(req: &TokenParams, realm: &UpstreamRealm, mapping: &NameMapping) -> Vec<(String, String)> {
+fn relayed_params(
+    req: &TokenParams,
+    realm: &UpstreamRealm,
+    mapping: &NameMapping,
+) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = req
         .params
         .iter()
@@ -172,6 +242,18 @@ fn password_grant(params: &[(String, String)]) -> Option<String> {
     }
     let creds = format!("{}:{}", get("username")?, get("password").unwrap_or(""));
     Some(format!("Basic {}", STANDARD.encode(creds.as_bytes())))
+}
+
+fn anonymous_token<S>() -> Response<S> {
+    let body = serde_json::json!({"token": ANONYMOUS_TOKEN, "access_token": ANONYMOUS_TOKEN, "expires_in": 3600});
+    let mut headers = Headers::default();
+    headers.push("content-type", "application/json");
+    headers.push("cache-control", "no-store");
+    Response {
+        status: 200,
+        headers,
+        body: Body::Bytes(body.to_string().into_bytes()),
+    }
 }
 
 fn token_response<S>(resp: Response<S>) -> Response<S> {
@@ -225,26 +307,59 @@ mod tests {
 
     fn params(method: &str, query: &str) -> TokenParams {
         let params = pairs(query);
-        let scopes = params.iter().filter(|(k, _)| k == "scope").map(|(_, v)| v.clone()).collect();
-        TokenParams { method: method.into(), params, authorization: None, namespace: None, scopes }
+        let scopes = params
+            .iter()
+            .filter(|(k, _)| k == "scope")
+            .map(|(_, v)| v.clone())
+            .collect();
+        TokenParams {
+            method: method.into(),
+            params,
+            authorization: None,
+            namespace: None,
+            scopes,
+        }
     }
 
     #[test]
     fn params_for_get_and_post() {
-        let hub = NameMapping { docker_hub: true, ..Default::default() };
-        let realm = UpstreamRealm { realm: "https://auth.docker.io/token".into(), service: Some("registry.docker.io".into()), expires: 0 };
-        let p = relayed_params(&params("GET", "service=proxy&ns=docker.io&scope=repository%3Aalpine%3Apull&scope=repository%3A..%3Apull&account=me"), &realm, &hub);
+        let hub = NameMapping {
+            docker_hub: true,
+            ..Default::default()
+        };
+        let realm = UpstreamRealm {
+            realm: Some("https://auth.docker.io/token".into()),
+            service: Some("registry.docker.io".into()),
+            expires: 0,
+        };
+        let p = relayed_params(
+            &params(
+                "GET",
+                "service=proxy&ns=docker.io&scope=repository%3Aalpine%3Apull&scope=repository%3A..%3Apull&account=me",
+            ),
+            &realm,
+            &hub,
+        );
         assert_eq!(
             p,
             vec![
                 ("account".to_string(), "me".to_string()),
                 ("service".to_string(), "registry.docker.io".to_string()),
-                ("scope".to_string(), "repository:library/alpine:pull".to_string()),
+                (
+                    "scope".to_string(),
+                    "repository:library/alpine:pull".to_string()
+                ),
             ]
         );
         let form = "grant_type=password&username=u&password=p%3A&scope=repository%3Aa%3Apull+repository%3Ab%2Fc%3Apull";
         let p = relayed_params(&params("POST", form), &realm, &hub);
-        assert!(p.contains(&("scope".to_string(), "repository:library/a:pull repository:b/c:pull".to_string())));
-        assert_eq!(password_grant(&p).unwrap(), format!("Basic {}", STANDARD.encode(b"u:p:")));
+        assert!(p.contains(&(
+            "scope".to_string(),
+            "repository:library/a:pull repository:b/c:pull".to_string()
+        )));
+        assert_eq!(
+            password_grant(&p).unwrap(),
+            format!("Basic {}", STANDARD.encode(b"u:p:"))
+        );
     }
 }

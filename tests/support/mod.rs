@@ -137,6 +137,24 @@ async fn start() -> Env {
         REDIRECTING,
         serde_json::json!({"upstream": format!("http://{}", fronts.redirecting), "allowed_hosts": [format!("127.0.0.2:{}", fronts.cdn.port())]}),
     );
+    // Registries clients name in the path or with `ns=`, stored under their names.
+    let kv = |key: &str, json: serde_json::Value| spin.app.kv_set(key, json.to_string().as_bytes());
+    kv(
+        "route/registry-a.test",
+        serde_json::json!({"upstream": format!("http://{open}")}),
+    );
+    kv(
+        "route/registry-b.test",
+        serde_json::json!({"upstream": format!("http://{auth}"), "allowed_hosts": [token_host]}),
+    );
+    kv(
+        "route/prefixed.test",
+        serde_json::json!({"upstream": format!("http://{open}"), "repository_prefix": "test"}),
+    );
+    kv(
+        "route/prefixed-auth.test",
+        serde_json::json!({"upstream": format!("http://{auth}"), "repository_prefix": "private", "allowed_hosts": [token_host]}),
+    );
     Env {
         dir,
         token,
