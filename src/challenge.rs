@@ -40,6 +40,9 @@ pub struct UpstreamRealm {
     pub realm: Option<String>,
     #[serde(default)]
     pub service: Option<String>,
+    /// The upstream challenges with Basic only: credentials go with each request.
+    #[serde(default)]
+    pub basic: bool,
     /// Unix seconds after which it is discovered again.
     pub expires: u64,
 }
@@ -65,17 +68,25 @@ impl UpstreamRealm {
         Self {
             realm: None,
             service: None,
+            basic: false,
             expires: now + REALM_TTL_SECS,
         }
     }
 
-    /// The Bearer challenge's realm and service, if the upstream sent one.
+    /// The Bearer challenge's realm and service, or the Basic scheme, from
+    /// an upstream's `WWW-Authenticate`.
     pub fn from_header(header: &str, now: u64) -> Option<Self> {
         let challenges = www_authenticate::parse(header).ok()?;
-        let bearer = challenges.iter().find(|c| c.is_bearer())?;
+        let Some(bearer) = challenges.iter().find(|c| c.is_bearer()) else {
+            return challenges.iter().any(|c| c.is_basic()).then(|| Self {
+                basic: true,
+                ..Self::anonymous(now)
+            });
+        };
         Some(Self {
             realm: Some(bearer.param("realm")?.to_string()),
             service: bearer.param("service").map(str::to_string),
+            basic: false,
             expires: now + REALM_TTL_SECS,
         })
     }
@@ -137,7 +148,12 @@ mod tests {
         assert_eq!(r.realm.as_deref(), Some("https://gcr.io/v2/token"));
         assert_eq!(r.service.as_deref(), Some("gcr.io"));
         assert_eq!(r.expires, 10 + REALM_TTL_SECS);
-        assert!(UpstreamRealm::from_header(r#"Basic realm="x""#, 0).is_none());
+        assert!(
+            UpstreamRealm::from_header(r#"Basic realm="x""#, 0)
+                .unwrap()
+                .basic
+        );
+        assert!(UpstreamRealm::from_header(r#"Negotiate"#, 0).is_none());
         assert!(UpstreamRealm::from_header(r#"Bearer service="x""#, 0).is_none());
     }
 }

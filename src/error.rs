@@ -1,5 +1,6 @@
 //! Errors in the OCI distribution spec's JSON form, with their HTTP status.
 
+use crate::route::FieldError;
 use serde_json::json;
 use std::collections::BTreeMap;
 
@@ -41,6 +42,9 @@ pub struct RegistryError {
     pub routes: Option<BTreeMap<String, String>>,
     /// `WWW-Authenticate` for a 401.
     pub challenge: Option<String>,
+    /// Per-field problems (route validation): one error entry each, with
+    /// the field in `detail`.
+    pub fields: Vec<FieldError>,
 }
 
 impl RegistryError {
@@ -51,7 +55,13 @@ impl RegistryError {
             message: message.into(),
             routes: None,
             challenge: None,
+            fields: Vec::new(),
         }
+    }
+
+    pub fn with_fields(mut self, fields: Vec<FieldError>) -> Self {
+        self.fields = fields;
+        self
     }
 
     pub fn with_challenge(mut self, challenge: String) -> Self {
@@ -70,7 +80,15 @@ impl RegistryError {
     }
 
     pub fn to_json(&self) -> serde_json::Value {
-        let mut v = json!({ "errors": [{ "code": self.code.as_str(), "message": self.message }] });
+        let errors: Vec<serde_json::Value> = if self.fields.is_empty() {
+            vec![json!({ "code": self.code.as_str(), "message": self.message })]
+        } else {
+            self.fields
+                .iter()
+                .map(|f| json!({ "code": self.code.as_str(), "message": format!("{}: {}", f.field, f.message), "detail": { "field": f.field } }))
+                .collect()
+        };
+        let mut v = json!({ "errors": errors });
         if let Some(routes) = &self.routes {
             v["routes"] = json!(routes);
         }

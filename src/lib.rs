@@ -4,19 +4,23 @@
 //! challenges, routes, scope and path rewriting, redirect and host policy,
 //! and the request handler itself, written against [`proxy::host::Host`].
 
+pub mod admin;
 pub mod api;
 pub mod browser;
 pub mod challenge;
 pub mod digest;
 pub mod error;
 pub mod home;
+pub mod jwt;
 pub mod naming;
 pub mod origin;
+pub mod pattern;
 pub mod policy;
 pub mod proxy;
 pub mod reference;
 pub mod route;
 pub mod scope;
+pub mod users;
 pub mod www_authenticate;
 
 #[cfg(target_arch = "wasm32")]

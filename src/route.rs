@@ -3,6 +3,7 @@
 //! `route/<host>`; a built-in table covers the public registries.
 
 use crate::naming::NameMapping;
+use crate::pattern::RepositoryPattern;
 use crate::policy::{AllowedHosts, HostPattern};
 use crate::reference::RepositoryName;
 use serde::{Deserialize, Serialize};
@@ -40,6 +41,20 @@ pub struct RouteConfig {
     /// (default on; turn off for private upstreams).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub browser_redirects: Option<bool>,
+    /// The Spin variables holding this route's upstream credentials:
+    /// `<credentials>_username` and `<credentials>_password`, or
+    /// `<credentials>_authorization` (a whole `Authorization` value).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<String>,
+    /// Repository patterns served (all when empty) and refused; `deny` wins.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deny: Vec<String>,
+    /// Only the proxy's own users may pull through this route (also turned
+    /// on for every route by the `require_login` variable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_login: Option<bool>,
 }
 
 /// A validated route, ready to use.
@@ -50,11 +65,15 @@ pub struct Route {
     pub allowed: AllowedHosts,
     pub repository_prefix: Option<RepositoryName>,
     pub browser_redirects: bool,
+    pub credentials: Option<String>,
+    pub allow: Vec<RepositoryPattern>,
+    pub deny: Vec<RepositoryPattern>,
+    pub require_login: bool,
 }
 
 impl Route {
     /// How names map for this route, reached through `registry_host` when
-    /// the client named the registry in the path or with `ns`.
+    /// the client named the registry in the path.
     pub fn mapping(&self, registry_host: Option<String>) -> NameMapping {
         NameMapping {
             registry_host,
@@ -62,14 +81,43 @@ impl Route {
             docker_hub: self.docker_hub,
         }
     }
+
+    /// Whether the allow/deny lists let `name` (the client's name, without
+    /// a registry host) through.
+    pub fn serves(&self, name: &str) -> bool {
+        let allowed = self.allow.is_empty() || self.allow.iter().any(|p| p.matches(name));
+        allowed && !self.deny.iter().any(|p| p.matches(name))
+    }
 }
 
+/// One problem with a route, by JSON field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+/// Everything wrong with a route.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RouteError(pub String);
+pub struct RouteError(pub Vec<FieldError>);
+
+impl RouteError {
+    fn one(field: &str, message: impl Into<String>) -> Self {
+        Self(vec![FieldError {
+            field: field.to_string(),
+            message: message.into(),
+        }])
+    }
+}
 
 impl fmt::Display for RouteError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect();
+        f.write_str(&parts.join("; "))
     }
 }
 
@@ -81,58 +129,114 @@ impl RouteConfig {
             allowed_hosts: Vec::new(),
             repository_prefix: None,
             browser_redirects: None,
+            credentials: None,
+            allow: Vec::new(),
+            deny: Vec::new(),
+            require_login: None,
         }
     }
 
     pub fn from_json(bytes: &[u8]) -> Result<Self, RouteError> {
-        serde_json::from_slice(bytes).map_err(|e| RouteError(format!("invalid route JSON: {e}")))
+        serde_json::from_slice(bytes)
+            .map_err(|e| RouteError::one("(body)", format!("invalid route JSON: {e}")))
     }
 
     pub fn resolve(&self) -> Result<Route, RouteError> {
-        let upstream = Url::parse(&self.upstream)
-            .map_err(|e| RouteError(format!("upstream {:?}: {e}", self.upstream)))?;
-        let plain = matches!(upstream.scheme(), "http" | "https")
-            && upstream.host_str().is_some()
-            && upstream.username().is_empty()
-            && upstream.password().is_none()
-            && upstream.path() == "/"
-            && upstream.query().is_none()
-            && upstream.fragment().is_none();
-        if !plain {
-            return Err(RouteError(format!(
-                "upstream {:?} must be an http(s) origin such as https://ghcr.io, with no path, query or credentials",
-                self.upstream
-            )));
-        }
-        let known = upstream.host_str().and_then(builtin_by_upstream_host);
-        let mut patterns =
-            vec![HostPattern::for_url(&upstream).expect("checked: the upstream has a host")];
-        if let Some(b) = known {
-            for h in b.hosts {
-                patterns.push(HostPattern::parse(h).map_err(RouteError)?);
+        let mut errors = Vec::new();
+        let mut fail = |field: &str, message: String| {
+            errors.push(FieldError {
+                field: field.to_string(),
+                message,
+            })
+        };
+        let upstream = match Url::parse(&self.upstream) {
+            Ok(u)
+                if matches!(u.scheme(), "http" | "https")
+                    && u.host_str().is_some()
+                    && u.username().is_empty()
+                    && u.password().is_none()
+                    && u.path() == "/"
+                    && u.query().is_none()
+                    && u.fragment().is_none() =>
+            {
+                Some(u)
+            }
+            _ => {
+                fail(
+                    "upstream",
+                    format!(
+                        "{:?} must be an http(s) origin such as https://ghcr.io, with no path, query or credentials",
+                        self.upstream
+                    ),
+                );
+                None
+            }
+        };
+        let known = upstream
+            .as_ref()
+            .and_then(|u| u.host_str())
+            .and_then(builtin_by_upstream_host);
+        let mut patterns: Vec<HostPattern> =
+            upstream.iter().filter_map(HostPattern::for_url).collect();
+        for h in known
+            .iter()
+            .flat_map(|b| b.hosts.iter())
+            .copied()
+            .chain(self.allowed_hosts.iter().map(String::as_str))
+        {
+            match HostPattern::parse(h) {
+                Ok(p) => patterns.push(p),
+                Err(e) => fail("allowed_hosts", e),
             }
         }
-        for h in &self.allowed_hosts {
-            patterns.push(
-                HostPattern::parse(h).map_err(|e| RouteError(format!("allowed_hosts: {e}")))?,
+        let repository_prefix = self.repository_prefix.as_ref().and_then(|p| {
+            match RepositoryName::parse(p.trim_matches('/')) {
+                Ok(n) => Some(n),
+                Err(e) => {
+                    fail("repository_prefix", e.to_string());
+                    None
+                }
+            }
+        });
+        if let Some(c) = &self.credentials
+            && !(c.starts_with(|ch: char| ch.is_ascii_lowercase())
+                && c.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'))
+        {
+            fail(
+                "credentials",
+                format!("{c:?} must name Spin variables: lowercase letters, digits and '_'"),
             );
         }
-        let repository_prefix = match &self.repository_prefix {
-            Some(p) => Some(
-                RepositoryName::parse(p.trim_matches('/'))
-                    .map_err(|e| RouteError(format!("repository_prefix: {e}")))?,
-            ),
-            None => None,
-        };
-        Ok(Route {
-            docker_hub: self
-                .docker_hub
-                .unwrap_or_else(|| known.is_some_and(|b| b.docker_hub)),
-            upstream,
-            allowed: AllowedHosts::new(patterns),
-            repository_prefix,
-            browser_redirects: self.browser_redirects.unwrap_or(true),
-        })
+        let mut lists = [
+            (&self.allow, "allow", Vec::new()),
+            (&self.deny, "deny", Vec::new()),
+        ];
+        for (source, field, parsed) in lists.iter_mut() {
+            for p in source.iter() {
+                match RepositoryPattern::parse(p) {
+                    Ok(p) => parsed.push(p),
+                    Err(e) => fail(field, e),
+                }
+            }
+        }
+        let [(_, _, allow), (_, _, deny)] = lists;
+        match upstream {
+            Some(upstream) if errors.is_empty() => Ok(Route {
+                docker_hub: self
+                    .docker_hub
+                    .unwrap_or_else(|| known.is_some_and(|b| b.docker_hub)),
+                upstream,
+                allowed: AllowedHosts::new(patterns),
+                repository_prefix,
+                browser_redirects: self.browser_redirects.unwrap_or(true),
+                credentials: self.credentials.clone(),
+                allow,
+                deny,
+                require_login: self.require_login.unwrap_or(false),
+            }),
+            _ => Err(RouteError(errors)),
+        }
     }
 }
 
@@ -373,6 +477,45 @@ mod tests {
                 .resolve()
                 .unwrap()
                 .browser_redirects
+        );
+    }
+
+    #[test]
+    fn field_errors_and_lists() {
+        let c = RouteConfig::from_json(
+            br#"{"upstream":"ftp://x","allowed_hosts":["a/b"],"repository_prefix":"..","credentials":"Bad-Name","allow":["UP"],"deny":["ok/*"]}"#,
+        )
+        .unwrap();
+        let fields: Vec<String> = c
+            .resolve()
+            .unwrap_err()
+            .0
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "upstream",
+                "allowed_hosts",
+                "repository_prefix",
+                "credentials",
+                "allow"
+            ]
+        );
+        let r = RouteConfig::from_json(br#"{"upstream":"https://x.io","allow":["library/*","myorg/**"],"deny":["myorg/secret/**"]}"#)
+            .unwrap()
+            .resolve()
+            .unwrap();
+        assert!(r.serves("library/alpine"));
+        assert!(r.serves("myorg/a/b"));
+        assert!(!r.serves("myorg/secret/x"));
+        assert!(!r.serves("other/x"));
+        assert!(
+            RouteConfig::new("https://x.io")
+                .resolve()
+                .unwrap()
+                .serves("anything")
         );
     }
 

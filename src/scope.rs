@@ -74,8 +74,12 @@ pub fn registry_host(values: &[String]) -> Result<Option<String>, String> {
 /// registry host the client named is removed, the route's prefix or Docker
 /// Hub's `library/` added. Scopes that name no valid repository of this
 /// upstream are dropped, so a client cannot use the proxy to ask the
-/// upstream realm for anything else.
-pub fn rewrite_for_upstream(values: &[String], mapping: &NameMapping) -> Vec<String> {
+/// upstream realm for anything else; so are names `serves` refuses.
+pub fn rewrite_for_upstream(
+    values: &[String],
+    mapping: &NameMapping,
+    serves: &dyn Fn(&str) -> bool,
+) -> Vec<String> {
     split(values)
         .filter_map(|mut scope| {
             if scope.is_repository() {
@@ -84,7 +88,9 @@ pub fn rewrite_for_upstream(values: &[String], mapping: &NameMapping) -> Vec<Str
                     (None, _) => scope.name.clone(),
                     _ => return None,
                 };
-                let name = RepositoryName::parse(&name).ok()?;
+                let name = RepositoryName::parse(&name)
+                    .ok()
+                    .filter(|n| serves(n.as_str()))?;
                 scope.name = mapping.to_upstream(&name)?.to_string();
             } else if scope.resource_type != "registry" {
                 return None;
@@ -126,15 +132,21 @@ mod tests {
     #[test]
     fn docker_hub_library() {
         assert_eq!(
-            rewrite_for_upstream(&v(&["repository:alpine:pull"]), &hub()),
+            rewrite_for_upstream(&v(&["repository:alpine:pull"]), &hub(), &|_| true),
             v(&["repository:library/alpine:pull"])
         );
         assert_eq!(
-            rewrite_for_upstream(&v(&["repository:bitnami/redis:pull,push"]), &hub()),
+            rewrite_for_upstream(&v(&["repository:bitnami/redis:pull,push"]), &hub(), &|_| {
+                true
+            }),
             v(&["repository:bitnami/redis:pull,push"])
         );
         assert_eq!(
-            rewrite_for_upstream(&v(&["repository:alpine:pull"]), &NameMapping::default()),
+            rewrite_for_upstream(
+                &v(&["repository:alpine:pull"]),
+                &NameMapping::default(),
+                &|_| true
+            ),
             v(&["repository:alpine:pull"])
         );
     }
@@ -147,7 +159,8 @@ mod tests {
                     "repository:a:pull repository:b/c:pull",
                     "registry:catalog:*"
                 ]),
-                &hub()
+                &hub(),
+                &|_| true
             ),
             v(&[
                 "repository:library/a:pull",
@@ -169,9 +182,9 @@ mod tests {
             "repository:a:",
             "repository:ghcr.io/a:pull",
         ]);
-        assert!(rewrite_for_upstream(&bad, &none).is_empty());
+        assert!(rewrite_for_upstream(&bad, &none, &|_| true).is_empty());
         assert_eq!(
-            rewrite_for_upstream(&v(&["repository(plugin):a/b:pull"]), &none),
+            rewrite_for_upstream(&v(&["repository(plugin):a/b:pull"]), &none, &|_| true),
             v(&["repository(plugin):a/b:pull"])
         );
     }
@@ -185,7 +198,8 @@ mod tests {
         assert_eq!(
             rewrite_for_upstream(
                 &v(&["repository:ghcr.io/o/i:pull repository:o/j:pull repository:quay.io/x:pull"]),
-                &ghcr
+                &ghcr,
+                &|_| true
             ),
             v(&["repository:o/i:pull", "repository:o/j:pull"])
         );
@@ -223,7 +237,7 @@ mod tests {
             docker_hub: false,
         };
         assert_eq!(
-            rewrite_for_upstream(&v(&["repository:foo:pull"]), &m),
+            rewrite_for_upstream(&v(&["repository:foo:pull"]), &m, &|_| true),
             v(&["repository:proj/foo:pull"])
         );
         assert_eq!(

@@ -39,6 +39,10 @@ impl host::Host for SpinHost {
         self.store()?.set(key, value).map_err(|e| e.to_string())
     }
 
+    fn kv_delete(&self, key: &str) -> Result<(), String> {
+        self.store()?.delete(key).map_err(|e| e.to_string())
+    }
+
     fn kv_keys(&self) -> Result<Vec<String>, String> {
         self.store()?.get_keys().map_err(|e| e.to_string())
     }

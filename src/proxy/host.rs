@@ -71,6 +71,7 @@ pub trait Host {
     fn variable(&self, name: &str) -> Option<String>;
     fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, String>;
     fn kv_set(&self, key: &str, value: &[u8]) -> Result<(), String>;
+    fn kv_delete(&self, key: &str) -> Result<(), String>;
     fn kv_keys(&self) -> Result<Vec<String>, String>;
     fn send(
         &self,

@@ -1,7 +1,10 @@
 //! The request handler: route, then serve the distribution API endpoint by
 //! relaying it upstream. It knows nothing of Spin; see [`host::Host`].
 
+mod admin;
+mod credentials;
 pub mod host;
+mod login;
 mod routing;
 mod token;
 mod upstream;
@@ -109,6 +112,15 @@ async fn serve<H: Host>(
         &hosts[0],
     );
     let incoming = Incoming { origin, hosts };
+    let admin_prefix = crate::admin::prefix(host.variable("admin_path"));
+    if let Some(rest) = req
+        .path
+        .strip_prefix(admin_prefix.as_str())
+        .filter(|r| r.is_empty() || r.starts_with('/'))
+    {
+        let rest = rest.to_string();
+        return admin::handle(host, req, &rest).await;
+    }
     if req.path == "/" {
         let route = routing::for_host(host, &incoming.hosts)?;
         return Ok(home_page(host, &incoming, route.as_ref(), &req.headers));
@@ -149,6 +161,44 @@ async fn serve<H: Host>(
         (None, None) => None,
     };
     let target = target(host, &incoming, named)?;
+    if let Some(n) = endpoint.name()
+        && !target.route.serves(n.as_str())
+    {
+        return Err(RegistryError::new(
+            403,
+            ErrorCode::Denied,
+            format!("repository {n} is not served by this proxy"),
+        ));
+    }
+    let auth = if login::required(host, &target.route) {
+        let client_name = endpoint
+            .name()
+            .map(|n| match &target.mapping.registry_host {
+                Some(r) => format!("{r}/{n}"),
+                None => n.to_string(),
+            });
+        login::check(
+            host,
+            &target,
+            &incoming.origin,
+            client_name.as_deref(),
+            req.headers.get("authorization"),
+        )?;
+        if matches!(endpoint, Endpoint::Base) {
+            return Ok(login::base_ok());
+        }
+        UpstreamAuth::Proxy
+    } else {
+        // The proxy's own anonymous token means "no credentials".
+        match req
+            .headers
+            .get("authorization")
+            .filter(|a| !is_anonymous_token(a))
+        {
+            Some(a) => UpstreamAuth::Client(a.to_string()),
+            None => UpstreamAuth::Proxy,
+        }
+    };
     match endpoint {
         Endpoint::BlobUpload { .. } => Err(RegistryError::new(
             405,
@@ -163,7 +213,7 @@ async fn serve<H: Host>(
                     format!("{} is not supported here", req.method),
                 ));
             }
-            let mut resp = relay(host, &target, &incoming, &endpoint, &req).await?;
+            let mut resp = relay(host, &target, &incoming, &endpoint, &req, &auth).await?;
             // The distribution spec's proxying: say which namespace answered.
             if let Some(ns) = ns.filter(|_| target.namespace.is_some()) {
                 resp.headers.push("oci-namespace", ns);
@@ -171,6 +221,14 @@ async fn serve<H: Host>(
             Ok(resp)
         }
     }
+}
+
+/// Whose credentials go upstream.
+enum UpstreamAuth {
+    /// The client's own, passed through.
+    Client(String),
+    /// The route's, held by the proxy (or none).
+    Proxy,
 }
 
 /// The route for the registry the client named, else for the request's host.
@@ -294,6 +352,7 @@ async fn relay<H: Host>(
     incoming: &Incoming,
     endpoint: &Endpoint,
     req: &Request<H::Stream>,
+    auth: &UpstreamAuth,
 ) -> Result<Response<H::Stream>, RegistryError> {
     let (route, mapping) = (&target.route, &target.mapping);
     let upstream_name = match endpoint.name() {
@@ -327,21 +386,36 @@ async fn relay<H: Host>(
             headers.push(name, values.join(", "));
         }
     }
-    // The proxy's own anonymous token means "no credentials".
-    let authorization = req
-        .headers
-        .get("authorization")
-        .filter(|a| !is_anonymous_token(a));
-    let resp = upstream::fetch(
-        host,
-        route,
-        &req.method,
-        url,
-        headers,
-        authorization,
-        Body::Empty,
-    )
-    .await?;
+    let held = |refresh| credentials::authorization(host, route, upstream_name.as_ref(), refresh);
+    let authorization = match auth {
+        UpstreamAuth::Client(a) => Some(a.clone()),
+        UpstreamAuth::Proxy => held(false).await?,
+    };
+    let send = |authorization: Option<String>| {
+        let (url, headers) = (url.clone(), headers.clone());
+        async move {
+            upstream::fetch(
+                host,
+                route,
+                &req.method,
+                url,
+                headers,
+                authorization.as_deref(),
+                Body::Empty,
+            )
+            .await
+        }
+    };
+    let mut resp = send(authorization).await?;
+    if resp.status == 401 && matches!(auth, UpstreamAuth::Proxy) && route.credentials.is_some() {
+        // A cached upstream token may have been revoked: get a fresh one once.
+        resp = send(held(true).await?).await?;
+        if resp.status == 401 {
+            return Err(RegistryError::bad_gateway(
+                "the upstream refused the route's credentials",
+            ));
+        }
+    }
     if matches!(endpoint, Endpoint::Base)
         && resp.status == 200
         && req.headers.get("authorization").is_none()

@@ -6,7 +6,6 @@ use super::routing::Target;
 use super::upstream::fetch;
 use crate::challenge::{ANONYMOUS_TOKEN, UpstreamRealm, realm_key};
 use crate::error::{ErrorCode, RegistryError};
-use crate::naming::NameMapping;
 use crate::route::Route;
 use crate::scope;
 use base64::Engine;
@@ -21,8 +20,8 @@ const TOKEN_LIMIT: usize = 1024 * 1024;
 /// form for POST) and credentials.
 pub struct TokenParams {
     method: String,
-    params: Vec<(String, String)>,
-    authorization: Option<String>,
+    pub params: Vec<(String, String)>,
+    pub authorization: Option<String>,
     /// The registry the proxy's realm named (`?ns=`), if any.
     pub namespace: Option<String>,
     pub scopes: Vec<String>,
@@ -83,14 +82,28 @@ pub async fn handle<H: Host>(
     req: TokenParams,
 ) -> Result<Response<H::Stream>, RegistryError> {
     let route = &target.route;
+    if super::login::required(host, route) {
+        return super::login::issue(host, target, &req);
+    }
+    if route.credentials.is_some() {
+        // The proxy authenticates upstream itself: clients need no login.
+        return Ok(anonymous_token());
+    }
     let realm = discover(host, route).await?;
     let Some(realm_str) = &realm.realm else {
+        if realm.basic {
+            return Err(RegistryError::new(
+                404,
+                ErrorCode::Unsupported,
+                "the upstream uses Basic auth: send credentials with each request",
+            ));
+        }
         return Ok(anonymous_token());
     };
     let mut realm_url = Url::parse(realm_str).map_err(|_| {
         RegistryError::bad_gateway(format!("upstream realm {realm_str:?} is not a URL"))
     })?;
-    let params = relayed_params(&req, &realm, &target.mapping);
+    let params = relayed_params(&req, &realm, target);
     let authorization = req.authorization.as_deref();
     if req.method == "GET" {
         realm_url.query_pairs_mut().extend_pairs(&params);
@@ -129,7 +142,7 @@ pub async fn handle<H: Host>(
                 .into_iter()
                 .filter(|(k, _)| k == "service")
                 .chain(
-                    scope_values(&req, &target.mapping)
+                    scope_values(&req, target)
                         .into_iter()
                         .map(|s| ("scope".to_string(), s)),
                 )
@@ -153,7 +166,10 @@ pub async fn handle<H: Host>(
 
 /// The upstream's realm and service, from the key-value store or, when
 /// absent or stale, from the upstream's `/v2/` challenge.
-async fn discover<H: Host>(host: &H, route: &Route) -> Result<UpstreamRealm, RegistryError> {
+pub(super) async fn discover<H: Host>(
+    host: &H,
+    route: &Route,
+) -> Result<UpstreamRealm, RegistryError> {
     let now = super::now();
     let key = realm_key(&route.upstream.origin().ascii_serialization());
     if let Ok(Some(bytes)) = host.kv_get(&key)
@@ -203,8 +219,8 @@ async fn discover<H: Host>(host: &H, route: &Route) -> Result<UpstreamRealm, Reg
     Ok(realm)
 }
 
-fn scope_values(req: &TokenParams, mapping: &NameMapping) -> Vec<String> {
-    scope::rewrite_for_upstream(&req.scopes, mapping)
+fn scope_values(req: &TokenParams, target: &Target) -> Vec<String> {
+    scope::rewrite_for_upstream(&req.scopes, &target.mapping, &|n| target.route.serves(n))
 }
 
 /// The client's parameters with scopes rewritten to upstream names (one
@@ -213,7 +229,7 @@ fn scope_values(req: &TokenParams, mapping: &NameMapping) -> Vec<String> {
 fn relayed_params(
     req: &TokenParams,
     realm: &UpstreamRealm,
-    mapping: &NameMapping,
+    target: &Target,
 ) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = req
         .params
@@ -224,7 +240,7 @@ fn relayed_params(
     if let Some(s) = &realm.service {
         out.push(("service".into(), s.clone()));
     }
-    let scopes = scope_values(req, mapping);
+    let scopes = scope_values(req, target);
     if req.method == "POST" {
         if !scopes.is_empty() {
             out.push(("scope".into(), scopes.join(" ")));
@@ -244,8 +260,8 @@ fn password_grant(params: &[(String, String)]) -> Option<String> {
     Some(format!("Basic {}", STANDARD.encode(creds.as_bytes())))
 }
 
-fn anonymous_token<S>() -> Response<S> {
-    let body = serde_json::json!({"token": ANONYMOUS_TOKEN, "access_token": ANONYMOUS_TOKEN, "expires_in": 3600});
+pub(super) fn token_json<S>(token: &str, expires_in: u64) -> Response<S> {
+    let body = serde_json::json!({"token": token, "access_token": token, "expires_in": expires_in});
     let mut headers = Headers::default();
     headers.push("content-type", "application/json");
     headers.push("cache-control", "no-store");
@@ -254,6 +270,10 @@ fn anonymous_token<S>() -> Response<S> {
         headers,
         body: Body::Bytes(body.to_string().into_bytes()),
     }
+}
+
+fn anonymous_token<S>() -> Response<S> {
+    token_json(ANONYMOUS_TOKEN, 3600)
 }
 
 fn token_response<S>(resp: Response<S>) -> Response<S> {
@@ -323,13 +343,18 @@ mod tests {
 
     #[test]
     fn params_for_get_and_post() {
-        let hub = NameMapping {
-            docker_hub: true,
-            ..Default::default()
+        let route = crate::route::RouteConfig::new("https://registry-1.docker.io")
+            .resolve()
+            .unwrap();
+        let hub = Target {
+            mapping: route.mapping(None),
+            route,
+            namespace: None,
         };
         let realm = UpstreamRealm {
             realm: Some("https://auth.docker.io/token".into()),
             service: Some("registry.docker.io".into()),
+            basic: false,
             expires: 0,
         };
         let p = relayed_params(

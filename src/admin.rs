@@ -1,0 +1,127 @@
+//! The route management API: which operation a request asks for, and the
+//! admin token check.
+
+use sha2::{Digest, Sha256};
+
+/// Where the API lives unless the `admin_path` variable says otherwise.
+pub const DEFAULT_PATH: &str = "/_registry-proxy";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Operation {
+    ListRoutes,
+    GetRoute(String),
+    PutRoute(String),
+    DeleteRoute(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OperationError {
+    NotFound,
+    MethodNotAllowed,
+    BadHost(String),
+}
+
+/// Parses the path below the API's prefix.
+pub fn parse(method: &str, path: &str) -> Result<Operation, OperationError> {
+    match path.trim_end_matches('/') {
+        "/routes" if method == "GET" => Ok(Operation::ListRoutes),
+        "/routes" => Err(OperationError::MethodNotAllowed),
+        p => {
+            let host = p.strip_prefix("/routes/").ok_or(OperationError::NotFound)?;
+            let valid = crate::route::host_candidates(host).map(|h| h[0].clone());
+            let host = valid
+                .filter(|h| h == host)
+                .ok_or_else(|| OperationError::BadHost(host.chars().take(100).collect()))?;
+            match method {
+                "GET" => Ok(Operation::GetRoute(host)),
+                "PUT" => Ok(Operation::PutRoute(host)),
+                "DELETE" => Ok(Operation::DeleteRoute(host)),
+                _ => Err(OperationError::MethodNotAllowed),
+            }
+        }
+    }
+}
+
+/// Compares a presented `Authorization` value with the admin token in
+/// constant time (over digests, so the length does not leak either).
+pub fn authorized(authorization: Option<&str>, admin_token: &str) -> bool {
+    let Some(given) = authorization.and_then(|a| a.strip_prefix("Bearer ")) else {
+        return false;
+    };
+    let (a, b) = (
+        Sha256::digest(given.trim().as_bytes()),
+        Sha256::digest(admin_token.as_bytes()),
+    );
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+/// The API's prefix from the `admin_path` variable: a path of its own,
+/// never under `/v2/`.
+pub fn prefix(variable: Option<String>) -> String {
+    let p = variable
+        .map(|p| p.trim().trim_end_matches('/').to_string())
+        .filter(|p| !p.is_empty());
+    match p {
+        Some(p) if p.starts_with('/') && p != "/v2" && !p.starts_with("/v2/") => p,
+        _ => DEFAULT_PATH.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operations() {
+        assert_eq!(parse("GET", "/routes"), Ok(Operation::ListRoutes));
+        assert_eq!(parse("GET", "/routes/"), Ok(Operation::ListRoutes));
+        assert_eq!(
+            parse("PUT", "/routes/docker.example.com"),
+            Ok(Operation::PutRoute("docker.example.com".into()))
+        );
+        assert_eq!(
+            parse("DELETE", "/routes/localhost:3000"),
+            Ok(Operation::DeleteRoute("localhost:3000".into()))
+        );
+        assert_eq!(
+            parse("POST", "/routes/x.io"),
+            Err(OperationError::MethodNotAllowed)
+        );
+        assert_eq!(
+            parse("PUT", "/routes"),
+            Err(OperationError::MethodNotAllowed)
+        );
+        assert_eq!(parse("GET", "/other"), Err(OperationError::NotFound));
+        assert!(matches!(
+            parse("GET", "/routes/a b"),
+            Err(OperationError::BadHost(_))
+        ));
+        assert!(matches!(
+            parse("GET", "/routes/UPPER.io"),
+            Err(OperationError::BadHost(_))
+        ));
+        assert!(matches!(
+            parse("GET", "/routes/a/b"),
+            Err(OperationError::BadHost(_))
+        ));
+    }
+
+    #[test]
+    fn token_check() {
+        assert!(authorized(Some("Bearer s3cret"), "s3cret"));
+        assert!(!authorized(Some("Bearer s3cre"), "s3cret"));
+        assert!(!authorized(Some("Basic s3cret"), "s3cret"));
+        assert!(!authorized(None, "s3cret"));
+    }
+
+    #[test]
+    fn prefixes() {
+        assert_eq!(prefix(None), DEFAULT_PATH);
+        assert_eq!(prefix(Some("/admin/".into())), "/admin");
+        assert_eq!(prefix(Some("/v2/x".into())), DEFAULT_PATH);
+        assert_eq!(prefix(Some("admin".into())), DEFAULT_PATH);
+    }
+}

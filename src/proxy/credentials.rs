@@ -1,0 +1,128 @@
+//! Upstream credentials the proxy holds for a route (Spin variables), and
+//! the upstream tokens it gets with them, kept in the key-value store per
+//! scope until shortly before they expire so every instance shares them.
+
+use super::host::{Body, Headers, Host};
+use super::token::discover;
+use super::upstream::fetch;
+use crate::error::{ErrorCode, RegistryError};
+use crate::reference::RepositoryName;
+use crate::route::Route;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
+
+const TOKEN_LIMIT: usize = 1024 * 1024;
+
+#[derive(Serialize, Deserialize)]
+struct CachedToken {
+    token: String,
+    expires: u64,
+}
+
+/// The `Authorization` the proxy sends upstream for a read of `name` (or of
+/// `/v2/` itself), or `None` when the route holds no credentials or the
+/// upstream needs none. `refresh` skips the cached token (after a 401).
+pub async fn authorization<H: Host>(
+    host: &H,
+    route: &Route,
+    name: Option<&RepositoryName>,
+    refresh: bool,
+) -> Result<Option<String>, RegistryError> {
+    let Some(slot) = &route.credentials else {
+        return Ok(None);
+    };
+    let var = |suffix: &str| {
+        host.variable(&format!("{slot}_{suffix}"))
+            .filter(|v| !v.is_empty())
+    };
+    if let Some(raw) = var("authorization") {
+        return Ok(Some(raw));
+    }
+    let Some(username) = var("username") else {
+        // Named but empty: a configuration error, never silently anonymous.
+        return Err(RegistryError::new(
+            500,
+            ErrorCode::Unknown,
+            format!(
+                "route credentials {slot:?}: set the variables {slot}_username and {slot}_password, or {slot}_authorization"
+            ),
+        ));
+    };
+    let basic = format!(
+        "Basic {}",
+        STANDARD.encode(format!(
+            "{username}:{}",
+            var("password").unwrap_or_default()
+        ))
+    );
+    let realm = discover(host, route).await?;
+    let Some(realm_url) = realm.realm else {
+        return Ok(realm.basic.then_some(basic));
+    };
+    let scope = name.map(|n| format!("repository:{n}:pull"));
+    let key = format!(
+        "token/{}/{}",
+        route.upstream.origin().ascii_serialization(),
+        scope.as_deref().unwrap_or("")
+    );
+    let now = super::now();
+    if !refresh
+        && let Ok(Some(bytes)) = host.kv_get(&key)
+        && let Ok(cached) = serde_json::from_slice::<CachedToken>(&bytes)
+        && cached.expires > now
+    {
+        return Ok(Some(format!("Bearer {}", cached.token)));
+    }
+    let mut url = url::Url::parse(&realm_url).map_err(|_| {
+        RegistryError::bad_gateway(format!("upstream realm {realm_url:?} is not a URL"))
+    })?;
+    {
+        let mut q = url.query_pairs_mut();
+        if let Some(s) = &realm.service {
+            q.append_pair("service", s);
+        }
+        if let Some(s) = &scope {
+            q.append_pair("scope", s);
+        }
+    }
+    let resp = fetch(
+        host,
+        route,
+        "GET",
+        url,
+        Headers::default(),
+        Some(&basic),
+        Body::Empty,
+    )
+    .await?;
+    let status = resp.status;
+    let body = host
+        .read_body(resp.body, TOKEN_LIMIT)
+        .await
+        .map_err(|e| RegistryError::bad_gateway(format!("upstream token: {e}")))?;
+    if status != 200 {
+        return Err(RegistryError::bad_gateway(format!(
+            "the upstream token service refused the route's credentials ({status})"
+        )));
+    }
+    let json: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|_| RegistryError::bad_gateway("the upstream token response is not JSON"))?;
+    let token = json["token"]
+        .as_str()
+        .or(json["access_token"].as_str())
+        .ok_or_else(|| RegistryError::bad_gateway("the upstream token response has no token"))?
+        .to_string();
+    // Tokens without `expires_in` last 60 s (Docker token spec); renew at 90%.
+    let lifetime = json["expires_in"].as_u64().unwrap_or(60).max(60);
+    let cached = CachedToken {
+        token: token.clone(),
+        expires: now + lifetime * 9 / 10,
+    };
+    if let Ok(bytes) = serde_json::to_vec(&cached)
+        && let Err(e) = host.kv_set(&key, &bytes)
+    {
+        eprintln!("key-value: cannot store an upstream token: {e}");
+    }
+    Ok(Some(format!("Bearer {token}")))
+}
