@@ -21,4 +21,5 @@ cargo fmt --check
 cargo clippy --all-targets -- -D warnings
 cargo clippy --target wasm32-wasip2 --all-targets -- -D warnings
 cargo build --target wasm32-wasip2 --release
-cargo test
+# --nocapture shows what the tests report (the big layer's throughput and memory).
+cargo test -- --nocapture

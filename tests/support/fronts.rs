@@ -115,7 +115,13 @@ async fn paginated_tags(
     http::response(200, &headers, body)
 }
 
-pub async fn start(registry: SocketAddr, forbidden_realm_host: &str) -> Fronts {
+/// Fronts for the API at `registry`; the CDN serves blobs from `cdn_registry`
+/// (without credentials, as a CDN with signed URLs would).
+pub async fn start(
+    registry: SocketAddr,
+    cdn_registry: SocketAddr,
+    forbidden_realm_host: &str,
+) -> Fronts {
     let cdn_seen = Arc::new(Mutex::new(Vec::new()));
     let cdn_log = cdn_seen.clone();
     let cdn: Handler = Arc::new(move |req| {
@@ -128,7 +134,7 @@ pub async fn start(registry: SocketAddr, forbidden_realm_host: &str) -> Fronts {
                 .strip_prefix("/cdn")
                 .unwrap_or("/")
                 .to_string();
-            relay(registry, &path, req).await
+            relay(cdn_registry, &path, req).await
         })
     });
     let cdn = http::serve("127.0.0.2", cdn).await;

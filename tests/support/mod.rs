@@ -19,13 +19,21 @@ pub struct Env {
     pub open: SocketAddr,
     pub auth: SocketAddr,
     pub fronts: fronts::Fronts,
+    /// Fronts for the token-auth registry (blobs through the CDN).
+    pub auth_fronts: fronts::Fronts,
     pub spin: spin_host::SpinHost,
     pub single: Pushed,
     pub multi: Pushed,
     pub multi_platforms: Vec<Pushed>,
     pub alpine: Pushed,
     pub private: Pushed,
+    pub held: Pushed,
 }
+
+pub const ADMIN_TOKEN: &str = "admin-s3cret-token";
+pub const SIGNING_KEY: &str = "test-signing-key";
+/// The proxy's own user, with pull rights on `test/*`.
+pub const PROXY_USER: (&str, &str) = ("bob", "hunter2-proxy");
 
 /// Proxy listeners, one per route.
 pub const OPEN: usize = 0;
@@ -99,14 +107,21 @@ async fn start() -> Env {
     let alpine = registry::push_image(open, "library/alpine", "latest", "alpine", "amd64").await;
     let private = registry::push_image(open, "private/secret", "v1", "secret", "amd64").await;
     registry::push_image(open, "test/evil", "v1", "evil", "amd64").await;
+    let held = registry::push_image(open, "private/held", "v1", "held", "amd64").await;
 
-    let fronts = fronts::start(open, &format!("127.0.0.3:{}", token.addr.port())).await;
+    let forbidden_realm = format!("127.0.0.3:{}", token.addr.port());
+    let fronts = fronts::start(open, open, &forbidden_realm).await;
+    let auth_fronts = fronts::start(auth, open, &forbidden_realm).await;
     let app = spin_host::load_app(
         &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("spin.toml"),
         "registry-proxy",
         &[
             ("default_upstream", ""),
             ("extra_outbound_host", "http://127.0.0.0/30:*"),
+            ("admin_token", ADMIN_TOKEN),
+            ("token_signing_key", SIGNING_KEY),
+            ("upstream_1_username", token_server::USER),
+            ("upstream_1_password", token_server::PASSWORD),
         ],
     );
     let spin = spin_host::serve(&wasm_path(), app, LISTENERS).await;
@@ -155,6 +170,28 @@ async fn start() -> Env {
         "route/prefixed-auth.test",
         serde_json::json!({"upstream": format!("http://{auth}"), "repository_prefix": "private", "allowed_hosts": [token_host]}),
     );
+    // A route whose upstream credentials the proxy holds; blobs go to a CDN.
+    kv(
+        "route/held.test",
+        serde_json::json!({
+            "upstream": format!("http://{}", auth_fronts.redirecting),
+            "credentials": "upstream_1",
+            "allowed_hosts": [token_host, format!("127.0.0.2:{}", auth_fronts.cdn.port())],
+        }),
+    );
+    // Only the proxy's own users, through a host and through a path prefix.
+    kv(
+        "route/login.test",
+        serde_json::json!({"upstream": format!("http://{open}"), "require_login": true}),
+    );
+    kv(
+        "user/bob",
+        serde_json::json!({"password_hash": argon2_hash(PROXY_USER.1), "access": [{"repository": "test/*", "actions": ["pull"]}]}),
+    );
+    kv(
+        "route/filtered.test",
+        serde_json::json!({"upstream": format!("http://{}", fronts.redirecting), "allow": ["test/**"], "deny": ["test/evil"]}),
+    );
     Env {
         dir,
         token,
@@ -167,7 +204,18 @@ async fn start() -> Env {
         multi_platforms,
         alpine,
         private,
+        held,
+        auth_fronts,
     }
+}
+
+fn argon2_hash(password: &str) -> String {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let salt = SaltString::encode_b64(b"e2e-fixed-salt!!").unwrap();
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .unwrap()
+        .to_string()
 }
 
 impl Env {

@@ -7,7 +7,6 @@ use hyper::server::conn::http1;
 use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
 use wasmtime::component::{Component, Linker, Resource, ResourceTable};
@@ -64,8 +63,8 @@ pub struct App {
     app_variables: Mutex<HashMap<String, String>>,
     allowed_outbound_hosts: Vec<String>,
     key_value_stores: Vec<String>,
-    /// Largest linear memory any instance asked for, in bytes.
-    pub peak_memory: AtomicUsize,
+    /// Per request (path), the largest linear memory its instance asked for.
+    pub peak_memory: Mutex<Vec<(String, usize)>>,
     pub outbound_denied: Mutex<Vec<String>>,
     /// Everything the component wrote to stderr (Spin's component log).
     pub logs: Mutex<String>,
@@ -144,7 +143,7 @@ pub fn load_app(manifest: &Path, component: &str, overrides: &[(&str, &str)]) ->
         app_variables: Mutex::new(app_variables),
         allowed_outbound_hosts: strings("allowed_outbound_hosts"),
         key_value_stores: strings("key_value_stores"),
-        peak_memory: AtomicUsize::new(0),
+        peak_memory: Mutex::new(Vec::new()),
         outbound_denied: Mutex::new(Vec::new()),
         logs: Mutex::new(String::new()),
     })
@@ -262,7 +261,9 @@ struct State {
     limits: PeakLimiter,
 }
 
-struct PeakLimiter(Arc<App>);
+/// Records the largest linear memory the request's instance asks for.
+#[derive(Default)]
+struct PeakLimiter(usize);
 
 impl wasmtime::ResourceLimiter for PeakLimiter {
     fn memory_growing(
@@ -271,7 +272,7 @@ impl wasmtime::ResourceLimiter for PeakLimiter {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        self.0.peak_memory.fetch_max(desired, Ordering::Relaxed);
+        self.0 = self.0.max(desired);
         Ok(true)
     }
 
@@ -493,11 +494,12 @@ async fn run(
             rules,
             app: app.clone(),
         },
-        limits: PeakLimiter(app.clone()),
+        limits: PeakLimiter::default(),
         app,
     };
     let mut store = Store::new(pre.engine(), state);
     store.limiter(|s| &mut s.limits);
+    let path = req.uri().path().to_string();
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let req = store
         .data_mut()
@@ -511,7 +513,13 @@ async fn run(
             .call_handle(&mut store, req, out)
             .await;
         let log = String::from_utf8_lossy(&stderr.contents()).into_owned();
-        store.data().app.logs.lock().unwrap().push_str(&log);
+        let data = store.data();
+        data.app.logs.lock().unwrap().push_str(&log);
+        data.app
+            .peak_memory
+            .lock()
+            .unwrap()
+            .push((path, data.limits.0));
         result
     });
     match receiver.await {
