@@ -10,6 +10,7 @@ use spin_sdk::http::{
 use spin_sdk::http_component;
 use spin_sdk::key_value::Store;
 use std::pin::Pin;
+use std::rc::Rc;
 
 type ChunkStream = Pin<Box<dyn futures::Stream<Item = Result<Vec<u8>, String>>>>;
 
@@ -21,7 +22,7 @@ pub struct Stream {
 }
 
 struct SpinHost {
-    store: Option<Store>,
+    kv: Rc<SpinKv>,
 }
 
 impl host::Host for SpinHost {
@@ -31,20 +32,8 @@ impl host::Host for SpinHost {
         spin_sdk::variables::get(name).ok()
     }
 
-    fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
-        self.store()?.get(key).map_err(|e| e.to_string())
-    }
-
-    fn kv_set(&self, key: &str, value: &[u8]) -> Result<(), String> {
-        self.store()?.set(key, value).map_err(|e| e.to_string())
-    }
-
-    fn kv_delete(&self, key: &str) -> Result<(), String> {
-        self.store()?.delete(key).map_err(|e| e.to_string())
-    }
-
-    fn kv_keys(&self) -> Result<Vec<String>, String> {
-        self.store()?.get_keys().map_err(|e| e.to_string())
+    fn kv(&self) -> Rc<dyn host::Kv> {
+        self.kv.clone()
     }
 
     async fn send(
@@ -87,6 +76,7 @@ impl host::Host for SpinHost {
                 Some(Box::pin(futures::stream::once(async { Ok(b) })) as ChunkStream)
             }
             host::Body::Stream(s) => Some(s.chunks),
+            host::Body::Generated(g) => Some(g),
         };
         let response = match body {
             None => spin_sdk::http::send::<_, IncomingResponse>(outgoing).await,
@@ -120,30 +110,41 @@ impl host::Host for SpinHost {
             body,
         })
     }
+}
 
-    async fn read_body(&self, body: host::Body<Stream>, limit: usize) -> Result<Vec<u8>, String> {
-        let mut stream = match body {
-            host::Body::Empty => return Ok(Vec::new()),
-            host::Body::Bytes(b) if b.len() <= limit => return Ok(b),
-            host::Body::Bytes(_) => return Err(format!("body larger than {limit} bytes")),
-            host::Body::Stream(s) => s,
-        };
-        let mut out = Vec::new();
-        while let Some(chunk) = stream.chunks.next().await {
-            out.extend(chunk?);
-            if out.len() > limit {
-                return Err(format!("body larger than {limit} bytes"));
-            }
-        }
-        Ok(out)
+/// The default store, opened once per request; an app without one gets an
+/// error on use, not a trap.
+struct SpinKv(Option<Store>);
+
+impl SpinKv {
+    fn store(&self) -> Result<&Store, String> {
+        self.0.as_ref().ok_or_else(|| "the default key-value store is not available".to_string())
     }
 }
 
-impl SpinHost {
-    fn store(&self) -> Result<&Store, String> {
-        self.store
-            .as_ref()
-            .ok_or_else(|| "the default key-value store is not available".to_string())
+impl host::Kv for SpinKv {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+        self.store()?.get(key).map_err(|e| e.to_string())
+    }
+
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), String> {
+        self.store()?.set(key, value).map_err(|e| e.to_string())
+    }
+
+    fn delete(&self, key: &str) -> Result<(), String> {
+        self.store()?.delete(key).map_err(|e| e.to_string())
+    }
+
+    fn keys(&self) -> Result<Vec<String>, String> {
+        self.store()?.get_keys().map_err(|e| e.to_string())
+    }
+}
+
+impl futures::Stream for Stream {
+    type Item = Result<Vec<u8>, String>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Self::Item>> {
+        self.chunks.as_mut().poll_next(cx)
     }
 }
 
@@ -199,7 +200,7 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
         _response: None,
     });
     let host = SpinHost {
-        store: Store::open_default().ok(),
+        kv: Rc::new(SpinKv(Store::open_default().ok())),
     };
     let request = host::Request {
         method: method.clone(),
@@ -217,11 +218,10 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     let chunks: ChunkStream = match response.body {
         host::Body::Empty => Box::pin(futures::stream::empty()),
         host::Body::Bytes(b) => Box::pin(futures::stream::once(async { Ok(b) })),
-        host::Body::Stream(s) if method == "HEAD" => {
-            drop(s);
-            Box::pin(futures::stream::empty())
-        }
+        // A HEAD answer has headers only.
+        host::Body::Stream(_) | host::Body::Generated(_) if method == "HEAD" => Box::pin(futures::stream::empty()),
         host::Body::Stream(s) => s.chunks,
+        host::Body::Generated(g) => g,
     };
     // The status is already sent: a failure now can only cut the body short,
     // which the client sees as a length or digest mismatch.

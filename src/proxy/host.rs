@@ -2,7 +2,10 @@
 //! fake in unit tests): variables, a key-value store and outbound HTTP whose
 //! bodies it passes along without looking at them.
 
+use futures::StreamExt;
 use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
 use url::Url;
 
 /// Header list in order; names compare case-insensitively.
@@ -29,12 +32,17 @@ impl Headers {
     }
 }
 
-/// A body: nothing, a few bytes the proxy made, or the runtime's stream,
-/// passed through unread.
+/// Body chunks the proxy produces itself (a blob read from the cache, or an
+/// upstream body copied into it on the way).
+pub type Chunks = Pin<Box<dyn futures::Stream<Item = Result<Vec<u8>, String>>>>;
+
+/// A body: nothing, a few bytes the proxy made, the runtime's stream passed
+/// through unread, or chunks the proxy produces.
 pub enum Body<S> {
     Empty,
     Bytes(Vec<u8>),
     Stream(S),
+    Generated(Chunks),
 }
 
 pub struct Request<S> {
@@ -65,22 +73,55 @@ pub enum SendError {
     Failed(String),
 }
 
+/// The key-value store, as a handle that body streams can keep.
+pub trait Kv {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String>;
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), String>;
+    fn delete(&self, key: &str) -> Result<(), String>;
+    fn keys(&self) -> Result<Vec<String>, String>;
+}
+
 pub trait Host {
-    type Stream;
+    /// The runtime's body stream.
+    type Stream: futures::Stream<Item = Result<Vec<u8>, String>> + Unpin + 'static;
 
     fn variable(&self, name: &str) -> Option<String>;
-    fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, String>;
-    fn kv_set(&self, key: &str, value: &[u8]) -> Result<(), String>;
-    fn kv_delete(&self, key: &str) -> Result<(), String>;
-    fn kv_keys(&self) -> Result<Vec<String>, String>;
+    fn kv(&self) -> Rc<dyn Kv>;
+
+    fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+        self.kv().get(key)
+    }
+    fn kv_set(&self, key: &str, value: &[u8]) -> Result<(), String> {
+        self.kv().set(key, value)
+    }
+    fn kv_delete(&self, key: &str) -> Result<(), String> {
+        self.kv().delete(key)
+    }
+    fn kv_keys(&self) -> Result<Vec<String>, String> {
+        self.kv().keys()
+    }
     fn send(
         &self,
         request: OutboundRequest<Self::Stream>,
     ) -> impl Future<Output = Result<Response<Self::Stream>, SendError>>;
-    /// Reads a body of at most `limit` bytes (small JSON and forms only).
-    fn read_body(
-        &self,
-        body: Body<Self::Stream>,
-        limit: usize,
-    ) -> impl Future<Output = Result<Vec<u8>, String>>;
+    /// Reads a body of at most `limit` bytes (small JSON, forms, manifests).
+    fn read_body(&self, body: Body<Self::Stream>, limit: usize) -> impl Future<Output = Result<Vec<u8>, String>> {
+        async move {
+            let mut chunks: Chunks = match body {
+                Body::Empty => return Ok(Vec::new()),
+                Body::Bytes(b) if b.len() <= limit => return Ok(b),
+                Body::Bytes(_) => return Err(format!("body larger than {limit} bytes")),
+                Body::Stream(s) => Box::pin(s),
+                Body::Generated(g) => g,
+            };
+            let mut out = Vec::new();
+            while let Some(chunk) = chunks.next().await {
+                out.extend(chunk?);
+                if out.len() > limit {
+                    return Err(format!("body larger than {limit} bytes"));
+                }
+            }
+            Ok(out)
+        }
+    }
 }
