@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod api;
 pub mod browser;
+pub mod cache;
 pub mod challenge;
 pub mod digest;
 pub mod error;
@@ -17,6 +18,7 @@ pub mod origin;
 pub mod pattern;
 pub mod policy;
 pub mod proxy;
+pub mod range;
 pub mod reference;
 pub mod route;
 pub mod scope;

@@ -2,6 +2,7 @@
 //! host. Stored routes live in the key-value store as JSON under
 //! `route/<host>`; a built-in table covers the public registries.
 
+use crate::cache::CacheSettings;
 use crate::naming::NameMapping;
 use crate::pattern::RepositoryPattern;
 use crate::policy::{AllowedHosts, HostPattern};
@@ -55,6 +56,9 @@ pub struct RouteConfig {
     /// on for every route by the `require_login` variable).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub require_login: Option<bool>,
+    /// Pull-through cache switches; absent: the defaults (on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheSettings>,
 }
 
 /// A validated route, ready to use.
@@ -69,6 +73,7 @@ pub struct Route {
     pub allow: Vec<RepositoryPattern>,
     pub deny: Vec<RepositoryPattern>,
     pub require_login: bool,
+    pub cache: CacheSettings,
 }
 
 impl Route {
@@ -133,6 +138,7 @@ impl RouteConfig {
             allow: Vec::new(),
             deny: Vec::new(),
             require_login: None,
+            cache: None,
         }
     }
 
@@ -221,6 +227,10 @@ impl RouteConfig {
             }
         }
         let [(_, _, allow), (_, _, deny)] = lists;
+        let cache = self.cache.clone().unwrap_or_default();
+        if let Err(e) = cache.validate() {
+            fail("cache", e);
+        }
         match upstream {
             Some(upstream) if errors.is_empty() => Ok(Route {
                 docker_hub: self
@@ -234,6 +244,7 @@ impl RouteConfig {
                 allow,
                 deny,
                 require_login: self.require_login.unwrap_or(false),
+                cache,
             }),
             _ => Err(RouteError(errors)),
         }

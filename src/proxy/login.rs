@@ -156,18 +156,10 @@ pub fn issue<H: Host, S>(
         exp: now + TOKEN_TTL_SECS,
         nbf: now,
         iat: now,
-        jti: format!("{:016x}", random_u64()),
+        jti: format!("{:016x}", super::random_u64()),
         access,
     };
     Ok(token_json(&jwt::sign(&claims, &key), TOKEN_TTL_SECS))
-}
-
-/// A random value from the standard library's per-process random keys.
-fn random_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish()
 }
 
 fn load_user<H: Host>(host: &H, name: &str) -> Result<Option<User>, RegistryError> {

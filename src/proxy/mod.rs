@@ -2,62 +2,42 @@
 //! relaying it upstream. It knows nothing of Spin; see [`host::Host`].
 
 mod admin;
+mod blob_store;
 mod credentials;
 pub mod host;
 mod login;
+mod manifest_store;
+mod relay;
 mod routing;
+mod stats;
 mod token;
 mod upstream;
 
 use crate::api::{Endpoint, PathError};
 use crate::browser;
-use crate::challenge::{ANONYMOUS_TOKEN, PROXY_SERVICE, rewrite_for_proxy};
+use crate::challenge::ANONYMOUS_TOKEN;
 use crate::error::{ErrorCode, RegistryError};
 use crate::home;
-use crate::naming::{NameMapping, split_registry_host};
+use crate::naming::split_registry_host;
 use crate::origin::proxy_origin;
 use crate::reference::RepositoryName;
 use crate::route::{self, Route};
 use crate::scope;
-use crate::www_authenticate::Challenge;
 use host::{Body, Headers, Host, Request, Response};
 use routing::{Naming, Target};
-use url::Url;
 
 /// Longest request path accepted (distribution's names are at most 255
 /// bytes; tags and digests add little).
 const PATH_LIMIT: usize = 2048;
 
-/// Largest tag list the proxy reads to rename its repository.
-const TAG_LIST_LIMIT: usize = 8 << 20;
 
-/// Request headers relayed upstream on API calls.
-const FORWARDED_REQUEST_HEADERS: &[&str] = &[
-    "accept",
-    "range",
-    "if-none-match",
-    "if-match",
-    "if-modified-since",
-    "user-agent",
-];
 
-/// Response headers relayed to clients, as the upstream sent them.
-const FORWARDED_RESPONSE_HEADERS: &[&str] = &[
-    "content-type",
-    "content-length",
-    "content-range",
-    "accept-ranges",
-    "docker-content-digest",
-    "docker-distribution-api-version",
-    "etag",
-    "last-modified",
-    "cache-control",
-    "retry-after",
-    "ratelimit-limit",
-    "ratelimit-remaining",
-    "docker-ratelimit-source",
-    "oci-filters-applied",
-];
+
+/// A random value from the standard library's per-process random keys.
+pub(crate) fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new().build_hasher().finish()
+}
 
 pub(crate) fn now() -> u64 {
     std::time::SystemTime::now()
@@ -213,7 +193,15 @@ async fn serve<H: Host>(
                     format!("{} is not supported here", req.method),
                 ));
             }
-            let mut resp = relay(host, &target, &incoming, &endpoint, &req, &auth).await?;
+            let call = relay::Call::new(host, &target, &incoming.origin, &endpoint, &req, &auth)?;
+            let cache = &target.route.cache;
+            let mut resp = match (&endpoint, &call.upstream_name) {
+                (Endpoint::Manifest { reference, .. }, Some(repo)) if cache.manifests => {
+                    manifest_store::get(&call, repo, reference).await?
+                }
+                (Endpoint::Blob { digest, .. }, _) if cache.blobs => blob_store::get(&call, digest).await?,
+                _ => call.relay().await?,
+            };
             // The distribution spec's proxying: say which namespace answered.
             if let Some(ns) = ns.filter(|_| target.namespace.is_some()) {
                 resp.headers.push("oci-namespace", ns);
@@ -224,7 +212,7 @@ async fn serve<H: Host>(
 }
 
 /// Whose credentials go upstream.
-enum UpstreamAuth {
+pub enum UpstreamAuth {
     /// The client's own, passed through.
     Client(String),
     /// The route's, held by the proxy (or none).
@@ -344,201 +332,10 @@ fn home_page<H: Host>(
     }
 }
 
-/// Relays a read of the API upstream and its answer back, body unread
-/// (except a tag list whose repository name the client spells differently).
-async fn relay<H: Host>(
-    host: &H,
-    target: &Target,
-    incoming: &Incoming,
-    endpoint: &Endpoint,
-    req: &Request<H::Stream>,
-    auth: &UpstreamAuth,
-) -> Result<Response<H::Stream>, RegistryError> {
-    let (route, mapping) = (&target.route, &target.mapping);
-    let upstream_name = match endpoint.name() {
-        Some(n) => Some(mapping.to_upstream(n).ok_or_else(|| {
-            RegistryError::new(
-                400,
-                ErrorCode::NameInvalid,
-                "repository name too long with the route's prefix",
-            )
-        })?),
-        None => None,
-    };
-    let mut url = route
-        .upstream
-        .join(&endpoint.upstream_path(upstream_name.as_ref()))
-        .map_err(|e| RegistryError::new(400, ErrorCode::NameInvalid, e.to_string()))?;
-    // The query (tag-list `n`/`last`, referrers `artifactType`) goes as is,
-    // less the `ns` meant for the proxy.
-    let query: Vec<(String, String)> =
-        url::form_urlencoded::parse(req.query.as_deref().unwrap_or_default().as_bytes())
-            .filter(|(k, _)| k != "ns")
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
-    if !query.is_empty() {
-        url.query_pairs_mut().extend_pairs(&query);
-    }
-    let mut headers = Headers::default();
-    for name in FORWARDED_REQUEST_HEADERS {
-        let values: Vec<&str> = req.headers.get_all(name).collect();
-        if !values.is_empty() {
-            headers.push(name, values.join(", "));
-        }
-    }
-    let held = |refresh| credentials::authorization(host, route, upstream_name.as_ref(), refresh);
-    let authorization = match auth {
-        UpstreamAuth::Client(a) => Some(a.clone()),
-        UpstreamAuth::Proxy => held(false).await?,
-    };
-    let send = |authorization: Option<String>| {
-        let (url, headers) = (url.clone(), headers.clone());
-        async move {
-            upstream::fetch(
-                host,
-                route,
-                &req.method,
-                url,
-                headers,
-                authorization.as_deref(),
-                Body::Empty,
-            )
-            .await
-        }
-    };
-    let mut resp = send(authorization).await?;
-    if resp.status == 401 && matches!(auth, UpstreamAuth::Proxy) && route.credentials.is_some() {
-        // A cached upstream token may have been revoked: get a fresh one once.
-        resp = send(held(true).await?).await?;
-        if resp.status == 401 {
-            return Err(RegistryError::bad_gateway(
-                "the upstream refused the route's credentials",
-            ));
-        }
-    }
-    if matches!(endpoint, Endpoint::Base)
-        && resp.status == 200
-        && req.headers.get("authorization").is_none()
-    {
-        // Clients learn from `/v2/` whether to fetch tokens, and a pull
-        // through this host may name another registry that needs them.
-        let mut challenge = Challenge::new("Bearer");
-        challenge.set_param("realm", &target.realm(&incoming.origin));
-        challenge.set_param("service", PROXY_SERVICE);
-        return Err(
-            RegistryError::new(401, ErrorCode::Unauthorized, "authentication required")
-                .with_challenge(challenge.to_string()),
-        );
-    }
-
-    let mut out = Headers::default();
-    for name in FORWARDED_RESPONSE_HEADERS {
-        if let Some(v) = resp.headers.get(name) {
-            out.push(name, v);
-        }
-    }
-    if let Some(link) = resp.headers.get("link") {
-        let client_name = endpoint.name().map(|n| match &mapping.registry_host {
-            Some(r) => format!("{r}/{n}"),
-            None => n.to_string(),
-        });
-        out.push(
-            "link",
-            rewrite_link(
-                link,
-                &route.upstream,
-                upstream_name.as_ref().map(|n| n.as_str()),
-                client_name.as_deref(),
-            ),
-        );
-    }
-    if resp.status == 401 {
-        out.push(
-            "www-authenticate",
-            rewrite_for_proxy(
-                resp.headers.get("www-authenticate"),
-                &target.realm(&incoming.origin),
-                mapping,
-            ),
-        );
-    }
-    if matches!(endpoint, Endpoint::Base) && out.get("docker-distribution-api-version").is_none() {
-        out.push("docker-distribution-api-version", "registry/2.0");
-    }
-    let mut body = resp.body;
-    if matches!(endpoint, Endpoint::TagsList { .. })
-        && resp.status == 200
-        && mapping.renames()
-        && req.method == "GET"
-    {
-        let renamed = rename_tag_list(host, body, mapping).await?;
-        out.0.retain(|(n, _)| n != "content-length");
-        out.push("content-length", renamed.len().to_string());
-        body = Body::Bytes(renamed);
-    }
-    Ok(Response {
-        status: resp.status,
-        headers: out,
-        body,
-    })
-}
-
 fn is_anonymous_token(authorization: &str) -> bool {
     authorization
         .strip_prefix("Bearer ")
         .is_some_and(|t| t.trim() == ANONYMOUS_TOKEN)
-}
-
-/// A tag list names its repository: the client's name goes back.
-async fn rename_tag_list<H: Host>(
-    host: &H,
-    body: Body<H::Stream>,
-    mapping: &NameMapping,
-) -> Result<Vec<u8>, RegistryError> {
-    let bytes = host
-        .read_body(body, TAG_LIST_LIMIT)
-        .await
-        .map_err(|e| RegistryError::bad_gateway(format!("tag list: {e}")))?;
-    let mut list: serde_json::Value = serde_json::from_slice(&bytes)
-        .map_err(|e| RegistryError::bad_gateway(format!("upstream tag list is not JSON: {e}")))?;
-    if let Some(client) = list["name"].as_str().and_then(|n| mapping.to_client(n)) {
-        list["name"] = serde_json::Value::String(client);
-    }
-    Ok(list.to_string().into_bytes())
-}
-
-/// Pagination links point back at the proxy: absolute upstream URLs become
-/// paths, and the upstream's name for the repository (`library/alpine`)
-/// becomes the client's (`alpine`).
-fn rewrite_link(
-    link: &str,
-    upstream: &Url,
-    upstream_name: Option<&str>,
-    client_name: Option<&str>,
-) -> String {
-    link.split(',')
-        .map(|part| {
-            let part = part.trim();
-            let Some((target, rest)) = part.strip_prefix('<').and_then(|p| p.split_once('>'))
-            else {
-                return part.to_string();
-            };
-            let mut target = match Url::parse(target) {
-                Ok(u) if u.origin() == upstream.origin() => {
-                    u[url::Position::BeforePath..].to_string()
-                }
-                _ => target.to_string(),
-            };
-            if let (Some(up), Some(client)) = (upstream_name, client_name)
-                && up != client
-                && let Some(tail) = target.strip_prefix(&format!("/v2/{up}/"))
-            {
-                target = format!("/v2/{client}/{tail}");
-            }
-            format!("<{target}>{rest}")
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn error_response<S>(e: &RegistryError) -> Response<S> {
@@ -551,42 +348,5 @@ fn error_response<S>(e: &RegistryError) -> Response<S> {
         status: e.status,
         headers,
         body: Body::Bytes(e.to_json().to_string().into_bytes()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn link_rewriting() {
-        let up = Url::parse("https://registry-1.docker.io").unwrap();
-        assert_eq!(
-            rewrite_link(
-                r#"</v2/library/alpine/tags/list?last=3.1&n=2>; rel="next""#,
-                &up,
-                Some("library/alpine"),
-                Some("alpine")
-            ),
-            r#"</v2/alpine/tags/list?last=3.1&n=2>; rel="next""#
-        );
-        assert_eq!(
-            rewrite_link(
-                r#"<https://registry-1.docker.io/v2/x/tags/list?n=1>; rel="next""#,
-                &up,
-                Some("x"),
-                Some("x")
-            ),
-            r#"</v2/x/tags/list?n=1>; rel="next""#
-        );
-        assert_eq!(
-            rewrite_link(
-                r#"<https://other.example/v2/x>; rel="next""#,
-                &up,
-                Some("x"),
-                Some("x")
-            ),
-            r#"<https://other.example/v2/x>; rel="next""#
-        );
     }
 }

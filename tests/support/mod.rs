@@ -150,7 +150,12 @@ async fn start() -> Env {
     );
     route(
         REDIRECTING,
-        serde_json::json!({"upstream": format!("http://{}", fronts.redirecting), "allowed_hosts": [format!("127.0.0.2:{}", fronts.cdn.port())]}),
+        // Uncached: the tests of this route watch every upstream request.
+        serde_json::json!({
+            "upstream": format!("http://{}", fronts.redirecting),
+            "allowed_hosts": [format!("127.0.0.2:{}", fronts.cdn.port())],
+            "cache": {"manifests": false, "blobs": false},
+        }),
     );
     // Registries clients name in the path or with `ns=`, stored under their names.
     let kv = |key: &str, json: serde_json::Value| spin.app.kv_set(key, json.to_string().as_bytes());
@@ -176,6 +181,7 @@ async fn start() -> Env {
         serde_json::json!({
             "upstream": format!("http://{}", auth_fronts.redirecting),
             "credentials": "upstream_1",
+            "cache": {"manifests": false, "blobs": false},
             "allowed_hosts": [token_host, format!("127.0.0.2:{}", auth_fronts.cdn.port())],
         }),
     );

@@ -1,0 +1,257 @@
+//! The pull-through cache's layout in the key-value store, its entries and
+//! its settings. Manifests are kept by digest with their exact bytes; a tag
+//! points at a digest for a while; blobs are kept in fixed-size chunks and
+//! become visible only once their digest has been checked.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use url::Url;
+
+/// A route's cache switches (the route's `cache` field).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheSettings {
+    pub manifests: bool,
+    pub blobs: bool,
+    /// Seconds a tag is answered from the cache before a `HEAD` revalidates it.
+    pub tag_ttl: u64,
+    /// Larger blobs stream through uncached.
+    pub max_blob_size: u64,
+    /// Size of each stored piece of a blob (fit it to the store's value limit).
+    pub chunk_size: u64,
+    /// Seconds past the TTL a cached tag is still served while the upstream fails.
+    pub stale_if_error: u64,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        Self {
+            manifests: true,
+            blobs: true,
+            tag_ttl: 300,
+            max_blob_size: 8 << 30,
+            chunk_size: 1 << 20,
+            stale_if_error: 86_400,
+        }
+    }
+}
+
+impl CacheSettings {
+    pub fn validate(&self) -> Result<(), String> {
+        if !(64 << 10..=64 << 20).contains(&self.chunk_size) {
+            return Err("chunk_size must be between 64 KiB and 64 MiB".into());
+        }
+        if self.tag_ttl > 365 * 86_400 || self.stale_if_error > 365 * 86_400 {
+            return Err("tag_ttl and stale_if_error are at most a year".into());
+        }
+        Ok(())
+    }
+}
+
+/// The cache's keys for one upstream (`scheme~host:port`: no '/', so keys
+/// split cleanly).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope(String);
+
+impl Scope {
+    pub fn of(upstream: &Url) -> Self {
+        let host = upstream.host_str().unwrap_or_default();
+        match upstream.port() {
+            Some(p) => Self(format!("{}~{host}:{p}", upstream.scheme())),
+            None => Self(format!("{}~{host}", upstream.scheme())),
+        }
+    }
+
+    pub fn manifest_key(&self, repo: &str, digest: &str) -> String {
+        format!("{MANIFEST_PREFIX}{}/{repo}@{digest}", self.0)
+    }
+
+    pub fn tag_key(&self, repo: &str, tag: &str, accept: &str) -> String {
+        format!("{TAG_PREFIX}{}/{repo}:{tag}#{}", self.0, accept_key(accept))
+    }
+
+    pub fn blob_key(&self, digest: &str) -> String {
+        format!("{BLOB_PREFIX}{}/{digest}", self.0)
+    }
+
+    pub fn chunk_key(&self, digest: &str, upload: &str, n: u64) -> String {
+        format!("{CHUNK_PREFIX}{}/{digest}/{upload}/{n}", self.0)
+    }
+}
+
+pub const MANIFEST_PREFIX: &str = "cache/manifest/";
+pub const TAG_PREFIX: &str = "cache/tag/";
+pub const BLOB_PREFIX: &str = "cache/blob/";
+pub const CHUNK_PREFIX: &str = "cache/chunk/";
+pub const STATS_KEY: &str = "cache/stats";
+
+/// The repository a manifest or tag key is for.
+pub fn repository_of(key: &str) -> Option<&str> {
+    if let Some(rest) = key.strip_prefix(MANIFEST_PREFIX) {
+        return rest.split_once('/').and_then(|(_, r)| r.rsplit_once('@')).map(|(repo, _)| repo);
+    }
+    let rest = key.strip_prefix(TAG_PREFIX)?;
+    rest.split_once('/').and_then(|(_, r)| r.rsplit_once('#')).and_then(|(r, _)| r.rsplit_once(':')).map(|(repo, _)| repo)
+}
+
+/// A chunk key's blob digest and upload.
+pub fn chunk_of(key: &str) -> Option<(&str, &str, &str)> {
+    let rest = key.strip_prefix(CHUNK_PREFIX)?;
+    let (scope, rest) = rest.split_once('/')?;
+    let mut parts = rest.rsplitn(3, '/');
+    let (_n, upload, digest) = (parts.next()?, parts.next()?, parts.next()?);
+    Some((scope, digest, upload))
+}
+
+/// Clients asking with different `Accept` lists may get different
+/// manifests for one tag (an index, or one platform's manifest).
+fn accept_key(accept: &str) -> String {
+    let mut types: Vec<&str> = accept.split(',').map(str::trim).filter(|t| !t.is_empty()).collect();
+    types.sort_unstable();
+    types.dedup();
+    let digest = Sha256::digest(types.join(",").as_bytes());
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// A cached manifest: this header as a JSON line, then the exact bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestEntry {
+    pub media_type: String,
+    /// Fetched with a client's own credentials: served again only after that
+    /// client's access is checked upstream.
+    pub private: bool,
+}
+
+impl ManifestEntry {
+    pub fn encode(&self, bytes: &[u8]) -> Vec<u8> {
+        let mut out = serde_json::to_vec(self).unwrap_or_default();
+        out.push(b'\n');
+        out.extend_from_slice(bytes);
+        out
+    }
+
+    pub fn decode(value: &[u8]) -> Option<(Self, &[u8])> {
+        let nl = value.iter().position(|&b| b == b'\n')?;
+        let entry = serde_json::from_slice(&value[..nl]).ok()?;
+        Some((entry, &value[nl + 1..]))
+    }
+}
+
+/// A tag's answer for one `Accept`: which manifest, checked when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TagEntry {
+    pub digest: String,
+    /// Unix seconds of the last upstream confirmation.
+    pub checked: u64,
+    /// Unix seconds after which even a failing upstream does not get it served.
+    pub expires: u64,
+}
+
+/// What to do with a cached tag now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TagState {
+    Fresh,
+    /// Revalidate; serve it if the upstream fails.
+    Stale,
+    /// Revalidate; never serve it again.
+    Expired,
+}
+
+impl TagEntry {
+    pub fn new(digest: &str, now: u64, settings: &CacheSettings) -> Self {
+        Self { digest: digest.to_string(), checked: now, expires: now + settings.tag_ttl + settings.stale_if_error }
+    }
+
+    pub fn state(&self, now: u64, settings: &CacheSettings) -> TagState {
+        if now < self.checked + settings.tag_ttl {
+            TagState::Fresh
+        } else if now < self.expires {
+            TagState::Stale
+        } else {
+            TagState::Expired
+        }
+    }
+}
+
+/// A blob whose chunks are all stored and whose digest matched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobEntry {
+    pub size: u64,
+    pub chunk_size: u64,
+    /// Which write of the blob the chunks belong to.
+    pub upload: String,
+    pub private: bool,
+    pub media_type: String,
+}
+
+impl BlobEntry {
+    pub fn chunks(&self) -> u64 {
+        self.size.div_ceil(self.chunk_size.max(1))
+    }
+}
+
+/// Hit and miss counts, for the admin API.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Stats {
+    pub hits: u64,
+    pub misses: u64,
+    pub revalidated: u64,
+    pub stale: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip() {
+        let s = Scope::of(&Url::parse("http://127.0.0.1:5000").unwrap());
+        let m = s.manifest_key("library/alpine", "sha256:ab");
+        assert_eq!(m, "cache/manifest/http~127.0.0.1:5000/library/alpine@sha256:ab");
+        assert_eq!(repository_of(&m), Some("library/alpine"));
+        let t = s.tag_key("a/b", "v1", "application/json");
+        assert_eq!(repository_of(&t), Some("a/b"));
+        let c = s.chunk_key("sha256:ab", "u1", 7);
+        assert_eq!(chunk_of(&c), Some(("http~127.0.0.1:5000", "sha256:ab", "u1")));
+        assert_eq!(Scope::of(&Url::parse("https://ghcr.io").unwrap()).blob_key("d"), "cache/blob/https~ghcr.io/d");
+    }
+
+    #[test]
+    fn accept_lists_are_normalised() {
+        let s = Scope::of(&Url::parse("https://x.io").unwrap());
+        assert_eq!(s.tag_key("r", "t", "a, b"), s.tag_key("r", "t", "b,a,a"));
+        assert_ne!(s.tag_key("r", "t", "a"), s.tag_key("r", "t", "b"));
+    }
+
+    #[test]
+    fn manifest_entries() {
+        let e = ManifestEntry { media_type: "application/vnd.oci.image.index.v1+json".into(), private: true };
+        let v = e.encode(b"{\n \"x\": 1}\n");
+        let (back, bytes) = ManifestEntry::decode(&v).unwrap();
+        assert_eq!(back, e);
+        assert_eq!(bytes, b"{\n \"x\": 1}\n");
+        assert!(ManifestEntry::decode(b"garbage").is_none());
+    }
+
+    #[test]
+    fn tag_states() {
+        let s = CacheSettings { tag_ttl: 10, stale_if_error: 100, ..Default::default() };
+        let t = TagEntry::new("d", 1000, &s);
+        assert_eq!(t.state(1005, &s), TagState::Fresh);
+        assert_eq!(t.state(1010, &s), TagState::Stale);
+        assert_eq!(t.state(1110, &s), TagState::Expired);
+    }
+
+    #[test]
+    fn settings() {
+        assert!(CacheSettings::default().validate().is_ok());
+        assert!(CacheSettings { chunk_size: 10, ..Default::default() }.validate().is_err());
+        let partial: CacheSettings = serde_json::from_str(r#"{"tag_ttl": 5}"#).unwrap();
+        assert_eq!(partial.tag_ttl, 5);
+        assert!(partial.blobs);
+        assert!(serde_json::from_str::<CacheSettings>(r#"{"bogus": 1}"#).is_err());
+        let b = BlobEntry { size: 10, chunk_size: 4, upload: "u".into(), private: false, media_type: String::new() };
+        assert_eq!(b.chunks(), 3);
+    }
+}

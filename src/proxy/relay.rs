@@ -1,0 +1,250 @@
+//! Relaying one API read upstream: the upstream URL and headers for the
+//! endpoint, whose credentials go with it, and what of the answer goes back.
+
+use super::host::{Body, Headers, Host, Request, Response};
+use super::routing::Target;
+use super::{UpstreamAuth, credentials, upstream};
+use crate::api::Endpoint;
+use crate::challenge::{PROXY_SERVICE, rewrite_for_proxy};
+use crate::error::{ErrorCode, RegistryError};
+use crate::naming::NameMapping;
+use crate::reference::RepositoryName;
+use crate::www_authenticate::Challenge;
+use url::Url;
+
+/// Request headers relayed upstream on API calls.
+const FORWARDED_REQUEST_HEADERS: &[&str] = &["accept", "range", "if-none-match", "if-match", "if-modified-since", "user-agent"];
+
+/// Response headers relayed to clients, as the upstream sent them.
+const FORWARDED_RESPONSE_HEADERS: &[&str] = &[
+    "content-type",
+    "content-length",
+    "content-range",
+    "accept-ranges",
+    "docker-content-digest",
+    "docker-distribution-api-version",
+    "etag",
+    "last-modified",
+    "cache-control",
+    "retry-after",
+    "ratelimit-limit",
+    "ratelimit-remaining",
+    "docker-ratelimit-source",
+    "oci-filters-applied",
+];
+
+/// Largest tag list the proxy reads to rename its repository.
+const TAG_LIST_LIMIT: usize = 8 << 20;
+
+/// One client request being served for a target.
+pub struct Call<'a, H: Host> {
+    pub host: &'a H,
+    pub target: &'a Target,
+    pub origin: &'a str,
+    pub endpoint: &'a Endpoint,
+    pub req: &'a Request<H::Stream>,
+    pub auth: &'a UpstreamAuth,
+    /// The upstream's name for the repository, if the endpoint names one.
+    pub upstream_name: Option<RepositoryName>,
+}
+
+impl<'a, H: Host> Call<'a, H> {
+    pub fn new(
+        host: &'a H,
+        target: &'a Target,
+        origin: &'a str,
+        endpoint: &'a Endpoint,
+        req: &'a Request<H::Stream>,
+        auth: &'a UpstreamAuth,
+    ) -> Result<Self, RegistryError> {
+        let upstream_name = match endpoint.name() {
+            Some(n) => Some(target.mapping.to_upstream(n).ok_or_else(|| {
+                RegistryError::new(400, ErrorCode::NameInvalid, "repository name too long with the route's prefix")
+            })?),
+            None => None,
+        };
+        Ok(Self { host, target, origin, endpoint, req, auth, upstream_name })
+    }
+
+    /// Whether the client's own upstream credentials are used (what they
+    /// fetch may be private to them).
+    pub fn with_client_credentials(&self) -> bool {
+        matches!(self.auth, UpstreamAuth::Client(_))
+    }
+
+    /// Sends `method` upstream for this endpoint, with the client's or the
+    /// route's credentials (the route's refreshed once on a 401).
+    pub async fn upstream(&self, method: &str) -> Result<Response<H::Stream>, RegistryError> {
+        let route = &self.target.route;
+        let mut url = route
+            .upstream
+            .join(&self.endpoint.upstream_path(self.upstream_name.as_ref()))
+            .map_err(|e| RegistryError::new(400, ErrorCode::NameInvalid, e.to_string()))?;
+        // The query (tag-list `n`/`last`, referrers `artifactType`) goes as
+        // is, less the `ns` meant for the proxy.
+        let query: Vec<(String, String)> = url::form_urlencoded::parse(self.req.query.as_deref().unwrap_or_default().as_bytes())
+            .filter(|(k, _)| k != "ns")
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(&query);
+        }
+        let mut headers = Headers::default();
+        for name in FORWARDED_REQUEST_HEADERS {
+            let values: Vec<&str> = self.req.headers.get_all(name).collect();
+            if !values.is_empty() {
+                headers.push(name, values.join(", "));
+            }
+        }
+        let held = |refresh| credentials::authorization(self.host, route, self.upstream_name.as_ref(), refresh);
+        let authorization = match self.auth {
+            UpstreamAuth::Client(a) => Some(a.clone()),
+            UpstreamAuth::Proxy => held(false).await?,
+        };
+        let send = |authorization: Option<String>| {
+            let (url, headers) = (url.clone(), headers.clone());
+            async move { upstream::fetch(self.host, route, method, url, headers, authorization.as_deref(), Body::Empty).await }
+        };
+        let resp = send(authorization).await?;
+        if resp.status != 401 || !matches!(self.auth, UpstreamAuth::Proxy) || route.credentials.is_none() {
+            return Ok(resp);
+        }
+        // A cached upstream token may have been revoked: get a fresh one once.
+        let resp = send(held(true).await?).await?;
+        if resp.status == 401 {
+            return Err(RegistryError::bad_gateway("the upstream refused the route's credentials"));
+        }
+        Ok(resp)
+    }
+
+    /// What of an upstream answer's headers goes to the client: the listed
+    /// ones, pagination links and challenges pointing back at the proxy.
+    pub fn client_headers(&self, status: u16, upstream: &Headers) -> Headers {
+        let (route, mapping) = (&self.target.route, &self.target.mapping);
+        let mut out = Headers::default();
+        for name in FORWARDED_RESPONSE_HEADERS {
+            if let Some(v) = upstream.get(name) {
+                out.push(name, v);
+            }
+        }
+        if let Some(link) = upstream.get("link") {
+            let client_name = self.endpoint.name().map(|n| match &mapping.registry_host {
+                Some(r) => format!("{r}/{n}"),
+                None => n.to_string(),
+            });
+            let upstream_name = self.upstream_name.as_ref().map(|n| n.as_str());
+            out.push("link", rewrite_link(link, &route.upstream, upstream_name, client_name.as_deref()));
+        }
+        if status == 401 {
+            let realm = self.target.realm(self.origin);
+            out.push("www-authenticate", rewrite_for_proxy(upstream.get("www-authenticate"), &realm, mapping));
+        }
+        out
+    }
+
+    /// An upstream answer passed back as it is, but for its headers.
+    pub fn pass_back(&self, resp: Response<H::Stream>) -> Response<H::Stream> {
+        Response { status: resp.status, headers: self.client_headers(resp.status, &resp.headers), body: resp.body }
+    }
+
+    /// Relays the request upstream and the answer back, body unread (except
+    /// a tag list whose repository the client spells differently).
+    pub async fn relay(&self) -> Result<Response<H::Stream>, RegistryError> {
+        let resp = self.upstream(&self.req.method).await?;
+        if matches!(self.endpoint, Endpoint::Base) && resp.status == 200 && self.req.headers.get("authorization").is_none() {
+            // Clients learn from `/v2/` whether to fetch tokens, and a pull
+            // through this host may name another registry that needs them.
+            let mut challenge = Challenge::new("Bearer");
+            challenge.set_param("realm", &self.target.realm(self.origin));
+            challenge.set_param("service", PROXY_SERVICE);
+            return Err(RegistryError::new(401, ErrorCode::Unauthorized, "authentication required").with_challenge(challenge.to_string()));
+        }
+        let mut resp = self.pass_back(resp);
+        if matches!(self.endpoint, Endpoint::Base) && resp.headers.get("docker-distribution-api-version").is_none() {
+            resp.headers.push("docker-distribution-api-version", "registry/2.0");
+        }
+        let mapping = &self.target.mapping;
+        if matches!(self.endpoint, Endpoint::TagsList { .. }) && resp.status == 200 && mapping.renames() && self.req.method == "GET" {
+            let body = std::mem::replace(&mut resp.body, Body::Empty);
+            let renamed = rename_tag_list(self.host, body, mapping).await?;
+            resp.headers.0.retain(|(n, _)| n != "content-length");
+            resp.headers.push("content-length", renamed.len().to_string());
+            resp.body = Body::Bytes(renamed);
+        }
+        Ok(resp)
+    }
+}
+
+/// A tag list names its repository: the client's name goes back.
+async fn rename_tag_list<H: Host>(
+    host: &H,
+    body: Body<H::Stream>,
+    mapping: &NameMapping,
+) -> Result<Vec<u8>, RegistryError> {
+    let bytes = host
+        .read_body(body, TAG_LIST_LIMIT)
+        .await
+        .map_err(|e| RegistryError::bad_gateway(format!("tag list: {e}")))?;
+    let mut list: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| RegistryError::bad_gateway(format!("upstream tag list is not JSON: {e}")))?;
+    if let Some(client) = list["name"].as_str().and_then(|n| mapping.to_client(n)) {
+        list["name"] = serde_json::Value::String(client);
+    }
+    Ok(list.to_string().into_bytes())
+}
+
+/// Pagination links point back at the proxy: absolute upstream URLs become
+/// paths, and the upstream's name for the repository (`library/alpine`)
+/// becomes the client's (`alpine`).
+fn rewrite_link(
+    link: &str,
+    upstream: &Url,
+    upstream_name: Option<&str>,
+    client_name: Option<&str>,
+) -> String {
+    link.split(',')
+        .map(|part| {
+            let part = part.trim();
+            let Some((target, rest)) = part.strip_prefix('<').and_then(|p| p.split_once('>'))
+            else {
+                return part.to_string();
+            };
+            let mut target = match Url::parse(target) {
+                Ok(u) if u.origin() == upstream.origin() => {
+                    u[url::Position::BeforePath..].to_string()
+                }
+                _ => target.to_string(),
+            };
+            if let (Some(up), Some(client)) = (upstream_name, client_name)
+                && up != client
+                && let Some(tail) = target.strip_prefix(&format!("/v2/{up}/"))
+            {
+                target = format!("/v2/{client}/{tail}");
+            }
+            format!("<{target}>{rest}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_rewriting() {
+        let up = Url::parse("https://registry-1.docker.io").unwrap();
+        assert_eq!(
+            rewrite_link(r#"</v2/library/alpine/tags/list?last=3.1&n=2>; rel="next""#, &up, Some("library/alpine"), Some("alpine")),
+            r#"</v2/alpine/tags/list?last=3.1&n=2>; rel="next""#
+        );
+        assert_eq!(
+            rewrite_link(r#"<https://registry-1.docker.io/v2/x/tags/list?n=1>; rel="next""#, &up, Some("x"), Some("x")),
+            r#"</v2/x/tags/list?n=1>; rel="next""#
+        );
+        assert_eq!(
+            rewrite_link(r#"<https://other.example/v2/x>; rel="next""#, &up, Some("x"), Some("x")),
+            r#"<https://other.example/v2/x>; rel="next""#
+        );
+    }
+}
