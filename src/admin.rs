@@ -1,7 +1,9 @@
 //! The route management API: which operation a request asks for, and the
 //! admin token check.
 
-use sha2::{Digest, Sha256};
+use crate::digest::Digest;
+use crate::reference::RepositoryName;
+use sha2::{Digest as _, Sha256};
 
 /// Where the API lives unless the `admin_path` variable says otherwise.
 pub const DEFAULT_PATH: &str = "/_registry-proxy";
@@ -12,18 +14,29 @@ pub enum Operation {
     GetRoute(String),
     PutRoute(String),
     DeleteRoute(String),
+    CacheStats,
+    CacheGc,
+    /// Every cached manifest and tag of one repository.
+    CacheDeleteRepository(String),
+    /// One blob, wherever it was fetched from.
+    CacheDeleteBlob(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OperationError {
     NotFound,
     MethodNotAllowed,
-    BadHost(String),
+    /// A host, repository or digest in the path that is not one.
+    BadSegment(String),
 }
 
 /// Parses the path below the API's prefix.
 pub fn parse(method: &str, path: &str) -> Result<Operation, OperationError> {
-    match path.trim_end_matches('/') {
+    let path = path.trim_end_matches('/');
+    if let Some(rest) = path.strip_prefix("/cache") {
+        return cache_operation(method, rest);
+    }
+    match path {
         "/routes" if method == "GET" => Ok(Operation::ListRoutes),
         "/routes" => Err(OperationError::MethodNotAllowed),
         p => {
@@ -31,7 +44,7 @@ pub fn parse(method: &str, path: &str) -> Result<Operation, OperationError> {
             let valid = crate::route::host_candidates(host).map(|h| h[0].clone());
             let host = valid
                 .filter(|h| h == host)
-                .ok_or_else(|| OperationError::BadHost(host.chars().take(100).collect()))?;
+                .ok_or_else(|| OperationError::BadSegment(host.chars().take(100).collect()))?;
             match method {
                 "GET" => Ok(Operation::GetRoute(host)),
                 "PUT" => Ok(Operation::PutRoute(host)),
@@ -39,6 +52,28 @@ pub fn parse(method: &str, path: &str) -> Result<Operation, OperationError> {
                 _ => Err(OperationError::MethodNotAllowed),
             }
         }
+    }
+}
+
+fn cache_operation(method: &str, rest: &str) -> Result<Operation, OperationError> {
+    let bad = |what: &str| OperationError::BadSegment(what.chars().take(100).collect());
+    match (method, rest) {
+        ("GET", "") => Ok(Operation::CacheStats),
+        ("POST", "/gc") => Ok(Operation::CacheGc),
+        ("DELETE", r) if r.starts_with("/repositories/") => {
+            let name = &r["/repositories/".len()..];
+            RepositoryName::parse(name)
+                .map(|n| Operation::CacheDeleteRepository(n.to_string()))
+                .map_err(|_| bad(name))
+        }
+        ("DELETE", r) if r.starts_with("/blobs/") => {
+            let d = &r["/blobs/".len()..];
+            Digest::parse(d)
+                .map(|d| Operation::CacheDeleteBlob(d.to_string()))
+                .map_err(|_| bad(d))
+        }
+        (_, "" | "/gc") => Err(OperationError::MethodNotAllowed),
+        _ => Err(OperationError::NotFound),
     }
 }
 
@@ -97,15 +132,15 @@ mod tests {
         assert_eq!(parse("GET", "/other"), Err(OperationError::NotFound));
         assert!(matches!(
             parse("GET", "/routes/a b"),
-            Err(OperationError::BadHost(_))
+            Err(OperationError::BadSegment(_))
         ));
         assert!(matches!(
             parse("GET", "/routes/UPPER.io"),
-            Err(OperationError::BadHost(_))
+            Err(OperationError::BadSegment(_))
         ));
         assert!(matches!(
             parse("GET", "/routes/a/b"),
-            Err(OperationError::BadHost(_))
+            Err(OperationError::BadSegment(_))
         ));
     }
 

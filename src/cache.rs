@@ -88,10 +88,16 @@ pub const STATS_KEY: &str = "cache/stats";
 /// The repository a manifest or tag key is for.
 pub fn repository_of(key: &str) -> Option<&str> {
     if let Some(rest) = key.strip_prefix(MANIFEST_PREFIX) {
-        return rest.split_once('/').and_then(|(_, r)| r.rsplit_once('@')).map(|(repo, _)| repo);
+        return rest
+            .split_once('/')
+            .and_then(|(_, r)| r.rsplit_once('@'))
+            .map(|(repo, _)| repo);
     }
     let rest = key.strip_prefix(TAG_PREFIX)?;
-    rest.split_once('/').and_then(|(_, r)| r.rsplit_once('#')).and_then(|(r, _)| r.rsplit_once(':')).map(|(repo, _)| repo)
+    rest.split_once('/')
+        .and_then(|(_, r)| r.rsplit_once('#'))
+        .and_then(|(r, _)| r.rsplit_once(':'))
+        .map(|(repo, _)| repo)
 }
 
 /// A chunk key's blob digest and upload.
@@ -106,7 +112,11 @@ pub fn chunk_of(key: &str) -> Option<(&str, &str, &str)> {
 /// Clients asking with different `Accept` lists may get different
 /// manifests for one tag (an index, or one platform's manifest).
 fn accept_key(accept: &str) -> String {
-    let mut types: Vec<&str> = accept.split(',').map(str::trim).filter(|t| !t.is_empty()).collect();
+    let mut types: Vec<&str> = accept
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .collect();
     types.sort_unstable();
     types.dedup();
     let digest = Sha256::digest(types.join(",").as_bytes());
@@ -159,7 +169,11 @@ pub enum TagState {
 
 impl TagEntry {
     pub fn new(digest: &str, now: u64, settings: &CacheSettings) -> Self {
-        Self { digest: digest.to_string(), checked: now, expires: now + settings.tag_ttl + settings.stale_if_error }
+        Self {
+            digest: digest.to_string(),
+            checked: now,
+            expires: now + settings.tag_ttl + settings.stale_if_error,
+        }
     }
 
     pub fn state(&self, now: u64, settings: &CacheSettings) -> TagState {
@@ -208,13 +222,22 @@ mod tests {
     fn keys_round_trip() {
         let s = Scope::of(&Url::parse("http://127.0.0.1:5000").unwrap());
         let m = s.manifest_key("library/alpine", "sha256:ab");
-        assert_eq!(m, "cache/manifest/http~127.0.0.1:5000/library/alpine@sha256:ab");
+        assert_eq!(
+            m,
+            "cache/manifest/http~127.0.0.1:5000/library/alpine@sha256:ab"
+        );
         assert_eq!(repository_of(&m), Some("library/alpine"));
         let t = s.tag_key("a/b", "v1", "application/json");
         assert_eq!(repository_of(&t), Some("a/b"));
         let c = s.chunk_key("sha256:ab", "u1", 7);
-        assert_eq!(chunk_of(&c), Some(("http~127.0.0.1:5000", "sha256:ab", "u1")));
-        assert_eq!(Scope::of(&Url::parse("https://ghcr.io").unwrap()).blob_key("d"), "cache/blob/https~ghcr.io/d");
+        assert_eq!(
+            chunk_of(&c),
+            Some(("http~127.0.0.1:5000", "sha256:ab", "u1"))
+        );
+        assert_eq!(
+            Scope::of(&Url::parse("https://ghcr.io").unwrap()).blob_key("d"),
+            "cache/blob/https~ghcr.io/d"
+        );
     }
 
     #[test]
@@ -226,7 +249,10 @@ mod tests {
 
     #[test]
     fn manifest_entries() {
-        let e = ManifestEntry { media_type: "application/vnd.oci.image.index.v1+json".into(), private: true };
+        let e = ManifestEntry {
+            media_type: "application/vnd.oci.image.index.v1+json".into(),
+            private: true,
+        };
         let v = e.encode(b"{\n \"x\": 1}\n");
         let (back, bytes) = ManifestEntry::decode(&v).unwrap();
         assert_eq!(back, e);
@@ -236,7 +262,11 @@ mod tests {
 
     #[test]
     fn tag_states() {
-        let s = CacheSettings { tag_ttl: 10, stale_if_error: 100, ..Default::default() };
+        let s = CacheSettings {
+            tag_ttl: 10,
+            stale_if_error: 100,
+            ..Default::default()
+        };
         let t = TagEntry::new("d", 1000, &s);
         assert_eq!(t.state(1005, &s), TagState::Fresh);
         assert_eq!(t.state(1010, &s), TagState::Stale);
@@ -246,12 +276,25 @@ mod tests {
     #[test]
     fn settings() {
         assert!(CacheSettings::default().validate().is_ok());
-        assert!(CacheSettings { chunk_size: 10, ..Default::default() }.validate().is_err());
+        assert!(
+            CacheSettings {
+                chunk_size: 10,
+                ..Default::default()
+            }
+            .validate()
+            .is_err()
+        );
         let partial: CacheSettings = serde_json::from_str(r#"{"tag_ttl": 5}"#).unwrap();
         assert_eq!(partial.tag_ttl, 5);
         assert!(partial.blobs);
         assert!(serde_json::from_str::<CacheSettings>(r#"{"bogus": 1}"#).is_err());
-        let b = BlobEntry { size: 10, chunk_size: 4, upload: "u".into(), private: false, media_type: String::new() };
+        let b = BlobEntry {
+            size: 10,
+            chunk_size: 4,
+            upload: "u".into(),
+            private: false,
+            media_type: String::new(),
+        };
         assert_eq!(b.chunks(), 3);
     }
 }

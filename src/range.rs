@@ -23,17 +23,27 @@ pub fn parse(header: Option<&str>, size: u64) -> Option<ByteRange> {
         if suffix == 0 || size == 0 {
             return Some(ByteRange::Unsatisfiable);
         }
-        ByteRange::Satisfiable { start: size.saturating_sub(suffix), end: size - 1 }
+        ByteRange::Satisfiable {
+            start: size.saturating_sub(suffix),
+            end: size - 1,
+        }
     } else {
         let start: u64 = first.parse().ok()?;
-        let end = if last.is_empty() { u64::MAX } else { last.parse().ok()? };
+        let end = if last.is_empty() {
+            u64::MAX
+        } else {
+            last.parse().ok()?
+        };
         if end < start {
             return None;
         }
         if start >= size {
             return Some(ByteRange::Unsatisfiable);
         }
-        ByteRange::Satisfiable { start, end: end.min(size - 1) }
+        ByteRange::Satisfiable {
+            start,
+            end: end.min(size - 1),
+        }
     };
     Some(range)
 }
@@ -50,7 +60,10 @@ mod tests {
         assert_eq!(parse(Some("bytes=90-500"), 100), s(90, 99));
         assert_eq!(parse(Some("bytes=-10"), 100), s(90, 99));
         assert_eq!(parse(Some("bytes=-1000"), 100), s(0, 99));
-        assert_eq!(parse(Some("bytes=100-"), 100), Some(ByteRange::Unsatisfiable));
+        assert_eq!(
+            parse(Some("bytes=100-"), 100),
+            Some(ByteRange::Unsatisfiable)
+        );
         assert_eq!(parse(Some("bytes=-0"), 100), Some(ByteRange::Unsatisfiable));
         assert_eq!(parse(Some("bytes=5-1"), 100), None);
         assert_eq!(parse(Some("bytes=0-1,5-6"), 100), None);

@@ -118,7 +118,9 @@ struct SpinKv(Option<Store>);
 
 impl SpinKv {
     fn store(&self) -> Result<&Store, String> {
-        self.0.as_ref().ok_or_else(|| "the default key-value store is not available".to_string())
+        self.0
+            .as_ref()
+            .ok_or_else(|| "the default key-value store is not available".to_string())
     }
 }
 
@@ -143,7 +145,10 @@ impl host::Kv for SpinKv {
 impl futures::Stream for Stream {
     type Item = Result<Vec<u8>, String>;
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Self::Item>> {
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
         self.chunks.as_mut().poll_next(cx)
     }
 }
@@ -219,7 +224,9 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
         host::Body::Empty => Box::pin(futures::stream::empty()),
         host::Body::Bytes(b) => Box::pin(futures::stream::once(async { Ok(b) })),
         // A HEAD answer has headers only.
-        host::Body::Stream(_) | host::Body::Generated(_) if method == "HEAD" => Box::pin(futures::stream::empty()),
+        host::Body::Stream(_) | host::Body::Generated(_) if method == "HEAD" => {
+            Box::pin(futures::stream::empty())
+        }
         host::Body::Stream(s) => s.chunks,
         host::Body::Generated(g) => g,
     };

@@ -1,6 +1,7 @@
 //! The route management API over the key-value store. Off (404) unless the
 //! `admin_token` variable is set; every call carries it as a Bearer token.
 
+use super::cache_admin;
 use super::host::{Body, Headers, Host, Request, Response};
 use crate::admin::{self, Operation, OperationError};
 use crate::error::{ErrorCode, RegistryError};
@@ -31,7 +32,7 @@ pub async fn handle<H: Host>(
         OperationError::MethodNotAllowed => {
             RegistryError::new(405, ErrorCode::Unsupported, "method not allowed here")
         }
-        OperationError::BadHost(h) => RegistryError::new(
+        OperationError::BadSegment(h) => RegistryError::new(
             400,
             ErrorCode::NameInvalid,
             format!("{h:?} is not a host name"),
@@ -80,6 +81,19 @@ pub async fn handle<H: Host>(
                 .map_err(kv_error)?;
             Ok(bytes_json(if existed { 200 } else { 201 }, stored))
         }
+        Operation::CacheStats => Ok(json(200, &cache_admin::figures(host).map_err(kv_error)?)),
+        Operation::CacheGc => Ok(json(
+            200,
+            &cache_admin::collect_garbage(host).map_err(kv_error)?,
+        )),
+        Operation::CacheDeleteRepository(r) => Ok(json(
+            200,
+            &cache_admin::delete_repository(host, &r).map_err(kv_error)?,
+        )),
+        Operation::CacheDeleteBlob(d) => Ok(json(
+            200,
+            &cache_admin::delete_blob(host, &d).map_err(kv_error)?,
+        )),
         Operation::DeleteRoute(h) => {
             let key = route::key_for(&h);
             if host.kv_get(&key).map_err(kv_error)?.is_none() {

@@ -16,10 +16,17 @@ use futures::StreamExt;
 use sha2::{Digest as _, Sha256};
 use std::rc::Rc;
 
-pub async fn get<H: Host>(call: &Call<'_, H>, digest: &Digest) -> Result<Response<H::Stream>, RegistryError> {
+pub async fn get<H: Host>(
+    call: &Call<'_, H>,
+    digest: &Digest,
+) -> Result<Response<H::Stream>, RegistryError> {
     let host = call.host;
     let scope = Scope::of(&call.target.route.upstream);
-    let entry = host.kv_get(&scope.blob_key(digest.as_str())).ok().flatten().and_then(|v| serde_json::from_slice::<BlobEntry>(&v).ok());
+    let entry = host
+        .kv_get(&scope.blob_key(digest.as_str()))
+        .ok()
+        .flatten()
+        .and_then(|v| serde_json::from_slice::<BlobEntry>(&v).ok());
     if let Some(entry) = entry
         && usable(call, &entry).await?
     {
@@ -31,14 +38,23 @@ pub async fn get<H: Host>(call: &Call<'_, H>, digest: &Digest) -> Result<Respons
         return call.relay().await;
     }
     let resp = call.upstream("GET").await?;
-    let size = resp.headers.get("content-length").and_then(|l| l.parse::<u64>().ok());
-    let keep = resp.status == 200 && digest.as_str().starts_with("sha256:") && size.is_some_and(|s| s <= call.target.route.cache.max_blob_size);
+    let size = resp
+        .headers
+        .get("content-length")
+        .and_then(|l| l.parse::<u64>().ok());
+    let keep = resp.status == 200
+        && digest.as_str().starts_with("sha256:")
+        && size.is_some_and(|s| s <= call.target.route.cache.max_blob_size);
     let (Some(size), true) = (size, keep) else {
         return Ok(call.pass_back(resp));
     };
     let mut headers = call.client_headers(resp.status, &resp.headers);
     let Body::Stream(upstream) = resp.body else {
-        return Ok(Response { status: resp.status, headers, body: resp.body });
+        return Ok(Response {
+            status: resp.status,
+            headers,
+            body: resp.body,
+        });
     };
     headers.push("x-cache", "MISS");
     stats::record(host, Outcome::Miss);
@@ -47,10 +63,27 @@ pub async fn get<H: Host>(call: &Call<'_, H>, digest: &Digest) -> Result<Respons
         chunk_size: call.target.route.cache.chunk_size,
         upload: format!("{:016x}", super::random_u64()),
         private: call.with_client_credentials(),
-        media_type: headers.get("content-type").unwrap_or("application/octet-stream").to_string(),
+        media_type: headers
+            .get("content-type")
+            .unwrap_or("application/octet-stream")
+            .to_string(),
     };
-    let tee = Tee { kv: host.kv(), scope, digest: digest.as_str().to_string(), entry, hasher: Sha256::new(), buf: Vec::new(), received: 0, stored: 0, storing: true };
-    Ok(Response { status: 200, headers, body: Body::Generated(tee.into_stream(upstream)) })
+    let tee = Tee {
+        kv: host.kv(),
+        scope,
+        digest: digest.as_str().to_string(),
+        entry,
+        hasher: Sha256::new(),
+        buf: Vec::new(),
+        received: 0,
+        stored: 0,
+        storing: true,
+    };
+    Ok(Response {
+        status: 200,
+        headers,
+        body: Body::Generated(tee.into_stream(upstream)),
+    })
 }
 
 async fn usable<H: Host>(call: &Call<'_, H>, entry: &BlobEntry) -> Result<bool, RegistryError> {
@@ -63,7 +96,13 @@ async fn usable<H: Host>(call: &Call<'_, H>, entry: &BlobEntry) -> Result<bool, 
     Ok(call.upstream("HEAD").await?.status == 200)
 }
 
-fn serve<H: Host>(call: &Call<'_, H>, kv: Rc<dyn Kv>, scope: Scope, digest: &str, entry: BlobEntry) -> Response<H::Stream> {
+fn serve<H: Host>(
+    call: &Call<'_, H>,
+    kv: Rc<dyn Kv>,
+    scope: Scope,
+    digest: &str,
+    entry: BlobEntry,
+) -> Response<H::Stream> {
     let mut headers = Headers::default();
     headers.push("content-type", entry.media_type.clone());
     headers.push("docker-content-digest", digest);
@@ -74,7 +113,11 @@ fn serve<H: Host>(call: &Call<'_, H>, kv: Rc<dyn Kv>, scope: Scope, digest: &str
     let (status, start, end) = match range::parse(call.req.headers.get("range"), size) {
         Some(ByteRange::Unsatisfiable) => {
             headers.push("content-range", format!("bytes */{size}"));
-            return Response { status: 416, headers, body: Body::Empty };
+            return Response {
+                status: 416,
+                headers,
+                body: Body::Empty,
+            };
         }
         Some(ByteRange::Satisfiable { start, end }) => {
             headers.push("content-range", format!("bytes {start}-{end}/{size}"));
@@ -83,14 +126,37 @@ fn serve<H: Host>(call: &Call<'_, H>, kv: Rc<dyn Kv>, scope: Scope, digest: &str
         None => (200, 0, size),
     };
     headers.push("content-length", (end - start).to_string());
-    Response { status, headers, body: Body::Generated(read_chunks(kv, scope, digest.to_string(), entry, start, end)) }
+    Response {
+        status,
+        headers,
+        body: Body::Generated(read_chunks(
+            kv,
+            scope,
+            digest.to_string(),
+            entry,
+            start,
+            end,
+        )),
+    }
 }
 
 /// Bytes `start..end` of a stored blob, a chunk at a time.
-fn read_chunks(kv: Rc<dyn Kv>, scope: Scope, digest: String, entry: BlobEntry, start: u64, end: u64) -> Chunks {
+fn read_chunks(
+    kv: Rc<dyn Kv>,
+    scope: Scope,
+    digest: String,
+    entry: BlobEntry,
+    start: u64,
+    end: u64,
+) -> Chunks {
     let chunk_size = entry.chunk_size.max(1);
     Box::pin(futures::stream::unfold(start, move |pos| {
-        let (kv, scope, digest, upload) = (kv.clone(), scope.clone(), digest.clone(), entry.upload.clone());
+        let (kv, scope, digest, upload) = (
+            kv.clone(),
+            scope.clone(),
+            digest.clone(),
+            entry.upload.clone(),
+        );
         async move {
             if pos >= end {
                 return None;
@@ -103,7 +169,10 @@ fn read_chunks(kv: Rc<dyn Kv>, scope: Scope, digest: String, entry: BlobEntry, s
             let from = (pos - n * chunk_size) as usize;
             let to = (chunk.len() as u64).min(end - n * chunk_size) as usize;
             if from >= to {
-                return Some((Err(format!("cached blob {digest} has a short chunk {n}")), end));
+                return Some((
+                    Err(format!("cached blob {digest} has a short chunk {n}")),
+                    end,
+                ));
             }
             Some((Ok(chunk[from..to].to_vec()), n * chunk_size + to as u64))
         }
@@ -142,7 +211,9 @@ impl Tee {
     }
 
     fn store_chunk(&mut self, bytes: &[u8]) {
-        let key = self.scope.chunk_key(&self.digest, &self.entry.upload, self.stored);
+        let key = self
+            .scope
+            .chunk_key(&self.digest, &self.entry.upload, self.stored);
         match self.kv.set(&key, bytes) {
             Ok(()) => self.stored += 1,
             Err(e) => {
@@ -156,7 +227,8 @@ impl Tee {
     /// if so and every chunk is stored, the blob becomes visible.
     fn finish(&mut self) -> bool {
         let hasher = std::mem::take(&mut self.hasher);
-        let verified = self.received == self.entry.size && format!("sha256:{:x}", hasher.finalize()) == self.digest;
+        let verified = self.received == self.entry.size
+            && format!("sha256:{:x}", hasher.finalize()) == self.digest;
         if verified && self.storing {
             if !self.buf.is_empty() {
                 let last = std::mem::take(&mut self.buf);
@@ -170,7 +242,10 @@ impl Tee {
             }
         }
         if !verified {
-            eprintln!("cache: upstream blob {} does not match its digest or length; not cached", self.digest);
+            eprintln!(
+                "cache: upstream blob {} does not match its digest or length; not cached",
+                self.digest
+            );
         }
         verified
     }
@@ -187,7 +262,12 @@ impl Tee {
             pending: Option<Vec<u8>>,
             done: bool,
         }
-        let state = State { tee: self, upstream, pending: None, done: false };
+        let state = State {
+            tee: self,
+            upstream,
+            pending: None,
+            done: false,
+        };
         Box::pin(futures::stream::unfold(state, |mut st| async move {
             if st.done {
                 return None;
@@ -207,7 +287,10 @@ impl Tee {
                     None => {
                         st.done = true;
                         if !st.tee.finish() {
-                            return Some((Err("the upstream blob does not match its digest".to_string()), st));
+                            return Some((
+                                Err("the upstream blob does not match its digest".to_string()),
+                                st,
+                            ));
                         }
                         return st.pending.take().map(|last| (Ok(last), st));
                     }

@@ -105,7 +105,11 @@ pub trait Host {
         request: OutboundRequest<Self::Stream>,
     ) -> impl Future<Output = Result<Response<Self::Stream>, SendError>>;
     /// Reads a body of at most `limit` bytes (small JSON, forms, manifests).
-    fn read_body(&self, body: Body<Self::Stream>, limit: usize) -> impl Future<Output = Result<Vec<u8>, String>> {
+    fn read_body(
+        &self,
+        body: Body<Self::Stream>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<u8>, String>> {
         async move {
             let mut chunks: Chunks = match body {
                 Body::Empty => return Ok(Vec::new()),

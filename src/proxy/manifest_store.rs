@@ -16,9 +16,18 @@ const MANIFEST_LIMIT: usize = 4 << 20;
 
 /// Headers of a throttled or failing upstream worth passing on with a
 /// stale answer.
-const RATE_LIMIT_HEADERS: &[&str] = &["ratelimit-limit", "ratelimit-remaining", "docker-ratelimit-source", "retry-after"];
+const RATE_LIMIT_HEADERS: &[&str] = &[
+    "ratelimit-limit",
+    "ratelimit-remaining",
+    "docker-ratelimit-source",
+    "retry-after",
+];
 
-pub async fn get<H: Host>(call: &Call<'_, H>, repo: &RepositoryName, reference: &Reference) -> Result<Response<H::Stream>, RegistryError> {
+pub async fn get<H: Host>(
+    call: &Call<'_, H>,
+    repo: &RepositoryName,
+    reference: &Reference,
+) -> Result<Response<H::Stream>, RegistryError> {
     let host = call.host;
     let settings = &call.target.route.cache;
     let scope = Scope::of(&call.target.route.upstream);
@@ -35,7 +44,11 @@ pub async fn get<H: Host>(call: &Call<'_, H>, repo: &RepositoryName, reference: 
         Reference::Tag(t) => {
             let accept: Vec<&str> = call.req.headers.get_all("accept").collect();
             let key = scope.tag_key(repo.as_str(), t, &accept.join(","));
-            let tag = host.kv_get(&key).ok().flatten().and_then(|v| serde_json::from_slice::<TagEntry>(&v).ok());
+            let tag = host
+                .kv_get(&key)
+                .ok()
+                .flatten()
+                .and_then(|v| serde_json::from_slice::<TagEntry>(&v).ok());
             if let Some(tag) = tag
                 && let Some((entry, bytes)) = load(host, &scope, repo, &tag.digest)
                 && usable(call, &entry).await?
@@ -47,10 +60,20 @@ pub async fn get<H: Host>(call: &Call<'_, H>, repo: &RepositoryName, reference: 
                     return Ok(serve(&entry, bytes, &tag.digest, "HIT", Headers::default()));
                 }
                 match call.upstream("HEAD").await {
-                    Ok(r) if r.status == 200 && r.headers.get("docker-content-digest") == Some(tag.digest.as_str()) => {
+                    Ok(r)
+                        if r.status == 200
+                            && r.headers.get("docker-content-digest")
+                                == Some(tag.digest.as_str()) =>
+                    {
                         store(host, &key, &TagEntry::new(&tag.digest, now, settings));
                         stats::record(host, Outcome::Revalidated);
-                        return Ok(serve(&entry, bytes, &tag.digest, "REVALIDATED", Headers::default()));
+                        return Ok(serve(
+                            &entry,
+                            bytes,
+                            &tag.digest,
+                            "REVALIDATED",
+                            Headers::default(),
+                        ));
                     }
                     Ok(r) if state == TagState::Stale && (r.status == 429 || r.status >= 500) => {
                         let mut passed = Headers::default();
@@ -65,7 +88,13 @@ pub async fn get<H: Host>(call: &Call<'_, H>, repo: &RepositoryName, reference: 
                     Err(e) if state == TagState::Stale && e.status == 502 => {
                         eprintln!("serving a stale tag: {}", e.message);
                         stats::record(host, Outcome::Stale);
-                        return Ok(serve(&entry, bytes, &tag.digest, "STALE", Headers::default()));
+                        return Ok(serve(
+                            &entry,
+                            bytes,
+                            &tag.digest,
+                            "STALE",
+                            Headers::default(),
+                        ));
                     }
                     Err(e) => return Err(e),
                     // Moved, gone or refused: ask again with the request itself.
@@ -93,8 +122,15 @@ async fn fetch<H: Host>(
         return Ok(call.pass_back(resp));
     }
     let passed = call.client_headers(resp.status, &resp.headers);
-    let announced = resp.headers.get("docker-content-digest").map(str::to_string);
-    let media_type = resp.headers.get("content-type").unwrap_or("application/vnd.oci.image.manifest.v1+json").to_string();
+    let announced = resp
+        .headers
+        .get("docker-content-digest")
+        .map(str::to_string);
+    let media_type = resp
+        .headers
+        .get("content-type")
+        .unwrap_or("application/vnd.oci.image.manifest.v1+json")
+        .to_string();
     let bytes = host
         .read_body(resp.body, MANIFEST_LIMIT)
         .await
@@ -107,19 +143,40 @@ async fn fetch<H: Host>(
     if let Some(e) = expected.filter(|e| e.starts_with("sha256:"))
         && e != digest
     {
-        return Err(RegistryError::bad_gateway(format!("the upstream manifest does not match its digest {e}")));
+        return Err(RegistryError::bad_gateway(format!(
+            "the upstream manifest does not match its digest {e}"
+        )));
     }
-    let entry = ManifestEntry { media_type, private: call.with_client_credentials() };
-    store_raw(host, &scope.manifest_key(repo.as_str(), &digest), &entry.encode(&bytes));
+    let entry = ManifestEntry {
+        media_type,
+        private: call.with_client_credentials(),
+    };
+    store_raw(
+        host,
+        &scope.manifest_key(repo.as_str(), &digest),
+        &entry.encode(&bytes),
+    );
     if let Some(key) = tag_key {
-        store(host, &key, &TagEntry::new(&digest, super::now(), &call.target.route.cache));
+        store(
+            host,
+            &key,
+            &TagEntry::new(&digest, super::now(), &call.target.route.cache),
+        );
     }
     stats::record(host, Outcome::Miss);
     Ok(serve(&entry, bytes, &digest, "MISS", passed))
 }
 
-fn load<H: Host>(host: &H, scope: &Scope, repo: &RepositoryName, digest: &str) -> Option<(ManifestEntry, Vec<u8>)> {
-    let value = host.kv_get(&scope.manifest_key(repo.as_str(), digest)).ok().flatten()?;
+fn load<H: Host>(
+    host: &H,
+    scope: &Scope,
+    repo: &RepositoryName,
+    digest: &str,
+) -> Option<(ManifestEntry, Vec<u8>)> {
+    let value = host
+        .kv_get(&scope.manifest_key(repo.as_str(), digest))
+        .ok()
+        .flatten()?;
     let (entry, bytes) = ManifestEntry::decode(&value)?;
     Some((entry.clone(), bytes.to_vec()))
 }
@@ -149,14 +206,31 @@ fn store_raw<H: Host>(host: &H, key: &str, value: &[u8]) {
     }
 }
 
-fn serve<S>(entry: &ManifestEntry, bytes: Vec<u8>, digest: &str, how: &str, mut headers: Headers) -> Response<S> {
+fn serve<S>(
+    entry: &ManifestEntry,
+    bytes: Vec<u8>,
+    digest: &str,
+    how: &str,
+    mut headers: Headers,
+) -> Response<S> {
     headers.0.retain(|(n, _)| {
-        !["content-type", "content-length", "docker-content-digest", "etag"].iter().any(|x| n.eq_ignore_ascii_case(x))
+        ![
+            "content-type",
+            "content-length",
+            "docker-content-digest",
+            "etag",
+        ]
+        .iter()
+        .any(|x| n.eq_ignore_ascii_case(x))
     });
     headers.push("content-type", entry.media_type.clone());
     headers.push("content-length", bytes.len().to_string());
     headers.push("docker-content-digest", digest);
     headers.push("etag", format!("\"{digest}\""));
     headers.push("x-cache", how);
-    Response { status: 200, headers, body: Body::Bytes(bytes) }
+    Response {
+        status: 200,
+        headers,
+        body: Body::Bytes(bytes),
+    }
 }

@@ -3,6 +3,7 @@
 
 mod admin;
 mod blob_store;
+mod cache_admin;
 mod credentials;
 pub mod host;
 mod login;
@@ -30,13 +31,12 @@ use routing::{Naming, Target};
 /// bytes; tags and digests add little).
 const PATH_LIMIT: usize = 2048;
 
-
-
-
 /// A random value from the standard library's per-process random keys.
 pub(crate) fn random_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
-    std::collections::hash_map::RandomState::new().build_hasher().finish()
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
 }
 
 pub(crate) fn now() -> u64 {
@@ -199,7 +199,9 @@ async fn serve<H: Host>(
                 (Endpoint::Manifest { reference, .. }, Some(repo)) if cache.manifests => {
                     manifest_store::get(&call, repo, reference).await?
                 }
-                (Endpoint::Blob { digest, .. }, _) if cache.blobs => blob_store::get(&call, digest).await?,
+                (Endpoint::Blob { digest, .. }, _) if cache.blobs => {
+                    blob_store::get(&call, digest).await?
+                }
                 _ => call.relay().await?,
             };
             // The distribution spec's proxying: say which namespace answered.

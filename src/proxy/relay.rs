@@ -13,7 +13,14 @@ use crate::www_authenticate::Challenge;
 use url::Url;
 
 /// Request headers relayed upstream on API calls.
-const FORWARDED_REQUEST_HEADERS: &[&str] = &["accept", "range", "if-none-match", "if-match", "if-modified-since", "user-agent"];
+const FORWARDED_REQUEST_HEADERS: &[&str] = &[
+    "accept",
+    "range",
+    "if-none-match",
+    "if-match",
+    "if-modified-since",
+    "user-agent",
+];
 
 /// Response headers relayed to clients, as the upstream sent them.
 const FORWARDED_RESPONSE_HEADERS: &[&str] = &[
@@ -59,11 +66,23 @@ impl<'a, H: Host> Call<'a, H> {
     ) -> Result<Self, RegistryError> {
         let upstream_name = match endpoint.name() {
             Some(n) => Some(target.mapping.to_upstream(n).ok_or_else(|| {
-                RegistryError::new(400, ErrorCode::NameInvalid, "repository name too long with the route's prefix")
+                RegistryError::new(
+                    400,
+                    ErrorCode::NameInvalid,
+                    "repository name too long with the route's prefix",
+                )
             })?),
             None => None,
         };
-        Ok(Self { host, target, origin, endpoint, req, auth, upstream_name })
+        Ok(Self {
+            host,
+            target,
+            origin,
+            endpoint,
+            req,
+            auth,
+            upstream_name,
+        })
     }
 
     /// Whether the client's own upstream credentials are used (what they
@@ -82,10 +101,11 @@ impl<'a, H: Host> Call<'a, H> {
             .map_err(|e| RegistryError::new(400, ErrorCode::NameInvalid, e.to_string()))?;
         // The query (tag-list `n`/`last`, referrers `artifactType`) goes as
         // is, less the `ns` meant for the proxy.
-        let query: Vec<(String, String)> = url::form_urlencoded::parse(self.req.query.as_deref().unwrap_or_default().as_bytes())
-            .filter(|(k, _)| k != "ns")
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
+        let query: Vec<(String, String)> =
+            url::form_urlencoded::parse(self.req.query.as_deref().unwrap_or_default().as_bytes())
+                .filter(|(k, _)| k != "ns")
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(&query);
         }
@@ -96,23 +116,41 @@ impl<'a, H: Host> Call<'a, H> {
                 headers.push(name, values.join(", "));
             }
         }
-        let held = |refresh| credentials::authorization(self.host, route, self.upstream_name.as_ref(), refresh);
+        let held = |refresh| {
+            credentials::authorization(self.host, route, self.upstream_name.as_ref(), refresh)
+        };
         let authorization = match self.auth {
             UpstreamAuth::Client(a) => Some(a.clone()),
             UpstreamAuth::Proxy => held(false).await?,
         };
         let send = |authorization: Option<String>| {
             let (url, headers) = (url.clone(), headers.clone());
-            async move { upstream::fetch(self.host, route, method, url, headers, authorization.as_deref(), Body::Empty).await }
+            async move {
+                upstream::fetch(
+                    self.host,
+                    route,
+                    method,
+                    url,
+                    headers,
+                    authorization.as_deref(),
+                    Body::Empty,
+                )
+                .await
+            }
         };
         let resp = send(authorization).await?;
-        if resp.status != 401 || !matches!(self.auth, UpstreamAuth::Proxy) || route.credentials.is_none() {
+        if resp.status != 401
+            || !matches!(self.auth, UpstreamAuth::Proxy)
+            || route.credentials.is_none()
+        {
             return Ok(resp);
         }
         // A cached upstream token may have been revoked: get a fresh one once.
         let resp = send(held(true).await?).await?;
         if resp.status == 401 {
-            return Err(RegistryError::bad_gateway("the upstream refused the route's credentials"));
+            return Err(RegistryError::bad_gateway(
+                "the upstream refused the route's credentials",
+            ));
         }
         Ok(resp)
     }
@@ -133,42 +171,71 @@ impl<'a, H: Host> Call<'a, H> {
                 None => n.to_string(),
             });
             let upstream_name = self.upstream_name.as_ref().map(|n| n.as_str());
-            out.push("link", rewrite_link(link, &route.upstream, upstream_name, client_name.as_deref()));
+            out.push(
+                "link",
+                rewrite_link(link, &route.upstream, upstream_name, client_name.as_deref()),
+            );
         }
         if status == 401 {
             let realm = self.target.realm(self.origin);
-            out.push("www-authenticate", rewrite_for_proxy(upstream.get("www-authenticate"), &realm, mapping));
+            out.push(
+                "www-authenticate",
+                rewrite_for_proxy(upstream.get("www-authenticate"), &realm, mapping),
+            );
         }
         out
     }
 
     /// An upstream answer passed back as it is, but for its headers.
     pub fn pass_back(&self, resp: Response<H::Stream>) -> Response<H::Stream> {
-        Response { status: resp.status, headers: self.client_headers(resp.status, &resp.headers), body: resp.body }
+        Response {
+            status: resp.status,
+            headers: self.client_headers(resp.status, &resp.headers),
+            body: resp.body,
+        }
     }
 
     /// Relays the request upstream and the answer back, body unread (except
     /// a tag list whose repository the client spells differently).
     pub async fn relay(&self) -> Result<Response<H::Stream>, RegistryError> {
         let resp = self.upstream(&self.req.method).await?;
-        if matches!(self.endpoint, Endpoint::Base) && resp.status == 200 && self.req.headers.get("authorization").is_none() {
+        if matches!(self.endpoint, Endpoint::Base)
+            && resp.status == 200
+            && self.req.headers.get("authorization").is_none()
+        {
             // Clients learn from `/v2/` whether to fetch tokens, and a pull
             // through this host may name another registry that needs them.
             let mut challenge = Challenge::new("Bearer");
             challenge.set_param("realm", &self.target.realm(self.origin));
             challenge.set_param("service", PROXY_SERVICE);
-            return Err(RegistryError::new(401, ErrorCode::Unauthorized, "authentication required").with_challenge(challenge.to_string()));
+            return Err(RegistryError::new(
+                401,
+                ErrorCode::Unauthorized,
+                "authentication required",
+            )
+            .with_challenge(challenge.to_string()));
         }
         let mut resp = self.pass_back(resp);
-        if matches!(self.endpoint, Endpoint::Base) && resp.headers.get("docker-distribution-api-version").is_none() {
-            resp.headers.push("docker-distribution-api-version", "registry/2.0");
+        if matches!(self.endpoint, Endpoint::Base)
+            && resp
+                .headers
+                .get("docker-distribution-api-version")
+                .is_none()
+        {
+            resp.headers
+                .push("docker-distribution-api-version", "registry/2.0");
         }
         let mapping = &self.target.mapping;
-        if matches!(self.endpoint, Endpoint::TagsList { .. }) && resp.status == 200 && mapping.renames() && self.req.method == "GET" {
+        if matches!(self.endpoint, Endpoint::TagsList { .. })
+            && resp.status == 200
+            && mapping.renames()
+            && self.req.method == "GET"
+        {
             let body = std::mem::replace(&mut resp.body, Body::Empty);
             let renamed = rename_tag_list(self.host, body, mapping).await?;
             resp.headers.0.retain(|(n, _)| n != "content-length");
-            resp.headers.push("content-length", renamed.len().to_string());
+            resp.headers
+                .push("content-length", renamed.len().to_string());
             resp.body = Body::Bytes(renamed);
         }
         Ok(resp)
@@ -235,15 +302,30 @@ mod tests {
     fn link_rewriting() {
         let up = Url::parse("https://registry-1.docker.io").unwrap();
         assert_eq!(
-            rewrite_link(r#"</v2/library/alpine/tags/list?last=3.1&n=2>; rel="next""#, &up, Some("library/alpine"), Some("alpine")),
+            rewrite_link(
+                r#"</v2/library/alpine/tags/list?last=3.1&n=2>; rel="next""#,
+                &up,
+                Some("library/alpine"),
+                Some("alpine")
+            ),
             r#"</v2/alpine/tags/list?last=3.1&n=2>; rel="next""#
         );
         assert_eq!(
-            rewrite_link(r#"<https://registry-1.docker.io/v2/x/tags/list?n=1>; rel="next""#, &up, Some("x"), Some("x")),
+            rewrite_link(
+                r#"<https://registry-1.docker.io/v2/x/tags/list?n=1>; rel="next""#,
+                &up,
+                Some("x"),
+                Some("x")
+            ),
             r#"</v2/x/tags/list?n=1>; rel="next""#
         );
         assert_eq!(
-            rewrite_link(r#"<https://other.example/v2/x>; rel="next""#, &up, Some("x"), Some("x")),
+            rewrite_link(
+                r#"<https://other.example/v2/x>; rel="next""#,
+                &up,
+                Some("x"),
+                Some("x")
+            ),
             r#"<https://other.example/v2/x>; rel="next""#
         );
     }

@@ -14,7 +14,12 @@ pub enum Outcome {
 /// Counts one outcome. Instances may race and lose a count: these are
 /// figures for people, not for billing.
 pub fn record<H: Host>(host: &H, outcome: Outcome) {
-    let mut stats: Stats = host.kv_get(STATS_KEY).ok().flatten().and_then(|v| serde_json::from_slice(&v).ok()).unwrap_or_default();
+    let mut stats: Stats = host
+        .kv_get(STATS_KEY)
+        .ok()
+        .flatten()
+        .and_then(|v| serde_json::from_slice(&v).ok())
+        .unwrap_or_default();
     let n = match outcome {
         Outcome::Hit => &mut stats.hits,
         Outcome::Miss => &mut stats.misses,
@@ -28,5 +33,9 @@ pub fn record<H: Host>(host: &H, outcome: Outcome) {
 }
 
 pub fn load<H: Host>(host: &H) -> Stats {
-    host.kv_get(STATS_KEY).ok().flatten().and_then(|v| serde_json::from_slice(&v).ok()).unwrap_or_default()
+    host.kv_get(STATS_KEY)
+        .ok()
+        .flatten()
+        .and_then(|v| serde_json::from_slice(&v).ok())
+        .unwrap_or_default()
 }

@@ -1,0 +1,105 @@
+//! Looking after the cache: its figures, removing what expired or was
+//! orphaned, and removing one repository's or one blob's entries.
+
+use super::host::Host;
+use super::stats;
+use crate::cache::{
+    self, BLOB_PREFIX, BlobEntry, CHUNK_PREFIX, MANIFEST_PREFIX, TAG_PREFIX, TagEntry,
+};
+use serde_json::json;
+use std::collections::HashSet;
+
+pub fn figures<H: Host>(host: &H) -> Result<serde_json::Value, String> {
+    let keys = host.kv_keys()?;
+    let count = |prefix: &str| keys.iter().filter(|k| k.starts_with(prefix)).count();
+    let mut blob_bytes = 0u64;
+    for k in keys.iter().filter(|k| k.starts_with(BLOB_PREFIX)) {
+        if let Some(e) = host
+            .kv_get(k)?
+            .and_then(|v| serde_json::from_slice::<BlobEntry>(&v).ok())
+        {
+            blob_bytes += e.size;
+        }
+    }
+    let stats = stats::load(host);
+    Ok(json!({
+        "entries": {
+            "manifests": count(MANIFEST_PREFIX),
+            "tags": count(TAG_PREFIX),
+            "blobs": count(BLOB_PREFIX),
+            "chunks": count(CHUNK_PREFIX),
+        },
+        "blob_bytes": blob_bytes,
+        "hits": stats.hits,
+        "misses": stats.misses,
+        "revalidated": stats.revalidated,
+        "stale": stats.stale,
+    }))
+}
+
+/// Removes tags past their stale period and chunks of no committed blob
+/// (failed or abandoned copies).
+pub fn collect_garbage<H: Host>(host: &H) -> Result<serde_json::Value, String> {
+    let keys = host.kv_keys()?;
+    let now = super::now();
+    let mut tags = 0;
+    for k in keys.iter().filter(|k| k.starts_with(TAG_PREFIX)) {
+        let expired = host
+            .kv_get(k)?
+            .and_then(|v| serde_json::from_slice::<TagEntry>(&v).ok())
+            .is_none_or(|t| t.expires <= now);
+        if expired {
+            host.kv_delete(k)?;
+            tags += 1;
+        }
+    }
+    // The committed (scope, digest, upload) of every blob.
+    let mut committed = HashSet::new();
+    for k in keys.iter().filter(|k| k.starts_with(BLOB_PREFIX)) {
+        let rest = &k[BLOB_PREFIX.len()..];
+        if let (Some((scope, digest)), Some(e)) = (
+            rest.split_once('/'),
+            host.kv_get(k)?
+                .and_then(|v| serde_json::from_slice::<BlobEntry>(&v).ok()),
+        ) {
+            committed.insert((scope.to_string(), digest.to_string(), e.upload));
+        }
+    }
+    let mut chunks = 0;
+    for k in keys.iter() {
+        if let Some((scope, digest, upload)) = cache::chunk_of(k)
+            && !committed.contains(&(scope.to_string(), digest.to_string(), upload.to_string()))
+        {
+            host.kv_delete(k)?;
+            chunks += 1;
+        }
+    }
+    Ok(json!({ "removed": { "tags": tags, "chunks": chunks } }))
+}
+
+pub fn delete_repository<H: Host>(host: &H, repository: &str) -> Result<serde_json::Value, String> {
+    let mut removed = 0;
+    for k in host.kv_keys()? {
+        if cache::repository_of(&k) == Some(repository) {
+            host.kv_delete(&k)?;
+            removed += 1;
+        }
+    }
+    Ok(json!({ "removed": removed }))
+}
+
+pub fn delete_blob<H: Host>(host: &H, digest: &str) -> Result<serde_json::Value, String> {
+    let mut removed = 0;
+    for k in host.kv_keys()? {
+        let is_entry = k
+            .strip_prefix(BLOB_PREFIX)
+            .and_then(|r| r.split_once('/'))
+            .is_some_and(|(_, d)| d == digest);
+        let is_chunk = cache::chunk_of(&k).is_some_and(|(_, d, _)| d == digest);
+        if is_entry || is_chunk {
+            host.kv_delete(&k)?;
+            removed += 1;
+        }
+    }
+    Ok(json!({ "removed": removed }))
+}
