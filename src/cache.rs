@@ -109,6 +109,24 @@ pub fn chunk_of(key: &str) -> Option<(&str, &str, &str)> {
     Some((scope, digest, upload))
 }
 
+/// A blob write's id: when it started, so garbage collection can tell a
+/// copy still under way from an abandoned one.
+pub fn upload_id(now: u64, random: u64) -> String {
+    format!("{now:x}-{random:016x}")
+}
+
+/// How long a copy may take before its chunks count as abandoned.
+pub const UPLOAD_GRACE_SECS: u64 = 6 * 3600;
+
+/// Whether the chunks of `upload` belong to an abandoned copy by now.
+pub fn upload_abandoned(upload: &str, now: u64) -> bool {
+    let started = upload
+        .split_once('-')
+        .and_then(|(t, _)| u64::from_str_radix(t, 16).ok())
+        .unwrap_or(0);
+    started + UPLOAD_GRACE_SECS <= now
+}
+
 /// Clients asking with different `Accept` lists may get different
 /// manifests for one tag (an index, or one platform's manifest).
 fn accept_key(accept: &str) -> String {
@@ -238,6 +256,14 @@ mod tests {
             Scope::of(&Url::parse("https://ghcr.io").unwrap()).blob_key("d"),
             "cache/blob/https~ghcr.io/d"
         );
+    }
+
+    #[test]
+    fn uploads_age() {
+        let id = upload_id(1000, 7);
+        assert!(!upload_abandoned(&id, 1000 + UPLOAD_GRACE_SECS - 1));
+        assert!(upload_abandoned(&id, 1000 + UPLOAD_GRACE_SECS));
+        assert!(upload_abandoned("garbage", UPLOAD_GRACE_SECS));
     }
 
     #[test]

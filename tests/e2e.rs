@@ -792,6 +792,49 @@ fn a_256_mib_layer_streams_with_bounded_component_memory() {
         peak < 16 << 20,
         "component memory grew to {peak} bytes for a {SIZE}-byte layer"
     );
+
+    // Cached in chunks: served back whole and in part, without the upstream.
+    let chunks = e
+        .spin
+        .app
+        .kv
+        .lock()
+        .unwrap()
+        .keys()
+        .filter(|k| k.starts_with("cache/chunk/") && k.contains(digest.as_str()))
+        .count();
+    assert_eq!(chunks, 256, "1 MiB chunks");
+    let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+    let r = rt()
+        .block_on(http::send_with(
+            "GET",
+            &url,
+            &[],
+            http::full(""),
+            |c| sha2::Digest::update(&mut hasher, c),
+            false,
+        ))
+        .unwrap();
+    assert_eq!((r.status, r.header("x-cache")), (200, Some("HIT")));
+    assert_eq!(
+        format!("sha256:{:x}", sha2::Digest::finalize(hasher)),
+        digest
+    );
+    let part = get(&url, &[("range", "bytes=1048570-2097160")]);
+    assert_eq!(part.status, 206);
+    assert_eq!(
+        part.header("content-range"),
+        Some(format!("bytes 1048570-2097160/{SIZE}").as_str())
+    );
+    let whole: Vec<u8> = registry::chunks(7, 3 << 20, 1 << 20).flatten().collect();
+    assert!(
+        part.body == whole[1048570..=2097160],
+        "a range across chunks came back wrong"
+    );
+    assert_eq!(
+        count(&upstream_log("open", "test/big"), "GET /v2/test/big/blobs/"),
+        1
+    );
 }
 
 /// Through one proxy host, the registry named before the image.
@@ -1442,4 +1485,369 @@ fn admin_api_manages_routes() {
         &auth,
     );
     assert_eq!(r.status, 404);
+}
+
+fn upstream_log(registry: &str, repository: &str) -> Vec<String> {
+    registry::access_log(&env().dir, registry, repository)
+}
+
+fn count(log: &[String], prefix: &str) -> usize {
+    log.iter().filter(|l| l.starts_with(prefix)).count()
+}
+
+/// A second pull costs the upstream nothing within the TTL, a `HEAD` after
+/// it, and a retag is seen once the TTL has passed.
+#[test]
+fn cached_pulls_spare_the_upstream_and_tags_revalidate_with_head() {
+    let e = env();
+    let first = rt().block_on(registry::push_image(
+        e.open,
+        "cache/one",
+        "v1",
+        "cache-one",
+        "amd64",
+    ));
+    let pull = || {
+        let (out, dir) = skopeo_copy(&e.proxy(HUB), "cache.test/cache/one:v1", None, false);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        layout_digest(&dir)
+    };
+    assert_eq!(pull(), first.digest);
+    let after_first = upstream_log("open", "cache/one");
+    assert!(
+        count(&after_first, "GET /v2/cache/one/blobs/") >= 2,
+        "{after_first:?}"
+    );
+
+    assert_eq!(pull(), first.digest);
+    let after_second = upstream_log("open", "cache/one");
+    assert_eq!(
+        after_second.len(),
+        after_first.len(),
+        "the second pull reached the upstream: {:?}",
+        &after_second[after_first.len()..]
+    );
+
+    std::thread::sleep(std::time::Duration::from_millis(2200));
+    let url = format!("{}/v2/cache/one/manifests/v1", e.proxy(OPEN));
+    let accept = "application/vnd.oci.image.manifest.v1+json";
+    let r = get(&url, &[("host", "cache.test"), ("accept", accept)]);
+    assert_eq!(r.status, 200);
+    let new = upstream_log("open", "cache/one")[after_second.len()..].to_vec();
+    assert_eq!(
+        r.header("x-cache"),
+        Some("MISS"),
+        "a new Accept list is a new tag entry"
+    );
+    let _ = new;
+    let before = upstream_log("open", "cache/one").len();
+    let r = get(&url, &[("host", "cache.test"), ("accept", accept)]);
+    assert_eq!(r.header("x-cache"), Some("HIT"));
+    assert_eq!(upstream_log("open", "cache/one").len(), before);
+
+    std::thread::sleep(std::time::Duration::from_millis(2200));
+    let before = upstream_log("open", "cache/one").len();
+    assert_eq!(pull(), first.digest);
+    let revalidation = upstream_log("open", "cache/one")[before..].to_vec();
+    assert!(
+        !revalidation.is_empty() && revalidation.iter().all(|l| l.starts_with("HEAD ")),
+        "after the TTL only a HEAD: {revalidation:?}"
+    );
+
+    // Retagged upstream: seen after the TTL.
+    let second = rt().block_on(registry::push_image(
+        e.open,
+        "cache/one",
+        "v1",
+        "cache-one-again",
+        "amd64",
+    ));
+    assert_eq!(
+        pull(),
+        first.digest,
+        "within the TTL the tag is answered from the cache"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(2200));
+    assert_eq!(pull(), second.digest);
+    let r = get(
+        &format!("{}/v2/cache/one/manifests/{}", e.proxy(OPEN), first.digest),
+        &[("host", "cache.test")],
+    );
+    assert_eq!(
+        (r.status, r.header("x-cache")),
+        (200, Some("HIT")),
+        "digests stay cached"
+    );
+    assert_eq!(r.body, first.manifest);
+}
+
+#[test]
+fn a_stopped_upstream_still_serves_cached_images() {
+    let e = env();
+    let image = rt().block_on(registry::push_image(
+        e.open,
+        "cache/two",
+        "v1",
+        "cache-two",
+        "amd64",
+    ));
+    let pull = |reference: &str| {
+        skopeo_copy(
+            &e.proxy(HUB),
+            &format!("stoppable.test/cache/two{reference}"),
+            None,
+            false,
+        )
+    };
+    let (out, _) = pull(":v1");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let direct = format!("{}/v2/cache/two/manifests/v1", e.proxy(OPEN));
+    let r = get(
+        &direct,
+        &[("host", "stoppable.test"), ("accept", ACCEPT_ALL)],
+    );
+    assert_eq!(r.status, 200);
+    registry::stop(&e.dir, "stoppable");
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let (out, dir) = pull(":v1");
+    assert!(
+        out.status.success(),
+        "by tag: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(layout_digest(&dir), image.digest);
+    let (out, dir) = pull(&format!("@{}", image.digest));
+    assert!(
+        out.status.success(),
+        "by digest: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(layout_digest(&dir), image.digest);
+    let r = get(
+        &direct,
+        &[("host", "stoppable.test"), ("accept", ACCEPT_ALL)],
+    );
+    assert_eq!((r.status, r.header("x-cache")), (200, Some("STALE")));
+    // Never cached: the upstream's absence shows.
+    let r = get(
+        &format!("{}/v2/cache/two/manifests/never", e.proxy(OPEN)),
+        &[("host", "stoppable.test")],
+    );
+    assert_eq!(r.status, 502);
+}
+
+#[test]
+fn a_corrupt_upstream_blob_fails_the_pull_and_is_not_cached() {
+    let e = env();
+    let image = rt().block_on(registry::push_image(
+        e.open,
+        "cache/three",
+        "v1",
+        "cache-three",
+        "amd64",
+    ));
+    let layer = &image.layers[0];
+    let url = format!("{}/v2/cache/three/blobs/{layer}", e.proxy(OPEN));
+    let host = [("host", "corrupt.test")];
+    e.corrupting
+        .corrupt
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+    let result = rt().block_on(http::send_with(
+        "GET",
+        &url,
+        &host,
+        http::full(""),
+        |c| sha2::Digest::update(&mut hasher, c),
+        false,
+    ));
+    let digest = format!("sha256:{:x}", sha2::Digest::finalize(hasher));
+    assert!(
+        result.is_err() || digest != *layer,
+        "a corrupt blob reached the client whole and verified"
+    );
+    assert!(
+        result.is_err(),
+        "the client was not told: {:?}",
+        result.map(|r| r.status)
+    );
+    let cached = e
+        .spin
+        .app
+        .kv
+        .lock()
+        .unwrap()
+        .keys()
+        .any(|k| k.starts_with("cache/blob/") && k.ends_with(layer.as_str()));
+    assert!(!cached, "a corrupt blob was cached");
+
+    e.corrupting
+        .corrupt
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let r = get(&url, &host);
+    assert_eq!((r.status, r.header("x-cache")), (200, Some("MISS")));
+    assert_eq!(registry::sha256(&r.body), *layer);
+    let r = get(&url, &host);
+    assert_eq!((r.status, r.header("x-cache")), (200, Some("HIT")));
+    assert_eq!(registry::sha256(&r.body), *layer);
+}
+
+#[test]
+fn private_content_is_not_served_from_the_cache_to_others() {
+    let e = env();
+    let image = rt().block_on(registry::push_image(
+        e.open,
+        "private/cached",
+        "v1",
+        "private-cached",
+        "amd64",
+    ));
+    let basic = format!(
+        "Basic {}",
+        base64_encode(&format!(
+            "{}:{}",
+            token_server::USER,
+            token_server::PASSWORD
+        ))
+    );
+    let t = get(
+        &format!(
+            "{}/v2/auth?scope=repository:private/cached:pull",
+            e.proxy(AUTH)
+        ),
+        &[("authorization", &basic)],
+    );
+    let alice = format!("Bearer {}", t.json()["token"].as_str().unwrap());
+    let manifest = format!(
+        "{}/v2/private/cached/manifests/{}",
+        e.proxy(AUTH),
+        image.digest
+    );
+    let blob = format!(
+        "{}/v2/private/cached/blobs/{}",
+        e.proxy(AUTH),
+        image.layers[0]
+    );
+    for (url, first) in [
+        (&manifest, "MISS"),
+        (&manifest, "HIT"),
+        (&blob, "MISS"),
+        (&blob, "HIT"),
+    ] {
+        let r = get(url, &[("authorization", &alice), ("accept", ACCEPT_ALL)]);
+        assert_eq!((r.status, r.header("x-cache")), (200, Some(first)), "{url}");
+    }
+    for url in [&manifest, &blob] {
+        let r = get(url, &[("accept", ACCEPT_ALL)]);
+        assert_eq!(
+            r.status, 401,
+            "an anonymous client got private content from the cache: {url}"
+        );
+        let anonymous = get(
+            &format!(
+                "{}/v2/auth?scope=repository:private/cached:pull",
+                e.proxy(AUTH)
+            ),
+            &[],
+        );
+        let token = format!("Bearer {}", anonymous.json()["token"].as_str().unwrap());
+        assert_eq!(
+            get(url, &[("authorization", &token), ("accept", ACCEPT_ALL)]).status,
+            401,
+            "{url}"
+        );
+    }
+}
+
+#[test]
+fn cache_administration() {
+    let e = env();
+    let admin = format!("Bearer {}", support::ADMIN_TOKEN);
+    let auth = [("authorization", admin.as_str())];
+    let api = format!("{}/_registry-proxy/cache", e.proxy(OPEN));
+    let image = rt().block_on(registry::push_image(
+        e.open,
+        "cache/four",
+        "v1",
+        "cache-four",
+        "amd64",
+    ));
+    let (out, _) = skopeo_copy(&e.proxy(HUB), "cache.test/cache/four:v1", None, false);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let figures = get(&api, &auth).json();
+    assert!(
+        figures["entries"]["manifests"].as_u64().unwrap() >= 1,
+        "{figures}"
+    );
+    assert!(
+        figures["entries"]["blobs"].as_u64().unwrap() >= 2,
+        "{figures}"
+    );
+    assert!(
+        figures["blob_bytes"].as_u64().unwrap() > 0 && figures["misses"].as_u64().unwrap() > 0,
+        "{figures}"
+    );
+    assert_eq!(get(&api, &[]).status, 401);
+
+    // Orphan chunks and an expired tag go; committed blobs stay.
+    e.spin.app.kv_set(
+        &format!(
+            "cache/chunk/http~127.0.0.1:1/sha256:{}/0-dead/0",
+            "0".repeat(64)
+        ),
+        b"x",
+    );
+    e.spin.app.kv_set(
+        "cache/tag/http~127.0.0.1:1/gone/x:v1#00",
+        br#"{"digest":"sha256:00","checked":0,"expires":1}"#,
+    );
+    let gc = send("POST", &format!("{api}/gc"), &auth, "");
+    assert_eq!(gc.status, 200);
+    assert!(
+        gc.json()["removed"]["chunks"].as_u64().unwrap() >= 1
+            && gc.json()["removed"]["tags"].as_u64().unwrap() >= 1,
+        "{}",
+        gc.text()
+    );
+    let url = format!("{}/v2/cache/four/blobs/{}", e.proxy(OPEN), image.layers[0]);
+    assert_eq!(
+        get(&url, &[("host", "cache.test")]).header("x-cache"),
+        Some("HIT")
+    );
+
+    let r = send(
+        "DELETE",
+        &format!("{api}/repositories/cache/four"),
+        &auth,
+        "",
+    );
+    assert!(r.json()["removed"].as_u64().unwrap() >= 2, "{}", r.text());
+    let m = get(
+        &format!("{}/v2/cache/four/manifests/v1", e.proxy(OPEN)),
+        &[("host", "cache.test"), ("accept", ACCEPT_ALL)],
+    );
+    assert_eq!(m.header("x-cache"), Some("MISS"));
+    let r = send(
+        "DELETE",
+        &format!("{api}/blobs/{}", image.layers[0]),
+        &auth,
+        "",
+    );
+    assert!(r.json()["removed"].as_u64().unwrap() >= 2, "{}", r.text());
+    assert_eq!(
+        get(&url, &[("host", "cache.test")]).header("x-cache"),
+        Some("MISS")
+    );
 }

@@ -8,7 +8,7 @@
 use super::host::{Body, Chunks, Headers, Host, Kv, Response};
 use super::relay::Call;
 use super::stats::{self, Outcome};
-use crate::cache::{BlobEntry, Scope};
+use crate::cache::{self, BlobEntry, Scope};
 use crate::digest::Digest;
 use crate::error::RegistryError;
 use crate::range::{self, ByteRange};
@@ -61,7 +61,7 @@ pub async fn get<H: Host>(
     let entry = BlobEntry {
         size,
         chunk_size: call.target.route.cache.chunk_size,
-        upload: format!("{:016x}", super::random_u64()),
+        upload: cache::upload_id(super::now(), super::random_u64()),
         private: call.with_client_credentials(),
         media_type: headers
             .get("content-type")

@@ -38,7 +38,8 @@ pub fn figures<H: Host>(host: &H) -> Result<serde_json::Value, String> {
 }
 
 /// Removes tags past their stale period and chunks of no committed blob
-/// (failed or abandoned copies).
+/// whose copy started long enough ago to count as abandoned (a copy under
+/// way has no committed entry yet).
 pub fn collect_garbage<H: Host>(host: &H) -> Result<serde_json::Value, String> {
     let keys = host.kv_keys()?;
     let now = super::now();
@@ -69,6 +70,7 @@ pub fn collect_garbage<H: Host>(host: &H) -> Result<serde_json::Value, String> {
     for k in keys.iter() {
         if let Some((scope, digest, upload)) = cache::chunk_of(k)
             && !committed.contains(&(scope.to_string(), digest.to_string(), upload.to_string()))
+            && cache::upload_abandoned(upload, now)
         {
             host.kv_delete(k)?;
             chunks += 1;

@@ -15,6 +15,45 @@ pub struct Seen {
     pub authorization: Option<String>,
 }
 
+/// A front that flips one byte of every blob it relays while `corrupt` is set.
+pub struct Corrupting {
+    pub addr: SocketAddr,
+    pub corrupt: Arc<std::sync::atomic::AtomicBool>,
+}
+
+pub async fn corrupting(registry: SocketAddr) -> Corrupting {
+    let corrupt = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = corrupt.clone();
+    let handler: Handler = Arc::new(move |req| {
+        let flag = flag.clone();
+        Box::pin(async move {
+            let blob = req.uri().path().contains("/blobs/sha256:") && req.method() == "GET";
+            let pq = req
+                .uri()
+                .path_and_query()
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_default();
+            let resp = relay(registry, &pq, req).await;
+            if !blob || !flag.load(std::sync::atomic::Ordering::SeqCst) {
+                return resp;
+            }
+            let (parts, body) = resp.into_parts();
+            let mut bytes = http_body_util::BodyExt::collect(body)
+                .await
+                .map(|b| b.to_bytes().to_vec())
+                .unwrap_or_default();
+            if let Some(b) = bytes.first_mut() {
+                *b ^= 0xff;
+            }
+            hyper::Response::from_parts(parts, http::full(bytes))
+        })
+    });
+    Corrupting {
+        addr: http::serve("127.0.0.1", handler).await,
+        corrupt,
+    }
+}
+
 pub struct Fronts {
     pub redirecting: SocketAddr,
     pub cdn: SocketAddr,

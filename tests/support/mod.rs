@@ -28,6 +28,7 @@ pub struct Env {
     pub alpine: Pushed,
     pub private: Pushed,
     pub held: Pushed,
+    pub corrupting: fronts::Corrupting,
 }
 
 pub const ADMIN_TOKEN: &str = "admin-s3cret-token";
@@ -112,6 +113,7 @@ async fn start() -> Env {
     let forbidden_realm = format!("127.0.0.3:{}", token.addr.port());
     let fronts = fronts::start(open, open, &forbidden_realm).await;
     let auth_fronts = fronts::start(auth, open, &forbidden_realm).await;
+    let corrupting = fronts::corrupting(open).await;
     let app = spin_host::load_app(
         &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("spin.toml"),
         "registry-proxy",
@@ -194,6 +196,20 @@ async fn start() -> Env {
         "user/bob",
         serde_json::json!({"password_hash": argon2_hash(PROXY_USER.1), "access": [{"repository": "test/*", "actions": ["pull"]}]}),
     );
+    // Cached routes with short tag TTLs; one whose upstream can be stopped.
+    kv(
+        "route/cache.test",
+        serde_json::json!({"upstream": format!("http://{open}"), "cache": {"tag_ttl": 2}}),
+    );
+    let stoppable = registry::start(&dir, "stoppable", "").await;
+    kv(
+        "route/stoppable.test",
+        serde_json::json!({"upstream": format!("http://{stoppable}"), "cache": {"tag_ttl": 1}}),
+    );
+    kv(
+        "route/corrupt.test",
+        serde_json::json!({"upstream": format!("http://{}", corrupting.addr)}),
+    );
     kv(
         "route/filtered.test",
         serde_json::json!({"upstream": format!("http://{}", fronts.redirecting), "allow": ["test/**"], "deny": ["test/evil"]}),
@@ -212,6 +228,7 @@ async fn start() -> Env {
         private,
         held,
         auth_fronts,
+        corrupting,
     }
 }
 

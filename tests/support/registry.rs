@@ -68,6 +68,31 @@ pub async fn start(dir: &Path, name: &str, auth: &str) -> SocketAddr {
     );
 }
 
+/// Stops a registry started by `start` (its watchdog then exits too).
+pub fn stop(dir: &Path, name: &str) {
+    let config = dir.join(format!("{name}.yml"));
+    let _ = std::process::Command::new("pkill")
+        .arg("-f")
+        .arg(format!("docker-registry serve {}", config.display()))
+        .status();
+}
+
+/// The requests a registry logged for `repository`, as "METHOD path".
+pub fn access_log(dir: &Path, name: &str, repository: &str) -> Vec<String> {
+    let log = std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
+    let needle = format!("/v2/{repository}/");
+    log.lines()
+        .filter_map(|l| {
+            // Combined log format: ... "GET /v2/... HTTP/1.1" 200 ...
+            let request = l.split('"').nth(1)?;
+            let mut parts = request.split(' ');
+            let (method, path) = (parts.next()?, parts.next()?);
+            path.starts_with(&needle)
+                .then(|| format!("{method} {path}"))
+        })
+        .collect()
+}
+
 pub fn sha256(data: &[u8]) -> String {
     format!("sha256:{:x}", Sha256::digest(data))
 }
