@@ -1851,3 +1851,29 @@ fn cache_administration() {
         Some("MISS")
     );
 }
+
+#[test]
+fn a_rate_limited_upstream_gets_the_cached_tag_with_its_limit_headers() {
+    let e = env();
+    let image = rt().block_on(registry::push_image(
+        e.open,
+        "cache/five",
+        "v1",
+        "cache-five",
+        "amd64",
+    ));
+    let url = format!("{}/v2/cache/five/manifests/v1", e.proxy(OPEN));
+    let headers = [("host", "corrupt.test"), ("accept", ACCEPT_ALL)];
+    assert_eq!(get(&url, &headers).header("x-cache"), Some("MISS"));
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    e.corrupting
+        .throttle
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let r = get(&url, &headers);
+    e.corrupting
+        .throttle
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!((r.status, r.header("x-cache")), (200, Some("STALE")));
+    assert_eq!(r.body, image.manifest);
+    assert_eq!(r.header("ratelimit-remaining"), Some("0;w=21600"));
+}

@@ -15,18 +15,36 @@ pub struct Seen {
     pub authorization: Option<String>,
 }
 
-/// A front that flips one byte of every blob it relays while `corrupt` is set.
+/// A front that flips one byte of every blob it relays while `corrupt` is
+/// set, and answers manifest requests 429 (as Docker Hub's pull limit does)
+/// while `throttle` is.
 pub struct Corrupting {
     pub addr: SocketAddr,
     pub corrupt: Arc<std::sync::atomic::AtomicBool>,
+    pub throttle: Arc<std::sync::atomic::AtomicBool>,
 }
 
 pub async fn corrupting(registry: SocketAddr) -> Corrupting {
     let corrupt = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let flag = corrupt.clone();
+    let throttle = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (flag, throttled) = (corrupt.clone(), throttle.clone());
     let handler: Handler = Arc::new(move |req| {
-        let flag = flag.clone();
+        let (flag, throttled) = (flag.clone(), throttled.clone());
         Box::pin(async move {
+            if req.uri().path().contains("/manifests/")
+                && throttled.load(std::sync::atomic::Ordering::SeqCst)
+            {
+                let limits = [
+                    ("ratelimit-limit", "100;w=21600"),
+                    ("ratelimit-remaining", "0;w=21600"),
+                    ("content-type", "application/json"),
+                ];
+                return http::response(
+                    429,
+                    &limits,
+                    r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"pull limit"}]}"#,
+                );
+            }
             let blob = req.uri().path().contains("/blobs/sha256:") && req.method() == "GET";
             let pq = req
                 .uri()
@@ -51,6 +69,7 @@ pub async fn corrupting(registry: SocketAddr) -> Corrupting {
     Corrupting {
         addr: http::serve("127.0.0.1", handler).await,
         corrupt,
+        throttle,
     }
 }
 

@@ -208,7 +208,7 @@ async fn start() -> Env {
     );
     kv(
         "route/corrupt.test",
-        serde_json::json!({"upstream": format!("http://{}", corrupting.addr)}),
+        serde_json::json!({"upstream": format!("http://{}", corrupting.addr), "cache": {"tag_ttl": 1}}),
     );
     kv(
         "route/filtered.test",
