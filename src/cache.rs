@@ -165,10 +165,16 @@ impl ManifestEntry {
     }
 }
 
-/// A tag's answer for one `Accept`: which manifest, checked when.
+/// A tag's answer for one `Accept`: which manifest, checked when. It holds
+/// what a `HEAD` answers, so a client resolving tags with `HEAD` (containerd)
+/// is served before the manifest itself was ever fetched by tag.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TagEntry {
     pub digest: String,
+    pub media_type: String,
+    pub size: u64,
+    /// As for manifests: fetched with a client's own credentials.
+    pub private: bool,
     /// Unix seconds of the last upstream confirmation.
     pub checked: u64,
     /// Unix seconds after which even a failing upstream does not get it served.
@@ -186,9 +192,19 @@ pub enum TagState {
 }
 
 impl TagEntry {
-    pub fn new(digest: &str, now: u64, settings: &CacheSettings) -> Self {
+    pub fn new(
+        digest: &str,
+        media_type: &str,
+        size: u64,
+        private: bool,
+        now: u64,
+        settings: &CacheSettings,
+    ) -> Self {
         Self {
             digest: digest.to_string(),
+            media_type: media_type.to_string(),
+            size,
+            private,
             checked: now,
             expires: now + settings.tag_ttl + settings.stale_if_error,
         }
@@ -293,7 +309,7 @@ mod tests {
             stale_if_error: 100,
             ..Default::default()
         };
-        let t = TagEntry::new("d", 1000, &s);
+        let t = TagEntry::new("d", "m", 1, false, 1000, &s);
         assert_eq!(t.state(1005, &s), TagState::Fresh);
         assert_eq!(t.state(1010, &s), TagState::Stale);
         assert_eq!(t.state(1110, &s), TagState::Expired);

@@ -11,6 +11,8 @@ use spin_sdk::http_component;
 use spin_sdk::key_value::Store;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::task::Poll;
+use wasi::io::streams::{InputStream, StreamError};
 
 type ChunkStream = Pin<Box<dyn futures::Stream<Item = Result<Vec<u8>, String>>>>;
 
@@ -97,11 +99,13 @@ impl host::Host for SpinHost {
         })?;
         let status = response.status();
         let headers = headers_of(&response.headers());
-        let chunks = response
-            .take_body_stream()
-            .map(|r| r.map_err(|e| e.to_string()));
+        let body = response
+            .consume()
+            .map_err(|()| host::SendError::Failed("response body already taken".into()))?;
+        let chunks = body_chunks(body.stream(), body)
+            .map_err(|()| host::SendError::Failed("response body unreadable".into()))?;
         let body = host::Body::Stream(Stream {
-            chunks: Box::pin(chunks),
+            chunks,
             _response: Some(response),
         });
         Ok(host::Response {
@@ -153,6 +157,50 @@ impl futures::Stream for Stream {
     }
 }
 
+/// Largest read from an incoming body: whatever is buffered, up to this.
+/// The SDK's own reader takes 16 KiB at a time, and each piece then costs a
+/// write and a flush on the way out.
+const READ_SIZE: u64 = 1 << 20;
+
+/// An incoming body (request or response) as a stream of chunks. `body` is
+/// the body resource the stream belongs to: it must outlive the stream.
+fn body_chunks<B: 'static>(stream: Result<InputStream, ()>, body: B) -> Result<ChunkStream, ()> {
+    struct Incoming {
+        stream: Option<InputStream>,
+        body: Option<Box<dyn std::any::Any>>,
+        cancel: Option<spin_executor::CancelOnDropToken>,
+    }
+    impl Drop for Incoming {
+        fn drop(&mut self) {
+            // A child resource goes before its parent.
+            drop(self.cancel.take());
+            drop(self.stream.take());
+            drop(self.body.take());
+        }
+    }
+    let mut incoming = Incoming {
+        stream: Some(stream?),
+        body: Some(Box::new(body)),
+        cancel: None,
+    };
+    Ok(Box::pin(futures::stream::poll_fn(move |cx| {
+        let Some(stream) = &incoming.stream else {
+            return Poll::Ready(None);
+        };
+        match stream.read(READ_SIZE) {
+            Ok(buf) if buf.is_empty() => {
+                let token =
+                    spin_executor::push_waker_and_get_token(stream.subscribe(), cx.waker().clone());
+                incoming.cancel = Some(spin_executor::CancelOnDropToken::from(token));
+                Poll::Pending
+            }
+            Ok(buf) => Poll::Ready(Some(Ok(buf))),
+            Err(StreamError::Closed) => Poll::Ready(None),
+            Err(StreamError::LastOperationFailed(e)) => Poll::Ready(Some(Err(e.to_debug_string()))),
+        }
+    })))
+}
+
 /// Copies a stream into a wasi body; the body is finished when the sink drops.
 async fn pump<Si>(mut chunks: ChunkStream, mut sink: Si) -> Result<(), String>
 where
@@ -200,8 +248,14 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
         Some((p, q)) => (p.to_string(), Some(q.to_string())),
         None => (path_with_query, None),
     };
+    let chunks = match req.consume() {
+        Ok(body) => {
+            body_chunks(body.stream(), body).unwrap_or_else(|()| Box::pin(futures::stream::empty()))
+        }
+        Err(()) => Box::pin(futures::stream::empty()),
+    };
     let body = host::Body::Stream(Stream {
-        chunks: Box::pin(req.into_body_stream().map(|r| r.map_err(|e| e.to_string()))),
+        chunks,
         _response: None,
     });
     let host = SpinHost {

@@ -1877,3 +1877,44 @@ fn a_rate_limited_upstream_gets_the_cached_tag_with_its_limit_headers() {
     assert_eq!(r.body, image.manifest);
     assert_eq!(r.header("ratelimit-remaining"), Some("0;w=21600"));
 }
+
+/// containerd resolves tags with `HEAD`: those are cached too, before any
+/// `GET` by tag.
+#[test]
+fn tag_resolution_by_head_is_cached() {
+    let e = env();
+    let image = rt().block_on(registry::push_image(
+        e.open,
+        "cache/six",
+        "v1",
+        "cache-six",
+        "amd64",
+    ));
+    let url = format!("{}/v2/cache/six/manifests/v1", e.proxy(OPEN));
+    let headers = [("host", "cache.test"), ("accept", ACCEPT_ALL)];
+    let first = send("HEAD", &url, &headers, "");
+    assert_eq!(first.status, 200);
+    let before = upstream_log("open", "cache/six").len();
+    let second = send("HEAD", &url, &headers, "");
+    assert_eq!(
+        (second.status, second.header("x-cache")),
+        (200, Some("HIT"))
+    );
+    assert_eq!(
+        second.header("docker-content-digest"),
+        Some(image.digest.as_str())
+    );
+    assert_eq!(
+        second.header("content-length"),
+        Some(image.manifest.len().to_string().as_str())
+    );
+    assert_eq!(
+        upstream_log("open", "cache/six").len(),
+        before,
+        "the second HEAD reached the upstream"
+    );
+    // A GET by tag still fetches the manifest itself once.
+    let r = get(&url, &headers);
+    assert_eq!((r.status, r.header("x-cache")), (200, Some("MISS")));
+    assert_eq!(r.body, image.manifest);
+}

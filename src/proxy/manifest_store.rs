@@ -14,8 +14,7 @@ use sha2::{Digest, Sha256};
 /// distribution's limit on manifest size; larger answers are not manifests.
 const MANIFEST_LIMIT: usize = 4 << 20;
 
-/// Headers of a throttled or failing upstream worth passing on with a
-/// stale answer.
+/// Headers of a throttled upstream worth passing on with a stale answer.
 const RATE_LIMIT_HEADERS: &[&str] = &[
     "ratelimit-limit",
     "ratelimit-remaining",
@@ -23,83 +22,42 @@ const RATE_LIMIT_HEADERS: &[&str] = &[
     "retry-after",
 ];
 
+/// What the cache can answer with: the bytes only when a `GET` needs them.
+struct Cached {
+    digest: String,
+    media_type: String,
+    size: u64,
+    bytes: Option<Vec<u8>>,
+}
+
 pub async fn get<H: Host>(
     call: &Call<'_, H>,
     repo: &RepositoryName,
     reference: &Reference,
 ) -> Result<Response<H::Stream>, RegistryError> {
     let host = call.host;
-    let settings = &call.target.route.cache;
     let scope = Scope::of(&call.target.route.upstream);
     let tag_key = match reference {
         Reference::Digest(d) => {
             if let Some((entry, bytes)) = load(host, &scope, repo, d.as_str())
-                && usable(call, &entry).await?
+                && usable(call, entry.private).await?
             {
                 stats::record(host, Outcome::Hit);
-                return Ok(serve(&entry, bytes, d.as_str(), "HIT", Headers::default()));
+                let cached = Cached {
+                    digest: d.to_string(),
+                    media_type: entry.media_type,
+                    size: bytes.len() as u64,
+                    bytes: Some(bytes),
+                };
+                return Ok(serve(call, cached, "HIT", Headers::default()));
             }
             None
         }
         Reference::Tag(t) => {
             let accept: Vec<&str> = call.req.headers.get_all("accept").collect();
             let key = scope.tag_key(repo.as_str(), t, &accept.join(","));
-            let tag = host
-                .kv_get(&key)
-                .ok()
-                .flatten()
-                .and_then(|v| serde_json::from_slice::<TagEntry>(&v).ok());
-            if let Some(tag) = tag
-                && let Some((entry, bytes)) = load(host, &scope, repo, &tag.digest)
-                && usable(call, &entry).await?
-            {
-                let now = super::now();
-                let state = tag.state(now, settings);
-                if state == TagState::Fresh {
-                    stats::record(host, Outcome::Hit);
-                    return Ok(serve(&entry, bytes, &tag.digest, "HIT", Headers::default()));
-                }
-                match call.upstream("HEAD").await {
-                    Ok(r)
-                        if r.status == 200
-                            && r.headers.get("docker-content-digest")
-                                == Some(tag.digest.as_str()) =>
-                    {
-                        store(host, &key, &TagEntry::new(&tag.digest, now, settings));
-                        stats::record(host, Outcome::Revalidated);
-                        return Ok(serve(
-                            &entry,
-                            bytes,
-                            &tag.digest,
-                            "REVALIDATED",
-                            Headers::default(),
-                        ));
-                    }
-                    Ok(r) if state == TagState::Stale && (r.status == 429 || r.status >= 500) => {
-                        let mut passed = Headers::default();
-                        for name in RATE_LIMIT_HEADERS {
-                            if let Some(v) = r.headers.get(name) {
-                                passed.push(name, v);
-                            }
-                        }
-                        stats::record(host, Outcome::Stale);
-                        return Ok(serve(&entry, bytes, &tag.digest, "STALE", passed));
-                    }
-                    Err(e) if state == TagState::Stale && e.status == 502 => {
-                        eprintln!("serving a stale tag: {}", e.message);
-                        stats::record(host, Outcome::Stale);
-                        return Ok(serve(
-                            &entry,
-                            bytes,
-                            &tag.digest,
-                            "STALE",
-                            Headers::default(),
-                        ));
-                    }
-                    Err(e) => return Err(e),
-                    // Moved, gone or refused: ask again with the request itself.
-                    Ok(_) => {}
-                }
+            if let Some(answer) = from_tag(call, &scope, repo, &key).await? {
+                return Ok(answer);
             }
             Some(key)
         }
@@ -107,8 +65,89 @@ pub async fn get<H: Host>(
     fetch(call, &scope, repo, reference, tag_key).await
 }
 
-/// The request upstream as it is; a `GET` answered 200 is checked against
-/// its digest and stored.
+/// A cached tag's answer: fresh, revalidated, or stale while the upstream
+/// fails; `None` to ask the upstream.
+async fn from_tag<H: Host>(
+    call: &Call<'_, H>,
+    scope: &Scope,
+    repo: &RepositoryName,
+    key: &str,
+) -> Result<Option<Response<H::Stream>>, RegistryError> {
+    let host = call.host;
+    let settings = &call.target.route.cache;
+    let Some(tag) = host
+        .kv_get(key)
+        .ok()
+        .flatten()
+        .and_then(|v| serde_json::from_slice::<TagEntry>(&v).ok())
+    else {
+        return Ok(None);
+    };
+    let bytes = match call.req.method.as_str() {
+        "GET" => match load(host, scope, repo, &tag.digest) {
+            Some((_, bytes)) => Some(bytes),
+            None => return Ok(None),
+        },
+        _ => None,
+    };
+    if tag.media_type.is_empty() || !usable(call, tag.private).await? {
+        return Ok(None);
+    }
+    let cached = Cached {
+        digest: tag.digest.clone(),
+        media_type: tag.media_type.clone(),
+        size: tag.size,
+        bytes,
+    };
+    let now = super::now();
+    let state = tag.state(now, settings);
+    if state == TagState::Fresh {
+        stats::record(host, Outcome::Hit);
+        return Ok(Some(serve(call, cached, "HIT", Headers::default())));
+    }
+    match call.upstream("HEAD").await {
+        Ok(r)
+            if r.status == 200
+                && r.headers.get("docker-content-digest") == Some(tag.digest.as_str()) =>
+        {
+            store_tag(
+                host,
+                key,
+                &TagEntry::new(
+                    &tag.digest,
+                    &tag.media_type,
+                    tag.size,
+                    tag.private,
+                    now,
+                    settings,
+                ),
+            );
+            stats::record(host, Outcome::Revalidated);
+            Ok(Some(serve(call, cached, "REVALIDATED", Headers::default())))
+        }
+        Ok(r) if state == TagState::Stale && (r.status == 429 || r.status >= 500) => {
+            let mut passed = Headers::default();
+            for name in RATE_LIMIT_HEADERS {
+                if let Some(v) = r.headers.get(name) {
+                    passed.push(name, v);
+                }
+            }
+            stats::record(host, Outcome::Stale);
+            Ok(Some(serve(call, cached, "STALE", passed)))
+        }
+        Err(e) if state == TagState::Stale && e.status == 502 => {
+            eprintln!("serving a stale tag: {}", e.message);
+            stats::record(host, Outcome::Stale);
+            Ok(Some(serve(call, cached, "STALE", Headers::default())))
+        }
+        Err(e) => Err(e),
+        // Moved, gone or refused: ask again with the request itself.
+        Ok(_) => Ok(None),
+    }
+}
+
+/// The request upstream as it is. A `GET` answered 200 is checked against
+/// its digest and stored; a `HEAD` answered 200 is remembered for its tag.
 async fn fetch<H: Host>(
     call: &Call<'_, H>,
     scope: &Scope,
@@ -117,11 +156,9 @@ async fn fetch<H: Host>(
     tag_key: Option<String>,
 ) -> Result<Response<H::Stream>, RegistryError> {
     let host = call.host;
+    let settings = &call.target.route.cache;
+    let private = call.with_client_credentials();
     let resp = call.upstream(&call.req.method).await?;
-    if call.req.method != "GET" || resp.status != 200 {
-        return Ok(call.pass_back(resp));
-    }
-    let passed = call.client_headers(resp.status, &resp.headers);
     let announced = resp
         .headers
         .get("docker-content-digest")
@@ -131,13 +168,30 @@ async fn fetch<H: Host>(
         .get("content-type")
         .unwrap_or("application/vnd.oci.image.manifest.v1+json")
         .to_string();
+    if call.req.method != "GET" || resp.status != 200 {
+        let size = resp
+            .headers
+            .get("content-length")
+            .and_then(|l| l.parse().ok());
+        if let (Some(key), Some(digest), Some(size), 200) =
+            (&tag_key, &announced, size, resp.status)
+        {
+            store_tag(
+                host,
+                key,
+                &TagEntry::new(digest, &media_type, size, private, super::now(), settings),
+            );
+        }
+        return Ok(call.pass_back(resp));
+    }
+    let passed = call.client_headers(resp.status, &resp.headers);
     let bytes = host
         .read_body(resp.body, MANIFEST_LIMIT)
         .await
         .map_err(|e| RegistryError::bad_gateway(format!("upstream manifest: {e}")))?;
     let digest = format!("sha256:{:x}", Sha256::digest(&bytes));
     let expected = match reference {
-        Reference::Digest(d) => Some(d.as_str().to_string()),
+        Reference::Digest(d) => Some(d.to_string()),
         Reference::Tag(_) => announced,
     };
     if let Some(e) = expected.filter(|e| e.starts_with("sha256:"))
@@ -148,23 +202,36 @@ async fn fetch<H: Host>(
         )));
     }
     let entry = ManifestEntry {
-        media_type,
-        private: call.with_client_credentials(),
+        media_type: media_type.clone(),
+        private,
     };
-    store_raw(
+    store(
         host,
         &scope.manifest_key(repo.as_str(), &digest),
         &entry.encode(&bytes),
     );
     if let Some(key) = tag_key {
-        store(
+        store_tag(
             host,
             &key,
-            &TagEntry::new(&digest, super::now(), &call.target.route.cache),
+            &TagEntry::new(
+                &digest,
+                &media_type,
+                bytes.len() as u64,
+                private,
+                super::now(),
+                settings,
+            ),
         );
     }
     stats::record(host, Outcome::Miss);
-    Ok(serve(&entry, bytes, &digest, "MISS", passed))
+    let cached = Cached {
+        digest,
+        media_type,
+        size: bytes.len() as u64,
+        bytes: Some(bytes),
+    };
+    Ok(serve(call, cached, "MISS", passed))
 }
 
 fn load<H: Host>(
@@ -183,8 +250,8 @@ fn load<H: Host>(
 
 /// A private entry is served only to a client whose own credentials the
 /// upstream accepts for it now (a `HEAD`, which moves no bytes).
-async fn usable<H: Host>(call: &Call<'_, H>, entry: &ManifestEntry) -> Result<bool, RegistryError> {
-    if !entry.private {
+async fn usable<H: Host>(call: &Call<'_, H>, private: bool) -> Result<bool, RegistryError> {
+    if !private {
         return Ok(true);
     }
     if !call.with_client_credentials() {
@@ -193,26 +260,25 @@ async fn usable<H: Host>(call: &Call<'_, H>, entry: &ManifestEntry) -> Result<bo
     Ok(call.upstream("HEAD").await?.status == 200)
 }
 
-fn store<H: Host>(host: &H, key: &str, tag: &TagEntry) {
+fn store_tag<H: Host>(host: &H, key: &str, tag: &TagEntry) {
     if let Ok(v) = serde_json::to_vec(tag) {
-        store_raw(host, key, &v);
+        store(host, key, &v);
     }
 }
 
 /// The cache is best effort: a store that refuses a write costs a later miss.
-fn store_raw<H: Host>(host: &H, key: &str, value: &[u8]) {
+fn store<H: Host>(host: &H, key: &str, value: &[u8]) {
     if let Err(e) = host.kv_set(key, value) {
         eprintln!("cache: cannot store a manifest: {e}");
     }
 }
 
-fn serve<S>(
-    entry: &ManifestEntry,
-    bytes: Vec<u8>,
-    digest: &str,
+fn serve<H: Host>(
+    call: &Call<'_, H>,
+    cached: Cached,
     how: &str,
     mut headers: Headers,
-) -> Response<S> {
+) -> Response<H::Stream> {
     headers.0.retain(|(n, _)| {
         ![
             "content-type",
@@ -223,14 +289,18 @@ fn serve<S>(
         .iter()
         .any(|x| n.eq_ignore_ascii_case(x))
     });
-    headers.push("content-type", entry.media_type.clone());
-    headers.push("content-length", bytes.len().to_string());
-    headers.push("docker-content-digest", digest);
-    headers.push("etag", format!("\"{digest}\""));
+    headers.push("content-type", cached.media_type);
+    headers.push("content-length", cached.size.to_string());
+    headers.push("docker-content-digest", cached.digest.clone());
+    headers.push("etag", format!("\"{}\"", cached.digest));
     headers.push("x-cache", how);
+    let body = match cached.bytes {
+        Some(b) if call.req.method == "GET" => Body::Bytes(b),
+        _ => Body::Empty,
+    };
     Response {
         status: 200,
         headers,
-        body: Body::Bytes(bytes),
+        body,
     }
 }
