@@ -1,4 +1,3 @@
-#![cfg(not(target_arch = "wasm32"))]
 //! Benchmark: pulls straight from the registry, through registry-proxy (the
 //! built component in the Spin stand-in, in a process of its own) and
 //! through distribution's own pull-through cache (`proxy.remoteurl`), side
@@ -8,527 +7,545 @@
 //! completes); `BENCH=full cargo test --test bench` (scripts/bench.sh) runs
 //! the full one and writes docs/benchmarks.md.
 
+#[cfg(not(target_arch = "wasm32"))]
 #[allow(dead_code)]
 #[path = "support/http.rs"]
 mod http;
+#[cfg(not(target_arch = "wasm32"))]
 #[allow(dead_code)]
 #[path = "support/registry.rs"]
 mod registry;
+#[cfg(not(target_arch = "wasm32"))]
 #[allow(dead_code)]
 #[path = "support/spin_host.rs"]
 mod spin_host;
 
-use bytes::Bytes;
-use http_body_util::BodyExt;
-use hyper_util::rt::TokioIo;
-use sha2::{Digest as _, Sha256};
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+/// The component target has nothing to benchmark.
+#[cfg(target_arch = "wasm32")]
+fn main() {}
 
-/// The sizes of one run.
-struct Plan {
-    full: bool,
-    big_layer: u64,
-    small_layers: usize,
-    small_layer: u64,
-    repetitions: usize,
-    latency_requests: usize,
-}
-
-impl Plan {
-    fn new(full: bool) -> Self {
-        if full {
-            Plan {
-                full,
-                big_layer: 1 << 30,
-                small_layers: 20,
-                small_layer: 256 << 10,
-                repetitions: 3,
-                latency_requests: 2000,
-            }
-        } else {
-            Plan {
-                full,
-                big_layer: 16 << 20,
-                small_layers: 20,
-                small_layer: 16 << 10,
-                repetitions: 1,
-                latency_requests: 64,
-            }
-        }
-    }
-}
-
-const BIG: &str = "bench/big";
-const MANY: &str = "bench/many";
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-
+#[cfg(not(target_arch = "wasm32"))]
 fn main() {
-    if let Ok(upstream) = std::env::var("BENCH_HOST_UPSTREAM") {
-        return host_child(&upstream);
-    }
-    let plan = Plan::new(std::env::var("BENCH").as_deref() == Ok("full"));
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let report = rt.block_on(run(&plan));
-    println!("{report}");
-    let out = if plan.full {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/benchmarks.md")
-    } else {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/benchmarks-smoke.md")
-    };
-    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
-    std::fs::write(&out, report).unwrap();
-    eprintln!("bench: wrote {}", out.display());
+    bench::main();
 }
 
-/// The proxy process: the component in the Spin stand-in, routing its own
-/// address to the upstream; it reports the component's peak memory to a file.
-fn host_child(upstream: &str) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let app = spin_host::load_app(
-            &root.join("spin.toml"),
-            "registry-proxy",
-            &[
-                ("default_upstream", ""),
-                ("extra_outbound_host", "http://127.0.0.1:*"),
-            ],
-        );
-        let wasm = root.join("target/wasm32-wasip2/release/registry_proxy.wasm");
-        let host = spin_host::serve(&wasm, app, 1).await;
-        let mut route = serde_json::json!({"upstream": upstream});
-        if std::env::var("BENCH_HOST_CACHE").as_deref() == Ok("off") {
-            route["cache"] = serde_json::json!({"manifests": false, "blobs": false});
-        }
-        let route = route.to_string();
-        host.app
-            .kv_set(&format!("route/{}", host.addrs[0]), route.as_bytes());
-        println!("LISTENING {}", host.addrs[0]);
-        let report = std::env::var("BENCH_HOST_MEMORY").unwrap();
-        loop {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            let peak = host
-                .app
-                .peak_memory
-                .lock()
-                .unwrap()
-                .iter()
-                .map(|(_, p)| *p)
-                .max()
-                .unwrap_or(0);
-            let _ = std::fs::write(&report, peak.to_string());
-        }
-    });
-}
+#[cfg(not(target_arch = "wasm32"))]
+mod bench {
+    use super::{http, registry, spin_host};
+    use bytes::Bytes;
+    use http_body_util::BodyExt;
+    use hyper_util::rt::TokioIo;
+    use sha2::{Digest as _, Sha256};
+    use std::net::SocketAddr;
+    use std::path::{Path, PathBuf};
+    use std::time::{Duration, Instant};
 
-struct HostProcess {
-    child: std::process::Child,
-    addr: SocketAddr,
-    memory_file: PathBuf,
-}
-
-impl HostProcess {
-    fn start(upstream: SocketAddr, dir: &Path, cache: bool) -> Self {
-        use std::io::BufRead;
-        let memory_file = dir.join(format!("component-memory-{}", registry::free_port()));
-        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-            .env("BENCH_HOST_UPSTREAM", format!("http://{upstream}"))
-            .env("BENCH_HOST_MEMORY", &memory_file)
-            .env("BENCH_HOST_CACHE", if cache { "on" } else { "off" })
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("LISTENING ")
-            .expect("the host process starts")
-            .parse()
-            .unwrap();
-        HostProcess {
-            child,
-            addr,
-            memory_file,
-        }
+    /// The sizes of one run.
+    struct Plan {
+        full: bool,
+        big_layer: u64,
+        small_layers: usize,
+        small_layer: u64,
+        repetitions: usize,
+        latency_requests: usize,
     }
 
-    /// Peak resident memory of the proxy process, in MiB.
-    fn peak_rss_mib(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        let kib: f64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-            .unwrap_or(0.0);
-        kib / 1024.0
-    }
-
-    /// Peak linear memory of any component instance so far, in MiB.
-    fn component_peak_mib(&self) -> f64 {
-        std::thread::sleep(Duration::from_millis(250));
-        std::fs::read_to_string(&self.memory_file)
-            .ok()
-            .and_then(|s| s.trim().parse::<f64>().ok())
-            .unwrap_or(0.0)
-            / (1 << 20) as f64
-    }
-}
-
-impl Drop for HostProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A pull as a client does it: the manifest, then every blob (three at a
-/// time, like Docker), each checked against its digest.
-async fn pull(registry: SocketAddr, repository: &str) -> Duration {
-    let started = Instant::now();
-    let manifest = http::get(
-        &format!("http://{registry}/v2/{repository}/manifests/latest"),
-        &[("accept", OCI_MANIFEST)],
-    )
-    .await;
-    assert_eq!(
-        manifest.status,
-        200,
-        "manifest from {registry}: {}",
-        manifest.text()
-    );
-    let m = manifest.json();
-    let mut digests = vec![m["config"]["digest"].as_str().unwrap().to_string()];
-    digests.extend(
-        m["layers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| l["digest"].as_str().unwrap().to_string()),
-    );
-    let mut pending = digests.into_iter();
-    loop {
-        let batch: Vec<String> = pending.by_ref().take(3).collect();
-        if batch.is_empty() {
-            break;
-        }
-        let fetches = batch.into_iter().map(|d| async move {
-            let mut hasher = Sha256::new();
-            let url = format!("http://{registry}/v2/{repository}/blobs/{d}");
-            let r = http::send_with(
-                "GET",
-                &url,
-                &[],
-                http::full(""),
-                |c| hasher.update(c),
-                false,
-            )
-            .await
-            .unwrap();
-            assert_eq!(r.status, 200, "{url}");
-            assert_eq!(format!("sha256:{:x}", hasher.finalize()), d, "{url}");
-        });
-        futures::future::join_all(fetches).await;
-    }
-    started.elapsed()
-}
-
-/// Median, min and max.
-fn spread(mut xs: Vec<f64>) -> (f64, f64, f64) {
-    xs.sort_by(|a, b| a.total_cmp(b));
-    (xs[xs.len() / 2], xs[0], xs[xs.len() - 1])
-}
-
-fn fmt_spread(xs: Vec<f64>, digits: usize) -> String {
-    let (med, min, max) = spread(xs);
-    if min == max {
-        format!("{med:.digits$}")
-    } else {
-        format!("{med:.digits$} ({min:.digits$}–{max:.digits$})")
-    }
-}
-
-/// `n` requests over `concurrency` kept-alive connections: latencies in ms
-/// and requests per second.
-async fn latency(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    concurrency: usize,
-    n: usize,
-) -> (Vec<f64>, f64) {
-    let started = Instant::now();
-    let workers = (0..concurrency).map(|_| {
-        let (method, path) = (method.to_string(), path.to_string());
-        async move {
-            let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-            stream.set_nodelay(true).unwrap();
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .unwrap();
-            tokio::spawn(conn);
-            let mut times = Vec::new();
-            for _ in 0..n / concurrency {
-                let req = hyper::Request::builder()
-                    .method(method.as_str())
-                    .uri(path.as_str())
-                    .header("host", addr.to_string())
-                    .header("accept", OCI_MANIFEST)
-                    .body(http::full(Bytes::new()))
-                    .unwrap();
-                let t = Instant::now();
-                sender.ready().await.unwrap();
-                let resp = sender.send_request(req).await.unwrap();
-                assert_eq!(resp.status(), 200, "{method} {path}");
-                resp.into_body().collect().await.unwrap();
-                times.push(t.elapsed().as_secs_f64() * 1000.0);
+    impl Plan {
+        fn new(full: bool) -> Self {
+            if full {
+                Plan {
+                    full,
+                    big_layer: 1 << 30,
+                    small_layers: 20,
+                    small_layer: 256 << 10,
+                    repetitions: 3,
+                    latency_requests: 2000,
+                }
+            } else {
+                Plan {
+                    full,
+                    big_layer: 16 << 20,
+                    small_layers: 20,
+                    small_layer: 16 << 10,
+                    repetitions: 1,
+                    latency_requests: 64,
+                }
             }
-            times
         }
-    });
-    let times: Vec<f64> = futures::future::join_all(workers)
-        .await
-        .into_iter()
-        .flatten()
-        .collect();
-    let rps = times.len() as f64 / started.elapsed().as_secs_f64();
-    (times, rps)
-}
-
-fn percentile(xs: &[f64], p: f64) -> f64 {
-    let mut v = xs.to_vec();
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[((v.len() as f64 - 1.0) * p).round() as usize]
-}
-
-/// Pushes one image: a config and the given layers (seeded pseudo-random bytes).
-async fn push(upstream: SocketAddr, repository: &str, layers: &[u64], seed: u64) -> String {
-    let mut descriptors = Vec::new();
-    for (i, size) in layers.iter().enumerate() {
-        let d = registry::push_big_blob(upstream, repository, seed + i as u64, *size).await;
-        descriptors.push(serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": size}));
     }
-    let config = serde_json::json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}).to_string();
-    let config_digest = registry::push_blob(upstream, repository, config.as_bytes()).await;
-    let manifest = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
-        "layers": descriptors,
-    }))
-    .unwrap();
-    registry::push_manifest(upstream, repository, "latest", OCI_MANIFEST, &manifest).await
-}
 
-fn mib_per_s(bytes: u64, d: Duration) -> f64 {
-    bytes as f64 / (1 << 20) as f64 / d.as_secs_f64()
-}
+    const BIG: &str = "bench/big";
+    const MANY: &str = "bench/many";
+    const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpu
-        .lines()
-        .find_map(|l| l.strip_prefix("model name"))
-        .map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())
-        .unwrap_or_default();
-    let mem = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let total = mem
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
-        .map(|m| m.trim().to_string())
-        .unwrap_or_default();
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let registry_version = std::process::Command::new("docker-registry")
-        .arg("--version")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
-    format!(
-        "{} cores, {model}, {total} memory, Linux {}; upstream and peer: {registry_version}; registry-proxy in the wasmtime 48 test host (tests/support/spin_host.rs)",
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
-        kernel.trim()
-    )
-}
+    pub fn main() {
+        if let Ok(upstream) = std::env::var("BENCH_HOST_UPSTREAM") {
+            return host_child(&upstream);
+        }
+        let plan = Plan::new(std::env::var("BENCH").as_deref() == Ok("full"));
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let report = rt.block_on(run(&plan));
+        println!("{report}");
+        let out = if plan.full {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/benchmarks.md")
+        } else {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/benchmarks-smoke.md")
+        };
+        std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+        std::fs::write(&out, report).unwrap();
+        eprintln!("bench: wrote {}", out.display());
+    }
 
-async fn run(plan: &Plan) -> String {
-    let dir = std::env::temp_dir().join(format!("registry-proxy-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let upstream = registry::start(&dir, "upstream", "").await;
-    let big_digest = push(upstream, BIG, &[plan.big_layer], 11).await;
-    let many_layers = vec![plan.small_layer; plan.small_layers];
-    push(upstream, MANY, &many_layers, 100).await;
-    let big_bytes = plan.big_layer;
+    /// The proxy process: the component in the Spin stand-in, routing its own
+    /// address to the upstream; it reports the component's peak memory to a file.
+    fn host_child(upstream: &str) {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+            let app = spin_host::load_app(
+                &root.join("spin.toml"),
+                "registry-proxy",
+                &[
+                    ("default_upstream", ""),
+                    ("extra_outbound_host", "http://127.0.0.1:*"),
+                ],
+            );
+            let wasm = root.join("target/wasm32-wasip2/release/registry_proxy.wasm");
+            let host = spin_host::serve(&wasm, app, 1).await;
+            let mut route = serde_json::json!({"upstream": upstream});
+            if std::env::var("BENCH_HOST_CACHE").as_deref() == Ok("off") {
+                route["cache"] = serde_json::json!({"manifests": false, "blobs": false});
+            }
+            let route = route.to_string();
+            host.app
+                .kv_set(&format!("route/{}", host.addrs[0]), route.as_bytes());
+            println!("LISTENING {}", host.addrs[0]);
+            let report = std::env::var("BENCH_HOST_MEMORY").unwrap();
+            loop {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let peak = host
+                    .app
+                    .peak_memory
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .map(|(_, p)| *p)
+                    .max()
+                    .unwrap_or(0);
+                let _ = std::fs::write(&report, peak.to_string());
+            }
+        });
+    }
 
-    // direct, registry-proxy streaming only, registry-proxy caching, distribution proxy
-    let mut rows_cold: [Vec<f64>; 4] = Default::default();
-    let mut rows_warm: [Vec<f64>; 4] = Default::default();
-    let mut many_cold: [Vec<f64>; 3] = Default::default();
-    let mut many_warm: [Vec<f64>; 3] = Default::default();
-    let mut many_requests = [(0usize, 0usize); 3];
-    let (mut rss, mut component, mut cached_component) = (Vec::new(), Vec::new(), Vec::new());
-    // The registry logs a request when it finished: give the log a moment.
-    let upstream_requests = |repo: &str| {
-        std::thread::sleep(Duration::from_millis(300));
-        registry::access_log(&dir, "upstream", repo)
-    };
-    let gets = |log: &[String]| log.iter().filter(|l| l.starts_with("GET ")).count();
+    struct HostProcess {
+        child: std::process::Child,
+        addr: SocketAddr,
+        memory_file: PathBuf,
+    }
 
-    for rep in 0..plan.repetitions {
-        // Straight from the registry: cold and warm are the same thing.
-        let d = pull(upstream, BIG).await;
-        rows_cold[0].push(mib_per_s(big_bytes, d));
-        rows_warm[0].push(mib_per_s(big_bytes, pull(upstream, BIG).await));
-        many_cold[0].push(pull(upstream, MANY).await.as_secs_f64());
-        many_warm[0].push(pull(upstream, MANY).await.as_secs_f64());
+    impl HostProcess {
+        fn start(upstream: SocketAddr, dir: &Path, cache: bool) -> Self {
+            use std::io::BufRead;
+            let memory_file = dir.join(format!("component-memory-{}", registry::free_port()));
+            let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+                .env("BENCH_HOST_UPSTREAM", format!("http://{upstream}"))
+                .env("BENCH_HOST_MEMORY", &memory_file)
+                .env("BENCH_HOST_CACHE", if cache { "on" } else { "off" })
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            let mut line = String::new();
+            std::io::BufReader::new(child.stdout.take().unwrap())
+                .read_line(&mut line)
+                .unwrap();
+            let addr = line
+                .trim()
+                .strip_prefix("LISTENING ")
+                .expect("the host process starts")
+                .parse()
+                .unwrap();
+            HostProcess {
+                child,
+                addr,
+                memory_file,
+            }
+        }
 
-        // registry-proxy without its cache: every pull streams through.
-        let host = HostProcess::start(upstream, &dir, false);
-        rows_cold[1].push(mib_per_s(big_bytes, pull(host.addr, BIG).await));
-        rows_warm[1].push(mib_per_s(big_bytes, pull(host.addr, BIG).await));
-        rss.push(host.peak_rss_mib());
-        component.push(host.component_peak_mib());
-        drop(host);
+        /// Peak resident memory of the proxy process, in MiB.
+        fn peak_rss_mib(&self) -> f64 {
+            let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+                .unwrap_or_default();
+            let kib: f64 = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+                .unwrap_or(0.0);
+            kib / 1024.0
+        }
 
-        // registry-proxy, with an empty cache each repetition.
-        let host = HostProcess::start(upstream, &dir, true);
-        rows_cold[2].push(mib_per_s(big_bytes, pull(host.addr, BIG).await));
-        cached_component.push(host.component_peak_mib());
-        rows_warm[2].push(mib_per_s(big_bytes, pull(host.addr, BIG).await));
-        let before = upstream_requests(MANY);
-        many_cold[1].push(pull(host.addr, MANY).await.as_secs_f64());
-        let middle = upstream_requests(MANY);
-        many_warm[1].push(pull(host.addr, MANY).await.as_secs_f64());
-        let after = upstream_requests(MANY);
-        many_requests[1] = (gets(&middle[before.len()..]), gets(&after[middle.len()..]));
-        drop(host);
+        /// Peak linear memory of any component instance so far, in MiB.
+        fn component_peak_mib(&self) -> f64 {
+            std::thread::sleep(Duration::from_millis(250));
+            std::fs::read_to_string(&self.memory_file)
+                .ok()
+                .and_then(|s| s.trim().parse::<f64>().ok())
+                .unwrap_or(0.0)
+                / (1 << 20) as f64
+        }
+    }
 
-        // distribution's proxy mode, with fresh storage each repetition.
-        let peer_dir = dir.join(format!("peer-{rep}"));
-        std::fs::create_dir_all(&peer_dir).unwrap();
-        let peer = registry::start(
-            &peer_dir,
-            "peer",
-            &format!("proxy:\n  remoteurl: http://{upstream}\n"),
+    impl Drop for HostProcess {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    /// A pull as a client does it: the manifest, then every blob (three at a
+    /// time, like Docker), each checked against its digest.
+    async fn pull(registry: SocketAddr, repository: &str) -> Duration {
+        let started = Instant::now();
+        let manifest = http::get(
+            &format!("http://{registry}/v2/{repository}/manifests/latest"),
+            &[("accept", OCI_MANIFEST)],
         )
         .await;
-        rows_cold[3].push(mib_per_s(big_bytes, pull(peer, BIG).await));
-        rows_warm[3].push(mib_per_s(big_bytes, pull(peer, BIG).await));
-        let before = upstream_requests(MANY);
-        many_cold[2].push(pull(peer, MANY).await.as_secs_f64());
-        let middle = upstream_requests(MANY);
-        many_warm[2].push(pull(peer, MANY).await.as_secs_f64());
-        let after = upstream_requests(MANY);
-        many_requests[2] = (gets(&middle[before.len()..]), gets(&after[middle.len()..]));
-        registry::stop(&peer_dir, "peer");
+        assert_eq!(
+            manifest.status,
+            200,
+            "manifest from {registry}: {}",
+            manifest.text()
+        );
+        let m = manifest.json();
+        let mut digests = vec![m["config"]["digest"].as_str().unwrap().to_string()];
+        digests.extend(
+            m["layers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["digest"].as_str().unwrap().to_string()),
+        );
+        let mut pending = digests.into_iter();
+        loop {
+            let batch: Vec<String> = pending.by_ref().take(3).collect();
+            if batch.is_empty() {
+                break;
+            }
+            let fetches = batch.into_iter().map(|d| async move {
+                let mut hasher = Sha256::new();
+                let url = format!("http://{registry}/v2/{repository}/blobs/{d}");
+                let r = http::send_with(
+                    "GET",
+                    &url,
+                    &[],
+                    http::full(""),
+                    |c| hasher.update(c),
+                    false,
+                )
+                .await
+                .unwrap();
+                assert_eq!(r.status, 200, "{url}");
+                assert_eq!(format!("sha256:{:x}", hasher.finalize()), d, "{url}");
+            });
+            futures::future::join_all(fetches).await;
+        }
+        started.elapsed()
     }
 
-    // Manifest latency, direct and through a warm proxy.
-    let host = HostProcess::start(upstream, &dir, true);
-    pull(host.addr, BIG).await;
-    let mut latency_rows = Vec::new();
-    for (method, reference) in [
-        ("HEAD", "latest"),
-        ("GET", "latest"),
-        ("HEAD", big_digest.as_str()),
-        ("GET", big_digest.as_str()),
-    ] {
-        let path = format!("/v2/{BIG}/manifests/{reference}");
-        let by = if reference == "latest" {
-            "tag"
+    /// Median, min and max.
+    fn spread(mut xs: Vec<f64>) -> (f64, f64, f64) {
+        xs.sort_by(|a, b| a.total_cmp(b));
+        (xs[xs.len() / 2], xs[0], xs[xs.len() - 1])
+    }
+
+    fn fmt_spread(xs: Vec<f64>, digits: usize) -> String {
+        let (med, min, max) = spread(xs);
+        if min == max {
+            format!("{med:.digits$}")
         } else {
-            "digest"
-        };
-        for concurrency in [1, 32] {
-            let n = plan.latency_requests.max(concurrency);
-            let (direct, direct_rps) = latency(upstream, method, &path, concurrency, n).await;
-            let (proxied, proxied_rps) = latency(host.addr, method, &path, concurrency, n).await;
-            let added = percentile(&proxied, 0.5) - percentile(&direct, 0.5);
-            latency_rows.push(format!(
-                "| {method} by {by} | {concurrency} | {:.2} / {:.2} | {:.2} / {:.2} | {direct_rps:.0} | {proxied_rps:.0} | {added:+.2} |",
-                percentile(&direct, 0.5),
-                percentile(&direct, 0.99),
-                percentile(&proxied, 0.5),
-                percentile(&proxied, 0.99),
-            ));
+            format!("{med:.digits$} ({min:.digits$}–{max:.digits$})")
         }
     }
-    drop(host);
-    let big_digest_manifest = big_digest;
 
-    let ratio = |xs: &[f64], base: &[f64]| spread(xs.to_vec()).0 / spread(base.to_vec()).0;
-    let names = [
-        "direct",
-        "registry-proxy, cache off (streaming)",
-        "registry-proxy",
-        "distribution proxy",
-    ];
-    let many_names = ["direct", "registry-proxy", "distribution proxy"];
-    let mut out = String::new();
-    out.push_str(&format!(
-        "# Benchmarks\n\n{} run, {} repetition(s), medians with (min–max). Machine: {}.\n\n",
-        if plan.full { "Full" } else { "Smoke" },
-        plan.repetitions,
-        machine()
-    ));
-    out.push_str(&format!("## Pull of one {} MiB layer (MiB/s)\n\n| path | cold | ratio to direct | warm | ratio to direct |\n| --- | --- | --- | --- | --- |\n", big_bytes >> 20));
-    for i in 0..4 {
-        out.push_str(&format!(
-            "| {} | {} | {:.2} | {} | {:.2} |\n",
-            names[i],
-            fmt_spread(rows_cold[i].clone(), 0),
-            ratio(&rows_cold[i], &rows_cold[0]),
-            fmt_spread(rows_warm[i].clone(), 0),
-            ratio(&rows_warm[i], &rows_warm[0]),
-        ));
+    /// `n` requests over `concurrency` kept-alive connections: latencies in ms
+    /// and requests per second.
+    async fn latency(
+        addr: SocketAddr,
+        method: &str,
+        path: &str,
+        concurrency: usize,
+        n: usize,
+    ) -> (Vec<f64>, f64) {
+        let started = Instant::now();
+        let workers = (0..concurrency).map(|_| {
+            let (method, path) = (method.to_string(), path.to_string());
+            async move {
+                let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+                stream.set_nodelay(true).unwrap();
+                let (mut sender, conn) =
+                    hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                        .await
+                        .unwrap();
+                tokio::spawn(conn);
+                let mut times = Vec::new();
+                for _ in 0..n / concurrency {
+                    let req = hyper::Request::builder()
+                        .method(method.as_str())
+                        .uri(path.as_str())
+                        .header("host", addr.to_string())
+                        .header("accept", OCI_MANIFEST)
+                        .body(http::full(Bytes::new()))
+                        .unwrap();
+                    let t = Instant::now();
+                    sender.ready().await.unwrap();
+                    let resp = sender.send_request(req).await.unwrap();
+                    assert_eq!(resp.status(), 200, "{method} {path}");
+                    resp.into_body().collect().await.unwrap();
+                    times.push(t.elapsed().as_secs_f64() * 1000.0);
+                }
+                times
+            }
+        });
+        let times: Vec<f64> = futures::future::join_all(workers)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        let rps = times.len() as f64 / started.elapsed().as_secs_f64();
+        (times, rps)
     }
-    out.push_str(&format!(
-        "\n## Manifest requests (`{BIG}`, by tag and by digest `{}`)\n\nLatency in ms as p50 / p99, over {} requests on kept-alive connections; through a warm proxy (tags answered from the cache within the TTL).\n\n| request | concurrency | direct | registry-proxy | direct req/s | registry-proxy req/s | added p50 (ms) |\n| --- | --- | --- | --- | --- | --- | --- |\n",
-        &big_digest_manifest[..19],
-        plan.latency_requests
-    ));
-    for row in latency_rows {
-        out.push_str(&row);
-        out.push('\n');
+
+    fn percentile(xs: &[f64], p: f64) -> f64 {
+        let mut v = xs.to_vec();
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[((v.len() as f64 - 1.0) * p).round() as usize]
     }
-    out.push_str(&format!(
-        "\n## Pull of a {}-layer image ({} KiB layers)\n\n| path | cold (s) | warm (s) | upstream GETs cold | upstream GETs warm |\n| --- | --- | --- | --- | --- |\n",
-        plan.small_layers,
-        plan.small_layer >> 10
-    ));
-    for i in 0..3 {
-        let (cold_gets, warm_gets) = if i == 0 {
-            ("–".to_string(), "–".to_string())
-        } else {
-            (
-                many_requests[i].0.to_string(),
-                many_requests[i].1.to_string(),
-            )
+
+    /// Pushes one image: a config and the given layers (seeded pseudo-random bytes).
+    async fn push(upstream: SocketAddr, repository: &str, layers: &[u64], seed: u64) -> String {
+        let mut descriptors = Vec::new();
+        for (i, size) in layers.iter().enumerate() {
+            let d = registry::push_big_blob(upstream, repository, seed + i as u64, *size).await;
+            descriptors.push(serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": size}));
+        }
+        let config = serde_json::json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}).to_string();
+        let config_digest = registry::push_blob(upstream, repository, config.as_bytes()).await;
+        let manifest = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+            "layers": descriptors,
+        }))
+        .unwrap();
+        registry::push_manifest(upstream, repository, "latest", OCI_MANIFEST, &manifest).await
+    }
+
+    fn mib_per_s(bytes: u64, d: Duration) -> f64 {
+        bytes as f64 / (1 << 20) as f64 / d.as_secs_f64()
+    }
+
+    fn machine() -> String {
+        let cpu = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let model = cpu
+            .lines()
+            .find_map(|l| l.strip_prefix("model name"))
+            .map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())
+            .unwrap_or_default();
+        let mem = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let total = mem
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .map(|m| m.trim().to_string())
+            .unwrap_or_default();
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        let registry_version = std::process::Command::new("docker-registry")
+            .arg("--version")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default();
+        format!(
+            "{} cores, {model}, {total} memory, Linux {}; upstream and peer: {registry_version}; registry-proxy in the wasmtime 48 test host (tests/support/spin_host.rs)",
+            std::thread::available_parallelism().map_or(0, |n| n.get()),
+            kernel.trim()
+        )
+    }
+
+    async fn run(plan: &Plan) -> String {
+        let dir = std::env::temp_dir().join(format!("registry-proxy-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let upstream = registry::start(&dir, "upstream", "").await;
+        let big_digest = push(upstream, BIG, &[plan.big_layer], 11).await;
+        let many_layers = vec![plan.small_layer; plan.small_layers];
+        push(upstream, MANY, &many_layers, 100).await;
+        let big_bytes = plan.big_layer;
+
+        // direct, registry-proxy streaming only, registry-proxy caching, distribution proxy
+        let mut rows_cold: [Vec<f64>; 4] = Default::default();
+        let mut rows_warm: [Vec<f64>; 4] = Default::default();
+        let mut many_cold: [Vec<f64>; 3] = Default::default();
+        let mut many_warm: [Vec<f64>; 3] = Default::default();
+        let mut many_requests = [(0usize, 0usize); 3];
+        let (mut rss, mut component, mut cached_component) = (Vec::new(), Vec::new(), Vec::new());
+        // The registry logs a request when it finished: give the log a moment.
+        let upstream_requests = |repo: &str| {
+            std::thread::sleep(Duration::from_millis(300));
+            registry::access_log(&dir, "upstream", repo)
         };
+        let gets = |log: &[String]| log.iter().filter(|l| l.starts_with("GET ")).count();
+
+        for rep in 0..plan.repetitions {
+            // Straight from the registry: cold and warm are the same thing.
+            let d = pull(upstream, BIG).await;
+            rows_cold[0].push(mib_per_s(big_bytes, d));
+            rows_warm[0].push(mib_per_s(big_bytes, pull(upstream, BIG).await));
+            many_cold[0].push(pull(upstream, MANY).await.as_secs_f64());
+            many_warm[0].push(pull(upstream, MANY).await.as_secs_f64());
+
+            // registry-proxy without its cache: every pull streams through.
+            let host = HostProcess::start(upstream, &dir, false);
+            rows_cold[1].push(mib_per_s(big_bytes, pull(host.addr, BIG).await));
+            rows_warm[1].push(mib_per_s(big_bytes, pull(host.addr, BIG).await));
+            rss.push(host.peak_rss_mib());
+            component.push(host.component_peak_mib());
+            drop(host);
+
+            // registry-proxy, with an empty cache each repetition.
+            let host = HostProcess::start(upstream, &dir, true);
+            rows_cold[2].push(mib_per_s(big_bytes, pull(host.addr, BIG).await));
+            cached_component.push(host.component_peak_mib());
+            rows_warm[2].push(mib_per_s(big_bytes, pull(host.addr, BIG).await));
+            let before = upstream_requests(MANY);
+            many_cold[1].push(pull(host.addr, MANY).await.as_secs_f64());
+            let middle = upstream_requests(MANY);
+            many_warm[1].push(pull(host.addr, MANY).await.as_secs_f64());
+            let after = upstream_requests(MANY);
+            many_requests[1] = (gets(&middle[before.len()..]), gets(&after[middle.len()..]));
+            drop(host);
+
+            // distribution's proxy mode, with fresh storage each repetition.
+            let peer_dir = dir.join(format!("peer-{rep}"));
+            std::fs::create_dir_all(&peer_dir).unwrap();
+            let peer = registry::start(
+                &peer_dir,
+                "peer",
+                &format!("proxy:\n  remoteurl: http://{upstream}\n"),
+            )
+            .await;
+            rows_cold[3].push(mib_per_s(big_bytes, pull(peer, BIG).await));
+            rows_warm[3].push(mib_per_s(big_bytes, pull(peer, BIG).await));
+            let before = upstream_requests(MANY);
+            many_cold[2].push(pull(peer, MANY).await.as_secs_f64());
+            let middle = upstream_requests(MANY);
+            many_warm[2].push(pull(peer, MANY).await.as_secs_f64());
+            let after = upstream_requests(MANY);
+            many_requests[2] = (gets(&middle[before.len()..]), gets(&after[middle.len()..]));
+            registry::stop(&peer_dir, "peer");
+        }
+
+        // Manifest latency, direct and through a warm proxy.
+        let host = HostProcess::start(upstream, &dir, true);
+        pull(host.addr, BIG).await;
+        let mut latency_rows = Vec::new();
+        for (method, reference) in [
+            ("HEAD", "latest"),
+            ("GET", "latest"),
+            ("HEAD", big_digest.as_str()),
+            ("GET", big_digest.as_str()),
+        ] {
+            let path = format!("/v2/{BIG}/manifests/{reference}");
+            let by = if reference == "latest" {
+                "tag"
+            } else {
+                "digest"
+            };
+            for concurrency in [1, 32] {
+                let n = plan.latency_requests.max(concurrency);
+                let (direct, direct_rps) = latency(upstream, method, &path, concurrency, n).await;
+                let (proxied, proxied_rps) =
+                    latency(host.addr, method, &path, concurrency, n).await;
+                let added = percentile(&proxied, 0.5) - percentile(&direct, 0.5);
+                latency_rows.push(format!(
+                    "| {method} by {by} | {concurrency} | {:.2} / {:.2} | {:.2} / {:.2} | {direct_rps:.0} | {proxied_rps:.0} | {added:+.2} |",
+                    percentile(&direct, 0.5),
+                    percentile(&direct, 0.99),
+                    percentile(&proxied, 0.5),
+                    percentile(&proxied, 0.99),
+                ));
+            }
+        }
+        drop(host);
+        let big_digest_manifest = big_digest;
+
+        let ratio = |xs: &[f64], base: &[f64]| spread(xs.to_vec()).0 / spread(base.to_vec()).0;
+        let names = [
+            "direct",
+            "registry-proxy, cache off (streaming)",
+            "registry-proxy",
+            "distribution proxy",
+        ];
+        let many_names = ["direct", "registry-proxy", "distribution proxy"];
+        let mut out = String::new();
         out.push_str(&format!(
-            "| {} | {} | {} | {cold_gets} | {warm_gets} |\n",
-            many_names[i],
-            fmt_spread(many_cold[i].clone(), 3),
-            fmt_spread(many_warm[i].clone(), 3)
+            "# Benchmarks\n\n{} run, {} repetition(s), medians with (min–max). Machine: {}.\n\n",
+            if plan.full { "Full" } else { "Smoke" },
+            plan.repetitions,
+            machine()
         ));
+        out.push_str(&format!("## Pull of one {} MiB layer (MiB/s)\n\n| path | cold | ratio to direct | warm | ratio to direct |\n| --- | --- | --- | --- | --- |\n", big_bytes >> 20));
+        for i in 0..4 {
+            out.push_str(&format!(
+                "| {} | {} | {:.2} | {} | {:.2} |\n",
+                names[i],
+                fmt_spread(rows_cold[i].clone(), 0),
+                ratio(&rows_cold[i], &rows_cold[0]),
+                fmt_spread(rows_warm[i].clone(), 0),
+                ratio(&rows_warm[i], &rows_warm[0]),
+            ));
+        }
+        out.push_str(&format!(
+            "\n## Manifest requests (`{BIG}`, by tag and by digest `{}`)\n\nLatency in ms as p50 / p99, over {} requests on kept-alive connections; through a warm proxy (tags answered from the cache within the TTL).\n\n| request | concurrency | direct | registry-proxy | direct req/s | registry-proxy req/s | added p50 (ms) |\n| --- | --- | --- | --- | --- | --- | --- |\n",
+            &big_digest_manifest[..19],
+            plan.latency_requests
+        ));
+        for row in latency_rows {
+            out.push_str(&row);
+            out.push('\n');
+        }
+        out.push_str(&format!(
+            "\n## Pull of a {}-layer image ({} KiB layers)\n\n| path | cold (s) | warm (s) | upstream GETs cold | upstream GETs warm |\n| --- | --- | --- | --- | --- |\n",
+            plan.small_layers,
+            plan.small_layer >> 10
+        ));
+        for i in 0..3 {
+            let (cold_gets, warm_gets) = if i == 0 {
+                ("–".to_string(), "–".to_string())
+            } else {
+                (
+                    many_requests[i].0.to_string(),
+                    many_requests[i].1.to_string(),
+                )
+            };
+            out.push_str(&format!(
+                "| {} | {} | {} | {cold_gets} | {warm_gets} |\n",
+                many_names[i],
+                fmt_spread(many_cold[i].clone(), 3),
+                fmt_spread(many_warm[i].clone(), 3)
+            ));
+        }
+        out.push_str(&format!(
+            "\n## Memory during the {} MiB pulls through registry-proxy\n\n| proxy process peak RSS, streaming (MiB) | component peak linear memory, streaming (MiB) | component peak linear memory, caching (MiB) |\n| --- | --- | --- |\n| {} | {} | {} |\n\nThe test host keeps its key-value store in memory, so its RSS while caching counts the cached layer too; Spin's store is SQLite or Redis, outside the component.\n",
+            big_bytes >> 20,
+            fmt_spread(rss, 1),
+            fmt_spread(component, 1),
+            fmt_spread(cached_component, 1)
+        ));
+        registry::stop(&dir, "upstream");
+        out
     }
-    out.push_str(&format!(
-        "\n## Memory during the {} MiB pulls through registry-proxy\n\n| proxy process peak RSS, streaming (MiB) | component peak linear memory, streaming (MiB) | component peak linear memory, caching (MiB) |\n| --- | --- | --- |\n| {} | {} | {} |\n\nThe test host keeps its key-value store in memory, so its RSS while caching counts the cached layer too; Spin's store is SQLite or Redis, outside the component.\n",
-        big_bytes >> 20,
-        fmt_spread(rss, 1),
-        fmt_spread(component, 1),
-        fmt_spread(cached_component, 1)
-    ));
-    registry::stop(&dir, "upstream");
-    out
 }
