@@ -254,7 +254,8 @@ pub async fn push_index(registry: SocketAddr, name: &str, tag: &str) -> (Pushed,
 
 /// Deterministic pseudo-random bytes (xorshift), generated chunk by chunk.
 pub fn chunks(seed: u64, total: u64, chunk: usize) -> impl Iterator<Item = Vec<u8>> {
-    let mut state = seed | 1;
+    // Spread the seed so that nearby seeds give unrelated streams.
+    let mut state = (seed ^ 0x9E37_79B9_7F4A_7C15).wrapping_mul(0xBF58_476D_1CE4_E5B9) | 1;
     let mut left = total;
     std::iter::from_fn(move || {
         if left == 0 {
