@@ -2,9 +2,9 @@
 //! the upstream tokens it gets with them, kept in the key-value store per
 //! scope until shortly before they expire so every instance shares them.
 
-use super::host::{Body, Headers, Host};
+use super::host::Host;
 use super::token::discover;
-use super::upstream::fetch;
+use super::upstream::get;
 use crate::error::{ErrorCode, RegistryError};
 use crate::reference::RepositoryName;
 use crate::route::Route;
@@ -86,16 +86,7 @@ pub async fn authorization<H: Host>(
             q.append_pair("scope", s);
         }
     }
-    let resp = fetch(
-        host,
-        route,
-        "GET",
-        url,
-        Headers::default(),
-        Some(&basic),
-        Body::Empty,
-    )
-    .await?;
+    let resp = get(host, route, url, Some(&basic)).await?;
     let status = resp.status;
     let body = host
         .read_body(resp.body, TOKEN_LIMIT)

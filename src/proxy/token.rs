@@ -3,7 +3,7 @@
 
 use super::host::{Body, Headers, Host, Request, Response};
 use super::routing::Target;
-use super::upstream::fetch;
+use super::upstream::{fetch, get};
 use crate::challenge::{ANONYMOUS_TOKEN, UpstreamRealm, realm_key};
 use crate::error::{ErrorCode, RegistryError};
 use crate::route::Route;
@@ -107,16 +107,7 @@ pub async fn handle<H: Host>(
     let authorization = req.authorization.as_deref();
     if req.method == "GET" {
         realm_url.query_pairs_mut().extend_pairs(&params);
-        let resp = fetch(
-            host,
-            route,
-            "GET",
-            realm_url,
-            Headers::default(),
-            authorization,
-            Body::Empty,
-        )
-        .await?;
+        let resp = get(host, route, realm_url, authorization).await?;
         return Ok(token_response(resp));
     }
     let encoded = form_urlencoded::Serializer::new(String::new())
@@ -148,16 +139,7 @@ pub async fn handle<H: Host>(
                 )
                 .collect();
             realm_url.query_pairs_mut().extend_pairs(&get_params);
-            let resp = fetch(
-                host,
-                route,
-                "GET",
-                realm_url,
-                Headers::default(),
-                Some(&basic),
-                Body::Empty,
-            )
-            .await?;
+            let resp = get(host, route, realm_url, Some(&basic)).await?;
             as_oauth2_response(host, resp).await
         }
         _ => Ok(token_response(resp)),
@@ -182,16 +164,7 @@ pub(super) async fn discover<H: Host>(
         .upstream
         .join("/v2/")
         .expect("a fixed path joins any http(s) URL");
-    let resp = fetch(
-        host,
-        route,
-        "GET",
-        url,
-        Headers::default(),
-        None,
-        Body::Empty,
-    )
-    .await?;
+    let resp = get(host, route, url, None).await?;
     let realm = match resp.status {
         200..=299 => UpstreamRealm::anonymous(now),
         401 => resp

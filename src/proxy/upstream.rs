@@ -63,3 +63,22 @@ fn refused(e: policy::PolicyError) -> RegistryError {
     eprintln!("refused: {e}");
     RegistryError::new(502, ErrorCode::Denied, e.to_string())
 }
+
+/// A plain `GET` (realm discovery, token requests).
+pub async fn get<H: Host>(
+    host: &H,
+    route: &Route,
+    url: Url,
+    authorization: Option<&str>,
+) -> Result<Response<H::Stream>, RegistryError> {
+    fetch(
+        host,
+        route,
+        "GET",
+        url,
+        Headers::default(),
+        authorization,
+        Body::Empty,
+    )
+    .await
+}
