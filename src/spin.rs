@@ -9,6 +9,8 @@ use spin_sdk::http::{
 };
 use spin_sdk::http_component;
 use spin_sdk::key_value::Store;
+use spin_sdk::wit::wasi::http0_2_0::outgoing_handler;
+use spin_sdk::wit::wasi::http0_2_0::types::{ErrorCode, FutureIncomingResponse, RequestOptions};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::Poll;
@@ -81,21 +83,17 @@ impl host::Host for SpinHost {
             host::Body::Generated(g) => Some(g),
         };
         let response = match body {
-            None => spin_sdk::http::send::<_, IncomingResponse>(outgoing).await,
+            None => send(outgoing, request.timeout).await,
             Some(chunks) => {
                 let sink = outgoing.take_body();
-                let (response, _) = futures::join!(
-                    spin_sdk::http::send::<_, IncomingResponse>(outgoing),
-                    pump(chunks, sink)
-                );
+                let (response, _) =
+                    futures::join!(send(outgoing, request.timeout), pump(chunks, sink));
                 response
             }
         };
         let response = response.map_err(|e| match e {
-            spin_sdk::http::SendError::Http(spin_sdk::http::ErrorCode::HttpRequestDenied) => {
-                host::SendError::Denied
-            }
-            other => host::SendError::Failed(other.to_string()),
+            ErrorCode::HttpRequestDenied => host::SendError::Denied,
+            other => host::SendError::Failed(format!("{other:?}")),
         })?;
         let status = response.status();
         let headers = headers_of(&response.headers());
@@ -155,6 +153,50 @@ impl futures::Stream for Stream {
     ) -> std::task::Poll<Option<Self::Item>> {
         self.chunks.as_mut().poll_next(cx)
     }
+}
+
+/// Sends a request with timeouts (the SDK's `send` sets none).
+fn send(
+    request: OutgoingRequest,
+    timeout: std::time::Duration,
+) -> impl std::future::Future<Output = Result<IncomingResponse, ErrorCode>> {
+    let nanos = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
+    let options = RequestOptions::new();
+    // A host that does not support one of them leaves it unset.
+    let _ = options.set_connect_timeout(Some(nanos));
+    let _ = options.set_first_byte_timeout(Some(nanos));
+    let _ = options.set_between_bytes_timeout(Some(nanos));
+    // The waker registration lives as long as the future: dropping the
+    // future (a client gone) cancels it.
+    struct Pending {
+        future: Result<FutureIncomingResponse, ErrorCode>,
+        cancel: Option<spin_executor::CancelOnDropToken>,
+    }
+    impl Drop for Pending {
+        fn drop(&mut self) {
+            // The registration goes before the future it watches.
+            drop(self.cancel.take());
+        }
+    }
+    let mut pending = Pending {
+        future: outgoing_handler::handle(request, Some(options)),
+        cancel: None,
+    };
+    futures::future::poll_fn(move |cx| match &pending.future {
+        Ok(f) => match f.get() {
+            Some(Ok(result)) => Poll::Ready(result),
+            Some(Err(())) => Poll::Ready(Err(ErrorCode::InternalError(Some(
+                "response taken twice".into(),
+            )))),
+            None => {
+                let token =
+                    spin_executor::push_waker_and_get_token(f.subscribe(), cx.waker().clone());
+                pending.cancel = Some(spin_executor::CancelOnDropToken::from(token));
+                Poll::Pending
+            }
+        },
+        Err(e) => Poll::Ready(Err(e.clone())),
+    })
 }
 
 /// Largest read from an incoming body: whatever is buffered, up to this.

@@ -1852,8 +1852,13 @@ fn cache_administration() {
     );
 }
 
+/// The throttling and hanging switches of the corrupting front act on every
+/// manifest request: the tests that flip them take turns.
+static FRONT_MANIFESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn a_rate_limited_upstream_gets_the_cached_tag_with_its_limit_headers() {
+    let _front = FRONT_MANIFESTS.lock().unwrap_or_else(|p| p.into_inner());
     let e = env();
     let image = rt().block_on(registry::push_image(
         e.open,
@@ -1917,4 +1922,36 @@ fn tag_resolution_by_head_is_cached() {
     let r = get(&url, &headers);
     assert_eq!((r.status, r.header("x-cache")), (200, Some("MISS")));
     assert_eq!(r.body, image.manifest);
+}
+
+#[test]
+fn a_hanging_upstream_times_out_and_the_cached_tag_is_served() {
+    let _front = FRONT_MANIFESTS.lock().unwrap_or_else(|p| p.into_inner());
+    let e = env();
+    let image = rt().block_on(registry::push_image(
+        e.open,
+        "cache/seven",
+        "v1",
+        "cache-seven",
+        "amd64",
+    ));
+    let url = format!("{}/v2/cache/seven/manifests/v1", e.proxy(OPEN));
+    let headers = [("host", "corrupt.test"), ("accept", ACCEPT_ALL)];
+    assert_eq!(get(&url, &headers).header("x-cache"), Some("MISS"));
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    e.corrupting
+        .hang
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let started = std::time::Instant::now();
+    let r = get(&url, &headers);
+    let waited = started.elapsed();
+    e.corrupting
+        .hang
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!((r.status, r.header("x-cache")), (200, Some("STALE")));
+    assert_eq!(r.body, image.manifest);
+    assert!(
+        waited < std::time::Duration::from_secs(10),
+        "waited {waited:?} for a hanging upstream"
+    );
 }

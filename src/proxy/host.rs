@@ -64,6 +64,9 @@ pub struct OutboundRequest<S> {
     pub url: Url,
     pub headers: Headers,
     pub body: Body<S>,
+    /// For connecting, for the first byte of the answer and between bytes:
+    /// a hanging upstream fails like an unreachable one.
+    pub timeout: std::time::Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -24,6 +24,7 @@ pub async fn fetch<H: Host>(
     let mut url = url;
     let mut authorization = authorization;
     let mut body = Some(body);
+    let timeout = upstream_timeout(host);
     let mut hops = 0;
     loop {
         let mut h = headers.clone();
@@ -35,6 +36,7 @@ pub async fn fetch<H: Host>(
             url: url.clone(),
             headers: h,
             body: body.take().unwrap_or(Body::Empty),
+            timeout,
         };
         let response = host.send(request).await.map_err(|e| match e {
             SendError::Denied => refused(policy::PolicyError::HostNotAllowed(origin_of(&url))),
@@ -57,6 +59,17 @@ pub async fn fetch<H: Host>(
         }
         hops += 1;
     }
+}
+
+/// Seconds to wait on an upstream (the `upstream_timeout` variable).
+const DEFAULT_TIMEOUT_SECS: u64 = 30;
+
+fn upstream_timeout<H: Host>(host: &H) -> std::time::Duration {
+    let secs = host
+        .variable("upstream_timeout")
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|&s: &u64| s > 0);
+    std::time::Duration::from_secs(secs.unwrap_or(DEFAULT_TIMEOUT_SECS))
 }
 
 fn refused(e: policy::PolicyError) -> RegistryError {

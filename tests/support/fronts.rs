@@ -22,15 +22,23 @@ pub struct Corrupting {
     pub addr: SocketAddr,
     pub corrupt: Arc<std::sync::atomic::AtomicBool>,
     pub throttle: Arc<std::sync::atomic::AtomicBool>,
+    /// Manifest requests hang (longer than the proxy waits).
+    pub hang: Arc<std::sync::atomic::AtomicBool>,
 }
 
 pub async fn corrupting(registry: SocketAddr) -> Corrupting {
     let corrupt = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let throttle = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (flag, throttled) = (corrupt.clone(), throttle.clone());
+    let hang = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (flag, throttled, hanging) = (corrupt.clone(), throttle.clone(), hang.clone());
     let handler: Handler = Arc::new(move |req| {
-        let (flag, throttled) = (flag.clone(), throttled.clone());
+        let (flag, throttled, hanging) = (flag.clone(), throttled.clone(), hanging.clone());
         Box::pin(async move {
+            if req.uri().path().contains("/manifests/")
+                && hanging.load(std::sync::atomic::Ordering::SeqCst)
+            {
+                tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+            }
             if req.uri().path().contains("/manifests/")
                 && throttled.load(std::sync::atomic::Ordering::SeqCst)
             {
@@ -70,6 +78,7 @@ pub async fn corrupting(registry: SocketAddr) -> Corrupting {
         addr: http::serve("127.0.0.1", handler).await,
         corrupt,
         throttle,
+        hang,
     }
 }
 

@@ -124,6 +124,7 @@ async fn start() -> Env {
             ("token_signing_key", SIGNING_KEY),
             ("upstream_1_username", token_server::USER),
             ("upstream_1_password", token_server::PASSWORD),
+            ("upstream_timeout", "3"),
         ],
     );
     let spin = spin_host::serve(&wasm_path(), app, LISTENERS).await;
