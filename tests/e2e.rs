@@ -1955,3 +1955,22 @@ fn a_hanging_upstream_times_out_and_the_cached_tag_is_served() {
         "waited {waited:?} for a hanging upstream"
     );
 }
+
+#[test]
+fn proxy_held_credentials_use_the_oauth2_password_grant_where_get_is_refused() {
+    let e = env();
+    let r = get(
+        &format!("{}/v2/private/held/manifests/v1", e.proxy(OPEN)),
+        &[("host", "held-post.test"), ("accept", ACCEPT_ALL)],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.body, e.held.manifest);
+    let seen = e.token.seen.lock().unwrap().clone();
+    assert!(
+        seen.iter().any(|s| s.method == "POST"
+            && s.form.contains("grant_type=password")
+            && s.form.contains("private%2Fheld")),
+        "no password grant: {seen:?}"
+    );
+    assert_not_logged(token_server::PASSWORD);
+}

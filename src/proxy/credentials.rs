@@ -2,9 +2,9 @@
 //! the upstream tokens it gets with them, kept in the key-value store per
 //! scope until shortly before they expire so every instance shares them.
 
-use super::host::Host;
+use super::host::{Body, Headers, Host};
 use super::token::discover;
-use super::upstream::get;
+use super::upstream::{fetch, get};
 use crate::error::{ErrorCode, RegistryError};
 use crate::reference::RepositoryName;
 use crate::route::Route;
@@ -74,19 +74,45 @@ pub async fn authorization<H: Host>(
     {
         return Ok(Some(format!("Bearer {}", cached.token)));
     }
-    let mut url = url::Url::parse(&realm_url).map_err(|_| {
+    let realm_url = url::Url::parse(&realm_url).map_err(|_| {
         RegistryError::bad_gateway(format!("upstream realm {realm_url:?} is not a URL"))
     })?;
-    {
-        let mut q = url.query_pairs_mut();
-        if let Some(s) = &realm.service {
-            q.append_pair("service", s);
-        }
-        if let Some(s) = &scope {
-            q.append_pair("scope", s);
-        }
+    let mut params: Vec<(&str, &str)> = Vec::new();
+    if let Some(s) = &realm.service {
+        params.push(("service", s));
     }
-    let resp = get(host, route, url, Some(&basic)).await?;
+    if let Some(s) = &scope {
+        params.push(("scope", s));
+    }
+    // The token request of the Docker token spec (GET with Basic); a realm
+    // that only takes OAuth2 gets the password grant instead.
+    let mut url = realm_url.clone();
+    url.query_pairs_mut().extend_pairs(&params);
+    let mut resp = get(host, route, url, Some(&basic)).await?;
+    if matches!(resp.status, 404 | 405) {
+        let password = var("password").unwrap_or_default();
+        let form = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(&params)
+            .extend_pairs([
+                ("grant_type", "password"),
+                ("username", username.as_str()),
+                ("password", password.as_str()),
+                ("client_id", "registry-proxy"),
+            ])
+            .finish();
+        let mut headers = Headers::default();
+        headers.push("content-type", "application/x-www-form-urlencoded");
+        resp = fetch(
+            host,
+            route,
+            "POST",
+            realm_url,
+            headers,
+            None,
+            Body::Bytes(form.into_bytes()),
+        )
+        .await?;
+    }
     let status = resp.status;
     let body = host
         .read_body(resp.body, TOKEN_LIMIT)

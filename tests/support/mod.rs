@@ -91,6 +91,9 @@ async fn start() -> Env {
     let get_only_realm = format!("http://{}/token-get-only", token.addr);
     let auth_get_only =
         registry::start(&dir, "auth-get-only", &token_auth(&get_only_realm, &cert)).await;
+    let post_only_realm = format!("http://{}/token-post-only", token.addr);
+    let auth_post_only =
+        registry::start(&dir, "auth-post-only", &token_auth(&post_only_realm, &cert)).await;
 
     // Every image goes into the shared storage through the open registry.
     let single = registry::push_image(open, "test/single", "v1", "single", "amd64").await;
@@ -186,6 +189,16 @@ async fn start() -> Env {
             "credentials": "upstream_1",
             "cache": {"manifests": false, "blobs": false},
             "allowed_hosts": [token_host, format!("127.0.0.2:{}", auth_fronts.cdn.port())],
+        }),
+    );
+    // The same credentials against a realm that takes only OAuth2 POSTs.
+    kv(
+        "route/held-post.test",
+        serde_json::json!({
+            "upstream": format!("http://{auth_post_only}"),
+            "credentials": "upstream_1",
+            "allowed_hosts": [token_host],
+            "cache": {"manifests": false, "blobs": false},
         }),
     );
     // Only the proxy's own users, through a host and through a path prefix.

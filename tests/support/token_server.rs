@@ -70,6 +70,9 @@ pub async fn start() -> TokenServer {
             if method == "POST" && path == "/token-get-only" {
                 return http::response(405, &[], "");
             }
+            if method == "GET" && path == "/token-post-only" {
+                return http::response(405, &[], "");
+            }
             let params: Vec<(String, String)> = url::form_urlencoded::parse(if method == "POST" {
                 form.as_bytes()
             } else {
