@@ -1856,28 +1856,33 @@ fn cache_administration() {
 /// manifest request: the tests that flip them take turns.
 static FRONT_MANIFESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-#[test]
-fn a_rate_limited_upstream_gets_the_cached_tag_with_its_limit_headers() {
-    let _front = FRONT_MANIFESTS.lock().unwrap_or_else(|p| p.into_inner());
+/// Caches a tag of a new image through the corrupting front, lets the TTL
+/// pass, and asks again with one of the front's manifest switches on.
+fn ask_again_with(
+    switch: &std::sync::atomic::AtomicBool,
+    repository: &str,
+) -> (registry::Pushed, Reply, std::time::Duration) {
+    use std::sync::atomic::Ordering::SeqCst;
     let e = env();
     let image = rt().block_on(registry::push_image(
-        e.open,
-        "cache/five",
-        "v1",
-        "cache-five",
-        "amd64",
+        e.open, repository, "v1", repository, "amd64",
     ));
-    let url = format!("{}/v2/cache/five/manifests/v1", e.proxy(OPEN));
+    let url = format!("{}/v2/{repository}/manifests/v1", e.proxy(OPEN));
     let headers = [("host", "corrupt.test"), ("accept", ACCEPT_ALL)];
     assert_eq!(get(&url, &headers).header("x-cache"), Some("MISS"));
     std::thread::sleep(std::time::Duration::from_millis(1200));
-    e.corrupting
-        .throttle
-        .store(true, std::sync::atomic::Ordering::SeqCst);
+    switch.store(true, SeqCst);
+    let started = std::time::Instant::now();
     let r = get(&url, &headers);
-    e.corrupting
-        .throttle
-        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let waited = started.elapsed();
+    switch.store(false, SeqCst);
+    (image, r, waited)
+}
+
+#[test]
+fn a_rate_limited_upstream_gets_the_cached_tag_with_its_limit_headers() {
+    let _front = FRONT_MANIFESTS.lock().unwrap_or_else(|p| p.into_inner());
+    let (image, r, _) = ask_again_with(&env().corrupting.throttle, "cache/five");
     assert_eq!((r.status, r.header("x-cache")), (200, Some("STALE")));
     assert_eq!(r.body, image.manifest);
     assert_eq!(r.header("ratelimit-remaining"), Some("0;w=21600"));
@@ -1927,27 +1932,7 @@ fn tag_resolution_by_head_is_cached() {
 #[test]
 fn a_hanging_upstream_times_out_and_the_cached_tag_is_served() {
     let _front = FRONT_MANIFESTS.lock().unwrap_or_else(|p| p.into_inner());
-    let e = env();
-    let image = rt().block_on(registry::push_image(
-        e.open,
-        "cache/seven",
-        "v1",
-        "cache-seven",
-        "amd64",
-    ));
-    let url = format!("{}/v2/cache/seven/manifests/v1", e.proxy(OPEN));
-    let headers = [("host", "corrupt.test"), ("accept", ACCEPT_ALL)];
-    assert_eq!(get(&url, &headers).header("x-cache"), Some("MISS"));
-    std::thread::sleep(std::time::Duration::from_millis(1200));
-    e.corrupting
-        .hang
-        .store(true, std::sync::atomic::Ordering::SeqCst);
-    let started = std::time::Instant::now();
-    let r = get(&url, &headers);
-    let waited = started.elapsed();
-    e.corrupting
-        .hang
-        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let (image, r, waited) = ask_again_with(&env().corrupting.hang, "cache/seven");
     assert_eq!((r.status, r.header("x-cache")), (200, Some("STALE")));
     assert_eq!(r.body, image.manifest);
     assert!(

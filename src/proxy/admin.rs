@@ -59,7 +59,7 @@ pub async fn handle<H: Host>(
             Ok(json(200, &serde_json::json!({ "routes": routes })))
         }
         Operation::GetRoute(h) => match host.kv_get(&route::key_for(&h)).map_err(kv_error)? {
-            Some(bytes) => Ok(bytes_json(200, bytes)),
+            Some(bytes) => Ok(Response::json(200, bytes)),
             None => Err(not_found()),
         },
         Operation::PutRoute(h) => {
@@ -79,7 +79,7 @@ pub async fn handle<H: Host>(
                 .is_some();
             host.kv_set(&route::key_for(&h), &stored)
                 .map_err(kv_error)?;
-            Ok(bytes_json(if existed { 200 } else { 201 }, stored))
+            Ok(Response::json(if existed { 200 } else { 201 }, stored))
         }
         Operation::CacheStats => Ok(json(200, &cache_admin::figures(host).map_err(kv_error)?)),
         Operation::CacheGc => Ok(json(
@@ -110,16 +110,5 @@ pub async fn handle<H: Host>(
 }
 
 fn json<S>(status: u16, value: &serde_json::Value) -> Response<S> {
-    bytes_json(status, value.to_string().into_bytes())
-}
-
-fn bytes_json<S>(status: u16, bytes: Vec<u8>) -> Response<S> {
-    let mut headers = Headers::default();
-    headers.push("content-type", "application/json");
-    headers.push("cache-control", "no-store");
-    Response {
-        status,
-        headers,
-        body: Body::Bytes(bytes),
-    }
+    Response::json(status, value.to_string().into_bytes())
 }

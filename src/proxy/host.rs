@@ -59,6 +59,20 @@ pub struct Response<S> {
     pub body: Body<S>,
 }
 
+impl<S> Response<S> {
+    /// A JSON answer the proxy makes itself; nothing in it is for caches.
+    pub fn json(status: u16, body: Vec<u8>) -> Self {
+        let mut headers = Headers::default();
+        headers.push("content-type", "application/json");
+        headers.push("cache-control", "no-store");
+        Response {
+            status,
+            headers,
+            body: Body::Bytes(body),
+        }
+    }
+}
+
 pub struct OutboundRequest<S> {
     pub method: String,
     pub url: Url,

@@ -2,7 +2,7 @@
 //! `/v2/auth` checks a user's password and issues a short-lived signed
 //! token; API requests must carry one that covers their repository.
 
-use super::host::{Headers, Host, Response};
+use super::host::{Host, Response};
 use super::routing::Target;
 use super::token::{TokenParams, token_json};
 use crate::challenge::PROXY_SERVICE;
@@ -186,12 +186,9 @@ fn load_user<H: Host>(host: &H, name: &str) -> Result<Option<User>, RegistryErro
 
 /// The answer to `/v2/` for a logged-in client.
 pub fn base_ok<S>() -> Response<S> {
-    let mut headers = Headers::default();
-    headers.push("docker-distribution-api-version", "registry/2.0");
-    headers.push("content-type", "application/json");
-    Response {
-        status: 200,
-        headers,
-        body: super::host::Body::Bytes(b"{}".to_vec()),
-    }
+    let mut response = Response::json(200, b"{}".to_vec());
+    response
+        .headers
+        .push("docker-distribution-api-version", "registry/2.0");
+    response
 }

@@ -341,14 +341,9 @@ fn is_anonymous_token(authorization: &str) -> bool {
 }
 
 fn error_response<S>(e: &RegistryError) -> Response<S> {
-    let mut headers = Headers::default();
-    headers.push("content-type", "application/json");
+    let mut response = Response::json(e.status, e.to_json().to_string().into_bytes());
     if let Some(c) = &e.challenge {
-        headers.push("www-authenticate", c.clone());
+        response.headers.push("www-authenticate", c.clone());
     }
-    Response {
-        status: e.status,
-        headers,
-        body: Body::Bytes(e.to_json().to_string().into_bytes()),
-    }
+    response
 }

@@ -235,14 +235,7 @@ fn password_grant(params: &[(String, String)]) -> Option<String> {
 
 pub(super) fn token_json<S>(token: &str, expires_in: u64) -> Response<S> {
     let body = serde_json::json!({"token": token, "access_token": token, "expires_in": expires_in});
-    let mut headers = Headers::default();
-    headers.push("content-type", "application/json");
-    headers.push("cache-control", "no-store");
-    Response {
-        status: 200,
-        headers,
-        body: Body::Bytes(body.to_string().into_bytes()),
-    }
+    Response::json(200, body.to_string().into_bytes())
 }
 
 fn anonymous_token<S>() -> Response<S> {
@@ -284,14 +277,7 @@ async fn as_oauth2_response<H: Host>(
         m.insert("access_token".into(), t);
         body = serde_json::to_vec(&m).unwrap_or(bytes);
     }
-    let mut headers = Headers::default();
-    headers.push("content-type", "application/json");
-    headers.push("cache-control", "no-store");
-    Ok(Response {
-        status,
-        headers,
-        body: Body::Bytes(body),
-    })
+    Ok(Response::json(status, body))
 }
 
 #[cfg(test)]
