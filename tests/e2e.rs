@@ -316,14 +316,7 @@ fn authenticated_pull_forwards_credentials_and_refuses_a_wrong_password() {
 #[test]
 fn token_endpoint_get_and_oauth2_post_with_get_fallback() {
     let e = env();
-    let basic = format!(
-        "Basic {}",
-        base64_encode(&format!(
-            "{}:{}",
-            token_server::USER,
-            token_server::PASSWORD
-        ))
-    );
+    let basic = basic_auth(token_server::USER, token_server::PASSWORD);
     let r = get(
         &format!(
             "{}/v2/auth?service=x&scope=repository:private/secret:pull&scope=repository:../x:pull",
@@ -353,7 +346,7 @@ fn token_endpoint_get_and_oauth2_post_with_get_fallback() {
         "an invalid scope reached the realm: {last:?}"
     );
 
-    let wrong = format!("Basic {}", base64_encode("alice:nope"));
+    let wrong = basic_auth(token_server::USER, "nope");
     let r = get(
         &format!(
             "{}/v2/auth?scope=repository:private/secret:pull",
@@ -400,9 +393,13 @@ fn token_endpoint_get_and_oauth2_post_with_get_fallback() {
     );
 }
 
-fn base64_encode(s: &str) -> String {
+/// An `Authorization: Basic` value.
+fn basic_auth(user: &str, password: &str) -> String {
     use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(s)
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
 }
 
 #[test]
@@ -1003,14 +1000,7 @@ fn repository_prefix_applies_to_paths_scopes_links_and_tag_lists() {
         "{:?}",
         r.header("www-authenticate")
     );
-    let basic = format!(
-        "Basic {}",
-        base64_encode(&format!(
-            "{}:{}",
-            token_server::USER,
-            token_server::PASSWORD
-        ))
-    );
+    let basic = basic_auth(token_server::USER, token_server::PASSWORD);
     let t = get(
         &format!("{}/v2/auth?scope=repository:secret:pull", e.proxy(OPEN)),
         &[("host", "prefixed-auth.test"), ("authorization", &basic)],
@@ -1216,10 +1206,7 @@ fn proxy_held_credentials_pull_private_images_for_anonymous_clients() {
 }
 
 fn login_token(e: &support::Env, host: &str, scope: &str, password: &str) -> Reply {
-    let basic = format!(
-        "Basic {}",
-        base64_encode(&format!("{}:{password}", support::PROXY_USER.0))
-    );
+    let basic = basic_auth(support::PROXY_USER.0, password);
     get(
         &format!(
             "{}/v2/auth?service=registry-proxy&scope={scope}",
@@ -1710,14 +1697,7 @@ fn private_content_is_not_served_from_the_cache_to_others() {
         "private-cached",
         "amd64",
     ));
-    let basic = format!(
-        "Basic {}",
-        base64_encode(&format!(
-            "{}:{}",
-            token_server::USER,
-            token_server::PASSWORD
-        ))
-    );
+    let basic = basic_auth(token_server::USER, token_server::PASSWORD);
     let t = get(
         &format!(
             "{}/v2/auth?scope=repository:private/cached:pull",
