@@ -117,10 +117,6 @@ impl AllowedHosts {
     pub fn allows(&self, url: &Url) -> bool {
         matches!(url.scheme(), "http" | "https") && self.0.iter().any(|p| p.allows(url))
     }
-
-    pub fn patterns(&self) -> &[HostPattern] {
-        &self.0
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
