@@ -18,9 +18,11 @@ pub enum Endpoint {
         name: RepositoryName,
         digest: Digest,
     },
-    /// Pushes: `/v2/<name>/blobs/uploads/...`.
+    /// Pushes: `/v2/<name>/blobs/uploads/` and an upload session under it.
     BlobUpload {
         name: RepositoryName,
+        /// The upload session's id, as the upstream chose it.
+        session: Option<String>,
     },
     TagsList {
         name: RepositoryName,
@@ -66,7 +68,19 @@ impl Endpoint {
         if let Some((n, after)) = rest.split_once("/blobs/uploads")
             && (after.is_empty() || after.starts_with('/'))
         {
-            return Ok(Endpoint::BlobUpload { name: name(n)? });
+            let session = after.trim_start_matches('/');
+            let session_ok = session.len() <= 256
+                && session
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'='));
+            if !session_ok || session.starts_with('.') {
+                return Err(PathError::UnknownEndpoint);
+            }
+            let session = (!session.is_empty()).then(|| session.to_string());
+            return Ok(Endpoint::BlobUpload {
+                name: name(n)?,
+                session,
+            });
         }
         let (head, last) = rest.rsplit_once('/').ok_or(PathError::UnknownEndpoint)?;
         let (n, kind) = head.rsplit_once('/').ok_or(PathError::UnknownEndpoint)?;
@@ -93,7 +107,7 @@ impl Endpoint {
         match self {
             Endpoint::Manifest { name, .. }
             | Endpoint::Blob { name, .. }
-            | Endpoint::BlobUpload { name }
+            | Endpoint::BlobUpload { name, .. }
             | Endpoint::TagsList { name }
             | Endpoint::Referrers { name, .. } => Some(name),
             Endpoint::Base | Endpoint::Auth | Endpoint::Catalog => None,
@@ -111,7 +125,12 @@ impl Endpoint {
             Endpoint::Catalog => "/v2/_catalog".to_string(),
             Endpoint::Manifest { reference, .. } => format!("/v2/{n}/manifests/{reference}"),
             Endpoint::Blob { digest, .. } => format!("/v2/{n}/blobs/{digest}"),
-            Endpoint::BlobUpload { .. } => format!("/v2/{n}/blobs/uploads/"),
+            Endpoint::BlobUpload { session, .. } => {
+                format!(
+                    "/v2/{n}/blobs/uploads/{}",
+                    session.as_deref().unwrap_or_default()
+                )
+            }
             Endpoint::TagsList { .. } => format!("/v2/{n}/tags/list"),
             Endpoint::Referrers { digest, .. } => format!("/v2/{n}/referrers/{digest}"),
         }
@@ -150,10 +169,22 @@ mod tests {
             Endpoint::parse("/v2/a/blobs/uploads/").unwrap(),
             Endpoint::BlobUpload { .. }
         ));
-        assert!(matches!(
-            Endpoint::parse("/v2/a/blobs/uploads/some-uuid").unwrap(),
-            Endpoint::BlobUpload { .. }
-        ));
+        let upload = Endpoint::parse("/v2/a/blobs/uploads/some-uuid").unwrap();
+        assert_eq!(upload.upstream_path(None), "/v2/a/blobs/uploads/some-uuid");
+        assert_eq!(
+            Endpoint::parse("/v2/a/blobs/uploads/")
+                .unwrap()
+                .upstream_path(None),
+            "/v2/a/blobs/uploads/"
+        );
+        assert_eq!(
+            Endpoint::parse("/v2/a/blobs/uploads/x/y"),
+            Err(PathError::UnknownEndpoint)
+        );
+        assert_eq!(
+            Endpoint::parse("/v2/a/blobs/uploads/.."),
+            Err(PathError::UnknownEndpoint)
+        );
     }
 
     #[test]

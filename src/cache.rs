@@ -70,6 +70,19 @@ impl Scope {
         format!("{TAG_PREFIX}{}/{repo}:{tag}#{}", self.0, accept_key(accept))
     }
 
+    /// Every `Accept` variant of one tag.
+    pub fn tag_prefix(&self, repo: &str, tag: &str) -> String {
+        format!("{TAG_PREFIX}{}/{repo}:{tag}#", self.0)
+    }
+
+    /// That the upstream has served `digest` in `repo`: distribution keeps
+    /// blobs per repository, so a blob cached for one repository is not
+    /// answered for another (a push checks with `HEAD` whether to upload)
+    /// until the upstream confirmed it there.
+    pub fn seen_key(&self, repo: &str, digest: &str) -> String {
+        format!("{SEEN_PREFIX}{}/{repo}@{digest}", self.0)
+    }
+
     pub fn blob_key(&self, digest: &str) -> String {
         format!("{BLOB_PREFIX}{}/{digest}", self.0)
     }
@@ -82,12 +95,16 @@ impl Scope {
 pub const MANIFEST_PREFIX: &str = "cache/manifest/";
 pub const TAG_PREFIX: &str = "cache/tag/";
 pub const BLOB_PREFIX: &str = "cache/blob/";
+pub const SEEN_PREFIX: &str = "cache/seen/";
 pub const CHUNK_PREFIX: &str = "cache/chunk/";
 pub const STATS_KEY: &str = "cache/stats";
 
-/// The repository a manifest or tag key is for.
+/// The repository a manifest, tag or seen-blob key is for.
 pub fn repository_of(key: &str) -> Option<&str> {
-    if let Some(rest) = key.strip_prefix(MANIFEST_PREFIX) {
+    if let Some(rest) = key
+        .strip_prefix(MANIFEST_PREFIX)
+        .or_else(|| key.strip_prefix(SEEN_PREFIX))
+    {
         return rest
             .split_once('/')
             .and_then(|(_, r)| r.rsplit_once('@'))
@@ -261,8 +278,14 @@ mod tests {
             "cache/manifest/http~127.0.0.1:5000/library/alpine@sha256:ab"
         );
         assert_eq!(repository_of(&m), Some("library/alpine"));
+        assert_eq!(repository_of(&s.seen_key("a/b", "sha256:ab")), Some("a/b"));
         let t = s.tag_key("a/b", "v1", "application/json");
         assert_eq!(repository_of(&t), Some("a/b"));
+        assert!(t.starts_with(&s.tag_prefix("a/b", "v1")));
+        assert!(
+            !s.tag_key("a/b", "v10", "x")
+                .starts_with(&s.tag_prefix("a/b", "v1"))
+        );
         let c = s.chunk_key("sha256:ab", "u1", 7);
         assert_eq!(
             chunk_of(&c),

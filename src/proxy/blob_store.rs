@@ -27,8 +27,14 @@ pub async fn get<H: Host>(
         .ok()
         .flatten()
         .and_then(|v| serde_json::from_slice::<BlobEntry>(&v).ok());
+    let repo = call
+        .upstream_name
+        .as_ref()
+        .map(|n| n.as_str())
+        .unwrap_or_default();
+    let seen_key = scope.seen_key(repo, digest.as_str());
     if let Some(entry) = entry
-        && usable(call, &entry).await?
+        && usable(call, &entry, &seen_key).await?
     {
         stats::record(host, Outcome::Hit);
         return Ok(serve(call, host.kv(), scope, digest.as_str(), entry));
@@ -69,6 +75,7 @@ pub async fn get<H: Host>(
             .to_string(),
     };
     let tee = Tee {
+        seen_key,
         kv: host.kv(),
         scope,
         digest: digest.as_str().to_string(),
@@ -86,14 +93,42 @@ pub async fn get<H: Host>(
     })
 }
 
-async fn usable<H: Host>(call: &Call<'_, H>, entry: &BlobEntry) -> Result<bool, RegistryError> {
-    if !entry.private {
-        return Ok(true);
+/// After a delete: the blob is no longer served (garbage collection takes
+/// its chunks once they are old enough).
+pub fn forget<H: Host>(call: &Call<'_, H>, digest: &Digest) {
+    let scope = Scope::of(&call.target.route.upstream);
+    if let Err(e) = call.host.kv_delete(&scope.blob_key(digest.as_str())) {
+        eprintln!("cache: cannot forget a deleted blob: {e}");
     }
-    if !call.with_client_credentials() {
+}
+
+/// A cached blob answers for this repository once the upstream has served
+/// it there (else a `HEAD`, which moves no bytes, asks); a private one only
+/// after this client's own credentials pass that `HEAD`, every time.
+async fn usable<H: Host>(
+    call: &Call<'_, H>,
+    entry: &BlobEntry,
+    seen_key: &str,
+) -> Result<bool, RegistryError> {
+    if entry.private && !call.with_client_credentials() {
         return Ok(false);
     }
-    Ok(call.upstream("HEAD").await?.status == 200)
+    if !entry.private && call.host.kv_get(seen_key).ok().flatten().is_some() {
+        return Ok(true);
+    }
+    if call.upstream("HEAD").await?.status != 200 {
+        return Ok(false);
+    }
+    if !entry.private {
+        remember(call.host.kv().as_ref(), seen_key);
+    }
+    Ok(true)
+}
+
+fn remember(kv: &dyn Kv, seen_key: &str) {
+    if let Err(e) = kv.set(seen_key, b"1") {
+        eprintln!("cache: cannot store a blob's repository: {e}");
+    }
 }
 
 fn serve<H: Host>(
@@ -181,6 +216,8 @@ fn read_chunks(
 
 /// The copy of an upstream blob into the store.
 struct Tee {
+    /// Marks the blob as the upstream's in the requested repository.
+    seen_key: String,
     kv: Rc<dyn Kv>,
     scope: Scope,
     digest: String,
@@ -236,9 +273,11 @@ impl Tee {
             }
             if self.storing
                 && let Ok(v) = serde_json::to_vec(&self.entry)
-                && let Err(e) = self.kv.set(&self.scope.blob_key(&self.digest), &v)
             {
-                eprintln!("cache: cannot commit a blob: {e}");
+                match self.kv.set(&self.scope.blob_key(&self.digest), &v) {
+                    Ok(()) => remember(self.kv.as_ref(), &self.seen_key),
+                    Err(e) => eprintln!("cache: cannot commit a blob: {e}"),
+                }
             }
         }
         if !verified {

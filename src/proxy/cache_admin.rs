@@ -4,7 +4,7 @@
 use super::host::Host;
 use super::stats;
 use crate::cache::{
-    self, BLOB_PREFIX, BlobEntry, CHUNK_PREFIX, MANIFEST_PREFIX, TAG_PREFIX, TagEntry,
+    self, BLOB_PREFIX, BlobEntry, CHUNK_PREFIX, MANIFEST_PREFIX, SEEN_PREFIX, TAG_PREFIX, TagEntry,
 };
 use serde_json::json;
 use std::collections::HashSet;
@@ -96,7 +96,10 @@ pub fn delete_blob<H: Host>(host: &H, digest: &str) -> Result<serde_json::Value,
         let is_entry = k
             .strip_prefix(BLOB_PREFIX)
             .and_then(|r| r.split_once('/'))
-            .is_some_and(|(_, d)| d == digest);
+            .is_some_and(|(_, d)| d == digest)
+            || k.strip_prefix(SEEN_PREFIX)
+                .and_then(|r| r.rsplit_once('@'))
+                .is_some_and(|(_, d)| d == digest);
         let is_chunk = cache::chunk_of(&k).is_some_and(|(_, d, _)| d == digest);
         if is_entry || is_chunk {
             host.kv_delete(&k)?;

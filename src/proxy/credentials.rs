@@ -20,13 +20,15 @@ struct CachedToken {
     expires: u64,
 }
 
-/// The `Authorization` the proxy sends upstream for a read of `name` (or of
-/// `/v2/` itself), or `None` when the route holds no credentials or the
-/// upstream needs none. `refresh` skips the cached token (after a 401).
+/// The `Authorization` the proxy sends upstream for `actions` (`pull`,
+/// `pull,push`, `delete`) on `name` (or for `/v2/` itself), or `None` when
+/// the route holds no credentials or the upstream needs none. `refresh`
+/// skips the cached token (after a 401).
 pub async fn authorization<H: Host>(
     host: &H,
     route: &Route,
     name: Option<&RepositoryName>,
+    actions: &str,
     refresh: bool,
 ) -> Result<Option<String>, RegistryError> {
     let Some(slot) = &route.credentials else {
@@ -60,7 +62,7 @@ pub async fn authorization<H: Host>(
     let Some(realm_url) = realm.realm else {
         return Ok(realm.basic.then_some(basic));
     };
-    let scope = name.map(|n| format!("repository:{n}:pull"));
+    let scope = name.map(|n| format!("repository:{n}:{actions}"));
     let key = format!(
         "token/{}/{}",
         route.upstream.origin().ascii_serialization(),

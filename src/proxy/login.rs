@@ -57,16 +57,17 @@ pub fn challenge(
     RegistryError::new(401, ErrorCode::Unauthorized, message).with_challenge(c.to_string())
 }
 
-/// Checks an API request's token: valid, and covering `name` for pull.
+/// Checks an API request's token: valid, and covering `actions` on `name`.
 pub fn check<H: Host>(
     host: &H,
     target: &Target,
     origin: &str,
     name: Option<&str>,
+    actions: &str,
     authorization: Option<&str>,
 ) -> Result<(), RegistryError> {
     let key = signing_key(host)?;
-    let scope = name.map(|n| format!("repository:{n}:pull"));
+    let scope = name.map(|n| format!("repository:{n}:{actions}"));
     let refuse = |error: Option<&str>, message: &str| {
         challenge(target, origin, scope.as_deref(), error, message)
     };
@@ -76,9 +77,9 @@ pub fn check<H: Host>(
     let claims = jwt::verify(token.trim(), &key, PROXY_SERVICE, super::now())
         .map_err(|e| refuse(Some("invalid_token"), &format!("token refused: {e:?}")))?;
     match name {
-        Some(n) if !claims.allows(n, "pull") => Err(refuse(
+        Some(n) if !actions.split(',').all(|a| claims.allows(n, a)) => Err(refuse(
             Some("insufficient_scope"),
-            &format!("the token does not allow pulling {n}"),
+            &format!("the token does not allow {actions} on {n}"),
         )),
         _ => Ok(()),
     }

@@ -234,6 +234,27 @@ async fn fetch<H: Host>(
     Ok(serve(call, cached, "MISS", passed))
 }
 
+/// After a push or a delete: the tag's entries (every `Accept`), or the
+/// manifest by digest, are no longer served.
+pub fn forget<H: Host>(call: &Call<'_, H>, repo: &RepositoryName, reference: &Reference) {
+    let host = call.host;
+    let scope = Scope::of(&call.target.route.upstream);
+    let result = match reference {
+        Reference::Tag(t) => {
+            let prefix = scope.tag_prefix(repo.as_str(), t);
+            host.kv_keys().and_then(|keys| {
+                keys.iter()
+                    .filter(|k| k.starts_with(&prefix))
+                    .try_for_each(|k| host.kv_delete(k))
+            })
+        }
+        Reference::Digest(d) => host.kv_delete(&scope.manifest_key(repo.as_str(), d.as_str())),
+    };
+    if let Err(e) = result {
+        eprintln!("cache: cannot forget a pushed manifest: {e}");
+    }
+}
+
 fn load<H: Host>(
     host: &H,
     scope: &Scope,

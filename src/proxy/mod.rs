@@ -150,6 +150,22 @@ async fn serve<H: Host>(
             format!("repository {n} is not served by this proxy"),
         ));
     }
+    let method = req.method.clone();
+    let allowed = match &endpoint {
+        Endpoint::Manifest { .. } => matches!(method.as_str(), "GET" | "HEAD" | "PUT" | "DELETE"),
+        Endpoint::Blob { .. } => matches!(method.as_str(), "GET" | "HEAD" | "DELETE"),
+        Endpoint::BlobUpload { .. } => {
+            matches!(method.as_str(), "GET" | "POST" | "PATCH" | "PUT" | "DELETE")
+        }
+        _ => matches!(method.as_str(), "GET" | "HEAD"),
+    };
+    if !allowed {
+        return Err(RegistryError::new(
+            405,
+            ErrorCode::Unsupported,
+            format!("{method} is not supported here"),
+        ));
+    }
     let auth = if login::required(host, &target.route) {
         let client_name = endpoint
             .name()
@@ -157,11 +173,13 @@ async fn serve<H: Host>(
                 Some(r) => format!("{r}/{n}"),
                 None => n.to_string(),
             });
+        let actions = relay::actions_for(&method);
         login::check(
             host,
             &target,
             &incoming.origin,
             client_name.as_deref(),
+            actions,
             req.headers.get("authorization"),
         )?;
         if matches!(endpoint, Endpoint::Base) {
@@ -179,38 +197,39 @@ async fn serve<H: Host>(
             None => UpstreamAuth::Proxy,
         }
     };
-    match endpoint {
-        Endpoint::BlobUpload { .. } => Err(RegistryError::new(
-            405,
-            ErrorCode::Unsupported,
-            "this proxy serves pulls only",
-        )),
-        endpoint => {
-            if !matches!(req.method.as_str(), "GET" | "HEAD") {
-                return Err(RegistryError::new(
-                    405,
-                    ErrorCode::Unsupported,
-                    format!("{} is not supported here", req.method),
-                ));
-            }
-            let call = relay::Call::new(host, &target, &incoming.origin, &endpoint, &req, &auth)?;
-            let cache = &target.route.cache;
-            let mut resp = match (&endpoint, &call.upstream_name) {
-                (Endpoint::Manifest { reference, .. }, Some(repo)) if cache.manifests => {
-                    manifest_store::get(&call, repo, reference).await?
+    // A push's body streams upstream as it arrives.
+    let mut req = req;
+    let body = std::mem::replace(&mut req.body, Body::Empty);
+    let call = relay::Call::new(host, &target, &incoming.origin, &endpoint, &req, &auth)?;
+    let cache = &target.route.cache;
+    let mut resp = match (&endpoint, &call.upstream_name) {
+        _ if !matches!(method.as_str(), "GET" | "HEAD") => {
+            let resp = call.relay_write(body).await?;
+            if (200..300).contains(&resp.status) {
+                // What the push replaced or deleted is not served again.
+                match (&endpoint, &call.upstream_name) {
+                    (Endpoint::Manifest { reference, .. }, Some(repo)) => {
+                        manifest_store::forget(&call, repo, reference)
+                    }
+                    (Endpoint::Blob { digest, .. }, _) if method == "DELETE" => {
+                        blob_store::forget(&call, digest)
+                    }
+                    _ => {}
                 }
-                (Endpoint::Blob { digest, .. }, _) if cache.blobs => {
-                    blob_store::get(&call, digest).await?
-                }
-                _ => call.relay().await?,
-            };
-            // The distribution spec's proxying: say which namespace answered.
-            if let Some(ns) = ns.filter(|_| target.namespace.is_some()) {
-                resp.headers.push("oci-namespace", ns);
             }
-            Ok(resp)
+            resp
         }
+        (Endpoint::Manifest { reference, .. }, Some(repo)) if cache.manifests => {
+            manifest_store::get(&call, repo, reference).await?
+        }
+        (Endpoint::Blob { digest, .. }, _) if cache.blobs => blob_store::get(&call, digest).await?,
+        _ => call.relay().await?,
+    };
+    // The distribution spec's proxying: say which namespace answered.
+    if let Some(ns) = ns.filter(|_| target.namespace.is_some()) {
+        resp.headers.push("oci-namespace", ns);
     }
+    Ok(resp)
 }
 
 /// Whose credentials go upstream.

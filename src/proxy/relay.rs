@@ -20,6 +20,10 @@ const FORWARDED_REQUEST_HEADERS: &[&str] = &[
     "if-match",
     "if-modified-since",
     "user-agent",
+    // Pushes.
+    "content-type",
+    "content-length",
+    "content-range",
 ];
 
 /// Response headers relayed to clients, as the upstream sent them.
@@ -38,10 +42,23 @@ const FORWARDED_RESPONSE_HEADERS: &[&str] = &[
     "ratelimit-remaining",
     "docker-ratelimit-source",
     "oci-filters-applied",
+    "docker-upload-uuid",
+    "oci-subject",
+    // An upload's progress.
+    "range",
 ];
 
 /// Largest tag list the proxy reads to rename its repository.
 const TAG_LIST_LIMIT: usize = 8 << 20;
+
+/// The token actions (Docker token spec) a request method needs.
+pub fn actions_for(method: &str) -> &'static str {
+    match method {
+        "GET" | "HEAD" => "pull",
+        "DELETE" => "delete",
+        _ => "pull,push",
+    }
+}
 
 /// One client request being served for a target.
 pub struct Call<'a, H: Host> {
@@ -91,16 +108,40 @@ impl<'a, H: Host> Call<'a, H> {
         matches!(self.auth, UpstreamAuth::Client(_))
     }
 
+    /// The token actions this request needs upstream.
+    pub fn actions(&self) -> &'static str {
+        actions_for(&self.req.method)
+    }
+
+    /// Relays a push (its body streaming upstream) and the answer back.
+    pub async fn relay_write(
+        &self,
+        body: Body<H::Stream>,
+    ) -> Result<Response<H::Stream>, RegistryError> {
+        let resp = self.upstream_with(&self.req.method, body).await?;
+        Ok(self.pass_back(resp))
+    }
+
     /// Sends `method` upstream for this endpoint, with the client's or the
     /// route's credentials (the route's refreshed once on a 401).
     pub async fn upstream(&self, method: &str) -> Result<Response<H::Stream>, RegistryError> {
+        self.upstream_with(method, Body::Empty).await
+    }
+
+    /// The same with a body (a push), which can be sent only once: no retry.
+    pub async fn upstream_with(
+        &self,
+        method: &str,
+        body: Body<H::Stream>,
+    ) -> Result<Response<H::Stream>, RegistryError> {
         let route = &self.target.route;
         let mut url = route
             .upstream
             .join(&self.endpoint.upstream_path(self.upstream_name.as_ref()))
             .map_err(|e| RegistryError::new(400, ErrorCode::NameInvalid, e.to_string()))?;
-        // The query (tag-list `n`/`last`, referrers `artifactType`) goes as
-        // is, less the `ns` meant for the proxy.
+        // The query (tag-list `n`/`last`, referrers `artifactType`, an
+        // upload's `digest` and state) goes as is, less the `ns` meant for
+        // the proxy.
         let query: Vec<(String, String)> =
             url::form_urlencoded::parse(self.req.query.as_deref().unwrap_or_default().as_bytes())
                 .filter(|(k, _)| k != "ns")
@@ -117,13 +158,20 @@ impl<'a, H: Host> Call<'a, H> {
             }
         }
         let held = |refresh| {
-            credentials::authorization(self.host, route, self.upstream_name.as_ref(), refresh)
+            credentials::authorization(
+                self.host,
+                route,
+                self.upstream_name.as_ref(),
+                self.actions(),
+                refresh,
+            )
         };
         let authorization = match self.auth {
             UpstreamAuth::Client(a) => Some(a.clone()),
             UpstreamAuth::Proxy => held(false).await?,
         };
-        let send = |authorization: Option<String>| {
+        let retryable = matches!(body, Body::Empty);
+        let send = |authorization: Option<String>, body| {
             let (url, headers) = (url.clone(), headers.clone());
             async move {
                 upstream::fetch(
@@ -133,20 +181,21 @@ impl<'a, H: Host> Call<'a, H> {
                     url,
                     headers,
                     authorization.as_deref(),
-                    Body::Empty,
+                    body,
                 )
                 .await
             }
         };
-        let resp = send(authorization).await?;
+        let resp = send(authorization, body).await?;
         if resp.status != 401
+            || !retryable
             || !matches!(self.auth, UpstreamAuth::Proxy)
             || route.credentials.is_none()
         {
             return Ok(resp);
         }
         // A cached upstream token may have been revoked: get a fresh one once.
-        let resp = send(held(true).await?).await?;
+        let resp = send(held(true).await?, Body::Empty).await?;
         if resp.status == 401 {
             return Err(RegistryError::bad_gateway(
                 "the upstream refused the route's credentials",
@@ -165,15 +214,28 @@ impl<'a, H: Host> Call<'a, H> {
                 out.push(name, v);
             }
         }
+        let client_name = self.endpoint.name().map(|n| match &mapping.registry_host {
+            Some(r) => format!("{r}/{n}"),
+            None => n.to_string(),
+        });
+        let upstream_name = self.upstream_name.as_ref().map(|n| n.as_str());
         if let Some(link) = upstream.get("link") {
-            let client_name = self.endpoint.name().map(|n| match &mapping.registry_host {
-                Some(r) => format!("{r}/{n}"),
-                None => n.to_string(),
-            });
-            let upstream_name = self.upstream_name.as_ref().map(|n| n.as_str());
             out.push(
                 "link",
                 rewrite_link(link, &route.upstream, upstream_name, client_name.as_deref()),
+            );
+        }
+        // Upload sessions and pushed content: back to the proxy, by the
+        // client's name.
+        if let Some(location) = upstream.get("location") {
+            out.push(
+                "location",
+                to_client_url(
+                    location,
+                    &route.upstream,
+                    upstream_name,
+                    client_name.as_deref(),
+                ),
             );
         }
         if status == 401 {
@@ -263,6 +325,28 @@ async fn rename_tag_list<H: Host>(
 /// Pagination links point back at the proxy: absolute upstream URLs become
 /// paths, and the upstream's name for the repository (`library/alpine`)
 /// becomes the client's (`alpine`).
+/// An upstream URL (absolute or a path) as the client reaches it: a path
+/// on the proxy, with the client's name for the repository. URLs of other
+/// hosts stay as they are.
+fn to_client_url(
+    target: &str,
+    upstream: &Url,
+    upstream_name: Option<&str>,
+    client_name: Option<&str>,
+) -> String {
+    let mut target = match Url::parse(target) {
+        Ok(u) if u.origin() == upstream.origin() => u[url::Position::BeforePath..].to_string(),
+        _ => target.to_string(),
+    };
+    if let (Some(up), Some(client)) = (upstream_name, client_name)
+        && up != client
+        && let Some(tail) = target.strip_prefix(&format!("/v2/{up}/"))
+    {
+        target = format!("/v2/{client}/{tail}");
+    }
+    target
+}
+
 fn rewrite_link(
     link: &str,
     upstream: &Url,
@@ -276,19 +360,10 @@ fn rewrite_link(
             else {
                 return part.to_string();
             };
-            let mut target = match Url::parse(target) {
-                Ok(u) if u.origin() == upstream.origin() => {
-                    u[url::Position::BeforePath..].to_string()
-                }
-                _ => target.to_string(),
-            };
-            if let (Some(up), Some(client)) = (upstream_name, client_name)
-                && up != client
-                && let Some(tail) = target.strip_prefix(&format!("/v2/{up}/"))
-            {
-                target = format!("/v2/{client}/{tail}");
-            }
-            format!("<{target}>{rest}")
+            format!(
+                "<{}>{rest}",
+                to_client_url(target, upstream, upstream_name, client_name)
+            )
         })
         .collect::<Vec<_>>()
         .join(", ")
@@ -297,6 +372,28 @@ fn rewrite_link(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn locations() {
+        let up = Url::parse("http://127.0.0.1:5000").unwrap();
+        assert_eq!(
+            to_client_url(
+                "http://127.0.0.1:5000/v2/proj/foo/blobs/uploads/u1?_state=x",
+                &up,
+                Some("proj/foo"),
+                Some("r.io/foo")
+            ),
+            "/v2/r.io/foo/blobs/uploads/u1?_state=x"
+        );
+        assert_eq!(
+            to_client_url("/v2/foo/blobs/sha256:ab", &up, Some("foo"), Some("foo")),
+            "/v2/foo/blobs/sha256:ab"
+        );
+        assert_eq!(
+            to_client_url("https://cdn.example/x", &up, Some("foo"), Some("bar")),
+            "https://cdn.example/x"
+        );
+    }
 
     #[test]
     fn link_rewriting() {
