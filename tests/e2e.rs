@@ -962,6 +962,26 @@ fn containerd_ns_parameter_routes_and_is_echoed() {
     assert_eq!(r.json()["name"], "test/single");
 }
 
+/// A registry named by its own host is found through the route whose
+/// upstream it is, when no route is stored under its name.
+#[test]
+fn a_registry_is_found_by_a_routes_upstream() {
+    let e = env();
+    let registry = e.open.to_string();
+    let r = get(
+        &format!("{}/v2/{registry}/test/single/manifests/v1", e.proxy(HUB)),
+        &[("accept", ACCEPT_ALL)],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.body, e.single.manifest);
+    let r = get(
+        &format!("{}/v2/test/single/manifests/v1?ns={registry}", e.proxy(HUB)),
+        &[("accept", ACCEPT_ALL)],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("oci-namespace"), Some(registry.as_str()));
+}
+
 #[test]
 fn docker_mirror_requests_with_library() {
     let e = env();

@@ -103,16 +103,16 @@ pub fn for_registry<H: Host>(
     };
     let route = match stored(host, &registry)? {
         Some(r) => r,
-        None => route::builtin_for_registry(&registry)
-            .ok_or_else(|| {
+        None => match route::builtin_for_registry(&registry) {
+            Some(c) => c.resolve().map_err(|e| invalid(&registry, &e))?,
+            None => by_upstream(host, &registry)?.ok_or_else(|| {
                 RegistryError::new(
                     404,
                     ErrorCode::NameUnknown,
                     format!("registry {registry} is not configured on this proxy"),
                 )
-            })?
-            .resolve()
-            .map_err(|e| invalid(&registry, &e))?,
+            })?,
+        },
     };
     let mapping = route.mapping((naming == Naming::InName).then(|| registry.clone()));
     Ok(Target {
@@ -120,6 +120,30 @@ pub fn for_registry<H: Host>(
         mapping,
         namespace: Some(registry),
     })
+}
+
+/// A stored route whose upstream is `registry` (`host[:port]`), the first
+/// by key. Only asked when no route is stored under the registry's own name
+/// and no built-in registry has it, since it reads every route.
+fn by_upstream<H: Host>(host: &H, registry: &str) -> Result<Option<Route>, RegistryError> {
+    let keys = host.kv_keys().map_err(|e| {
+        RegistryError::new(500, ErrorCode::Unknown, format!("key-value store: {e}"))
+    })?;
+    for key in keys.iter().filter(|k| k.starts_with(route::KEY_PREFIX)) {
+        let Ok(Some(bytes)) = host.kv_get(key) else {
+            continue;
+        };
+        // Invalid routes answer for their own host, with their error; here they are skipped.
+        let Ok(r) = RouteConfig::from_json(&bytes).and_then(|c| c.resolve()) else {
+            continue;
+        };
+        if r.upstream[url::Position::BeforeHost..url::Position::AfterPort]
+            .eq_ignore_ascii_case(registry)
+        {
+            return Ok(Some(r));
+        }
+    }
+    Ok(None)
 }
 
 fn default_upstream<H: Host>(host: &H) -> Option<String> {
