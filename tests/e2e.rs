@@ -113,6 +113,15 @@ fn assert_not_logged(secret: &str) {
     assert!(!logs.contains(secret), "the component logged {secret:?}");
 }
 
+/// A skopeo run that must have worked, with its complaint if not.
+fn assert_success(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn skopeo(args: &[&str]) -> std::process::Output {
     std::process::Command::new("skopeo")
         .args(args)
@@ -171,19 +180,11 @@ fn rand_suffix() -> u128 {
 fn skopeo_pulls_single_platform_and_multi_arch_index() {
     let e = env();
     let (out, dir) = skopeo_copy(&e.proxy(OPEN), "test/single:v1", None, false);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert_eq!(layout_digest(&dir), e.single.digest);
 
     let (out, dir) = skopeo_copy(&e.proxy(OPEN), "test/multi:v1", None, true);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert_eq!(layout_digest(&dir), e.multi.digest);
     for p in &e.multi_platforms {
         let blob = dir
@@ -272,11 +273,7 @@ fn authenticated_pull_forwards_credentials_and_refuses_a_wrong_password() {
     let e = env();
     let creds = format!("{}:{}", token_server::USER, token_server::PASSWORD);
     let (out, dir) = skopeo_copy(&e.proxy(AUTH), "private/secret:v1", Some(&creds), false);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert_eq!(layout_digest(&dir), e.private.digest);
     let seen = e.token.seen.lock().unwrap().clone();
     assert!(
@@ -305,11 +302,7 @@ fn authenticated_pull_forwards_credentials_and_refuses_a_wrong_password() {
 
     // Public images need no credentials even behind token auth.
     let (out, dir) = skopeo_copy(&e.proxy(AUTH), "test/single:v1", None, false);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert_eq!(layout_digest(&dir), e.single.digest);
 }
 
@@ -412,11 +405,7 @@ fn docker_hub_route_adds_library_transparently() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.body, e.alpine.manifest);
     let (out, dir) = skopeo_copy(&e.proxy(HUB), "alpine:latest", None, false);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert_eq!(layout_digest(&dir), e.alpine.digest);
 }
 
@@ -839,11 +828,7 @@ fn a_256_mib_layer_streams_with_bounded_component_memory() {
 fn path_prefix_pulls_from_two_upstreams_through_one_host() {
     let e = env();
     let (out, dir) = skopeo_copy(&e.proxy(HUB), "registry-a.test/test/single:v1", None, false);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert_eq!(layout_digest(&dir), e.single.digest);
 
     let creds = format!("{}:{}", token_server::USER, token_server::PASSWORD);
@@ -853,11 +838,7 @@ fn path_prefix_pulls_from_two_upstreams_through_one_host() {
         Some(&creds),
         false,
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert_eq!(layout_digest(&dir), e.private.digest);
     let seen = e.token.seen.lock().unwrap().clone();
     assert!(
@@ -1135,11 +1116,7 @@ fn proxy_held_credentials_pull_private_images_for_anonymous_clients() {
             .count()
     };
     let (out, dir) = skopeo_copy(&e.proxy(HUB), "held.test/private/held:v1", None, false);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert_eq!(layout_digest(&dir), e.held.digest);
 
     let url = format!("{}/v2/private/held/manifests/v1", e.proxy(OPEN));
@@ -1345,11 +1322,7 @@ fn the_proxys_own_users_log_in_and_are_refused_correctly() {
         Some(&creds),
         false,
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert_eq!(layout_digest(&dir), e.single.digest);
     let (out, _) = skopeo_copy(
         &e.proxy(HUB),
@@ -1516,11 +1489,7 @@ fn cached_pulls_spare_the_upstream_and_tags_revalidate_with_head() {
     ));
     let pull = || {
         let (out, dir) = skopeo_copy(&e.proxy(HUB), "cache.test/cache/one:v1", None, false);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_success(&out);
         layout_digest(&dir)
     };
     assert_eq!(pull(), first.digest);
@@ -1611,11 +1580,7 @@ fn a_stopped_upstream_still_serves_cached_images() {
         )
     };
     let (out, _) = pull(":v1");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let direct = format!("{}/v2/cache/two/manifests/v1", e.proxy(OPEN));
     let r = get(
         &direct,
@@ -1781,11 +1746,7 @@ fn cache_administration() {
         "amd64",
     ));
     let (out, _) = skopeo_copy(&e.proxy(HUB), "cache.test/cache/four:v1", None, false);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let figures = get(&api, &auth).json();
     assert!(
         figures["entries"]["manifests"].as_u64().unwrap() >= 1,
@@ -1987,22 +1948,14 @@ fn skopeo_push(
 fn pushes_pass_through_and_replace_cached_tags() {
     let e = env();
     let (out, single) = skopeo_copy(&e.proxy(HUB), "registry-a.test/test/single:v1", None, false);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let out = skopeo_push(
         &single,
         &e.proxy(HUB),
         "registry-a.test/pushed/image:v1",
         None,
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let direct = get(
         &format!("http://{}/v2/pushed/image/manifests/v1", e.open),
         &[("accept", ACCEPT_ALL)],
@@ -2046,22 +1999,14 @@ fn pushes_pass_through_and_replace_cached_tags() {
         Some(e.single.digest.as_str())
     );
     let (out, alpine) = skopeo_copy(&e.proxy(HUB), "alpine:latest", None, false);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let out = skopeo_push(
         &alpine,
         &e.proxy(HUB),
         "registry-a.test/pushed/image:v1",
         None,
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let r = get(&url, &[("accept", ACCEPT_ALL)]);
     assert_eq!(
         r.header("docker-content-digest"),
