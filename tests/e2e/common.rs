@@ -1,0 +1,119 @@
+//! Helpers the end-to-end tests share.
+
+use super::support::http::{self, Reply};
+use super::support::{self, OPEN, env, registry, rt};
+
+pub fn get(url: &str, headers: &[(&str, &str)]) -> Reply {
+    rt().block_on(http::get(url, headers))
+}
+
+pub fn send(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+    rt().block_on(http::send(method, url, headers, body.to_string()))
+}
+
+pub fn error_code(r: &Reply) -> String {
+    r.json()["errors"][0]["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+pub const ACCEPT_ALL: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// The component's log never holds credentials or signed URLs.
+pub fn assert_not_logged(secret: &str) {
+    let logs = env().spin.app.logs.lock().unwrap();
+    assert!(!logs.is_empty(), "no component log captured");
+    assert!(!logs.contains(secret), "the component logged {secret:?}");
+}
+
+/// A skopeo run that must have worked, with its complaint if not.
+pub fn assert_success(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn skopeo(args: &[&str]) -> std::process::Output {
+    std::process::Command::new("skopeo")
+        .args(args)
+        .output()
+        .expect("skopeo (apt-get install skopeo)")
+}
+
+/// The digest skopeo recorded in an OCI layout's index for `tag`.
+pub fn layout_digest(dir: &std::path::Path) -> String {
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+pub fn skopeo_copy(
+    proxy: &str,
+    image: &str,
+    creds: Option<&str>,
+    all: bool,
+) -> (std::process::Output, std::path::PathBuf) {
+    let e = env();
+    let dest = e.dir.join(format!(
+        "oci-{}-{}",
+        image.replace(['/', ':'], "_"),
+        rand_suffix()
+    ));
+    let src = format!("docker://{}/{image}", proxy.trim_start_matches("http://"));
+    let dst = format!("oci:{}:x", dest.display());
+    let mut args = vec![
+        "--insecure-policy",
+        "copy",
+        "--src-tls-verify=false",
+        "--retry-times=0",
+    ];
+    if all {
+        args.push("--all");
+    }
+    if let Some(c) = creds {
+        args.extend(["--src-creds", c]);
+    }
+    args.extend([src.as_str(), dst.as_str()]);
+    (skopeo(&args), dest)
+}
+
+pub fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+/// An `Authorization: Basic` value.
+pub fn basic_auth(user: &str, password: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
+pub fn login_token(e: &support::Env, host: &str, scope: &str, password: &str) -> Reply {
+    let basic = basic_auth(support::PROXY_USER.0, password);
+    get(
+        &format!(
+            "{}/v2/auth?service=registry-proxy&scope={scope}",
+            e.proxy(OPEN)
+        ),
+        &[("host", host), ("authorization", &basic)],
+    )
+}
+
+pub fn upstream_log(registry: &str, repository: &str) -> Vec<String> {
+    registry::access_log(&env().dir, registry, repository)
+}
+
+pub fn count(log: &[String], prefix: &str) -> usize {
+    log.iter().filter(|l| l.starts_with(prefix)).count()
+}

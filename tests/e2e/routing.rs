@@ -1,0 +1,277 @@
+//! One host for every registry (issue 3): path prefixes, `ns=`, mirrors,
+//! repository prefixes, browser redirects.
+
+use super::common::*;
+use super::support::{HUB, OPEN, env, token_server};
+
+/// Through one proxy host, the registry named before the image.
+#[test]
+fn path_prefix_pulls_from_two_upstreams_through_one_host() {
+    let e = env();
+    let (out, dir) = skopeo_copy(&e.proxy(HUB), "registry-a.test/test/single:v1", None, false);
+    assert_success(&out);
+    assert_eq!(layout_digest(&dir), e.single.digest);
+
+    let creds = format!("{}:{}", token_server::USER, token_server::PASSWORD);
+    let (out, dir) = skopeo_copy(
+        &e.proxy(HUB),
+        "registry-b.test/private/secret:v1",
+        Some(&creds),
+        false,
+    );
+    assert_success(&out);
+    assert_eq!(layout_digest(&dir), e.private.digest);
+    let seen = e.token.seen.lock().unwrap().clone();
+    assert!(
+        seen.iter().any(|s| s
+            .query
+            .contains("scope=repository%3Aprivate%2Fsecret%3Apull")),
+        "the upstream realm never got the upstream's name: {seen:?}"
+    );
+
+    // The challenge names the registry, in the realm and the scope.
+    let r = get(
+        &format!(
+            "{}/v2/registry-b.test/private/secret/manifests/v1",
+            e.proxy(HUB)
+        ),
+        &[],
+    );
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.header("www-authenticate").unwrap(),
+        format!(
+            r#"Bearer realm="{}/v2/auth?ns=registry-b.test",service="{}",scope="repository:registry-b.test/private/secret:pull""#,
+            e.proxy(HUB),
+            token_server::SERVICE
+        )
+    );
+    let tags = get(
+        &format!("{}/v2/registry-a.test/test/single/tags/list", e.proxy(HUB)),
+        &[],
+    );
+    assert_eq!(tags.json()["name"], "registry-a.test/test/single");
+}
+
+#[test]
+fn containerd_ns_parameter_routes_and_is_echoed() {
+    let e = env();
+    let r = get(
+        &format!(
+            "{}/v2/test/single/manifests/v1?ns=registry-a.test",
+            e.proxy(HUB)
+        ),
+        &[("accept", ACCEPT_ALL)],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.body, e.single.manifest);
+    assert_eq!(r.header("oci-namespace"), Some("registry-a.test"));
+
+    let r = get(
+        &format!(
+            "{}/v2/private/secret/manifests/v1?ns=registry-b.test",
+            e.proxy(HUB)
+        ),
+        &[],
+    );
+    assert_eq!(r.status, 401);
+    let challenge = r.header("www-authenticate").unwrap().to_string();
+    assert!(
+        challenge.contains(&format!(
+            r#"realm="{}/v2/auth?ns=registry-b.test""#,
+            e.proxy(HUB)
+        )),
+        "{challenge}"
+    );
+    assert!(
+        challenge.contains(r#"scope="repository:private/secret:pull""#),
+        "{challenge}"
+    );
+
+    // The token request containerd sends next reaches registry-b's realm.
+    let form = format!(
+        "grant_type=password&username={}&password={}&client_id=containerd&scope=repository%3Aprivate%2Fsecret%3Apull",
+        token_server::USER,
+        token_server::PASSWORD
+    );
+    let t = send(
+        "POST",
+        &format!("{}/v2/auth?ns=registry-b.test", e.proxy(HUB)),
+        &[("content-type", "application/x-www-form-urlencoded")],
+        &form,
+    );
+    assert_eq!(t.status, 200, "{}", t.text());
+    let token = t.json()["access_token"].as_str().unwrap().to_string();
+    let bearer = format!("Bearer {token}");
+    let r = get(
+        &format!(
+            "{}/v2/private/secret/manifests/v1?ns=registry-b.test",
+            e.proxy(HUB)
+        ),
+        &[("authorization", &bearer), ("accept", ACCEPT_ALL)],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.body, e.private.manifest);
+
+    let r = get(
+        &format!(
+            "{}/v2/test/single/tags/list?ns=registry-a.test&n=2",
+            e.proxy(HUB)
+        ),
+        &[],
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["name"], "test/single");
+}
+
+/// A registry named by its own host is found through the route whose
+/// upstream it is, when no route is stored under its name.
+#[test]
+fn a_registry_is_found_by_a_routes_upstream() {
+    let e = env();
+    let registry = e.open.to_string();
+    let r = get(
+        &format!("{}/v2/{registry}/test/single/manifests/v1", e.proxy(HUB)),
+        &[("accept", ACCEPT_ALL)],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.body, e.single.manifest);
+    let r = get(
+        &format!("{}/v2/test/single/manifests/v1?ns={registry}", e.proxy(HUB)),
+        &[("accept", ACCEPT_ALL)],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("oci-namespace"), Some(registry.as_str()));
+}
+
+#[test]
+fn docker_mirror_requests_with_library() {
+    let e = env();
+    let r = get(
+        &format!("{}/v2/library/alpine/manifests/latest", e.proxy(HUB)),
+        &[("accept", ACCEPT_ALL)],
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("docker-content-digest"),
+        Some(e.alpine.digest.as_str())
+    );
+}
+
+#[test]
+fn repository_prefix_applies_to_paths_scopes_links_and_tag_lists() {
+    let e = env();
+    let host = [("host", "prefixed.test"), ("accept", ACCEPT_ALL)];
+    let r = get(&format!("{}/v2/single/manifests/v1", e.proxy(OPEN)), &host);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.body, e.single.manifest);
+    let tags = get(&format!("{}/v2/single/tags/list", e.proxy(OPEN)), &host);
+    assert_eq!(tags.json()["name"], "single");
+    assert_eq!(
+        tags.header("content-length"),
+        Some(tags.body.len().to_string().as_str())
+    );
+
+    let host = [("host", "prefixed-auth.test")];
+    let r = get(&format!("{}/v2/secret/manifests/v1", e.proxy(OPEN)), &host);
+    assert_eq!(r.status, 401);
+    assert!(
+        r.header("www-authenticate")
+            .unwrap()
+            .contains(r#"scope="repository:secret:pull""#),
+        "{:?}",
+        r.header("www-authenticate")
+    );
+    let basic = basic_auth(token_server::USER, token_server::PASSWORD);
+    let t = get(
+        &format!("{}/v2/auth?scope=repository:secret:pull", e.proxy(OPEN)),
+        &[("host", "prefixed-auth.test"), ("authorization", &basic)],
+    );
+    assert_eq!(t.status, 200, "{}", t.text());
+    let token = format!("Bearer {}", t.json()["token"].as_str().unwrap());
+    let r = get(
+        &format!("{}/v2/secret/manifests/v1", e.proxy(OPEN)),
+        &[
+            ("host", "prefixed-auth.test"),
+            ("authorization", &token),
+            ("accept", ACCEPT_ALL),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.body, e.private.manifest);
+}
+
+#[test]
+fn unconfigured_registries_and_mixed_scopes_are_refused() {
+    let e = env();
+    let before = e.spin.app.outbound_denied.lock().unwrap().len();
+    for url in [
+        format!("{}/v2/unknown.example/x/manifests/latest", e.proxy(HUB)),
+        format!("{}/v2/x/manifests/latest?ns=unknown.example", e.proxy(HUB)),
+    ] {
+        let r = get(&url, &[]);
+        assert_eq!(r.status, 404, "{url}: {}", r.text());
+        assert_eq!(error_code(&r), "NAME_UNKNOWN");
+        assert!(
+            r.text().contains("unknown.example is not configured"),
+            "{}",
+            r.text()
+        );
+    }
+    assert_eq!(
+        e.spin.app.outbound_denied.lock().unwrap().len(),
+        before,
+        "an unconfigured registry was contacted"
+    );
+    let r = get(
+        &format!(
+            "{}/v2/auth?scope=repository:registry-a.test/a:pull&scope=repository:registry-b.test/b:pull",
+            e.proxy(HUB)
+        ),
+        &[],
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(error_code(&r), "DENIED");
+}
+
+#[test]
+fn browsers_are_redirected_to_the_upstream_page_unless_turned_off() {
+    let e = env();
+    let html = [
+        ("accept", "text/html,application/xhtml+xml"),
+        ("host", "hub-browser.test"),
+    ];
+    e.spin.app.kv_set(
+        "route/hub-browser.test",
+        br#"{"upstream":"https://registry-1.docker.io"}"#,
+    );
+    let r = get(&format!("{}/alpine:3.20", e.proxy(OPEN)), &html);
+    assert_eq!(r.status, 302);
+    assert_eq!(
+        r.header("location"),
+        Some("https://hub.docker.com/_/alpine")
+    );
+    let r = get(
+        &format!("{}/v2/bitnami/redis/manifests/latest", e.proxy(OPEN)),
+        &html,
+    );
+    assert_eq!(
+        r.header("location"),
+        Some("https://hub.docker.com/r/bitnami/redis")
+    );
+    let r = get(&format!("{}/ghcr.io/owner/image", e.proxy(OPEN)), &html);
+    assert_eq!(r.header("location"), Some("https://ghcr.io/owner/image"));
+
+    e.spin.app.kv_set(
+        "route/hub-browser.test",
+        br#"{"upstream":"https://registry-1.docker.io","browser_redirects":false}"#,
+    );
+    let r = get(&format!("{}/alpine", e.proxy(OPEN)), &html);
+    assert_eq!(r.status, 404);
+    // No browser, no redirect: a registry client gets the API.
+    let r = get(
+        &format!("{}/v2/test/single/manifests/v1", e.proxy(OPEN)),
+        &[("accept", ACCEPT_ALL)],
+    );
+    assert_eq!(r.status, 200);
+}
