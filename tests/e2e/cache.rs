@@ -184,10 +184,8 @@ fn a_corrupt_upstream_blob_fails_the_pull_and_is_not_cached() {
     let cached = e
         .spin
         .app
-        .kv
-        .lock()
-        .unwrap()
-        .keys()
+        .kv_keys()
+        .iter()
         .any(|k| k.starts_with("cache/blob/") && k.ends_with(layer.as_str()));
     assert!(!cached, "a corrupt blob was cached");
 

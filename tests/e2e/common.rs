@@ -83,6 +83,14 @@ pub fn skopeo_copy(
     (skopeo(&args), dest)
 }
 
+/// Pulls with skopeo, which must work, and returns the manifest digest it
+/// recorded.
+pub fn pulled_digest(proxy: &str, image: &str, creds: Option<&str>, all: bool) -> String {
+    let (out, dir) = skopeo_copy(proxy, image, creds, all);
+    assert_success(&out);
+    layout_digest(&dir)
+}
+
 pub fn rand_suffix() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -91,9 +91,10 @@ fn blobs_stream_with_head_and_range() {
 #[test]
 fn skopeo_pulls_single_platform_and_multi_arch_index() {
     let e = env();
-    let (out, dir) = skopeo_copy(&e.proxy(OPEN), "test/single:v1", None, false);
-    assert_success(&out);
-    assert_eq!(layout_digest(&dir), e.single.digest);
+    assert_eq!(
+        pulled_digest(&e.proxy(OPEN), "test/single:v1", None, false),
+        e.single.digest
+    );
 
     let (out, dir) = skopeo_copy(&e.proxy(OPEN), "test/multi:v1", None, true);
     assert_success(&out);
@@ -184,9 +185,10 @@ fn open_upstreams_get_an_anonymous_token_that_stays_in_the_proxy() {
 fn authenticated_pull_forwards_credentials_and_refuses_a_wrong_password() {
     let e = env();
     let creds = format!("{}:{}", token_server::USER, token_server::PASSWORD);
-    let (out, dir) = skopeo_copy(&e.proxy(AUTH), "private/secret:v1", Some(&creds), false);
-    assert_success(&out);
-    assert_eq!(layout_digest(&dir), e.private.digest);
+    assert_eq!(
+        pulled_digest(&e.proxy(AUTH), "private/secret:v1", Some(&creds), false),
+        e.private.digest
+    );
     let seen = e.token.seen.lock().unwrap().clone();
     assert!(
         seen.iter().any(|s| s
@@ -213,9 +215,10 @@ fn authenticated_pull_forwards_credentials_and_refuses_a_wrong_password() {
     assert_not_logged(token_server::PASSWORD);
 
     // Public images need no credentials even behind token auth.
-    let (out, dir) = skopeo_copy(&e.proxy(AUTH), "test/single:v1", None, false);
-    assert_success(&out);
-    assert_eq!(layout_digest(&dir), e.single.digest);
+    assert_eq!(
+        pulled_digest(&e.proxy(AUTH), "test/single:v1", None, false),
+        e.single.digest
+    );
 }
 
 #[test]
@@ -307,9 +310,10 @@ fn docker_hub_route_adds_library_transparently() {
     );
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.body, e.alpine.manifest);
-    let (out, dir) = skopeo_copy(&e.proxy(HUB), "alpine:latest", None, false);
-    assert_success(&out);
-    assert_eq!(layout_digest(&dir), e.alpine.digest);
+    assert_eq!(
+        pulled_digest(&e.proxy(HUB), "alpine:latest", None, false),
+        e.alpine.digest
+    );
 }
 
 #[test]
@@ -686,10 +690,8 @@ fn a_256_mib_layer_streams_with_bounded_component_memory() {
     let chunks = e
         .spin
         .app
-        .kv
-        .lock()
-        .unwrap()
-        .keys()
+        .kv_keys()
+        .iter()
         .filter(|k| k.starts_with("cache/chunk/") && k.contains(digest.as_str()))
         .count();
     assert_eq!(chunks, 256, "1 MiB chunks");

@@ -78,6 +78,11 @@ impl App {
             .insert(key.to_string(), value.to_vec());
     }
 
+    /// The keys in the store now.
+    pub fn kv_keys(&self) -> Vec<String> {
+        self.kv.lock().unwrap().keys().cloned().collect()
+    }
+
     pub fn kv_delete(&self, key: &str) {
         self.kv.lock().unwrap().remove(key);
     }
