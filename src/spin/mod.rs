@@ -1,6 +1,8 @@
 //! The Spin adapter: a wasi-http request in, the proxy's answer streamed
 //! out. Variables, the key-value store and outbound HTTP come from Spin.
 
+mod respond;
+
 use crate::proxy::{self, host};
 use futures::{SinkExt, StreamExt};
 use spin_sdk::http::{
@@ -314,8 +316,6 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
 
     let outgoing = OutgoingResponse::new(fields(&response.headers));
     let _ = outgoing.set_status_code(response.status);
-    let sink = outgoing.take_body();
-    out.set(outgoing);
     let chunks: ChunkStream = match response.body {
         host::Body::Empty => Box::pin(futures::stream::empty()),
         host::Body::Bytes(b) => Box::pin(futures::stream::once(async { Ok(b) })),
@@ -326,9 +326,11 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
         host::Body::Stream(s) => s.chunks,
         host::Body::Generated(g) => g,
     };
-    // The status is already sent: a failure now can only cut the body short,
-    // which the client sees as a length or digest mismatch.
-    if let Err(e) = pump(chunks, sink).await {
-        eprintln!("response body cut short: {e}");
+    match respond::prefix(chunks).await {
+        Ok(prefix) => respond::send(out, outgoing, prefix).await,
+        Err(e) => {
+            eprintln!("response body failed before its first byte: {e}");
+            respond::send(out, outgoing, respond::Prefix::Whole(Vec::new())).await
+        }
     }
 }
