@@ -97,8 +97,6 @@ pub const TAG_PREFIX: &str = "cache/tag/";
 pub const BLOB_PREFIX: &str = "cache/blob/";
 pub const SEEN_PREFIX: &str = "cache/seen/";
 pub const CHUNK_PREFIX: &str = "cache/chunk/";
-pub const STATS_KEY: &str = "cache/stats";
-
 /// The repository a manifest, tag or seen-blob key is for.
 pub fn repository_of(key: &str) -> Option<&str> {
     if let Some(rest) = key

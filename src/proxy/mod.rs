@@ -10,7 +10,7 @@ mod login;
 mod manifest_store;
 mod relay;
 mod routing;
-mod stats;
+pub mod stats;
 mod token;
 mod upstream;
 

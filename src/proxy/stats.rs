@@ -1,7 +1,11 @@
-//! Hit and miss counts, kept in the key-value store for the admin API.
+//! Hit and miss counts for the admin API. A request notes its outcomes as
+//! it goes and adds them to the store's atomic counters once its answer is
+//! sent: under Spin a store write is a SQLite commit, which no client should
+//! wait for, and a read-modify-write would lose counts between instances.
 
 use super::host::Host;
-use crate::cache::{STATS_KEY, Stats};
+use crate::cache::Stats;
+use std::cell::RefCell;
 
 #[derive(Clone, Copy)]
 pub enum Outcome {
@@ -11,31 +15,56 @@ pub enum Outcome {
     Stale,
 }
 
-/// Counts one outcome. Instances may race and lose a count: these are
-/// figures for people, not for billing.
+impl Outcome {
+    const ALL: [Outcome; 4] = [
+        Outcome::Hit,
+        Outcome::Miss,
+        Outcome::Revalidated,
+        Outcome::Stale,
+    ];
+
+    /// The counter's key; only ever written by `increment`.
+    fn key(self) -> &'static str {
+        match self {
+            Outcome::Hit => "stats/hits",
+            Outcome::Miss => "stats/misses",
+            Outcome::Revalidated => "stats/revalidated",
+            Outcome::Stale => "stats/stale",
+        }
+    }
+}
+
+/// The outcomes of one request, not yet counted in the store.
+#[derive(Default)]
+pub struct Tally(RefCell<Vec<Outcome>>);
+
 pub fn record<H: Host>(host: &H, outcome: Outcome) {
-    let mut stats: Stats = host
-        .kv_get(STATS_KEY)
-        .ok()
-        .flatten()
-        .and_then(|v| serde_json::from_slice(&v).ok())
-        .unwrap_or_default();
-    let n = match outcome {
-        Outcome::Hit => &mut stats.hits,
-        Outcome::Miss => &mut stats.misses,
-        Outcome::Revalidated => &mut stats.revalidated,
-        Outcome::Stale => &mut stats.stale,
-    };
-    *n += 1;
-    if let Ok(v) = serde_json::to_vec(&stats) {
-        let _ = host.kv_set(STATS_KEY, &v);
+    host.tally().0.borrow_mut().push(outcome);
+}
+
+/// Adds the request's outcomes to the counters; the adapter calls it after
+/// the answer is out.
+pub fn flush<H: Host>(host: &H) {
+    let outcomes = host.tally().0.take();
+    for o in outcomes {
+        if let Err(e) = host.kv().increment(o.key(), 1) {
+            eprintln!("cache counter not updated: {e}");
+        }
     }
 }
 
 pub fn load<H: Host>(host: &H) -> Stats {
-    host.kv_get(STATS_KEY)
-        .ok()
-        .flatten()
-        .and_then(|v| serde_json::from_slice(&v).ok())
-        .unwrap_or_default()
+    // Adding 0 reads a counter whatever its store's number encoding.
+    let read = |o: Outcome| {
+        host.kv()
+            .increment(o.key(), 0)
+            .map_or(0, |n| u64::try_from(n).unwrap_or(0))
+    };
+    let [hits, misses, revalidated, stale] = Outcome::ALL.map(read);
+    Stats {
+        hits,
+        misses,
+        revalidated,
+        stale,
+    }
 }

@@ -13,6 +13,7 @@ use spin_sdk::http_component;
 use spin_sdk::key_value::Store;
 use spin_sdk::wit::wasi::http0_2_0::outgoing_handler;
 use spin_sdk::wit::wasi::http0_2_0::types::{ErrorCode, FutureIncomingResponse, RequestOptions};
+use spin_sdk::wit::wasi::keyvalue;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::Poll;
@@ -29,6 +30,7 @@ pub struct Stream {
 
 struct SpinHost {
     kv: Rc<SpinKv>,
+    tally: proxy::stats::Tally,
 }
 
 impl host::Host for SpinHost {
@@ -40,6 +42,10 @@ impl host::Host for SpinHost {
 
     fn kv(&self) -> Rc<dyn host::Kv> {
         self.kv.clone()
+    }
+
+    fn tally(&self) -> &proxy::stats::Tally {
+        &self.tally
     }
 
     async fn send(
@@ -143,6 +149,13 @@ impl host::Kv for SpinKv {
 
     fn keys(&self) -> Result<Vec<String>, String> {
         self.store()?.get_keys().map_err(|e| e.to_string())
+    }
+
+    /// Through `wasi:keyvalue`, whose atomics Spin implements for every
+    /// store (a SQLite transaction, Redis `INCRBY`).
+    fn increment(&self, key: &str, delta: i64) -> Result<i64, String> {
+        let bucket = keyvalue::store::open("stats").map_err(|e| format!("{e:?}"))?;
+        keyvalue::atomics::increment(&bucket, key, delta).map_err(|e| format!("{e:?}"))
     }
 }
 
@@ -304,6 +317,7 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     });
     let host = SpinHost {
         kv: Rc::new(SpinKv(Store::open_default().ok())),
+        tally: Default::default(),
     };
     let request = host::Request {
         method: method.clone(),
@@ -333,4 +347,5 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
             respond::send(out, outgoing, respond::Prefix::Whole(Vec::new())).await
         }
     }
+    proxy::stats::flush(&host);
 }
