@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every check and test: formatting, clippy (native and wasm32-wasip2),
-# the component build, unit tests and the end-to-end tests against Debian's
-# docker-registry and skopeo. Installs what it needs on a fresh Debian machine.
+# the component build, unit tests, and the end-to-end tests and smoke-sized
+# benchmark with the component under real Spin (`spin` from PATH, else
+# ../shared/tools/spin), against Debian's docker-registry, skopeo and
+# redis-server. Installs what it needs on a fresh Debian machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,16 +13,25 @@ missing=()
 command -v docker-registry >/dev/null || missing+=(docker-registry)
 command -v skopeo >/dev/null || missing+=(skopeo)
 command -v pkill >/dev/null || missing+=(procps)
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v curl >/dev/null || missing+=(curl)
+# The Spin CLI beside the project comes xz-compressed.
+command -v xz >/dev/null || missing+=(xz-utils)
 if [ ${#missing[@]} -gt 0 ]; then
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
 rustup target add wasm32-wasip2 >/dev/null
 rustup component add clippy rustfmt >/dev/null
+if ! command -v spin >/dev/null; then
+  [ -x ../shared/tools/spin ] || { echo "needs Spin 3.x/4.x: install it (README) or keep ../shared/tools/spin beside the project" >&2; exit 1; }
+fi
 
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings
 cargo clippy --target wasm32-wasip2 --all-targets -- -D warnings
 cargo build --target wasm32-wasip2 --release
+# The README's `spin up` itself, unmodified, and a pull through real Spin.
+if [ -x ../shared/tools/spin-smoke ]; then ../shared/tools/spin-smoke; fi
 # --nocapture shows what the tests report (the big layer's throughput and memory).
 cargo test -- --nocapture

@@ -1,5 +1,6 @@
 //! Benchmark: pulls straight from the registry, through registry-proxy (the
-//! built component in the Spin stand-in, in a process of its own) and
+//! built component under real Spin, `spin up` with the project's own
+//! spin.toml and runtime-config.toml and its SQLite store) and
 //! through distribution's own pull-through cache (`proxy.remoteurl`), side
 //! by side in one run, all on 127.0.0.1.
 //!
@@ -17,8 +18,12 @@ mod http;
 mod registry;
 #[cfg(not(target_arch = "wasm32"))]
 #[allow(dead_code)]
-#[path = "support/spin_host.rs"]
-mod spin_host;
+#[path = "support/spin.rs"]
+mod spin;
+#[cfg(not(target_arch = "wasm32"))]
+#[allow(dead_code)]
+#[path = "support/watched.rs"]
+mod watched;
 
 /// The component target has nothing to benchmark.
 #[cfg(target_arch = "wasm32")]
@@ -31,7 +36,7 @@ fn main() {
 
 #[cfg(not(target_arch = "wasm32"))]
 mod bench {
-    use super::{http, registry, spin_host};
+    use super::{http, registry, spin};
     use bytes::Bytes;
     use http_body_util::BodyExt;
     use hyper_util::rt::TokioIo;
@@ -79,9 +84,6 @@ mod bench {
     const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
     pub fn main() {
-        if let Ok(upstream) = std::env::var("BENCH_HOST_UPSTREAM") {
-            return host_child(&upstream);
-        }
         let plan = Plan::new(std::env::var("BENCH").as_deref() == Ok("full"));
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -99,112 +101,55 @@ mod bench {
         eprintln!("bench: wrote {}", out.display());
     }
 
-    /// The proxy process: the component in the Spin stand-in, routing its own
-    /// address to the upstream; it reports the component's peak memory to a file.
-    fn host_child(upstream: &str) {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-            let app = spin_host::load_app(
-                &root.join("spin.toml"),
-                "registry-proxy",
-                &[
-                    ("default_upstream", ""),
-                    ("extra_outbound_host", "http://127.0.0.1:*"),
-                ],
-            );
-            let wasm = root.join("target/wasm32-wasip2/release/registry_proxy.wasm");
-            let host = spin_host::serve(&wasm, app, 1).await;
-            let mut route = serde_json::json!({"upstream": upstream});
-            if std::env::var("BENCH_HOST_CACHE").as_deref() == Ok("off") {
-                route["cache"] = serde_json::json!({"manifests": false, "blobs": false});
-            }
-            let route = route.to_string();
-            host.app
-                .kv_set(&format!("route/{}", host.addrs[0]), route.as_bytes());
-            println!("LISTENING {}", host.addrs[0]);
-            let report = std::env::var("BENCH_HOST_MEMORY").unwrap();
-            loop {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                let peak = host
-                    .app
-                    .peak_memory
-                    .lock()
-                    .unwrap()
-                    .iter()
-                    .map(|(_, p)| *p)
-                    .max()
-                    .unwrap_or(0);
-                let _ = std::fs::write(&report, peak.to_string());
-            }
-        });
-    }
-
+    /// registry-proxy under real Spin with the project's own manifest and
+    /// runtime config (a fresh SQLite store each time), routing its own
+    /// address to the upstream.
     struct HostProcess {
-        child: std::process::Child,
+        spin: spin::Instance,
         addr: SocketAddr,
-        memory_file: PathBuf,
     }
 
     impl HostProcess {
         fn start(upstream: SocketAddr, dir: &Path, cache: bool) -> Self {
-            use std::io::BufRead;
-            let memory_file = dir.join(format!("component-memory-{}", registry::free_port()));
-            let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-                .env("BENCH_HOST_UPSTREAM", format!("http://{upstream}"))
-                .env("BENCH_HOST_MEMORY", &memory_file)
-                .env("BENCH_HOST_CACHE", if cache { "on" } else { "off" })
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .unwrap();
-            let mut line = String::new();
-            std::io::BufReader::new(child.stdout.take().unwrap())
-                .read_line(&mut line)
-                .unwrap();
-            let addr = line
-                .trim()
-                .strip_prefix("LISTENING ")
-                .expect("the host process starts")
-                .parse()
-                .unwrap();
-            HostProcess {
-                child,
-                addr,
-                memory_file,
+            let app = dir.join(format!("app-{}", registry::free_port()));
+            let app = spin::derive_app(&app, &spin::Store::Sqlite, true);
+            let upstream = format!("http://{upstream}");
+            let spin = spin::Instance::start(&app, "bench", &[("default_upstream", &upstream)]);
+            if !cache {
+                let route = serde_json::json!({
+                    "upstream": upstream,
+                    "cache": {"manifests": false, "blobs": false},
+                });
+                spin::SqliteStore::of(&app).set(
+                    &format!("route/{}", spin.addr),
+                    route.to_string().as_bytes(),
+                );
             }
+            let addr = spin.addr;
+            HostProcess { spin, addr }
         }
 
-        /// Peak resident memory of the proxy process, in MiB.
+        /// Peak resident memory of the Spin processes, in MiB.
         fn peak_rss_mib(&self) -> f64 {
-            let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-                .unwrap_or_default();
-            let kib: f64 = status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-                .unwrap_or(0.0);
-            kib / 1024.0
+            self.spin.peak_rss_mib()
         }
 
-        /// Peak linear memory of any component instance so far, in MiB.
+        /// Peak linear memory of any component instance so far, in MiB (the
+        /// component logs it after each answer).
         fn component_peak_mib(&self) -> f64 {
             std::thread::sleep(Duration::from_millis(250));
-            std::fs::read_to_string(&self.memory_file)
-                .ok()
-                .and_then(|s| s.trim().parse::<f64>().ok())
-                .unwrap_or(0.0)
+            self.spin
+                .component_log()
+                .lines()
+                .filter_map(|l| l.rsplit_once("memory=")?.1.trim().parse::<f64>().ok())
+                .fold(0.0, f64::max)
                 / (1 << 20) as f64
         }
     }
 
     impl Drop for HostProcess {
         fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+            self.spin.stop();
         }
     }
 
@@ -418,8 +363,13 @@ mod bench {
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
             .unwrap_or_default();
+        let spin_version = std::process::Command::new(spin::binary())
+            .arg("--version")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default();
         format!(
-            "{} cores, {model}, {total} memory, Linux {}; upstream and peer: {registry_version}; registry-proxy in the wasmtime 48 test host (tests/support/spin_host.rs)",
+            "{} cores, {model}, {total} memory, Linux {}; upstream and peer: {registry_version}; registry-proxy under {spin_version} with the project's spin.toml and runtime-config.toml (SQLite store)",
             std::thread::available_parallelism().map_or(0, |n| n.get()),
             kernel.trim()
         )
@@ -590,7 +540,7 @@ mod bench {
             ));
         }
         out.push_str(&format!(
-            "\n## Memory during the {} MiB pulls through registry-proxy\n\n| proxy process peak RSS, streaming (MiB) | component peak linear memory, streaming (MiB) | component peak linear memory, caching (MiB) |\n| --- | --- | --- |\n| {} | {} | {} |\n\nThe test host keeps its key-value store in memory, so its RSS while caching counts the cached layer too; Spin's store is SQLite or Redis, outside the component.\n",
+            "\n## Memory during the {} MiB pulls through registry-proxy\n\n| proxy process peak RSS, streaming (MiB) | component peak linear memory, streaming (MiB) | component peak linear memory, caching (MiB) |\n| --- | --- | --- |\n| {} | {} | {} |\n\nPeak RSS is that of the `spin up` process group (the CLI and its HTTP trigger process); the SQLite store is a file outside it.\n",
             big_bytes >> 20,
             fmt_spread(rss, 1),
             fmt_spread(component.clone(), 1),

@@ -96,9 +96,6 @@ pub trait Kv {
     fn set(&self, key: &str, value: &[u8]) -> Result<(), String>;
     fn delete(&self, key: &str) -> Result<(), String>;
     fn keys(&self) -> Result<Vec<String>, String>;
-    /// Adds `delta` to a counter atomically (the store's own atomics) and
-    /// returns its new value; a counter is never written any other way.
-    fn increment(&self, key: &str, delta: i64) -> Result<i64, String>;
 }
 
 pub trait Host {
@@ -109,6 +106,9 @@ pub trait Host {
     fn kv(&self) -> Rc<dyn Kv>;
     /// This request's cache outcomes, counted once the answer is out.
     fn tally(&self) -> &super::stats::Tally;
+    /// Adds `delta` to a counter of the counters' own store, atomically, and
+    /// returns its new value. Counters are never written any other way.
+    fn add_to_counter(&self, key: &str, delta: i64) -> Result<i64, String>;
 
     fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
         self.kv().get(key)

@@ -10,7 +10,8 @@ mod login;
 mod manifest_store;
 mod relay;
 mod routing;
-pub mod stats;
+mod stats;
+pub use stats::Tally;
 mod token;
 mod upstream;
 
@@ -45,16 +46,46 @@ pub(crate) fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-pub async fn handle<H: Host>(host: &H, req: Request<H::Stream>) -> Response<H::Stream> {
+/// What the access log says of a request once its answer is out.
+pub struct Exchange {
+    method: String,
+    path: String,
+    status: u16,
+}
+
+pub async fn handle<H: Host>(host: &H, req: Request<H::Stream>) -> (Response<H::Stream>, Exchange) {
     let method = req.method.clone();
     let path: String = req.path.chars().take(200).collect();
     let response = match serve(host, req).await {
         Ok(r) => r,
         Err(e) => error_response(&e),
     };
+    let status = response.status;
+    (
+        response,
+        Exchange {
+            method,
+            path,
+            status,
+        },
+    )
+}
+
+/// After the answer is out: counts the cache outcomes and logs the request,
+/// with the component's linear memory then (its peak: it never shrinks)
+/// when the host can tell.
+pub fn finish<H: Host>(host: &H, exchange: Exchange, memory: Option<usize>) {
+    stats::flush(host);
+    let Exchange {
+        method,
+        path,
+        status,
+    } = exchange;
     // Paths only: queries and headers may carry credentials.
-    eprintln!("{method} {path} -> {}", response.status);
-    response
+    match memory {
+        Some(bytes) => eprintln!("{method} {path} -> {status} memory={bytes}"),
+        None => eprintln!("{method} {path} -> {status}"),
+    }
 }
 
 /// Everything a handler needs to know about where the request came in.

@@ -30,7 +30,7 @@ pub struct Stream {
 
 struct SpinHost {
     kv: Rc<SpinKv>,
-    tally: proxy::stats::Tally,
+    tally: proxy::Tally,
 }
 
 impl host::Host for SpinHost {
@@ -44,8 +44,15 @@ impl host::Host for SpinHost {
         self.kv.clone()
     }
 
-    fn tally(&self) -> &proxy::stats::Tally {
+    fn tally(&self) -> &proxy::Tally {
         &self.tally
+    }
+
+    /// Through `wasi:keyvalue` on the "stats" store: Spin implements its
+    /// atomics for every backend (a SQLite transaction, Redis `INCRBY`).
+    fn add_to_counter(&self, key: &str, delta: i64) -> Result<i64, String> {
+        let bucket = keyvalue::store::open("stats").map_err(|e| format!("{e:?}"))?;
+        keyvalue::atomics::increment(&bucket, key, delta).map_err(|e| format!("{e:?}"))
     }
 
     async fn send(
@@ -149,13 +156,6 @@ impl host::Kv for SpinKv {
 
     fn keys(&self) -> Result<Vec<String>, String> {
         self.store()?.get_keys().map_err(|e| e.to_string())
-    }
-
-    /// Through `wasi:keyvalue`, whose atomics Spin implements for every
-    /// store (a SQLite transaction, Redis `INCRBY`).
-    fn increment(&self, key: &str, delta: i64) -> Result<i64, String> {
-        let bucket = keyvalue::store::open("stats").map_err(|e| format!("{e:?}"))?;
-        keyvalue::atomics::increment(&bucket, key, delta).map_err(|e| format!("{e:?}"))
     }
 }
 
@@ -326,7 +326,7 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
         headers,
         body,
     };
-    let response = proxy::handle(&host, request).await;
+    let (response, exchange) = proxy::handle(&host, request).await;
 
     let outgoing = OutgoingResponse::new(fields(&response.headers));
     let _ = outgoing.set_status_code(response.status);
@@ -347,5 +347,6 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
             respond::send(out, outgoing, respond::Prefix::Whole(Vec::new())).await
         }
     }
-    proxy::stats::flush(&host);
+    let pages = core::arch::wasm32::memory_size::<0>();
+    proxy::finish(&host, exchange, Some(pages * 65536));
 }

@@ -22,7 +22,7 @@ pub const ACCEPT_ALL: &str = "application/vnd.oci.image.index.v1+json, applicati
 
 /// The component's log never holds credentials or signed URLs.
 pub fn assert_not_logged(secret: &str) {
-    let logs = env().spin.app.logs.lock().unwrap();
+    let logs = env().component_logs();
     assert!(!logs.is_empty(), "no component log captured");
     assert!(!logs.contains(secret), "the component logged {secret:?}");
 }

@@ -1,5 +1,5 @@
 #![cfg(not(target_arch = "wasm32"))]
-//! End to end: the built component in the Spin stand-in, against Debian's
+//! End to end: the built component under real Spin (`spin up`), against Debian's
 //! `docker-registry` with and without token auth, pulled and pushed by
 //! skopeo and by plain HTTP requests.
 
@@ -8,6 +8,8 @@ mod support;
 
 mod cache;
 mod common;
+mod instances;
+mod private;
 mod pull;
 mod push;
 mod routing;

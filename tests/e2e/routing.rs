@@ -206,7 +206,7 @@ fn repository_prefix_applies_to_paths_scopes_links_and_tag_lists() {
 #[test]
 fn unconfigured_registries_and_mixed_scopes_are_refused() {
     let e = env();
-    let before = e.spin.app.outbound_denied.lock().unwrap().len();
+    let before = e.outbound_denied();
     for url in [
         format!("{}/v2/unknown.example/x/manifests/latest", e.proxy(HUB)),
         format!("{}/v2/x/manifests/latest?ns=unknown.example", e.proxy(HUB)),
@@ -221,7 +221,7 @@ fn unconfigured_registries_and_mixed_scopes_are_refused() {
         );
     }
     assert_eq!(
-        e.spin.app.outbound_denied.lock().unwrap().len(),
+        e.outbound_denied(),
         before,
         "an unconfigured registry was contacted"
     );
@@ -243,7 +243,7 @@ fn browsers_are_redirected_to_the_upstream_page_unless_turned_off() {
         ("accept", "text/html,application/xhtml+xml"),
         ("host", "hub-browser.test"),
     ];
-    e.spin.app.kv_set(
+    e.store.set(
         "route/hub-browser.test",
         br#"{"upstream":"https://registry-1.docker.io"}"#,
     );
@@ -264,7 +264,7 @@ fn browsers_are_redirected_to_the_upstream_page_unless_turned_off() {
     let r = get(&format!("{}/ghcr.io/owner/image", e.proxy(OPEN)), &html);
     assert_eq!(r.header("location"), Some("https://ghcr.io/owner/image"));
 
-    e.spin.app.kv_set(
+    e.store.set(
         "route/hub-browser.test",
         br#"{"upstream":"https://registry-1.docker.io","browser_redirects":false}"#,
     );

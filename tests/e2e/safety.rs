@@ -2,7 +2,7 @@
 //! users, allow/deny lists, the route management API.
 
 use super::common::*;
-use super::support::{self, HUB, OPEN, env, registry, rt, token_server};
+use super::support::{self, HUB, OPEN, env, registry, token_server};
 
 /// Upstream credentials the proxy holds: the client sends nothing, the
 /// upstream token is fetched once and shared, and the secret goes nowhere
@@ -95,16 +95,14 @@ fn proxy_held_credentials_pull_private_images_for_anonymous_clients() {
 
     // A revoked cached token: the proxy re-authenticates on the 401, once.
     let key = e
-        .spin
-        .app
-        .kv_keys()
+        .store
+        .keys()
         .iter()
         .find(|k| k.starts_with("token/") && k.ends_with("repository:private/held:pull"))
         .cloned()
         .expect("the upstream token is cached in the key-value store");
-    e.spin
-        .app
-        .kv_set(&key, br#"{"token":"revoked","expires":99999999999}"#);
+    e.store
+        .set(&key, br#"{"token":"revoked","expires":99999999999}"#);
     let r = get(&url, &[("host", "held.test"), ("accept", ACCEPT_ALL)]);
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(scope_seen(), 2);
@@ -352,16 +350,9 @@ fn admin_api_manages_routes() {
     assert_eq!(pull("api.test"), 404);
 
     // Without the admin_token variable the API does not exist.
-    let app = support::spin_host::load_app(
-        &std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("spin.toml"),
-        "registry-proxy",
-        &[],
-    );
-    let bare = rt().block_on(support::spin_host::serve(&support::wasm_path(), app, 1));
-    let r = get(
-        &format!("http://{}/_registry-proxy/routes", bare.addrs[0]),
-        &auth,
-    );
+    let bare = support::spin::Instance::start(&e.app, "bare", &[]);
+    let r = get(&format!("{}/_registry-proxy/routes", bare.url()), &auth);
+    bare.stop();
     assert_eq!(r.status, 404);
 }
 

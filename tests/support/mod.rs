@@ -1,12 +1,14 @@
 //! The end-to-end environment, started once per test binary: real
-//! registries, the token server, the fronts, and the component in the Spin
-//! stand-in, with routes stored in its key-value store.
+//! registries, the token server, the fronts, and the component under real
+//! Spin (one `spin up` per listener, all sharing the app's SQLite store),
+//! with routes stored in its key-value store.
 
 pub mod fronts;
 pub mod http;
 pub mod registry;
-pub mod spin_host;
+pub mod spin;
 pub mod token_server;
+pub mod watched;
 
 use registry::Pushed;
 use std::net::SocketAddr;
@@ -21,7 +23,11 @@ pub struct Env {
     pub fronts: fronts::Fronts,
     /// Fronts for the token-auth registry (blobs through the CDN).
     pub auth_fronts: fronts::Fronts,
-    pub spin: spin_host::SpinHost,
+    /// One Spin instance per listener; routes are keyed by their addresses.
+    pub proxies: Vec<spin::Instance>,
+    pub store: spin::SqliteStore,
+    /// The app the instances run, for tests that start one of their own.
+    pub app: PathBuf,
     pub single: Pushed,
     pub multi: Pushed,
     pub multi_platforms: Vec<Pushed>,
@@ -58,17 +64,6 @@ pub fn rt() -> &'static tokio::runtime::Runtime {
 pub fn env() -> &'static Env {
     static ENV: OnceLock<Env> = OnceLock::new();
     ENV.get_or_init(|| rt().block_on(start()))
-}
-
-pub fn wasm_path() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let p = root.join("target/wasm32-wasip2/release/registry_proxy.wasm");
-    assert!(
-        p.exists(),
-        "{} missing: build it with `cargo build --target wasm32-wasip2 --release` (the README's test command does)",
-        p.display()
-    );
-    p
 }
 
 fn token_auth(realm: &str, cert: &std::path::Path) -> String {
@@ -117,23 +112,28 @@ async fn start() -> Env {
     let fronts = fronts::start(open, open, &forbidden_realm).await;
     let auth_fronts = fronts::start(auth, open, &forbidden_realm).await;
     let corrupting = fronts::corrupting(open).await;
-    let app = spin_host::load_app(
-        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("spin.toml"),
-        "registry-proxy",
-        &[
-            ("default_upstream", ""),
-            ("extra_outbound_host", "http://127.0.0.0/30:*"),
-            ("admin_token", ADMIN_TOKEN),
-            ("token_signing_key", SIGNING_KEY),
-            ("upstream_1_username", token_server::USER),
-            ("upstream_1_password", token_server::PASSWORD),
-            ("upstream_timeout", "3"),
-        ],
-    );
-    let spin = spin_host::serve(&wasm_path(), app, LISTENERS).await;
+    let app = spin::derive_app(&dir.join("app"), &spin::Store::Sqlite, true);
+    let variables = [
+        ("default_upstream", ""),
+        ("admin_token", ADMIN_TOKEN),
+        ("token_signing_key", SIGNING_KEY),
+        ("upstream1_username", token_server::USER),
+        ("upstream1_password", token_server::PASSWORD),
+        ("upstream_timeout", "3"),
+    ];
+    let proxies: Vec<spin::Instance> = std::thread::scope(|s| {
+        let started: Vec<_> = (0..LISTENERS)
+            .map(|i| {
+                let app = &app;
+                s.spawn(move || spin::Instance::start(app, &i.to_string(), &variables))
+            })
+            .collect();
+        started.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let store = spin::SqliteStore::of(&app);
     let route = |i: usize, json: serde_json::Value| {
-        spin.app.kv_set(
-            &format!("route/{}", spin.addrs[i]),
+        store.set(
+            &format!("route/{}", proxies[i].addr),
             json.to_string().as_bytes(),
         )
     };
@@ -164,7 +164,7 @@ async fn start() -> Env {
         }),
     );
     // Registries clients name in the path or with `ns=`, stored under their names.
-    let kv = |key: &str, json: serde_json::Value| spin.app.kv_set(key, json.to_string().as_bytes());
+    let kv = |key: &str, json: serde_json::Value| store.set(key, json.to_string().as_bytes());
     kv(
         "route/registry-a.test",
         serde_json::json!({"upstream": format!("http://{open}")}),
@@ -186,7 +186,7 @@ async fn start() -> Env {
         "route/held.test",
         serde_json::json!({
             "upstream": format!("http://{}", auth_fronts.redirecting),
-            "credentials": "upstream_1",
+            "credentials": "upstream1",
             "cache": {"manifests": false, "blobs": false},
             "allowed_hosts": [token_host, format!("127.0.0.2:{}", auth_fronts.cdn.port())],
         }),
@@ -196,7 +196,7 @@ async fn start() -> Env {
         "route/held-post.test",
         serde_json::json!({
             "upstream": format!("http://{auth_post_only}"),
-            "credentials": "upstream_1",
+            "credentials": "upstream1",
             "allowed_hosts": [token_host],
             "cache": {"manifests": false, "blobs": false},
         }),
@@ -234,7 +234,9 @@ async fn start() -> Env {
         open,
         auth,
         fronts,
-        spin,
+        proxies,
+        store,
+        app,
         single,
         multi,
         multi_platforms,
@@ -257,6 +259,16 @@ fn argon2_hash(password: &str) -> String {
 
 impl Env {
     pub fn proxy(&self, i: usize) -> String {
-        format!("http://{}", self.spin.addrs[i])
+        self.proxies[i].url()
+    }
+
+    /// Everything the component logged, on every instance.
+    pub fn component_logs(&self) -> String {
+        self.proxies.iter().map(|p| p.component_log()).collect()
+    }
+
+    /// Outbound requests Spin refused, on every instance.
+    pub fn outbound_denied(&self) -> usize {
+        self.proxies.iter().map(|p| p.outbound_denied()).sum()
     }
 }

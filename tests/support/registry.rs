@@ -20,8 +20,7 @@ pub fn free_port() -> u16 {
 }
 
 /// Starts a registry on 127.0.0.1 with `auth` (a YAML `auth:` block, or
-/// empty) over the shared storage in `dir`. A watchdog shell stops it when
-/// the test process is gone.
+/// empty) over the shared storage in `dir`.
 pub async fn start(dir: &Path, name: &str, auth: &str) -> SocketAddr {
     let port = free_port();
     let config = dir.join(format!("{name}.yml"));
@@ -34,17 +33,13 @@ pub async fn start(dir: &Path, name: &str, auth: &str) -> SocketAddr {
         ),
     )
     .unwrap();
-    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
-    let mut watchdog = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(r#"docker-registry serve "$0" & c=$!; while kill -0 "$1" 2>/dev/null && kill -0 $c 2>/dev/null; do sleep 0.5; done; kill $c 2>/dev/null"#)
-        .arg(&config)
-        .arg(std::process::id().to_string())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("docker-registry (apt-get install docker-registry)");
-    std::thread::spawn(move || watchdog.wait());
+    let config_path = config.display().to_string();
+    super::watched::spawn(
+        "docker-registry",
+        &["serve", &config_path],
+        dir,
+        &dir.join(format!("{name}.log")),
+    );
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     for _ in 0..100 {
         if http::send_with(

@@ -1,0 +1,114 @@
+//! Several Spin instances sharing one Redis, as SpinKube or two `spin up`s
+//! behind a load balancer run them: a route stored through one serves on
+//! the other, the cache one filled answers on the other, and the counters
+//! add up across them.
+
+use super::common::*;
+use super::support::{self, env, registry, rt, spin, watched};
+
+fn start_redis(dir: &std::path::Path) -> (watched::Watched, u16) {
+    let port = registry::free_port();
+    let port_arg = port.to_string();
+    let redis = watched::spawn(
+        "redis-server",
+        &[
+            "--port",
+            &port_arg,
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        dir,
+        &dir.join("redis.log"),
+    );
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return (redis, port);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("redis-server did not start (apt-get install redis-server)");
+}
+
+#[test]
+fn two_instances_sharing_redis_share_routes_cache_and_counters() {
+    let e = env();
+    let dir = e.dir.join("instances");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (redis, port) = start_redis(&dir);
+    let app = spin::derive_app(&dir.join("app"), &spin::Store::Redis(port), true);
+    let variables = [
+        ("default_upstream", ""),
+        ("admin_token", support::ADMIN_TOKEN),
+    ];
+    let a = spin::Instance::start(&app, "a", &variables);
+    let b = spin::Instance::start(&app, "b", &variables);
+    let admin = format!("Bearer {}", support::ADMIN_TOKEN);
+    let auth = [("authorization", admin.as_str())];
+
+    // A route stored through a's admin API serves on b.
+    let route = serde_json::json!({"upstream": format!("http://{}", e.open)}).to_string();
+    let put = send(
+        "PUT",
+        &format!("{}/_registry-proxy/routes/shared.test", a.url()),
+        &auth,
+        &route,
+    );
+    assert_eq!(put.status, 201, "{}", put.text());
+    let image = rt().block_on(registry::push_image(
+        e.open,
+        "shared/one",
+        "v1",
+        "shared-one",
+        "amd64",
+    ));
+    let host = [("host", "shared.test"), ("accept", ACCEPT_ALL)];
+    let manifest = format!("/v2/shared/one/manifests/{}", image.digest);
+    let blob = format!("/v2/shared/one/blobs/{}", image.layers[0]);
+
+    // The cache a fills answers on b, without the upstream.
+    for path in [&manifest, &blob] {
+        let r = get(&format!("{}{path}", a.url()), &host);
+        assert_eq!(
+            (r.status, r.header("x-cache")),
+            (200, Some("MISS")),
+            "{path}"
+        );
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let upstream_before = upstream_log("open", "shared/one").len();
+    for path in [&manifest, &blob] {
+        let r = get(&format!("{}{path}", b.url()), &host);
+        assert_eq!(
+            (r.status, r.header("x-cache")),
+            (200, Some("HIT")),
+            "{path}"
+        );
+    }
+    let r = get(&format!("{}{manifest}", b.url()), &host);
+    assert_eq!(r.body, image.manifest);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(
+        upstream_log("open", "shared/one").len(),
+        upstream_before,
+        "b went upstream for what a had cached"
+    );
+
+    // Both instances count into the same counters: 2 misses, 3 hits.
+    let figures =
+        |i: &spin::Instance| get(&format!("{}/_registry-proxy/cache", i.url()), &auth).json();
+    for i in [&a, &b] {
+        let f = figures(i);
+        assert_eq!(
+            (f["misses"].as_u64(), f["hits"].as_u64()),
+            (Some(2), Some(3)),
+            "{f}"
+        );
+    }
+    a.stop();
+    b.stop();
+    redis.stop();
+}

@@ -1,0 +1,261 @@
+//! The component under real Spin: `spin up` with the project's own
+//! spin.toml and runtime-config.toml. The copies the tests run differ from
+//! them only where a test must: the built component's absolute path,
+//! loopback upstreams allowed, and (for several instances) Redis as the
+//! store.
+
+use super::watched::{self, Watched};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// `spin` from PATH, else the Spin 4.0.2 CLI beside the project.
+pub fn binary() -> PathBuf {
+    if let Some(found) = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("spin"))
+            .find(|p| p.is_file())
+    }) {
+        return found;
+    }
+    let shared = project().join("../shared/tools/spin");
+    assert!(
+        shared.exists(),
+        "no `spin` on PATH and no {}: install Spin 3.x or 4.x",
+        shared.display()
+    );
+    shared
+}
+
+fn project() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn wasm_path() -> PathBuf {
+    let p = project().join("target/wasm32-wasip2/release/registry_proxy.wasm");
+    assert!(
+        p.exists(),
+        "{} missing: build it with `cargo build --target wasm32-wasip2 --release` (the README's test command does)",
+        p.display()
+    );
+    p
+}
+
+/// Where the app keeps its key-value stores.
+pub enum Store {
+    /// The shipped runtime-config.toml: SQLite in the app's directory.
+    Sqlite,
+    /// Both stores in one Redis (`redis://127.0.0.1:port`, databases 0 and 1).
+    Redis(u16),
+}
+
+/// Writes the app the tests run into `dir`: the project's spin.toml and
+/// runtime-config.toml, changed only as the module comment says (loopback
+/// only when `loopback`).
+pub fn derive_app(dir: &Path, store: &Store, loopback: bool) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let manifest = std::fs::read_to_string(project().join("spin.toml")).unwrap();
+    let mut doc: toml::Table = manifest.parse().expect("spin.toml is TOML");
+    let component = doc["component"]["registry-proxy"]
+        .as_table()
+        .cloned()
+        .expect("spin.toml has component registry-proxy");
+    let mut component = component;
+    component.insert("source".into(), wasm_path().display().to_string().into());
+    component.remove("build");
+    let hosts = component["allowed_outbound_hosts"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    // 127.0.0.0 to 127.0.0.3: upstreams, CDN fronts and a realm no route allows.
+    let mut allowed = Vec::new();
+    if loopback {
+        allowed.push(toml::Value::from("http://127.0.0.0/30:*"));
+    }
+    allowed.extend(hosts);
+    component.insert("allowed_outbound_hosts".into(), allowed.into());
+    doc["component"]
+        .as_table_mut()
+        .unwrap()
+        .insert("registry-proxy".into(), component.into());
+    std::fs::write(dir.join("spin.toml"), toml::to_string(&doc).unwrap()).unwrap();
+
+    let runtime = std::fs::read_to_string(project().join("runtime-config.toml")).unwrap();
+    let mut config: toml::Table = runtime.parse().expect("runtime-config.toml is TOML");
+    if let Store::Redis(port) = store {
+        let stores = config["key_value_store"].as_table_mut().unwrap();
+        for (label, db) in [("default", 0), ("stats", 1)] {
+            let mut table = toml::Table::new();
+            table.insert("type".into(), "redis".into());
+            table.insert(
+                "url".into(),
+                format!("redis://127.0.0.1:{port}/{db}").into(),
+            );
+            stores.insert(label.into(), table.into());
+        }
+    }
+    std::fs::write(
+        dir.join("runtime-config.toml"),
+        toml::to_string(&config).unwrap(),
+    )
+    .unwrap();
+    dir.to_path_buf()
+}
+
+/// One `spin up` of an app, on its own port.
+pub struct Instance {
+    pub addr: SocketAddr,
+    process: Watched,
+    log_dir: PathBuf,
+    output: PathBuf,
+}
+
+impl Instance {
+    /// Starts `spin up` on a free port with `variables`, and waits until it
+    /// answers.
+    pub fn start(app: &Path, name: &str, variables: &[(&str, &str)]) -> Instance {
+        let addr: SocketAddr = format!("127.0.0.1:{}", super::registry::free_port())
+            .parse()
+            .unwrap();
+        let log_dir = app.join(format!("logs-{name}"));
+        let output = app.join(format!("spin-{name}.log"));
+        let listen = addr.to_string();
+        let mut args = vec![
+            "up".to_string(),
+            "--from".into(),
+            app.join("spin.toml").display().to_string(),
+            "--runtime-config-file".into(),
+            app.join("runtime-config.toml").display().to_string(),
+            "--listen".into(),
+            listen,
+            "--log-dir".into(),
+            log_dir.display().to_string(),
+        ];
+        for (k, v) in variables {
+            args.push("--variable".into());
+            args.push(format!("{k}={v}"));
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let spin = binary();
+        let process = watched::spawn(spin.to_str().unwrap(), &args, app, &output);
+        let instance = Instance {
+            addr,
+            process,
+            log_dir,
+            output,
+        };
+        instance.wait_until_serving();
+        instance
+    }
+
+    fn wait_until_serving(&self) {
+        for _ in 0..600 {
+            if std::net::TcpStream::connect(self.addr).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "spin up did not serve on {}: {}",
+            self.addr,
+            std::fs::read_to_string(&self.output).unwrap_or_default()
+        );
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// What the component wrote to stderr.
+    pub fn component_log(&self) -> String {
+        std::fs::read_to_string(self.log_dir.join("registry-proxy_stderr.txt")).unwrap_or_default()
+    }
+
+    /// What Spin itself printed (its refusals of outbound hosts among it).
+    pub fn runtime_log(&self) -> String {
+        std::fs::read_to_string(&self.output).unwrap_or_default()
+    }
+
+    /// Outbound requests Spin refused (`allowed_outbound_hosts`).
+    pub fn outbound_denied(&self) -> usize {
+        self.runtime_log()
+            .matches("tried to make an outbound network connection to disallowed destination")
+            .count()
+    }
+
+    /// The component's linear memory when it finished the last request for
+    /// `path` (it never shrinks, so this is the request's peak).
+    pub fn request_memory(&self, path: &str) -> Option<u64> {
+        let prefix = format!(" {path} -> ");
+        self.component_log()
+            .lines()
+            .rev()
+            .find(|l| l.contains(&prefix))
+            .and_then(|l| l.rsplit_once("memory=")?.1.trim().parse().ok())
+    }
+
+    pub fn peak_rss_mib(&self) -> f64 {
+        self.process.peak_rss_mib()
+    }
+
+    pub fn stop(&self) {
+        self.process.stop();
+    }
+}
+
+/// The SQLite file behind the app's default store, opened beside Spin.
+pub struct SqliteStore(PathBuf);
+
+impl SqliteStore {
+    pub fn of(app: &Path) -> SqliteStore {
+        let config: toml::Table = std::fs::read_to_string(app.join("runtime-config.toml"))
+            .unwrap()
+            .parse()
+            .unwrap();
+        let path = config["key_value_store"]["default"]["path"]
+            .as_str()
+            .expect("the default store is a SQLite file");
+        SqliteStore(app.join(path))
+    }
+
+    fn open(&self) -> rusqlite::Connection {
+        let c = rusqlite::Connection::open(&self.0).unwrap();
+        c.busy_timeout(Duration::from_secs(10)).unwrap();
+        // Spin creates the table on first use; the tests may come first.
+        c.execute(
+            "CREATE TABLE IF NOT EXISTS spin_key_value (store TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, PRIMARY KEY (store, key))",
+            [],
+        )
+        .unwrap();
+        c
+    }
+
+    pub fn set(&self, key: &str, value: &[u8]) {
+        self.open()
+            .execute(
+                "INSERT INTO spin_key_value (store, key, value) VALUES ('default', ?1, ?2) ON CONFLICT(store, key) DO UPDATE SET value = ?2",
+                rusqlite::params![key, value],
+            )
+            .unwrap();
+    }
+
+    pub fn delete(&self, key: &str) {
+        self.open()
+            .execute(
+                "DELETE FROM spin_key_value WHERE store = 'default' AND key = ?1",
+                [key],
+            )
+            .unwrap();
+    }
+
+    pub fn keys(&self) -> Vec<String> {
+        let c = self.open();
+        let mut q = c
+            .prepare("SELECT key FROM spin_key_value WHERE store = 'default'")
+            .unwrap();
+        q.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+}

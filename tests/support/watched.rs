@@ -1,0 +1,66 @@
+//! Servers the tests start (docker-registry, Spin, redis-server), each in a
+//! process group of its own under a watchdog shell that ends the group when
+//! the test process is gone, so no run leaves servers behind.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// A started server: its process group.
+pub struct Watched {
+    pub pgid: u32,
+}
+
+/// Runs `program args` in `cwd`, its output in `log`.
+pub fn spawn(program: &str, args: &[&str], cwd: &Path, log: &Path) -> Watched {
+    let log = std::fs::File::create(log).unwrap();
+    // `setsid` makes the server a group leader; the group is what stops.
+    let script = r#"p=$1; shift; setsid "$@" >&2 & c=$!; echo $c; exec >/dev/null; while kill -0 "$p" 2>/dev/null && kill -0 $c 2>/dev/null; do sleep 0.5; done; kill -- -$c 2>/dev/null"#;
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg("watchdog")
+        .arg(std::process::id().to_string())
+        .arg(program)
+        .args(args)
+        .current_dir(cwd)
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    let mut line = String::new();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    let pgid = line.trim().parse().expect("the watchdog names its server");
+    drop(out);
+    std::thread::spawn(move || child.wait());
+    Watched { pgid }
+}
+
+impl Watched {
+    /// Ends the server and everything it started.
+    pub fn stop(&self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.pgid)])
+            .status();
+    }
+
+    /// The group's peak resident memory (sum over its processes, MiB).
+    pub fn peak_rss_mib(&self) -> f64 {
+        let pids = std::fs::read_dir("/proc").unwrap().filter_map(|e| {
+            let pid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // Field 5 (after the parenthesised name) is the process group.
+            let after = stat.rsplit_once(')')?.1;
+            let pgrp: u32 = after.split_whitespace().nth(2)?.parse().ok()?;
+            (pgrp == self.pgid).then_some(pid)
+        });
+        let kib: u64 = pids
+            .filter_map(|pid| {
+                let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+                let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+                line.split_whitespace().nth(1)?.parse::<u64>().ok()
+            })
+            .sum();
+        kib as f64 / 1024.0
+    }
+}
