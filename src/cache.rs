@@ -48,18 +48,25 @@ impl CacheSettings {
     }
 }
 
-/// The cache's keys for one upstream (`scheme~host:port`: no '/', so keys
-/// split cleanly).
+/// The cache's keys for one upstream and one upstream account
+/// (`scheme~host:port`, then `@<credential set>` for what the route's own
+/// account fetched: no '/', so keys split cleanly). What an account fetched
+/// may be private to it, so it is never answered from another partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scope(String);
 
 impl Scope {
-    pub fn of(upstream: &Url) -> Self {
+    pub fn of(upstream: &Url, account: Option<&str>) -> Self {
         let host = upstream.host_str().unwrap_or_default();
-        match upstream.port() {
-            Some(p) => Self(format!("{}~{host}:{p}", upstream.scheme())),
-            None => Self(format!("{}~{host}", upstream.scheme())),
+        let mut scope = match upstream.port() {
+            Some(p) => format!("{}~{host}:{p}", upstream.scheme()),
+            None => format!("{}~{host}", upstream.scheme()),
+        };
+        if let Some(account) = account {
+            scope.push('@');
+            scope.push_str(account);
         }
+        Self(scope)
     }
 
     pub fn manifest_key(&self, repo: &str, digest: &str) -> String {
@@ -269,7 +276,7 @@ mod tests {
 
     #[test]
     fn keys_round_trip() {
-        let s = Scope::of(&Url::parse("http://127.0.0.1:5000").unwrap());
+        let s = Scope::of(&Url::parse("http://127.0.0.1:5000").unwrap(), None);
         let m = s.manifest_key("library/alpine", "sha256:ab");
         assert_eq!(
             m,
@@ -290,7 +297,7 @@ mod tests {
             Some(("http~127.0.0.1:5000", "sha256:ab", "u1"))
         );
         assert_eq!(
-            Scope::of(&Url::parse("https://ghcr.io").unwrap()).blob_key("d"),
+            Scope::of(&Url::parse("https://ghcr.io").unwrap(), None).blob_key("d"),
             "cache/blob/https~ghcr.io/d"
         );
     }
@@ -305,7 +312,7 @@ mod tests {
 
     #[test]
     fn accept_lists_are_normalised() {
-        let s = Scope::of(&Url::parse("https://x.io").unwrap());
+        let s = Scope::of(&Url::parse("https://x.io").unwrap(), None);
         assert_eq!(s.tag_key("r", "t", "a, b"), s.tag_key("r", "t", "b,a,a"));
         assert_ne!(s.tag_key("r", "t", "a"), s.tag_key("r", "t", "b"));
     }

@@ -27,16 +27,65 @@ impl RepositoryPattern {
     }
 }
 
-/// Backtracking glob: patterns are short and there is at most one `**`
-/// run per component, so this stays cheap.
+#[derive(Clone, Copy)]
+enum Token {
+    Byte(u8),
+    /// `*`: any run of bytes other than `/`.
+    Star,
+    /// `**`: any run of bytes.
+    DoubleStar,
+}
+
+fn tokens(mut p: &[u8]) -> Vec<Token> {
+    let mut out = Vec::with_capacity(p.len());
+    while let [c, rest @ ..] = p {
+        p = rest;
+        out.push(match (c, rest) {
+            (b'*', [b'*', tail @ ..]) => {
+                p = tail;
+                Token::DoubleStar
+            }
+            (b'*', _) => Token::Star,
+            _ => Token::Byte(*c),
+        });
+    }
+    out
+}
+
+/// Runs the pattern as an NFA over the name, tracking every reachable
+/// pattern position at once: O(pattern × name) steps, where backtracking
+/// was exponential in the number of `**`.
 fn glob(p: &[u8], s: &[u8]) -> bool {
-    match p {
-        [] => s.is_empty(),
-        [b'*', b'*', rest @ ..] => (0..=s.len()).any(|i| glob(rest, &s[i..])),
-        [b'*', rest @ ..] => (0..=s.len())
-            .take_while(|&i| i == 0 || s[i - 1] != b'/')
-            .any(|i| glob(rest, &s[i..])),
-        [c, rest @ ..] => s.first() == Some(c) && glob(rest, &s[1..]),
+    let tokens = tokens(p);
+    let mut active = vec![false; tokens.len() + 1];
+    active[0] = true;
+    skip_empty_stars(&tokens, &mut active);
+    for &c in s {
+        let mut next = vec![false; tokens.len() + 1];
+        for (j, t) in tokens.iter().enumerate().filter(|&(j, _)| active[j]) {
+            match *t {
+                Token::Byte(b) if b == c => next[j + 1] = true,
+                Token::Star if c != b'/' => next[j] = true,
+                Token::DoubleStar => next[j] = true,
+                _ => {}
+            }
+        }
+        skip_empty_stars(&tokens, &mut next);
+        if !next.contains(&true) {
+            return false;
+        }
+        active = next;
+    }
+    active[tokens.len()]
+}
+
+/// A star may match nothing, so the position after it is reachable too.
+/// One forward pass suffices: skips only move forward.
+fn skip_empty_stars(tokens: &[Token], active: &mut [bool]) {
+    for (j, t) in tokens.iter().enumerate() {
+        if active[j] && !matches!(t, Token::Byte(_)) {
+            active[j + 1] = true;
+        }
     }
 }
 
@@ -74,5 +123,59 @@ mod tests {
         for p in ["", "UPPER", "a b", "***", "a\\b"] {
             assert!(RepositoryPattern::parse(p).is_err(), "{p}");
         }
+    }
+
+    /// The former backtracking matcher: the definition of the semantics.
+    fn reference(p: &[u8], s: &[u8]) -> bool {
+        match p {
+            [] => s.is_empty(),
+            [b'*', b'*', rest @ ..] => (0..=s.len()).any(|i| reference(rest, &s[i..])),
+            [b'*', rest @ ..] => (0..=s.len())
+                .take_while(|&i| i == 0 || s[i - 1] != b'/')
+                .any(|i| reference(rest, &s[i..])),
+            [c, rest @ ..] => s.first() == Some(c) && reference(rest, &s[1..]),
+        }
+    }
+
+    /// Every string over `alphabet` of up to `max` bytes.
+    fn strings(alphabet: &[&str], max: usize) -> Vec<String> {
+        let mut all = vec![String::new()];
+        let mut last = all.clone();
+        for _ in 0..max {
+            last = last
+                .iter()
+                .flat_map(|s| alphabet.iter().map(move |a| format!("{s}{a}")))
+                .collect();
+            all.extend(last.iter().cloned());
+        }
+        all
+    }
+
+    #[test]
+    fn same_semantics_as_backtracking() {
+        let names = strings(&["a", "b", "/"], 5);
+        for p in strings(&["a", "/", "*", "**"], 4) {
+            let Ok(pattern) = RepositoryPattern::parse(&p) else {
+                continue;
+            };
+            for n in &names {
+                assert_eq!(
+                    pattern.matches(n),
+                    reference(p.as_bytes(), n.as_bytes()),
+                    "{p:?} on {n:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn many_double_stars_stay_fast() {
+        // Backtracking tries ~C(250, 10) splits here before failing.
+        let p = "a/**/**/**/**/**/**/**/**/**/**/b";
+        let miss = format!("a/{}", "x/".repeat(126));
+        assert!(!m(p, &miss));
+        let hit = format!("a/{}b", "x/".repeat(126));
+        assert!(m(p, &hit));
+        assert!(!m("**a**a**a**a**a**a**a**a**a**a**b", &"a".repeat(255)));
     }
 }

@@ -24,6 +24,10 @@ enum PortMatch {
 /// `allowed_outbound_hosts`, without the scheme).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostPattern {
+    /// Only patterns made from a URL name a scheme; the others admit the
+    /// upstream's, so an http redirect or realm cannot downgrade an https
+    /// route to cleartext.
+    scheme: Option<String>,
     host: HostMatch,
     port: PortMatch,
 }
@@ -54,10 +58,14 @@ impl HostPattern {
         } else {
             HostMatch::Exact(name)
         };
-        Ok(Self { host, port })
+        Ok(Self {
+            scheme: None,
+            host,
+            port,
+        })
     }
 
-    /// The pattern that admits exactly this URL's host and port.
+    /// The pattern that admits exactly this URL's scheme, host and port.
     pub fn for_url(url: &Url) -> Option<Self> {
         let host = url.host_str()?.to_ascii_lowercase();
         let port = match url.port() {
@@ -65,12 +73,22 @@ impl HostPattern {
             None => PortMatch::Default,
         };
         Some(Self {
+            scheme: Some(url.scheme().to_string()),
             host: HostMatch::Exact(host),
             port,
         })
     }
 
-    fn allows(&self, url: &Url) -> bool {
+    /// Without a scheme of its own, the pattern admits `upstream_scheme`
+    /// and https.
+    fn allows(&self, url: &Url, upstream_scheme: &str) -> bool {
+        let scheme_ok = match &self.scheme {
+            Some(s) => url.scheme() == s,
+            None => url.scheme() == upstream_scheme || url.scheme() == "https",
+        };
+        if !scheme_ok {
+            return false;
+        }
         let Some(host) = url.host_str() else {
             return false;
         };
@@ -92,6 +110,9 @@ impl HostPattern {
 
 impl fmt::Display for HostPattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(s) = &self.scheme {
+            write!(f, "{s}://")?;
+        }
         match &self.host {
             HostMatch::Exact(h) => f.write_str(h)?,
             HostMatch::Subdomain(d) => write!(f, "*.{d}")?,
@@ -107,15 +128,28 @@ impl fmt::Display for HostPattern {
 /// The hosts one route may reach: its upstream plus the realm and blob CDN
 /// hosts it lists.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AllowedHosts(Vec<HostPattern>);
+pub struct AllowedHosts {
+    /// What the patterns without a scheme admit besides https.
+    upstream_scheme: String,
+    patterns: Vec<HostPattern>,
+}
 
 impl AllowedHosts {
-    pub fn new(patterns: Vec<HostPattern>) -> Self {
-        Self(patterns)
+    /// The hosts a route on `upstream` may reach. Patterns without a scheme
+    /// admit the upstream's scheme or https: never a downgrade to cleartext.
+    pub fn new(upstream: &Url, patterns: Vec<HostPattern>) -> Self {
+        Self {
+            upstream_scheme: upstream.scheme().to_string(),
+            patterns,
+        }
     }
 
     pub fn allows(&self, url: &Url) -> bool {
-        matches!(url.scheme(), "http" | "https") && self.0.iter().any(|p| p.allows(url))
+        matches!(url.scheme(), "http" | "https")
+            && self
+                .patterns
+                .iter()
+                .any(|p| p.allows(url, &self.upstream_scheme))
     }
 }
 
@@ -198,18 +232,20 @@ mod tests {
         Url::parse(s).unwrap()
     }
 
-    fn allowed(p: &[&str]) -> AllowedHosts {
-        AllowedHosts::new(p.iter().map(|p| HostPattern::parse(p).unwrap()).collect())
+    /// As a route builds them: the upstream first, then its listed hosts.
+    fn allowed(upstream_url: &str, p: &[&str]) -> AllowedHosts {
+        let listed = p.iter().map(|p| HostPattern::parse(p).unwrap());
+        let patterns =
+            std::iter::once(HostPattern::for_url(&u(upstream_url)).unwrap()).chain(listed);
+        AllowedHosts::new(&u(upstream_url), patterns.collect())
     }
 
     #[test]
     fn patterns() {
-        let a = allowed(&[
-            "auth.docker.io",
-            "*.r2.cloudflarestorage.com",
-            "127.0.0.1:5000",
-            "localhost:*",
-        ]);
+        let a = allowed(
+            "https://registry-1.docker.io",
+            &["auth.docker.io", "*.r2.cloudflarestorage.com"],
+        );
         assert!(a.allows(&u("https://auth.docker.io/token")));
         assert!(!a.allows(&u("https://auth.docker.io:8443/token")));
         assert!(!a.allows(&u("https://evil-auth.docker.io/")));
@@ -218,11 +254,39 @@ mod tests {
         )));
         assert!(!a.allows(&u("https://r2.cloudflarestorage.com/x")));
         assert!(!a.allows(&u("https://xr2.cloudflarestorage.com/x")));
-        assert!(a.allows(&u("http://127.0.0.1:5000/v2/")));
-        assert!(!a.allows(&u("http://127.0.0.1:5001/v2/")));
-        assert!(a.allows(&u("http://localhost:1234/")));
         assert!(!a.allows(&u("ftp://auth.docker.io/")));
         assert!(!a.allows(&u("file:///etc/passwd")));
+        let a = allowed("http://127.0.0.1:5000", &["127.0.0.1:6000", "localhost:*"]);
+        assert!(a.allows(&u("http://127.0.0.1:5000/v2/")));
+        assert!(!a.allows(&u("http://127.0.0.1:5001/v2/")));
+        assert!(a.allows(&u("http://127.0.0.1:6000/token")));
+        assert!(a.allows(&u("http://localhost:1234/")));
+    }
+
+    #[test]
+    fn no_scheme_downgrade() {
+        let a = allowed(
+            "https://registry.example.com",
+            &["cdn.example.com", "*.s3.example.com:*"],
+        );
+        assert!(a.allows(&u("https://cdn.example.com/blob")));
+        assert!(!a.allows(&u("http://cdn.example.com/blob")));
+        assert!(!a.allows(&u("http://cdn.example.com:443/blob")));
+        assert!(a.allows(&u("https://b.s3.example.com:8443/x")));
+        assert!(!a.allows(&u("http://b.s3.example.com:8080/x")));
+        // The upstream's own pattern admits only its own scheme.
+        assert!(!a.allows(&u("http://registry.example.com/v2/")));
+        let cur = u("https://registry.example.com/v2/x/blobs/sha256:0");
+        let up = cur.origin();
+        assert_eq!(
+            follow_redirect(&cur, "http://cdn.example.com/blob", &up, &a, 0),
+            Err(PolicyError::HostNotAllowed("http://cdn.example.com".into()))
+        );
+        // An http upstream (a local registry) keeps its http hosts; https
+        // is an upgrade, never refused.
+        let a = allowed("http://127.0.0.1:5000", &["cdn.example.com"]);
+        assert!(a.allows(&u("http://cdn.example.com/blob")));
+        assert!(a.allows(&u("https://cdn.example.com/blob")));
     }
 
     #[test]
@@ -241,7 +305,7 @@ mod tests {
     #[test]
     fn redirects() {
         let up = u("https://registry-1.docker.io").origin();
-        let a = allowed(&["registry-1.docker.io", "*.cloudflare.docker.com"]);
+        let a = allowed("https://registry-1.docker.io", &["*.cloudflare.docker.com"]);
         let cur = u("https://registry-1.docker.io/v2/library/alpine/blobs/sha256:x");
         let r = follow_redirect(
             &cur,

@@ -47,6 +47,10 @@ pub struct RouteConfig {
     /// `<credentials>_authorization` (a whole `Authorization` value).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials: Option<String>,
+    /// Whether pushes and deletes may use those credentials (off: they pull
+    /// only). Even then only for the proxy's own users with the right.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_for_writes: Option<bool>,
     /// Repository patterns served (all when empty) and refused; `deny` wins.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allow: Vec<String>,
@@ -70,6 +74,7 @@ pub struct Route {
     pub repository_prefix: Option<RepositoryName>,
     pub browser_redirects: bool,
     pub credentials: Option<String>,
+    pub credentials_for_writes: bool,
     pub allow: Vec<RepositoryPattern>,
     pub deny: Vec<RepositoryPattern>,
     pub require_login: bool,
@@ -87,11 +92,14 @@ impl Route {
         }
     }
 
-    /// Whether the allow/deny lists let `name` (the client's name, without
-    /// a registry host) through.
-    pub fn serves(&self, name: &str) -> bool {
-        let allowed = self.allow.is_empty() || self.allow.iter().any(|p| p.matches(name));
-        allowed && !self.deny.iter().any(|p| p.matches(name))
+    /// Whether the allow/deny lists let a repository through. A repository
+    /// has two names, the client's (without a registry host) and the
+    /// upstream's (Docker Hub's `library/`, the route's prefix): a pattern
+    /// matching either applies, so `deny: ["library/x"]` also stops `x`.
+    pub fn serves(&self, client: &str, upstream: &str) -> bool {
+        let matches = |p: &RepositoryPattern| p.matches(client) || p.matches(upstream);
+        let allowed = self.allow.is_empty() || self.allow.iter().any(matches);
+        allowed && !self.deny.iter().any(matches)
     }
 }
 
@@ -135,6 +143,7 @@ impl RouteConfig {
             repository_prefix: None,
             browser_redirects: None,
             credentials: None,
+            credentials_for_writes: None,
             allow: Vec::new(),
             deny: Vec::new(),
             require_login: None,
@@ -236,11 +245,12 @@ impl RouteConfig {
                 docker_hub: self
                     .docker_hub
                     .unwrap_or_else(|| known.is_some_and(|b| b.docker_hub)),
+                allowed: AllowedHosts::new(&upstream, patterns),
                 upstream,
-                allowed: AllowedHosts::new(patterns),
                 repository_prefix,
                 browser_redirects: self.browser_redirects.unwrap_or(true),
                 credentials: self.credentials.clone(),
+                credentials_for_writes: self.credentials_for_writes.unwrap_or(false),
                 allow,
                 deny,
                 require_login: self.require_login.unwrap_or(false),
@@ -387,7 +397,7 @@ pub fn host_candidates(host_header: &str) -> Option<Vec<String>> {
         {
             return None;
         }
-        (&host[..addr.len() + 2], after.strip_prefix(':'))
+        (&host[..addr.len() + 2], ipv6_port(after)?)
     } else {
         match host.split_once(':') {
             Some((n, p)) => (n, Some(p)),
@@ -408,6 +418,17 @@ pub fn host_candidates(host_header: &str) -> Option<Vec<String>> {
         out.push(name.to_string());
     }
     Some(out)
+}
+
+/// What may follow an IPv6 literal's `]`: nothing, or `:` and a port.
+/// `Some(None)` is no port; `None` is malformed.
+fn ipv6_port(after: &str) -> Option<Option<&str>> {
+    if after.is_empty() {
+        return Some(None);
+    }
+    let port = after.strip_prefix(':')?;
+    let digits = !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit());
+    digits.then_some(Some(port))
 }
 
 #[cfg(test)]
@@ -518,15 +539,29 @@ mod tests {
             .unwrap()
             .resolve()
             .unwrap();
-        assert!(r.serves("library/alpine"));
-        assert!(r.serves("myorg/a/b"));
-        assert!(!r.serves("myorg/secret/x"));
-        assert!(!r.serves("other/x"));
+        let same = |n| r.serves(n, n);
+        assert!(same("library/alpine"));
+        assert!(same("myorg/a/b"));
+        assert!(!same("myorg/secret/x"));
+        assert!(!same("other/x"));
         assert!(
             RouteConfig::new("https://x.io")
                 .resolve()
                 .unwrap()
-                .serves("anything")
+                .serves("anything", "anything")
+        );
+        // Docker Hub's two names of one repository: a pattern on either holds.
+        let hub = RouteConfig::from_json(
+            br#"{"upstream":"https://registry-1.docker.io","deny":["library/small"]}"#,
+        )
+        .unwrap()
+        .resolve()
+        .unwrap();
+        assert!(!hub.serves("small", "library/small"));
+        assert!(hub.serves("other", "library/other"));
+        assert!(
+            r.serves("alpine", "library/alpine"),
+            "an allow on the upstream name admits"
         );
     }
 
@@ -587,6 +622,25 @@ mod tests {
         );
         for bad in [
             "", "a b", "a\"b", "a:b", "a:99999", "x/y", "[zz]", "a,b", "a\r\nb",
+        ] {
+            assert!(host_candidates(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn ipv6_host_suffix() {
+        assert_eq!(host_candidates("[::1]").unwrap(), vec!["[::1]"]);
+        assert_eq!(
+            host_candidates("[::1]:5000").unwrap(),
+            vec!["[::1]:5000", "[::1]"]
+        );
+        for bad in [
+            "[::1]junk",
+            "[::1]:",
+            "[::1]:x",
+            "[::1]:+5",
+            "[::1]]",
+            "[::1] :5",
         ] {
             assert!(host_candidates(bad).is_none(), "{bad:?}");
         }

@@ -78,7 +78,7 @@ pub fn registry_host(values: &[String]) -> Result<Option<String>, String> {
 pub fn rewrite_for_upstream(
     values: &[String],
     mapping: &NameMapping,
-    serves: &dyn Fn(&str) -> bool,
+    serves: &dyn Fn(&str, &str) -> bool,
 ) -> Vec<String> {
     split(values)
         .filter_map(|mut scope| {
@@ -88,10 +88,12 @@ pub fn rewrite_for_upstream(
                     (None, _) => scope.name.clone(),
                     _ => return None,
                 };
-                let name = RepositoryName::parse(&name)
-                    .ok()
-                    .filter(|n| serves(n.as_str()))?;
-                scope.name = mapping.to_upstream(&name)?.to_string();
+                let name = RepositoryName::parse(&name).ok()?;
+                let upstream = mapping.to_upstream(&name)?;
+                if !serves(name.as_str(), upstream.as_str()) {
+                    return None;
+                }
+                scope.name = upstream.to_string();
             } else if scope.resource_type != "registry" {
                 return None;
             }
@@ -132,20 +134,22 @@ mod tests {
     #[test]
     fn docker_hub_library() {
         assert_eq!(
-            rewrite_for_upstream(&v(&["repository:alpine:pull"]), &hub(), &|_| true),
+            rewrite_for_upstream(&v(&["repository:alpine:pull"]), &hub(), &|_, _| true),
             v(&["repository:library/alpine:pull"])
         );
         assert_eq!(
-            rewrite_for_upstream(&v(&["repository:bitnami/redis:pull,push"]), &hub(), &|_| {
-                true
-            }),
+            rewrite_for_upstream(
+                &v(&["repository:bitnami/redis:pull,push"]),
+                &hub(),
+                &|_, _| { true }
+            ),
             v(&["repository:bitnami/redis:pull,push"])
         );
         assert_eq!(
             rewrite_for_upstream(
                 &v(&["repository:alpine:pull"]),
                 &NameMapping::default(),
-                &|_| true
+                &|_, _| true
             ),
             v(&["repository:alpine:pull"])
         );
@@ -160,7 +164,7 @@ mod tests {
                     "registry:catalog:*"
                 ]),
                 &hub(),
-                &|_| true
+                &|_, _| true
             ),
             v(&[
                 "repository:library/a:pull",
@@ -182,9 +186,9 @@ mod tests {
             "repository:a:",
             "repository:ghcr.io/a:pull",
         ]);
-        assert!(rewrite_for_upstream(&bad, &none, &|_| true).is_empty());
+        assert!(rewrite_for_upstream(&bad, &none, &|_, _| true).is_empty());
         assert_eq!(
-            rewrite_for_upstream(&v(&["repository(plugin):a/b:pull"]), &none, &|_| true),
+            rewrite_for_upstream(&v(&["repository(plugin):a/b:pull"]), &none, &|_, _| true),
             v(&["repository(plugin):a/b:pull"])
         );
     }
@@ -199,7 +203,7 @@ mod tests {
             rewrite_for_upstream(
                 &v(&["repository:ghcr.io/o/i:pull repository:o/j:pull repository:quay.io/x:pull"]),
                 &ghcr,
-                &|_| true
+                &|_, _| true
             ),
             v(&["repository:o/i:pull", "repository:o/j:pull"])
         );
@@ -237,7 +241,7 @@ mod tests {
             docker_hub: false,
         };
         assert_eq!(
-            rewrite_for_upstream(&v(&["repository:foo:pull"]), &m, &|_| true),
+            rewrite_for_upstream(&v(&["repository:foo:pull"]), &m, &|_, _| true),
             v(&["repository:proj/foo:pull"])
         );
         assert_eq!(

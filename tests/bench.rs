@@ -120,7 +120,7 @@ mod bench {
                     "upstream": upstream,
                     "cache": {"manifests": false, "blobs": false},
                 });
-                spin::SqliteStore::of(&app).set(
+                spin::SqliteStore::of(&app, "default").set(
                     &format!("route/{}", spin.addr),
                     route.to_string().as_bytes(),
                 );

@@ -21,9 +21,10 @@ pub async fn get<H: Host>(
     digest: &Digest,
 ) -> Result<Response<H::Stream>, RegistryError> {
     let host = call.host;
-    let scope = Scope::of(&call.target.route.upstream);
+    let scope = call.cache_scope();
     let entry = host
-        .kv_get(&scope.blob_key(digest.as_str()))
+        .cache()
+        .get(&scope.blob_key(digest.as_str()))
         .ok()
         .flatten()
         .and_then(|v| serde_json::from_slice::<BlobEntry>(&v).ok());
@@ -37,7 +38,7 @@ pub async fn get<H: Host>(
         && usable(call, &entry, &seen_key).await?
     {
         stats::record(host, Outcome::Hit);
-        return Ok(serve(call, host.kv(), scope, digest.as_str(), entry));
+        return Ok(serve(call, host.cache(), scope, digest.as_str(), entry));
     }
     // Only a whole GET is worth keeping.
     if call.req.method != "GET" || call.req.headers.get("range").is_some() {
@@ -76,7 +77,7 @@ pub async fn get<H: Host>(
     };
     let tee = Tee {
         seen_key,
-        kv: host.kv(),
+        kv: host.cache(),
         scope,
         digest: digest.as_str().to_string(),
         entry,
@@ -96,8 +97,8 @@ pub async fn get<H: Host>(
 /// After a delete: the blob is no longer served (garbage collection takes
 /// its chunks once they are old enough).
 pub fn forget<H: Host>(call: &Call<'_, H>, digest: &Digest) {
-    let scope = Scope::of(&call.target.route.upstream);
-    if let Err(e) = call.host.kv_delete(&scope.blob_key(digest.as_str())) {
+    let scope = call.cache_scope();
+    if let Err(e) = call.host.cache().delete(&scope.blob_key(digest.as_str())) {
         eprintln!("cache: cannot forget a deleted blob: {e}");
     }
 }
@@ -113,14 +114,14 @@ async fn usable<H: Host>(
     if entry.private && !call.with_client_credentials() {
         return Ok(false);
     }
-    if !entry.private && call.host.kv_get(seen_key).ok().flatten().is_some() {
+    if !entry.private && call.host.cache().get(seen_key).ok().flatten().is_some() {
         return Ok(true);
     }
     if call.upstream("HEAD").await?.status != 200 {
         return Ok(false);
     }
     if !entry.private {
-        remember(call.host.kv().as_ref(), seen_key);
+        remember(call.host.cache().as_ref(), seen_key);
     }
     Ok(true)
 }

@@ -10,12 +10,13 @@ use serde_json::json;
 use std::collections::HashSet;
 
 pub fn figures<H: Host>(host: &H) -> Result<serde_json::Value, String> {
-    let keys = host.kv_keys()?;
+    let keys = host.cache().keys()?;
     let count = |prefix: &str| keys.iter().filter(|k| k.starts_with(prefix)).count();
     let mut blob_bytes = 0u64;
     for k in keys.iter().filter(|k| k.starts_with(BLOB_PREFIX)) {
         if let Some(e) = host
-            .kv_get(k)?
+            .cache()
+            .get(k)?
             .and_then(|v| serde_json::from_slice::<BlobEntry>(&v).ok())
         {
             blob_bytes += e.size;
@@ -41,16 +42,17 @@ pub fn figures<H: Host>(host: &H) -> Result<serde_json::Value, String> {
 /// whose copy started long enough ago to count as abandoned (a copy under
 /// way has no committed entry yet).
 pub fn collect_garbage<H: Host>(host: &H) -> Result<serde_json::Value, String> {
-    let keys = host.kv_keys()?;
+    let keys = host.cache().keys()?;
     let now = super::now();
     let mut tags = 0;
     for k in keys.iter().filter(|k| k.starts_with(TAG_PREFIX)) {
         let expired = host
-            .kv_get(k)?
+            .cache()
+            .get(k)?
             .and_then(|v| serde_json::from_slice::<TagEntry>(&v).ok())
             .is_none_or(|t| t.expires <= now);
         if expired {
-            host.kv_delete(k)?;
+            host.cache().delete(k)?;
             tags += 1;
         }
     }
@@ -60,7 +62,8 @@ pub fn collect_garbage<H: Host>(host: &H) -> Result<serde_json::Value, String> {
         let rest = &k[BLOB_PREFIX.len()..];
         if let (Some((scope, digest)), Some(e)) = (
             rest.split_once('/'),
-            host.kv_get(k)?
+            host.cache()
+                .get(k)?
                 .and_then(|v| serde_json::from_slice::<BlobEntry>(&v).ok()),
         ) {
             committed.insert((scope.to_string(), digest.to_string(), e.upload));
@@ -72,7 +75,7 @@ pub fn collect_garbage<H: Host>(host: &H) -> Result<serde_json::Value, String> {
             && !committed.contains(&(scope.to_string(), digest.to_string(), upload.to_string()))
             && cache::upload_abandoned(upload, now)
         {
-            host.kv_delete(k)?;
+            host.cache().delete(k)?;
             chunks += 1;
         }
     }
@@ -81,9 +84,9 @@ pub fn collect_garbage<H: Host>(host: &H) -> Result<serde_json::Value, String> {
 
 pub fn delete_repository<H: Host>(host: &H, repository: &str) -> Result<serde_json::Value, String> {
     let mut removed = 0;
-    for k in host.kv_keys()? {
+    for k in host.cache().keys()? {
         if cache::repository_of(&k) == Some(repository) {
-            host.kv_delete(&k)?;
+            host.cache().delete(&k)?;
             removed += 1;
         }
     }
@@ -92,7 +95,7 @@ pub fn delete_repository<H: Host>(host: &H, repository: &str) -> Result<serde_js
 
 pub fn delete_blob<H: Host>(host: &H, digest: &str) -> Result<serde_json::Value, String> {
     let mut removed = 0;
-    for k in host.kv_keys()? {
+    for k in host.cache().keys()? {
         let is_entry = k
             .strip_prefix(BLOB_PREFIX)
             .and_then(|r| r.split_once('/'))
@@ -102,7 +105,7 @@ pub fn delete_blob<H: Host>(host: &H, digest: &str) -> Result<serde_json::Value,
                 .is_some_and(|(_, d)| d == digest);
         let is_chunk = cache::chunk_of(&k).is_some_and(|(_, d, _)| d == digest);
         if is_entry || is_chunk {
-            host.kv_delete(&k)?;
+            host.cache().delete(&k)?;
             removed += 1;
         }
     }

@@ -13,6 +13,8 @@ use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 
 const TOKEN_LIMIT: usize = 1024 * 1024;
+/// Longest an upstream token is reused, whatever it says of itself.
+const MAX_TOKEN_LIFETIME: u64 = 86_400;
 
 #[derive(Serialize, Deserialize)]
 struct CachedToken {
@@ -63,14 +65,15 @@ pub async fn authorization<H: Host>(
         return Ok(realm.basic.then_some(basic));
     };
     let scope = name.map(|n| format!("repository:{n}:{actions}"));
+    // Per account as well: another set's token may reach what this one may not.
     let key = format!(
-        "token/{}/{}",
+        "token/{}@{slot}/{}",
         route.upstream.origin().ascii_serialization(),
         scope.as_deref().unwrap_or("")
     );
     let now = super::now();
     if !refresh
-        && let Ok(Some(bytes)) = host.kv_get(&key)
+        && let Ok(Some(bytes)) = host.cache().get(&key)
         && let Ok(cached) = serde_json::from_slice::<CachedToken>(&bytes)
         && cached.expires > now
     {
@@ -133,13 +136,17 @@ pub async fn authorization<H: Host>(
         .ok_or_else(|| RegistryError::bad_gateway("the upstream token response has no token"))?
         .to_string();
     // Tokens without `expires_in` last 60 s (Docker token spec); renew at 90%.
-    let lifetime = json["expires_in"].as_u64().unwrap_or(60).max(60);
+    // An upstream's `expires_in` is untrusted: at most a day, never an overflow.
+    let lifetime = json["expires_in"]
+        .as_u64()
+        .unwrap_or(60)
+        .clamp(60, MAX_TOKEN_LIFETIME);
     let cached = CachedToken {
         token: token.clone(),
-        expires: now + lifetime * 9 / 10,
+        expires: now.saturating_add(lifetime / 10 * 9),
     };
     if let Ok(bytes) = serde_json::to_vec(&cached)
-        && let Err(e) = host.kv_set(&key, &bytes)
+        && let Err(e) = host.cache().set(&key, &bytes)
     {
         eprintln!("key-value: cannot store an upstream token: {e}");
     }

@@ -103,7 +103,12 @@ pub trait Host {
     type Stream: futures::Stream<Item = Result<Vec<u8>, String>> + Unpin + 'static;
 
     fn variable(&self, name: &str) -> Option<String>;
+    /// The configuration store: routes and users. Small, so a listing of it
+    /// costs little.
     fn kv(&self) -> Rc<dyn Kv>;
+    /// The cache's store: manifests, tags, blobs, upstream tokens and realms.
+    /// Only the cache's own administration lists it.
+    fn cache(&self) -> Rc<dyn Kv>;
     /// This request's cache outcomes, counted once the answer is out.
     fn tally(&self) -> &super::stats::Tally;
     /// Adds `delta` to a counter of the counters' own store, atomically, and

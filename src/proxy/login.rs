@@ -117,12 +117,13 @@ pub fn issue<H: Host, S>(
     };
     let (username, password) =
         credentials.ok_or_else(|| unauthorized("this proxy requires a login"))?;
-    let user = load_user(host, &username)?
-        .filter(|u| u.password_matches(&password))
-        .ok_or_else(|| {
-            eprintln!("login refused for a user");
-            unauthorized("wrong username or password")
-        })?;
+    let user = load_user(host, &username)?;
+    // Verified whether or not the user exists: both cost one Argon2 run.
+    let verified = users::verify_password(user.as_ref(), &password);
+    let user = user.filter(|_| verified).ok_or_else(|| {
+        eprintln!("login refused for a user");
+        unauthorized("wrong username or password")
+    })?;
     let access = req
         .scopes
         .iter()
@@ -137,8 +138,18 @@ pub fn issue<H: Host, S>(
                 _ => s.name.clone(),
             };
             let requested: Vec<&str> = s.actions.split(',').collect();
-            let actions = if target.route.serves(&bare) {
-                user.granted(&bare, &requested)
+            // Docker Hub's `library/` and the route's prefix: the upstream's
+            // name for the repository counts as much as the client's.
+            let upstream = crate::reference::RepositoryName::parse(&bare)
+                .ok()
+                .and_then(|n| target.mapping.to_upstream(&n))
+                .map_or_else(|| bare.clone(), |n| n.to_string());
+            let actions = if target.route.serves(&bare, &upstream) {
+                let mut granted = user.granted(&bare, &requested);
+                granted.extend(user.granted(&upstream, &requested));
+                granted.sort();
+                granted.dedup();
+                granted
             } else {
                 Vec::new()
             };

@@ -36,7 +36,7 @@ pub async fn get<H: Host>(
     reference: &Reference,
 ) -> Result<Response<H::Stream>, RegistryError> {
     let host = call.host;
-    let scope = Scope::of(&call.target.route.upstream);
+    let scope = call.cache_scope();
     let tag_key = match reference {
         Reference::Digest(d) => {
             if let Some((entry, bytes)) = load(host, &scope, repo, d.as_str())
@@ -76,7 +76,8 @@ async fn from_tag<H: Host>(
     let host = call.host;
     let settings = &call.target.route.cache;
     let Some(tag) = host
-        .kv_get(key)
+        .cache()
+        .get(key)
         .ok()
         .flatten()
         .and_then(|v| serde_json::from_slice::<TagEntry>(&v).ok())
@@ -238,17 +239,19 @@ async fn fetch<H: Host>(
 /// manifest by digest, are no longer served.
 pub fn forget<H: Host>(call: &Call<'_, H>, repo: &RepositoryName, reference: &Reference) {
     let host = call.host;
-    let scope = Scope::of(&call.target.route.upstream);
+    let scope = call.cache_scope();
     let result = match reference {
         Reference::Tag(t) => {
             let prefix = scope.tag_prefix(repo.as_str(), t);
-            host.kv_keys().and_then(|keys| {
+            host.cache().keys().and_then(|keys| {
                 keys.iter()
                     .filter(|k| k.starts_with(&prefix))
-                    .try_for_each(|k| host.kv_delete(k))
+                    .try_for_each(|k| host.cache().delete(k))
             })
         }
-        Reference::Digest(d) => host.kv_delete(&scope.manifest_key(repo.as_str(), d.as_str())),
+        Reference::Digest(d) => host
+            .cache()
+            .delete(&scope.manifest_key(repo.as_str(), d.as_str())),
     };
     if let Err(e) = result {
         eprintln!("cache: cannot forget a pushed manifest: {e}");
@@ -262,7 +265,8 @@ fn load<H: Host>(
     digest: &str,
 ) -> Option<(ManifestEntry, Vec<u8>)> {
     let value = host
-        .kv_get(&scope.manifest_key(repo.as_str(), digest))
+        .cache()
+        .get(&scope.manifest_key(repo.as_str(), digest))
         .ok()
         .flatten()?;
     let (entry, bytes) = ManifestEntry::decode(&value)?;
@@ -289,7 +293,7 @@ fn store_tag<H: Host>(host: &H, key: &str, tag: &TagEntry) {
 
 /// The cache is best effort: a store that refuses a write costs a later miss.
 fn store<H: Host>(host: &H, key: &str, value: &[u8]) {
-    if let Err(e) = host.kv_set(key, value) {
+    if let Err(e) = host.cache().set(key, value) {
         eprintln!("cache: cannot store a manifest: {e}");
     }
 }

@@ -164,7 +164,8 @@ async fn serve<H: Host>(
                 .map_err(|m| RegistryError::new(400, ErrorCode::Denied, m))?,
         };
         let target = target(host, &incoming, registry.map(|r| (r, Naming::InName)))?;
-        return token::handle(host, &target, params).await;
+        let login = login_applies(host, &incoming, &target)?;
+        return token::handle(host, &target, params, login).await;
     }
     let named = match (registry, &ns) {
         (Some(r), _) => Some((r, Naming::InName)),
@@ -173,7 +174,8 @@ async fn serve<H: Host>(
     };
     let target = target(host, &incoming, named)?;
     if let Some(n) = endpoint.name()
-        && !target.route.serves(n.as_str())
+        && let Some(upstream) = target.mapping.to_upstream(n)
+        && !target.route.serves(n.as_str(), upstream.as_str())
     {
         return Err(RegistryError::new(
             403,
@@ -197,7 +199,9 @@ async fn serve<H: Host>(
             format!("{method} is not supported here"),
         ));
     }
-    let auth = if login::required(host, &target.route) {
+    let writes = !matches!(method.as_str(), "GET" | "HEAD");
+    let login = login_applies(host, &incoming, &target)?;
+    let auth = if login {
         let client_name = endpoint
             .name()
             .map(|n| match &target.mapping.registry_host {
@@ -216,6 +220,14 @@ async fn serve<H: Host>(
         if matches!(endpoint, Endpoint::Base) {
             return Ok(login::base_ok());
         }
+        // The user may write here; the route's account only if it says so.
+        if writes && target.route.credentials.is_some() && !target.route.credentials_for_writes {
+            return Err(RegistryError::new(
+                403,
+                ErrorCode::Denied,
+                "this route pulls only with its upstream credentials (credentials_for_writes is off)",
+            ));
+        }
         UpstreamAuth::Proxy
     } else {
         // The proxy's own anonymous token means "no credentials".
@@ -225,16 +237,32 @@ async fn serve<H: Host>(
             .filter(|a| !is_anonymous_token(a))
         {
             Some(a) => UpstreamAuth::Client(a.to_string()),
+            // A write never rides on the route's account for an anonymous
+            // client: the upstream's challenge asks the client for its own.
+            None if writes => UpstreamAuth::Anonymous,
             None => UpstreamAuth::Proxy,
         }
     };
+    // The catalog lists what the upstream shows the caller: refused where it
+    // would show the route's account's, or names the lists or rights hide.
+    let route = &target.route;
+    let account = matches!(auth, UpstreamAuth::Proxy) && route.credentials.is_some();
+    if matches!(endpoint, Endpoint::Catalog)
+        && (login || account || !route.allow.is_empty() || !route.deny.is_empty())
+    {
+        return Err(RegistryError::new(
+            403,
+            ErrorCode::Denied,
+            "the catalog is not listed through this route",
+        ));
+    }
     // A push's body streams upstream as it arrives.
     let mut req = req;
     let body = std::mem::replace(&mut req.body, Body::Empty);
     let call = relay::Call::new(host, &target, &incoming.origin, &endpoint, &req, &auth)?;
     let cache = &target.route.cache;
     let mut resp = match (&endpoint, &call.upstream_name) {
-        _ if !matches!(method.as_str(), "GET" | "HEAD") => {
+        _ if writes => {
             let resp = call.relay_write(body).await?;
             if (200..300).contains(&resp.status) {
                 // What the push replaced or deleted is not served again.
@@ -256,9 +284,10 @@ async fn serve<H: Host>(
         (Endpoint::Blob { digest, .. }, _) if cache.blobs => blob_store::get(&call, digest).await?,
         _ => call.relay().await?,
     };
-    // The distribution spec's proxying: say which namespace answered.
-    if let Some(ns) = ns.filter(|_| target.namespace.is_some()) {
-        resp.headers.push("oci-namespace", ns);
+    // The distribution spec's proxying: say which namespace answered, as
+    // the proxy read it (never the client's raw text).
+    if let (Some(_), Some(namespace)) = (ns, &target.namespace) {
+        resp.headers.push("oci-namespace", namespace.as_str());
     }
     Ok(resp)
 }
@@ -269,6 +298,26 @@ pub enum UpstreamAuth {
     Client(String),
     /// The route's, held by the proxy (or none).
     Proxy,
+    /// None at all.
+    Anonymous,
+}
+
+/// Whether the proxy's own login guards this request: the target route's,
+/// or that of the host the client talks to, whatever registry it names
+/// through it (so a login host never relays its users' passwords, and a
+/// login route is not reached without it through another host).
+fn login_applies<H: Host>(
+    host: &H,
+    incoming: &Incoming,
+    target: &Target,
+) -> Result<bool, RegistryError> {
+    if login::required(host, &target.route) {
+        return Ok(true);
+    }
+    if target.namespace.is_none() {
+        return Ok(false);
+    }
+    Ok(routing::for_host(host, &incoming.hosts)?.is_some_and(|r| login::required(host, &r)))
 }
 
 /// The route for the registry the client named, else for the request's host.

@@ -5,6 +5,7 @@ use super::host::{Body, Headers, Host, Request, Response};
 use super::routing::Target;
 use super::{UpstreamAuth, credentials, upstream};
 use crate::api::Endpoint;
+use crate::cache::Scope;
 use crate::challenge::{PROXY_SERVICE, rewrite_for_proxy};
 use crate::error::{ErrorCode, RegistryError};
 use crate::naming::NameMapping;
@@ -108,6 +109,17 @@ impl<'a, H: Host> Call<'a, H> {
         matches!(self.auth, UpstreamAuth::Client(_))
     }
 
+    /// The cache partition this call reads and fills: what the route's own
+    /// upstream account fetched stays apart from what anyone may fetch, so
+    /// it never reaches a client of another route or credential set.
+    pub fn cache_scope(&self) -> Scope {
+        let account = match self.auth {
+            UpstreamAuth::Proxy => self.target.route.credentials.as_deref(),
+            UpstreamAuth::Client(_) | UpstreamAuth::Anonymous => None,
+        };
+        Scope::of(&self.target.route.upstream, account)
+    }
+
     /// The token actions this request needs upstream.
     pub fn actions(&self) -> &'static str {
         actions_for(&self.req.method)
@@ -169,6 +181,7 @@ impl<'a, H: Host> Call<'a, H> {
         let authorization = match self.auth {
             UpstreamAuth::Client(a) => Some(a.clone()),
             UpstreamAuth::Proxy => held(false).await?,
+            UpstreamAuth::Anonymous => None,
         };
         let retryable = matches!(body, Body::Empty);
         let send = |authorization: Option<String>, body| {

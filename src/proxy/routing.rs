@@ -152,7 +152,9 @@ fn default_upstream<H: Host>(host: &H) -> Option<String> {
         .filter(|u| !u.is_empty())
 }
 
-/// Every configured route, host → upstream, for the 404 and the home page.
+/// The routes anyone may know of, host → upstream, for the 404 and the home
+/// page: the built-in registries and the default upstream. Stored routes are
+/// not listed: their upstreams may be internal hosts, and some need a login.
 pub fn table<H: Host>(host: &H) -> BTreeMap<String, String> {
     let mut table = BTreeMap::new();
     for (h, c) in route::builtin_hosts(&host.variable("custom_domain").unwrap_or_default()) {
@@ -160,15 +162,6 @@ pub fn table<H: Host>(host: &H) -> BTreeMap<String, String> {
     }
     if let Some(u) = default_upstream(host) {
         table.insert("*".to_string(), u);
-    }
-    let keys = host.kv_keys().unwrap_or_default();
-    for key in keys.iter().filter(|k| k.starts_with(route::KEY_PREFIX)) {
-        let upstream = match host.kv_get(key) {
-            Ok(Some(bytes)) => RouteConfig::from_json(&bytes)
-                .map_or_else(|e| format!("(invalid: {e})"), |c| c.upstream),
-            _ => continue,
-        };
-        table.insert(key[route::KEY_PREFIX.len()..].to_string(), upstream);
     }
     table
 }

@@ -80,9 +80,10 @@ pub async fn handle<H: Host>(
     host: &H,
     target: &Target,
     req: TokenParams,
+    login: bool,
 ) -> Result<Response<H::Stream>, RegistryError> {
     let route = &target.route;
-    if super::login::required(host, route) {
+    if login {
         return super::login::issue(host, target, &req);
     }
     if route.credentials.is_some() {
@@ -154,7 +155,7 @@ pub(super) async fn discover<H: Host>(
 ) -> Result<UpstreamRealm, RegistryError> {
     let now = super::now();
     let key = realm_key(&route.upstream.origin().ascii_serialization());
-    if let Ok(Some(bytes)) = host.kv_get(&key)
+    if let Ok(Some(bytes)) = host.cache().get(&key)
         && let Ok(r) = serde_json::from_slice::<UpstreamRealm>(&bytes)
         && r.expires > now
     {
@@ -185,7 +186,7 @@ pub(super) async fn discover<H: Host>(
         }
     };
     if let Ok(json) = serde_json::to_vec(&realm)
-        && let Err(e) = host.kv_set(&key, &json)
+        && let Err(e) = host.cache().set(&key, &json)
     {
         eprintln!("key-value: cannot store {key}: {e}");
     }
@@ -193,7 +194,9 @@ pub(super) async fn discover<H: Host>(
 }
 
 fn scope_values(req: &TokenParams, target: &Target) -> Vec<String> {
-    scope::rewrite_for_upstream(&req.scopes, &target.mapping, &|n| target.route.serves(n))
+    scope::rewrite_for_upstream(&req.scopes, &target.mapping, &|client, upstream| {
+        target.route.serves(client, upstream)
+    })
 }
 
 /// The client's parameters with scopes rewritten to upstream names (one

@@ -30,6 +30,7 @@ pub struct Stream {
 
 struct SpinHost {
     kv: Rc<SpinKv>,
+    cache: Rc<SpinKv>,
     tally: proxy::Tally,
 }
 
@@ -42,6 +43,10 @@ impl host::Host for SpinHost {
 
     fn kv(&self) -> Rc<dyn host::Kv> {
         self.kv.clone()
+    }
+
+    fn cache(&self) -> Rc<dyn host::Kv> {
+        self.cache.clone()
     }
 
     fn tally(&self) -> &proxy::Tally {
@@ -129,15 +134,17 @@ impl host::Host for SpinHost {
     }
 }
 
-/// The default store, opened once per request; an app without one gets an
-/// error on use, not a trap.
-struct SpinKv(Option<Store>);
+/// A store, opened once per request; an app without it gets an error on
+/// use, not a trap.
+struct SpinKv(Result<Store, String>);
 
 impl SpinKv {
+    fn open(label: &str) -> Self {
+        Self(Store::open(label).map_err(|e| format!("key-value store {label:?}: {e}")))
+    }
+
     fn store(&self) -> Result<&Store, String> {
-        self.0
-            .as_ref()
-            .ok_or_else(|| "the default key-value store is not available".to_string())
+        self.0.as_ref().map_err(Clone::clone)
     }
 }
 
@@ -316,7 +323,8 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
         _response: None,
     });
     let host = SpinHost {
-        kv: Rc::new(SpinKv(Store::open_default().ok())),
+        kv: Rc::new(SpinKv::open("default")),
+        cache: Rc::new(SpinKv::open("cache")),
         tally: Default::default(),
     };
     let request = host::Request {

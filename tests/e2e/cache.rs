@@ -182,7 +182,7 @@ fn a_corrupt_upstream_blob_fails_the_pull_and_is_not_cached() {
         result.map(|r| r.status)
     );
     let cached = e
-        .store
+        .cache
         .keys()
         .iter()
         .any(|k| k.starts_with("cache/blob/") && k.ends_with(layer.as_str()));
@@ -291,14 +291,14 @@ fn cache_administration() {
     assert_eq!(get(&api, &[]).status, 401);
 
     // Orphan chunks and an expired tag go; committed blobs stay.
-    e.store.set(
+    e.cache.set(
         &format!(
             "cache/chunk/http~127.0.0.1:1/sha256:{}/0-dead/0",
             "0".repeat(64)
         ),
         b"x",
     );
-    e.store.set(
+    e.cache.set(
         "cache/tag/http~127.0.0.1:1/gone/x:v1#00",
         br#"{"digest":"sha256:00","checked":0,"expires":1}"#,
     );

@@ -6,6 +6,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod boundaries;
 mod cache;
 mod common;
 mod instances;

@@ -26,7 +26,7 @@ fn a_private_registry_is_reached_through_the_private_registry_variables() {
     ]);
     let with_hosts = spin::Instance::start(&app, "with-hosts", &configured);
     let without_hosts = spin::Instance::start(&app, "without-hosts", &account);
-    let store = spin::SqliteStore::of(&app);
+    let store = spin::SqliteStore::of(&app, "default");
     for instance in [&with_hosts, &without_hosts] {
         let route = serde_json::json!({
             "upstream": registry,

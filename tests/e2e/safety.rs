@@ -95,13 +95,13 @@ fn proxy_held_credentials_pull_private_images_for_anonymous_clients() {
 
     // A revoked cached token: the proxy re-authenticates on the 401, once.
     let key = e
-        .store
+        .cache
         .keys()
         .iter()
         .find(|k| k.starts_with("token/") && k.ends_with("repository:private/held:pull"))
         .cloned()
-        .expect("the upstream token is cached in the key-value store");
-    e.store
+        .expect("the upstream token is cached in the cache's store");
+    e.cache
         .set(&key, br#"{"token":"revoked","expires":99999999999}"#);
     let r = get(&url, &[("host", "held.test"), ("accept", ACCEPT_ALL)]);
     assert_eq!(r.status, 200, "{}", r.text());

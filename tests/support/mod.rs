@@ -26,6 +26,8 @@ pub struct Env {
     /// One Spin instance per listener; routes are keyed by their addresses.
     pub proxies: Vec<spin::Instance>,
     pub store: spin::SqliteStore,
+    /// The store of the cache, upstream tokens and realms.
+    pub cache: spin::SqliteStore,
     /// The app the instances run, for tests that start one of their own.
     pub app: PathBuf,
     pub single: Pushed,
@@ -119,6 +121,9 @@ async fn start() -> Env {
         ("token_signing_key", SIGNING_KEY),
         ("upstream1_username", token_server::USER),
         ("upstream1_password", token_server::PASSWORD),
+        // Another account at the same token service, whose password is wrong.
+        ("upstream2_username", token_server::USER),
+        ("upstream2_password", "not-the-password"),
         ("upstream_timeout", "3"),
     ];
     let proxies: Vec<spin::Instance> = std::thread::scope(|s| {
@@ -130,7 +135,8 @@ async fn start() -> Env {
             .collect();
         started.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    let store = spin::SqliteStore::of(&app);
+    let store = spin::SqliteStore::of(&app, "default");
+    let cache = spin::SqliteStore::of(&app, "cache");
     let route = |i: usize, json: serde_json::Value| {
         store.set(
             &format!("route/{}", proxies[i].addr),
@@ -201,6 +207,20 @@ async fn start() -> Env {
             "cache": {"manifests": false, "blobs": false},
         }),
     );
+    // Trust boundaries: one upstream through the proxy's two accounts, and a
+    // Docker Hub route denying a repository by its upstream name.
+    kv(
+        "route/account.test",
+        serde_json::json!({"upstream": format!("http://{auth}"), "credentials": "upstream1", "allowed_hosts": [token_host]}),
+    );
+    kv(
+        "route/other-account.test",
+        serde_json::json!({"upstream": format!("http://{auth}"), "credentials": "upstream2", "allowed_hosts": [token_host], "cache": {"manifests": false, "blobs": false}}),
+    );
+    kv(
+        "route/hub-deny.test",
+        serde_json::json!({"upstream": format!("http://{open}"), "docker_hub": true, "deny": ["library/alpine"]}),
+    );
     // Only the proxy's own users, through a host and through a path prefix.
     kv(
         "route/login.test",
@@ -236,6 +256,7 @@ async fn start() -> Env {
         fronts,
         proxies,
         store,
+        cache,
         app,
         single,
         multi,

@@ -203,19 +203,25 @@ impl Instance {
     }
 }
 
-/// The SQLite file behind the app's default store, opened beside Spin.
-pub struct SqliteStore(PathBuf);
+/// The SQLite file behind one of the app's stores, opened beside Spin.
+pub struct SqliteStore(PathBuf, String);
 
 impl SqliteStore {
-    pub fn of(app: &Path) -> SqliteStore {
+    /// The store `label` ("default", "cache") of the app in `app`.
+    pub fn of(app: &Path, label: &str) -> SqliteStore {
         let config: toml::Table = std::fs::read_to_string(app.join("runtime-config.toml"))
             .unwrap()
             .parse()
             .unwrap();
-        let path = config["key_value_store"]["default"]["path"]
+        let path = config["key_value_store"][label]["path"]
             .as_str()
-            .expect("the default store is a SQLite file");
-        SqliteStore(app.join(path))
+            .unwrap_or_else(|| panic!("the {label} store is a SQLite file"));
+        SqliteStore(app.join(path), label.to_string())
+    }
+
+    /// Spin's table names each row's store by its label.
+    fn label(&self) -> &str {
+        &self.1
     }
 
     fn open(&self) -> rusqlite::Connection {
@@ -233,8 +239,8 @@ impl SqliteStore {
     pub fn set(&self, key: &str, value: &[u8]) {
         self.open()
             .execute(
-                "INSERT INTO spin_key_value (store, key, value) VALUES ('default', ?1, ?2) ON CONFLICT(store, key) DO UPDATE SET value = ?2",
-                rusqlite::params![key, value],
+                "INSERT INTO spin_key_value (store, key, value) VALUES (?3, ?1, ?2) ON CONFLICT(store, key) DO UPDATE SET value = ?2",
+                rusqlite::params![key, value, self.label()],
             )
             .unwrap();
     }
@@ -242,8 +248,8 @@ impl SqliteStore {
     pub fn delete(&self, key: &str) {
         self.open()
             .execute(
-                "DELETE FROM spin_key_value WHERE store = 'default' AND key = ?1",
-                [key],
+                "DELETE FROM spin_key_value WHERE store = ?2 AND key = ?1",
+                [key, self.label()],
             )
             .unwrap();
     }
@@ -251,9 +257,9 @@ impl SqliteStore {
     pub fn keys(&self) -> Vec<String> {
         let c = self.open();
         let mut q = c
-            .prepare("SELECT key FROM spin_key_value WHERE store = 'default'")
+            .prepare("SELECT key FROM spin_key_value WHERE store = ?1")
             .unwrap();
-        q.query_map([], |r| r.get(0))
+        q.query_map([self.label()], |r| r.get(0))
             .unwrap()
             .map(Result::unwrap)
             .collect()
