@@ -95,7 +95,17 @@ impl Scope {
     }
 
     pub fn chunk_key(&self, digest: &str, upload: &str, n: u64) -> String {
-        format!("{CHUNK_PREFIX}{}/{digest}/{upload}/{n}", self.0)
+        format!("{}{n}", self.chunk_prefix(digest, upload))
+    }
+
+    /// Every chunk key of one copy of a blob is this and the chunk's number.
+    pub fn chunk_prefix(&self, digest: &str, upload: &str) -> String {
+        format!("{CHUNK_PREFIX}{}/{digest}/{upload}/", self.0)
+    }
+
+    /// Held by the one request copying `digest` into the cache.
+    pub fn lease_key(&self, digest: &str) -> String {
+        format!("cache/lease/{}/{digest}", self.0)
     }
 }
 

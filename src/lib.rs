@@ -11,6 +11,7 @@ pub mod cache;
 pub mod challenge;
 pub mod digest;
 pub mod error;
+pub mod eviction;
 pub mod home;
 pub mod jwt;
 pub mod naming;

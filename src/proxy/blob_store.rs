@@ -1,10 +1,9 @@
 //! Blobs through the cache. A miss streams to the client and, on the way,
-//! into the store in fixed-size chunks while its sha256 is computed; the
-//! blob becomes visible only when the stream completed and the digest
-//! matched, and the last bytes reach the client only then, so a corrupt
-//! upstream blob fails the client's pull too. Hits are served in chunks,
-//! with `HEAD` and `Range`.
+//! into the store (`blob_copy`), one copy per blob at a time; hits are
+//! served in chunks, with `HEAD` and `Range`.
 
+use super::blob_copy::{BlobCopy, remember};
+use super::cache_budget;
 use super::host::{Body, Chunks, Headers, Host, Kv, Response};
 use super::relay::Call;
 use super::stats::{self, Outcome};
@@ -12,8 +11,6 @@ use crate::cache::{self, BlobEntry, Scope};
 use crate::digest::Digest;
 use crate::error::RegistryError;
 use crate::range::{self, ByteRange};
-use futures::StreamExt;
-use sha2::{Digest as _, Sha256};
 use std::rc::Rc;
 
 pub async fn get<H: Host>(
@@ -65,6 +62,17 @@ pub async fn get<H: Host>(
     };
     headers.push("x-cache", "MISS");
     stats::record(host, Outcome::Miss);
+    // One copy per blob at a time, across instances: the others stream.
+    let lease_key = scope.lease_key(digest.as_str());
+    if size > cache_budget::max_size(host)
+        || !cache_budget::take_lease(host.cache().as_ref(), &lease_key, super::now())
+    {
+        return Ok(Response {
+            status: resp.status,
+            headers,
+            body: Body::Stream(upstream),
+        });
+    }
     let entry = BlobEntry {
         size,
         chunk_size: call.target.route.cache.chunk_size,
@@ -75,22 +83,19 @@ pub async fn get<H: Host>(
             .unwrap_or("application/octet-stream")
             .to_string(),
     };
-    let tee = Tee {
-        seen_key,
-        kv: host.cache(),
+    let copy = BlobCopy::new(
+        host.cache(),
         scope,
-        digest: digest.as_str().to_string(),
+        digest.as_str(),
         entry,
-        hasher: Sha256::new(),
-        buf: Vec::new(),
-        received: 0,
-        stored: 0,
-        storing: true,
-    };
+        seen_key,
+        lease_key,
+        cache_budget::max_size(host),
+    );
     Ok(Response {
         status: 200,
         headers,
-        body: Body::Generated(tee.into_stream(upstream)),
+        body: Body::Generated(copy.into_stream(upstream)),
     })
 }
 
@@ -124,12 +129,6 @@ async fn usable<H: Host>(
         remember(call.host.cache().as_ref(), seen_key);
     }
     Ok(true)
-}
-
-fn remember(kv: &dyn Kv, seen_key: &str) {
-    if let Err(e) = kv.set(seen_key, b"1") {
-        eprintln!("cache: cannot store a blob's repository: {e}");
-    }
 }
 
 fn serve<H: Host>(
@@ -213,129 +212,4 @@ fn read_chunks(
             Some((Ok(chunk[from..to].to_vec()), n * chunk_size + to as u64))
         }
     }))
-}
-
-/// The copy of an upstream blob into the store.
-struct Tee {
-    /// Marks the blob as the upstream's in the requested repository.
-    seen_key: String,
-    kv: Rc<dyn Kv>,
-    scope: Scope,
-    digest: String,
-    entry: BlobEntry,
-    hasher: Sha256,
-    buf: Vec<u8>,
-    received: u64,
-    /// Chunks written so far.
-    stored: u64,
-    /// False once the store refused a write: the client still gets the blob.
-    storing: bool,
-}
-
-impl Tee {
-    fn absorb(&mut self, data: &[u8]) {
-        self.hasher.update(data);
-        self.received += data.len() as u64;
-        if !self.storing {
-            return;
-        }
-        self.buf.extend_from_slice(data);
-        let chunk = self.entry.chunk_size as usize;
-        while self.buf.len() >= chunk {
-            let rest = self.buf.split_off(chunk);
-            let full = std::mem::replace(&mut self.buf, rest);
-            self.store_chunk(&full);
-        }
-    }
-
-    fn store_chunk(&mut self, bytes: &[u8]) {
-        let key = self
-            .scope
-            .chunk_key(&self.digest, &self.entry.upload, self.stored);
-        match self.kv.set(&key, bytes) {
-            Ok(()) => self.stored += 1,
-            Err(e) => {
-                eprintln!("cache: cannot store a blob chunk, streaming only: {e}");
-                self.storing = false;
-            }
-        }
-    }
-
-    /// At the end of the upstream body: whether it is the blob asked for;
-    /// if so and every chunk is stored, the blob becomes visible.
-    fn finish(&mut self) -> bool {
-        let hasher = std::mem::take(&mut self.hasher);
-        let verified = self.received == self.entry.size
-            && format!("sha256:{:x}", hasher.finalize()) == self.digest;
-        if verified && self.storing {
-            if !self.buf.is_empty() {
-                let last = std::mem::take(&mut self.buf);
-                self.store_chunk(&last);
-            }
-            if self.storing
-                && let Ok(v) = serde_json::to_vec(&self.entry)
-            {
-                match self.kv.set(&self.scope.blob_key(&self.digest), &v) {
-                    Ok(()) => remember(self.kv.as_ref(), &self.seen_key),
-                    Err(e) => eprintln!("cache: cannot commit a blob: {e}"),
-                }
-            }
-        }
-        if !verified {
-            eprintln!(
-                "cache: upstream blob {} does not match its digest or length; not cached",
-                self.digest
-            );
-        }
-        verified
-    }
-
-    fn into_stream<S>(self, upstream: S) -> Chunks
-    where
-        S: futures::Stream<Item = Result<Vec<u8>, String>> + Unpin + 'static,
-    {
-        // The latest piece is held back until the next arrives, so the last
-        // one goes out only once the digest is known to match.
-        struct State<S> {
-            tee: Tee,
-            upstream: S,
-            pending: Option<Vec<u8>>,
-            done: bool,
-        }
-        let state = State {
-            tee: self,
-            upstream,
-            pending: None,
-            done: false,
-        };
-        Box::pin(futures::stream::unfold(state, |mut st| async move {
-            if st.done {
-                return None;
-            }
-            loop {
-                match st.upstream.next().await {
-                    Some(Ok(data)) => {
-                        st.tee.absorb(&data);
-                        if let Some(previous) = st.pending.replace(data) {
-                            return Some((Ok(previous), st));
-                        }
-                    }
-                    Some(Err(e)) => {
-                        st.done = true;
-                        return Some((Err(e), st));
-                    }
-                    None => {
-                        st.done = true;
-                        if !st.tee.finish() {
-                            return Some((
-                                Err("the upstream blob does not match its digest".to_string()),
-                                st,
-                            ));
-                        }
-                        return st.pending.take().map(|last| (Ok(last), st));
-                    }
-                }
-            }
-        }))
-    }
 }

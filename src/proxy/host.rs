@@ -90,12 +90,24 @@ pub enum SendError {
     Failed(String),
 }
 
-/// The key-value store, as a handle that body streams can keep.
+/// A key-value store, as a handle that body streams can keep.
 pub trait Kv {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String>;
     fn set(&self, key: &str, value: &[u8]) -> Result<(), String>;
     fn delete(&self, key: &str) -> Result<(), String>;
     fn keys(&self) -> Result<Vec<String>, String>;
+    /// Adds `delta` to a counter atomically and returns its new value. A
+    /// counter is never written any other way (stores encode it their way).
+    fn increment(&self, key: &str, delta: i64) -> Result<i64, String>;
+    /// Sets `key` to `value` only if its current value passes `expect`,
+    /// atomically across instances; false when it did not, or another
+    /// instance changed it first.
+    fn swap_if(
+        &self,
+        key: &str,
+        expect: &dyn Fn(Option<&[u8]>) -> bool,
+        value: &[u8],
+    ) -> Result<bool, String>;
 }
 
 pub trait Host {
@@ -109,11 +121,10 @@ pub trait Host {
     /// The cache's store: manifests, tags, blobs, upstream tokens and realms.
     /// Only the cache's own administration lists it.
     fn cache(&self) -> Rc<dyn Kv>;
+    /// The counters' store (hit and miss counts), written after the answer.
+    fn counters(&self) -> Rc<dyn Kv>;
     /// This request's cache outcomes, counted once the answer is out.
     fn tally(&self) -> &super::stats::Tally;
-    /// Adds `delta` to a counter of the counters' own store, atomically, and
-    /// returns its new value. Counters are never written any other way.
-    fn add_to_counter(&self, key: &str, delta: i64) -> Result<i64, String>;
 
     fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
         self.kv().get(key)

@@ -2,8 +2,10 @@
 //! relaying it upstream. It knows nothing of Spin; see [`host::Host`].
 
 mod admin;
+mod blob_copy;
 mod blob_store;
 mod cache_admin;
+mod cache_budget;
 mod credentials;
 pub mod host;
 mod login;

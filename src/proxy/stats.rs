@@ -47,7 +47,7 @@ pub fn record<H: Host>(host: &H, outcome: Outcome) {
 pub fn flush<H: Host>(host: &H) {
     let outcomes = host.tally().0.take();
     for o in outcomes {
-        if let Err(e) = host.add_to_counter(o.key(), 1) {
+        if let Err(e) = host.counters().increment(o.key(), 1) {
             eprintln!("cache counter not updated: {e}");
         }
     }
@@ -56,7 +56,8 @@ pub fn flush<H: Host>(host: &H) {
 pub fn load<H: Host>(host: &H) -> Stats {
     // Adding 0 reads a counter whatever its store's number encoding.
     let read = |o: Outcome| {
-        host.add_to_counter(o.key(), 0)
+        host.counters()
+            .increment(o.key(), 0)
             .map_or(0, |n| u64::try_from(n).unwrap_or(0))
     };
     let [hits, misses, revalidated, stale] = Outcome::ALL.map(read);

@@ -53,11 +53,8 @@ impl host::Host for SpinHost {
         &self.tally
     }
 
-    /// Through `wasi:keyvalue` on the "stats" store: Spin implements its
-    /// atomics for every backend (a SQLite transaction, Redis `INCRBY`).
-    fn add_to_counter(&self, key: &str, delta: i64) -> Result<i64, String> {
-        let bucket = keyvalue::store::open("stats").map_err(|e| format!("{e:?}"))?;
-        keyvalue::atomics::increment(&bucket, key, delta).map_err(|e| format!("{e:?}"))
+    fn counters(&self) -> Rc<dyn host::Kv> {
+        Rc::new(SpinKv::open("stats"))
     }
 
     async fn send(
@@ -135,16 +132,27 @@ impl host::Host for SpinHost {
 }
 
 /// A store, opened once per request; an app without it gets an error on
-/// use, not a trap.
-struct SpinKv(Result<Store, String>);
+/// use, not a trap. Its atomics go through `wasi:keyvalue`, which Spin
+/// implements for every backend (SQLite transactions, Redis).
+struct SpinKv {
+    label: String,
+    store: Result<Store, String>,
+}
 
 impl SpinKv {
     fn open(label: &str) -> Self {
-        Self(Store::open(label).map_err(|e| format!("key-value store {label:?}: {e}")))
+        Self {
+            label: label.to_string(),
+            store: Store::open(label).map_err(|e| format!("key-value store {label:?}: {e}")),
+        }
     }
 
     fn store(&self) -> Result<&Store, String> {
-        self.0.as_ref().map_err(Clone::clone)
+        self.store.as_ref().map_err(Clone::clone)
+    }
+
+    fn bucket(&self) -> Result<keyvalue::store::Bucket, String> {
+        keyvalue::store::open(&self.label).map_err(|e| format!("{e:?}"))
     }
 }
 
@@ -163,6 +171,24 @@ impl host::Kv for SpinKv {
 
     fn keys(&self) -> Result<Vec<String>, String> {
         self.store()?.get_keys().map_err(|e| e.to_string())
+    }
+
+    fn increment(&self, key: &str, delta: i64) -> Result<i64, String> {
+        keyvalue::atomics::increment(&self.bucket()?, key, delta).map_err(|e| format!("{e:?}"))
+    }
+
+    fn swap_if(
+        &self,
+        key: &str,
+        expect: &dyn Fn(Option<&[u8]>) -> bool,
+        value: &[u8],
+    ) -> Result<bool, String> {
+        let cas =
+            keyvalue::atomics::Cas::new(&self.bucket()?, key).map_err(|e| format!("{e:?}"))?;
+        if !expect(cas.current().map_err(|e| format!("{e:?}"))?.as_deref()) {
+            return Ok(false);
+        }
+        Ok(keyvalue::atomics::swap(cas, value).is_ok())
     }
 }
 

@@ -9,6 +9,7 @@ mod support;
 mod boundaries;
 mod cache;
 mod common;
+mod filling;
 mod instances;
 mod private;
 mod pull;

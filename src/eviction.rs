@@ -1,0 +1,117 @@
+//! The cache's bound on its blob bytes, and its one copy in flight per
+//! blob: the key layout and records, kept apart from the store that holds
+//! them. Committed blobs join a first-in, first-out queue (two atomic
+//! counters and a record each), so the oldest are evicted without ever
+//! listing the store; a lease with an expiry marks the copy under way.
+
+use serde::{Deserialize, Serialize};
+
+/// Bytes of committed blob chunks in the store (an atomic counter).
+pub const TOTAL_KEY: &str = "cache/budget/bytes";
+/// The next queue position to evict, and the next to fill (counters).
+pub const HEAD_KEY: &str = "cache/budget/head";
+pub const TAIL_KEY: &str = "cache/budget/tail";
+
+/// The cache bound when the `cache_max_size` variable is empty.
+pub const DEFAULT_MAX_SIZE: u64 = 10 << 30;
+
+/// How long a copy may go without renewing its lease before another
+/// request may take over.
+pub const LEASE_SECS: u64 = 60;
+
+pub fn queue_key(position: i64) -> String {
+    format!("cache/budget/queue/{position}")
+}
+
+/// A committed blob, as its queue record: what evicting it removes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Committed {
+    pub blob_key: String,
+    /// Only the entry of this copy is removed (a later copy may have
+    /// replaced it).
+    pub upload: String,
+    /// Chunk `n`'s key is this followed by `n`.
+    pub chunk_prefix: String,
+    pub chunks: u64,
+    pub size: u64,
+}
+
+impl Committed {
+    pub fn chunk_keys(&self) -> impl Iterator<Item = String> + '_ {
+        (0..self.chunks).map(|n| format!("{}{n}", self.chunk_prefix))
+    }
+}
+
+/// A lease's value: when it expires (seconds since the epoch).
+pub fn lease_value(now: u64) -> Vec<u8> {
+    (now + LEASE_SECS).to_string().into_bytes()
+}
+
+/// Whether a lease may be taken: none, expired, or unreadable.
+pub fn lease_free(current: Option<&[u8]>, now: u64) -> bool {
+    current
+        .and_then(|v| std::str::from_utf8(v).ok()?.parse::<u64>().ok())
+        .is_none_or(|expires| expires <= now)
+}
+
+/// A size such as `10GiB`, `500MiB`, `2GB` or plain bytes.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "tib" => 1 << 40,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        _ => return None,
+    };
+    number.checked_mul(factor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("10GiB"), Some(10 << 30));
+        assert_eq!(parse_size(" 500 MiB "), Some(500 << 20));
+        assert_eq!(parse_size("2GB"), Some(2_000_000_000));
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size("GiB"), None);
+        assert_eq!(parse_size("1.5GiB"), None);
+        assert_eq!(parse_size("99999999999TiB"), None);
+    }
+
+    #[test]
+    fn leases() {
+        assert!(lease_free(None, 100));
+        assert!(!lease_free(Some(&lease_value(100)), 100));
+        assert!(lease_free(Some(&lease_value(100)), 100 + LEASE_SECS));
+        assert!(lease_free(Some(b"garbage"), 100));
+    }
+
+    #[test]
+    fn chunk_keys_follow_the_prefix() {
+        let c = Committed {
+            blob_key: "b".into(),
+            upload: "u".into(),
+            chunk_prefix: "cache/chunk/s/d/u/".into(),
+            chunks: 2,
+            size: 3,
+        };
+        assert_eq!(
+            c.chunk_keys().collect::<Vec<_>>(),
+            ["cache/chunk/s/d/u/0", "cache/chunk/s/d/u/1"]
+        );
+    }
+}
