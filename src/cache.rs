@@ -77,9 +77,10 @@ impl Scope {
         format!("{TAG_PREFIX}{}/{repo}:{tag}#{}", self.0, accept_key(accept))
     }
 
-    /// Every `Accept` variant of one tag.
-    pub fn tag_prefix(&self, repo: &str, tag: &str) -> String {
-        format!("{TAG_PREFIX}{}/{repo}:{tag}#", self.0)
+    /// The list of one tag's variant keys, so a push that moves the tag
+    /// forgets them all without listing the store.
+    pub fn tag_variants_key(&self, repo: &str, tag: &str) -> String {
+        format!("{TAG_VARIANTS_PREFIX}{}/{repo}:{tag}", self.0)
     }
 
     /// That the upstream has served `digest` in `repo`: distribution keeps
@@ -114,6 +115,13 @@ pub const TAG_PREFIX: &str = "cache/tag/";
 pub const BLOB_PREFIX: &str = "cache/blob/";
 pub const SEEN_PREFIX: &str = "cache/seen/";
 pub const CHUNK_PREFIX: &str = "cache/chunk/";
+pub const TAG_VARIANTS_PREFIX: &str = "cache/tag-variants/";
+
+/// The variants list a tag key belongs in.
+pub fn variants_key_of(tag_key: &str) -> Option<String> {
+    let (tag, _) = tag_key.strip_prefix(TAG_PREFIX)?.rsplit_once('#')?;
+    Some(format!("{TAG_VARIANTS_PREFIX}{tag}"))
+}
 /// The repository a manifest, tag or seen-blob key is for.
 pub fn repository_of(key: &str) -> Option<&str> {
     if let Some(rest) = key
@@ -296,10 +304,10 @@ mod tests {
         assert_eq!(repository_of(&s.seen_key("a/b", "sha256:ab")), Some("a/b"));
         let t = s.tag_key("a/b", "v1", "application/json");
         assert_eq!(repository_of(&t), Some("a/b"));
-        assert!(t.starts_with(&s.tag_prefix("a/b", "v1")));
-        assert!(
-            !s.tag_key("a/b", "v10", "x")
-                .starts_with(&s.tag_prefix("a/b", "v1"))
+        assert_eq!(variants_key_of(&t), Some(s.tag_variants_key("a/b", "v1")));
+        assert_ne!(
+            variants_key_of(&s.tag_key("a/b", "v10", "x")),
+            Some(s.tag_variants_key("a/b", "v1"))
         );
         let c = s.chunk_key("sha256:ab", "u1", 7);
         assert_eq!(

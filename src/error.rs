@@ -15,6 +15,7 @@ pub enum ErrorCode {
     Unauthorized,
     Denied,
     Unsupported,
+    TooManyRequests,
     Unknown,
 }
 
@@ -28,6 +29,7 @@ impl ErrorCode {
             ErrorCode::Unauthorized => "UNAUTHORIZED",
             ErrorCode::Denied => "DENIED",
             ErrorCode::Unsupported => "UNSUPPORTED",
+            ErrorCode::TooManyRequests => "TOOMANYREQUESTS",
             ErrorCode::Unknown => "UNKNOWN",
         }
     }

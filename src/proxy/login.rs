@@ -4,6 +4,7 @@
 
 use super::host::{Host, Response};
 use super::routing::Target;
+use super::throttle;
 use super::token::{TokenParams, token_json};
 use crate::challenge::PROXY_SERVICE;
 use crate::error::{ErrorCode, RegistryError};
@@ -117,11 +118,13 @@ pub fn issue<H: Host, S>(
     };
     let (username, password) =
         credentials.ok_or_else(|| unauthorized("this proxy requires a login"))?;
+    throttle::check(host, req.client.as_deref())?;
     let user = load_user(host, &username)?;
     // Verified whether or not the user exists: both cost one Argon2 run.
     let verified = users::verify_password(user.as_ref(), &password);
     let user = user.filter(|_| verified).ok_or_else(|| {
         eprintln!("login refused for a user");
+        throttle::failed(host, req.client.as_deref());
         unauthorized("wrong username or password")
     })?;
     let access = req

@@ -6,7 +6,7 @@
 use super::host::{Body, Headers, Host, Response};
 use super::relay::Call;
 use super::stats::{self, Outcome};
-use crate::cache::{ManifestEntry, Scope, TagEntry, TagState};
+use crate::cache::{self, ManifestEntry, Scope, TagEntry, TagState};
 use crate::error::RegistryError;
 use crate::reference::{Reference, RepositoryName};
 use sha2::{Digest, Sha256};
@@ -242,12 +242,11 @@ pub fn forget<H: Host>(call: &Call<'_, H>, repo: &RepositoryName, reference: &Re
     let scope = call.cache_scope();
     let result = match reference {
         Reference::Tag(t) => {
-            let prefix = scope.tag_prefix(repo.as_str(), t);
-            host.cache().keys().and_then(|keys| {
-                keys.iter()
-                    .filter(|k| k.starts_with(&prefix))
-                    .try_for_each(|k| host.cache().delete(k))
-            })
+            let list_key = scope.tag_variants_key(repo.as_str(), t);
+            variants(host, &list_key)
+                .iter()
+                .chain([&list_key])
+                .try_for_each(|k| host.cache().delete(k))
         }
         Reference::Digest(d) => host
             .cache()
@@ -289,6 +288,25 @@ fn store_tag<H: Host>(host: &H, key: &str, tag: &TagEntry) {
     if let Ok(v) = serde_json::to_vec(tag) {
         store(host, key, &v);
     }
+    let Some(list_key) = cache::variants_key_of(key) else {
+        return;
+    };
+    let mut variants = variants(host, &list_key);
+    if !variants.iter().any(|v| v == key) {
+        variants.push(key.to_string());
+        if let Ok(v) = serde_json::to_vec(&variants) {
+            store(host, &list_key, &v);
+        }
+    }
+}
+
+fn variants<H: Host>(host: &H, list_key: &str) -> Vec<String> {
+    host.cache()
+        .get(list_key)
+        .ok()
+        .flatten()
+        .and_then(|v| serde_json::from_slice(&v).ok())
+        .unwrap_or_default()
 }
 
 /// The cache is best effort: a store that refuses a write costs a later miss.

@@ -13,6 +13,7 @@ mod manifest_store;
 mod relay;
 mod routing;
 mod stats;
+mod throttle;
 pub use stats::Tally;
 mod token;
 mod upstream;

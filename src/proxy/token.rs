@@ -25,6 +25,8 @@ pub struct TokenParams {
     /// The registry the proxy's realm named (`?ns=`), if any.
     pub namespace: Option<String>,
     pub scopes: Vec<String>,
+    /// The client's address (Spin's `spin-client-addr`, without the port).
+    pub client: Option<String>,
 }
 
 impl TokenParams {
@@ -35,6 +37,11 @@ impl TokenParams {
             .find(|(k, _)| k == "ns")
             .map(|(_, v)| v.clone());
         let authorization = req.headers.get("authorization").map(str::to_string);
+        let client = req
+            .headers
+            .get("spin-client-addr")
+            .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+            .map(|a| a.ip().to_string());
         let params = match req.method.as_str() {
             "GET" => query,
             "POST" => {
@@ -66,6 +73,7 @@ impl TokenParams {
             authorization,
             namespace,
             scopes,
+            client,
         })
     }
 }
@@ -300,6 +308,7 @@ mod tests {
             authorization: None,
             namespace: None,
             scopes,
+            client: None,
         }
     }
 

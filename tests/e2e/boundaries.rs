@@ -4,7 +4,7 @@
 //! users' passwords never leave it.
 
 use super::common::*;
-use super::support::{self, HUB, OPEN, env, registry, rt, token_server};
+use super::support::{self, HUB, OPEN, env, registry, rt, spin, token_server};
 
 fn private_image() -> &'static registry::Pushed {
     static IMAGE: std::sync::OnceLock<registry::Pushed> = std::sync::OnceLock::new();
@@ -195,4 +195,43 @@ fn errors_and_headers_repeat_no_client_text_and_list_no_stored_route() {
             r.text()
         );
     }
+}
+
+#[test]
+fn failed_logins_are_bounded_per_client() {
+    let e = env();
+    // An app of its own: its counters are no other test's.
+    let dir = e.dir.join("throttle-app");
+    let app = spin::derive_app(&dir, &spin::Store::Sqlite, true);
+    let user = serde_json::json!({
+        "password_hash": support::argon2_hash("right"),
+        "access": [{"repository": "test/*", "actions": ["pull"]}],
+    });
+    spin::SqliteStore::of(&app, "default").set("user/carol", user.to_string().as_bytes());
+    let proxy = spin::Instance::start(
+        &app,
+        "throttle",
+        &[
+            ("default_upstream", &format!("http://{}", e.open)),
+            ("require_login", "true"),
+            ("token_signing_key", support::SIGNING_KEY),
+        ],
+    );
+    let login = |password: &str| {
+        get(
+            &format!("{}/v2/auth?service=registry-proxy", proxy.url()),
+            &[("authorization", &basic_auth("carol", password))],
+        )
+    };
+    assert_eq!(login("right").status, 200);
+    let statuses: Vec<u16> = (0..12).map(|_| login("wrong").status).collect();
+    assert_eq!(statuses[..10], [401; 10]);
+    assert_eq!(statuses[10..], [429; 2]);
+    // Even the right password waits: no more Argon2 runs for this client now.
+    let r = login("right");
+    assert_eq!(
+        (r.status, error_code(&r).as_str()),
+        (429, "TOOMANYREQUESTS")
+    );
+    proxy.stop();
 }

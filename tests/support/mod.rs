@@ -269,7 +269,7 @@ async fn start() -> Env {
     }
 }
 
-fn argon2_hash(password: &str) -> String {
+pub fn argon2_hash(password: &str) -> String {
     use argon2::password_hash::{PasswordHasher, SaltString};
     let salt = SaltString::encode_b64(b"e2e-fixed-salt!!").unwrap();
     argon2::Argon2::default()

@@ -225,6 +225,9 @@ impl SqliteStore {
     }
 
     fn open(&self) -> rusqlite::Connection {
+        if let Some(dir) = self.0.parent() {
+            std::fs::create_dir_all(dir).unwrap();
+        }
         let c = rusqlite::Connection::open(&self.0).unwrap();
         c.busy_timeout(Duration::from_secs(10)).unwrap();
         // Spin creates the table on first use; the tests may come first.

@@ -1,0 +1,49 @@
+//! A bound on password checks per client: each costs an Argon2 run, so a
+//! client past a few failed logins in a minute is told to wait for the next
+//! minute before the proxy checks another of its passwords. The counts live
+//! in the counters' store (shared by every instance when that is Redis).
+
+use super::host::Host;
+use crate::error::{ErrorCode, RegistryError};
+
+/// Failed logins a client may have in one minute.
+const FAILURES_PER_MINUTE: i64 = 10;
+
+fn key(client: &str, minute: u64) -> String {
+    format!("login-failures/{client}/{minute}")
+}
+
+fn minute() -> u64 {
+    super::now() / 60
+}
+
+/// Refuses a client that failed too often this minute, before any check.
+pub fn check<H: Host>(host: &H, client: Option<&str>) -> Result<(), RegistryError> {
+    let Some(client) = client else {
+        return Ok(());
+    };
+    let failures = host
+        .counters()
+        .increment(&key(client, minute()), 0)
+        .unwrap_or(0);
+    if failures < FAILURES_PER_MINUTE {
+        return Ok(());
+    }
+    Err(RegistryError::new(
+        429,
+        ErrorCode::TooManyRequests,
+        "too many failed logins from this address; try again in a minute",
+    ))
+}
+
+/// Counts a failed login; the count of two minutes ago goes.
+pub fn failed<H: Host>(host: &H, client: Option<&str>) {
+    let Some(client) = client else {
+        return;
+    };
+    let (counters, now) = (host.counters(), minute());
+    if let Err(e) = counters.increment(&key(client, now), 1) {
+        eprintln!("login failures not counted: {e}");
+    }
+    let _ = counters.delete(&key(client, now.saturating_sub(2)));
+}
