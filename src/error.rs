@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 pub enum ErrorCode {
     NameInvalid,
     NameUnknown,
+    ManifestUnknown,
     DigestInvalid,
-    TagInvalid,
     Unauthorized,
     Denied,
     Unsupported,
@@ -24,8 +24,8 @@ impl ErrorCode {
         match self {
             ErrorCode::NameInvalid => "NAME_INVALID",
             ErrorCode::NameUnknown => "NAME_UNKNOWN",
+            ErrorCode::ManifestUnknown => "MANIFEST_UNKNOWN",
             ErrorCode::DigestInvalid => "DIGEST_INVALID",
-            ErrorCode::TagInvalid => "TAG_INVALID",
             ErrorCode::Unauthorized => "UNAUTHORIZED",
             ErrorCode::Denied => "DENIED",
             ErrorCode::Unsupported => "UNSUPPORTED",
@@ -79,6 +79,12 @@ impl RegistryError {
     /// The upstream could not be reached or answered nonsense.
     pub fn bad_gateway(message: impl Into<String>) -> Self {
         Self::new(502, ErrorCode::Unknown, message)
+    }
+
+    /// The upstream was unreachable, timed out or failed; not a refusal
+    /// (a host outside the allowed ones is `DENIED`).
+    pub fn is_upstream_failure(&self) -> bool {
+        self.status >= 500 && self.code == ErrorCode::Unknown
     }
 
     pub fn to_json(&self) -> serde_json::Value {

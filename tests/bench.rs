@@ -36,7 +36,7 @@ fn main() {
 
 #[cfg(not(target_arch = "wasm32"))]
 mod bench {
-    use super::{http, registry, spin};
+    use super::{http, registry, spin, watched};
     use bytes::Bytes;
     use http_body_util::BodyExt;
     use hyper_util::rt::TokioIo;
@@ -462,8 +462,7 @@ mod bench {
     }
 
     async fn run(plan: &Plan) -> String {
-        let dir = std::env::temp_dir().join(format!("registry-proxy-bench-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = watched::work_dir("registry-proxy-bench-");
         let upstream = registry::start(&dir, "upstream", "").await;
         let big_digest = push(upstream, BIG, &[plan.big_layer], 11).await;
         let many_layers = vec![plan.small_layer; plan.small_layers];
@@ -611,6 +610,8 @@ mod bench {
             &many_requests,
         ));
         registry::stop(&dir, "upstream");
+        // Gigabytes of layers and caches: not left for the next run to find.
+        let _ = std::fs::remove_dir_all(&dir);
         out
     }
 }

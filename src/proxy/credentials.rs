@@ -45,11 +45,13 @@ pub async fn authorization<H: Host>(
     }
     let Some(username) = var("username") else {
         // Named but empty: a configuration error, never silently anonymous.
+        // A 4xx, since clients show a 4xx's message and only a 5xx's status.
         return Err(RegistryError::new(
-            500,
-            ErrorCode::Unknown,
+            403,
+            ErrorCode::Denied,
             format!(
-                "route credentials {slot:?}: set the variables {slot}_username and {slot}_password, or {slot}_authorization"
+                "the proxy is misconfigured: the route to {} names credentials {slot:?}, but the Spin variables {slot}_username and {slot}_password (or {slot}_authorization) are not set",
+                route.upstream.origin().ascii_serialization()
             ),
         ));
     };

@@ -175,7 +175,15 @@ async fn serve<H: Host>(
         (None, Some(ns)) => Some((ns.clone(), Naming::Beside)),
         (None, None) => None,
     };
-    let target = target(host, &incoming, named)?;
+    let target = match target(host, &incoming, named) {
+        // A host with no route still answers every client's first request:
+        // its pulls may name their registry in the path or with `ns=`.
+        Err(e) if e.status == 404 && matches!(endpoint, Endpoint::Base) => {
+            let realm = format!("{}/v2/auth", incoming.origin);
+            return relay::base_answer(&realm, req.headers.get("authorization").is_some());
+        }
+        found => found?,
+    };
     if let Some(n) = endpoint.name()
         && let Some(upstream) = target.mapping.to_upstream(n)
         && !target.route.serves(n.as_str(), upstream.as_str())
@@ -367,7 +375,9 @@ fn path_error(e: PathError) -> RegistryError {
         PathError::Reference(m) if m.starts_with("invalid digest") => {
             RegistryError::new(400, ErrorCode::DigestInvalid, m)
         }
-        PathError::Reference(m) => RegistryError::new(400, ErrorCode::TagInvalid, m),
+        // No manifest can have a tag outside the grammar: unknown, as
+        // distribution answers and the OCI conformance tests expect.
+        PathError::Reference(m) => RegistryError::new(404, ErrorCode::ManifestUnknown, m),
         PathError::Digest(m) => RegistryError::new(400, ErrorCode::DigestInvalid, m),
     }
 }

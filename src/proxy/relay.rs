@@ -273,33 +273,11 @@ impl<'a, H: Host> Call<'a, H> {
     /// Relays the request upstream and the answer back, body unread (except
     /// a tag list whose repository the client spells differently).
     pub async fn relay(&self) -> Result<Response<H::Stream>, RegistryError> {
+        if matches!(self.endpoint, Endpoint::Base) {
+            return self.base().await;
+        }
         let resp = self.upstream(&self.req.method).await?;
-        if matches!(self.endpoint, Endpoint::Base)
-            && resp.status == 200
-            && self.req.headers.get("authorization").is_none()
-        {
-            // Clients learn from `/v2/` whether to fetch tokens, and a pull
-            // through this host may name another registry that needs them.
-            let mut challenge = Challenge::new("Bearer");
-            challenge.set_param("realm", &self.target.realm(self.origin));
-            challenge.set_param("service", PROXY_SERVICE);
-            return Err(RegistryError::new(
-                401,
-                ErrorCode::Unauthorized,
-                "authentication required",
-            )
-            .with_challenge(challenge.to_string()));
-        }
         let mut resp = self.pass_back(resp);
-        if matches!(self.endpoint, Endpoint::Base)
-            && resp
-                .headers
-                .get("docker-distribution-api-version")
-                .is_none()
-        {
-            resp.headers
-                .push("docker-distribution-api-version", "registry/2.0");
-        }
         let mapping = &self.target.mapping;
         if matches!(self.endpoint, Endpoint::TagsList { .. })
             && resp.status == 200
@@ -315,6 +293,49 @@ impl<'a, H: Host> Call<'a, H> {
         }
         Ok(resp)
     }
+
+    /// `/v2/`: the upstream's challenge, pointing at the proxy. An upstream
+    /// that is open, down or failing gets the proxy's own answer, so a pull
+    /// of what is cached gets past every client's first request.
+    async fn base(&self) -> Result<Response<H::Stream>, RegistryError> {
+        match self.upstream(&self.req.method).await {
+            Ok(resp) if resp.status != 200 && resp.status < 500 => {
+                let mut resp = self.pass_back(resp);
+                if resp
+                    .headers
+                    .get("docker-distribution-api-version")
+                    .is_none()
+                {
+                    resp.headers
+                        .push("docker-distribution-api-version", "registry/2.0");
+                }
+                return Ok(resp);
+            }
+            Ok(_) => {}
+            Err(e) if e.is_upstream_failure() => {
+                eprintln!("upstream /v2/ failed, answered for it: {}", e.message)
+            }
+            Err(e) => return Err(e),
+        }
+        let authorized = self.req.headers.get("authorization").is_some();
+        base_answer(&self.target.realm(self.origin), authorized)
+    }
+}
+
+/// The proxy's own `/v2/`: a client with credentials may go on; one without
+/// learns where to fetch a token, since a pull through this host may name
+/// another registry that needs one.
+pub fn base_answer<S>(realm: &str, authorized: bool) -> Result<Response<S>, RegistryError> {
+    if authorized {
+        return Ok(super::login::base_ok());
+    }
+    let mut challenge = Challenge::new("Bearer");
+    challenge.set_param("realm", realm);
+    challenge.set_param("service", PROXY_SERVICE);
+    Err(
+        RegistryError::new(401, ErrorCode::Unauthorized, "authentication required")
+            .with_challenge(challenge.to_string()),
+    )
 }
 
 /// A tag list names its repository: the client's name goes back.

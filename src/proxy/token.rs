@@ -98,6 +98,34 @@ pub async fn handle<H: Host>(
         // The proxy authenticates upstream itself: clients need no login.
         return Ok(anonymous_token());
     }
+    match from_upstream_realm(host, target, &req).await {
+        // An upstream that is down leaves what is cached: the anonymous
+        // token lets a pull of it go on (and never goes upstream itself).
+        Err(e) if e.is_upstream_failure() => {
+            eprintln!(
+                "upstream token service failed, anonymous token: {}",
+                e.message
+            );
+            Ok(anonymous_token())
+        }
+        Ok(resp) if resp.status >= 500 => {
+            eprintln!(
+                "upstream token service answered {}, anonymous token",
+                resp.status
+            );
+            Ok(anonymous_token())
+        }
+        answer => answer,
+    }
+}
+
+/// The client's token request relayed to the upstream's realm.
+async fn from_upstream_realm<H: Host>(
+    host: &H,
+    target: &Target,
+    req: &TokenParams,
+) -> Result<Response<H::Stream>, RegistryError> {
+    let route = &target.route;
     let realm = discover(host, route).await?;
     let Some(realm_str) = &realm.realm else {
         if realm.basic {
@@ -112,7 +140,7 @@ pub async fn handle<H: Host>(
     let mut realm_url = Url::parse(realm_str).map_err(|_| {
         RegistryError::bad_gateway(format!("upstream realm {realm_str:?} is not a URL"))
     })?;
-    let params = relayed_params(&req, &realm, target);
+    let params = relayed_params(req, &realm, target);
     let authorization = req.authorization.as_deref();
     if req.method == "GET" {
         realm_url.query_pairs_mut().extend_pairs(&params);
@@ -142,7 +170,7 @@ pub async fn handle<H: Host>(
                 .into_iter()
                 .filter(|(k, _)| k == "service")
                 .chain(
-                    scope_values(&req, target)
+                    scope_values(req, target)
                         .into_iter()
                         .map(|s| ("scope".to_string(), s)),
                 )

@@ -3,7 +3,7 @@
 use super::common::*;
 use super::support::http;
 use super::support::http::Reply;
-use super::support::{self, AUTH, HUB, OPEN, env, registry, rt, token_server};
+use super::support::{self, AUTH, HUB, OPEN, env, registry, rt, spin, token_server};
 
 /// A second pull costs the upstream nothing within the TTL, a `HEAD` after
 /// it, and a retag is seen once the TTL has passed.
@@ -117,8 +117,26 @@ fn a_stopped_upstream_still_serves_cached_images() {
         &[("host", "stoppable.test"), ("accept", ACCEPT_ALL)],
     );
     assert_eq!(r.status, 200);
+    // A host whose own route is the stoppable upstream: there the client's
+    // `/v2/` ping and token round trip meet the stopped upstream too.
+    let host_route = spin::Instance::start(&e.app, "stoppable-host", &[("default_upstream", "")]);
+    let stoppable = upstream_of(e, "route/stoppable.test");
+    e.store.set(
+        &format!("route/{}", host_route.addr),
+        serde_json::json!({"upstream": stoppable})
+            .to_string()
+            .as_bytes(),
+    );
     registry::stop(&e.dir, "stoppable");
     std::thread::sleep(std::time::Duration::from_millis(1200));
+    let (out, dir) = skopeo_copy(&host_route.url(), "cache/two:v1", None, false);
+    host_route.stop();
+    assert!(
+        out.status.success(),
+        "through its host route: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(layout_digest(&dir), image.digest);
     let (out, dir) = pull(":v1");
     assert!(
         out.status.success(),
@@ -144,6 +162,12 @@ fn a_stopped_upstream_still_serves_cached_images() {
         &[("host", "stoppable.test")],
     );
     assert_eq!(r.status, 502);
+}
+
+/// A stored route's upstream, read back from the store.
+fn upstream_of(e: &support::Env, key: &str) -> String {
+    let route: serde_json::Value = serde_json::from_slice(&e.store.get(key).unwrap()).unwrap();
+    route["upstream"].as_str().unwrap().to_string()
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! repository prefixes, browser redirects.
 
 use super::common::*;
-use super::support::{HUB, OPEN, env, token_server};
+use super::support::{self, HUB, OPEN, env, token_server};
 
 /// Through one proxy host, the registry named before the image.
 #[test]
@@ -276,4 +276,38 @@ fn browsers_are_redirected_to_the_upstream_page_unless_turned_off() {
         &[("accept", ACCEPT_ALL)],
     );
     assert_eq!(r.status, 200);
+}
+
+#[test]
+fn a_host_without_a_route_answers_the_ping_and_serves_path_prefix_pulls() {
+    let e = env();
+    let bare = support::spin::Instance::start(&e.app, "no-route", &[("default_upstream", "")]);
+    let r = get(&format!("{}/v2/", bare.url()), &[]);
+    let challenge = r.header("www-authenticate").unwrap_or_default().to_string();
+    let digest = pulled_digest(&bare.url(), "registry-a.test/test/single:v1", None, false);
+    bare.stop();
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert!(challenge.contains("/v2/auth"), "{challenge}");
+    assert_eq!(digest, e.single.digest);
+}
+
+#[test]
+fn a_route_whose_credentials_are_unset_names_the_variables() {
+    let e = env();
+    e.store.set(
+        "route/unset-credentials.test",
+        serde_json::json!({"upstream": format!("http://{}", e.open), "credentials": "upstream3"})
+            .to_string()
+            .as_bytes(),
+    );
+    let r = get(
+        &format!("{}/v2/test/single/manifests/v1", e.proxy(OPEN)),
+        &[("host", "unset-credentials.test"), ("accept", ACCEPT_ALL)],
+    );
+    assert_eq!((r.status, error_code(&r).as_str()), (403, "DENIED"));
+    let text = r.text();
+    assert!(
+        text.contains("upstream3_username") && text.contains(&e.open.to_string()),
+        "{text}"
+    );
 }

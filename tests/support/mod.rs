@@ -78,8 +78,7 @@ fn token_auth(realm: &str, cert: &std::path::Path) -> String {
 }
 
 async fn start() -> Env {
-    let dir = std::env::temp_dir().join(format!("registry-proxy-e2e-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = watched::work_dir("registry-proxy-e2e-");
     let token = token_server::start().await;
     let cert = dir.join("token-cert.pem");
     std::fs::write(&cert, &token.cert_pem).unwrap();

@@ -248,6 +248,15 @@ impl SqliteStore {
             .unwrap();
     }
 
+    pub fn get(&self, key: &str) -> Option<Vec<u8>> {
+        let c = self.open();
+        let mut q = c
+            .prepare("SELECT value FROM spin_key_value WHERE store = ?2 AND key = ?1")
+            .unwrap();
+        let mut rows = q.query([key, self.label()]).unwrap();
+        rows.next().unwrap().map(|r| r.get(0).unwrap())
+    }
+
     pub fn delete(&self, key: &str) {
         self.open()
             .execute(

@@ -64,3 +64,22 @@ impl Watched {
         kib as f64 / 1024.0
     }
 }
+
+/// A fresh working directory `<tmp>/<prefix><pid>`, after removing those of
+/// earlier runs whose process is gone (a test binary never drops its
+/// environment, and a benchmark's holds gigabytes).
+pub fn work_dir(prefix: &str) -> std::path::PathBuf {
+    let tmp = std::env::temp_dir();
+    for entry in std::fs::read_dir(&tmp).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix(prefix) else {
+            continue;
+        };
+        if pid.parse::<u32>().is_ok() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    let dir = tmp.join(format!("{prefix}{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
