@@ -23,6 +23,7 @@ pub mod range;
 pub mod reference;
 pub mod route;
 pub mod scope;
+pub mod site;
 pub mod users;
 pub mod www_authenticate;
 

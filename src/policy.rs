@@ -125,12 +125,11 @@ impl fmt::Display for HostPattern {
     }
 }
 
-/// The hosts one route may reach: its upstream plus the realm and blob CDN
-/// hosts it lists.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The hosts one route may reach: its upstream's site (`site.rs`) plus the
+/// realm and blob CDN hosts it lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AllowedHosts {
-    /// What the patterns without a scheme admit besides https.
-    upstream_scheme: String,
+    upstream: Url,
     patterns: Vec<HostPattern>,
 }
 
@@ -139,17 +138,20 @@ impl AllowedHosts {
     /// admit the upstream's scheme or https: never a downgrade to cleartext.
     pub fn new(upstream: &Url, patterns: Vec<HostPattern>) -> Self {
         Self {
-            upstream_scheme: upstream.scheme().to_string(),
+            upstream: upstream.clone(),
             patterns,
         }
     }
 
     pub fn allows(&self, url: &Url) -> bool {
+        let scheme = self.upstream.scheme();
+        let same_site = match (url.host(), self.upstream.host()) {
+            (Some(host), Some(upstream)) => crate::site::same_site(&host, &upstream),
+            _ => false,
+        };
         matches!(url.scheme(), "http" | "https")
-            && self
-                .patterns
-                .iter()
-                .any(|p| p.allows(url, &self.upstream_scheme))
+            && (url.scheme() == scheme || url.scheme() == "https")
+            && (same_site || self.patterns.iter().any(|p| p.allows(url, scheme)))
     }
 }
 
@@ -242,8 +244,9 @@ mod tests {
 
     #[test]
     fn patterns() {
+        // An upstream on another site: only the listed hosts.
         let a = allowed(
-            "https://registry-1.docker.io",
+            "https://registry.upstream.example",
             &["auth.docker.io", "*.r2.cloudflarestorage.com"],
         );
         assert!(a.allows(&u("https://auth.docker.io/token")));
@@ -256,11 +259,23 @@ mod tests {
         assert!(!a.allows(&u("https://xr2.cloudflarestorage.com/x")));
         assert!(!a.allows(&u("ftp://auth.docker.io/")));
         assert!(!a.allows(&u("file:///etc/passwd")));
-        let a = allowed("http://127.0.0.1:5000", &["127.0.0.1:6000", "localhost:*"]);
+        let a = allowed("http://127.0.0.1:5000", &["127.0.0.2:6000", "localhost:*"]);
         assert!(a.allows(&u("http://127.0.0.1:5000/v2/")));
-        assert!(!a.allows(&u("http://127.0.0.1:5001/v2/")));
-        assert!(a.allows(&u("http://127.0.0.1:6000/token")));
+        assert!(!a.allows(&u("http://127.0.0.2:5001/v2/")));
+        assert!(a.allows(&u("http://127.0.0.2:6000/token")));
         assert!(a.allows(&u("http://localhost:1234/")));
+    }
+
+    #[test]
+    fn the_upstreams_site_is_allowed() {
+        let a = allowed("https://registry.gitlab.com", &[]);
+        assert!(a.allows(&u("https://gitlab.com/jwt/auth")));
+        assert!(!a.allows(&u("http://gitlab.com/jwt/auth")), "no downgrade");
+        assert!(!a.allows(&u("https://gitlab.com.evil.io/jwt/auth")));
+        // The same IP address, any port: a token service beside a registry.
+        let a = allowed("http://127.0.0.1:5001", &[]);
+        assert!(a.allows(&u("http://127.0.0.1:5080/token")));
+        assert!(!a.allows(&u("http://127.0.0.3:5080/token")));
     }
 
     #[test]

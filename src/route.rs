@@ -461,7 +461,7 @@ mod tests {
         );
         assert!(
             !r.allowed
-                .allows(&Url::parse("http://127.0.0.1:6001/token").unwrap())
+                .allows(&Url::parse("http://127.0.0.2:6001/token").unwrap())
         );
         let r = RouteConfig::new("https://ghcr.io").resolve().unwrap();
         assert!(!r.docker_hub);

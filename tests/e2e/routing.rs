@@ -311,3 +311,26 @@ fn a_route_whose_credentials_are_unset_names_the_variables() {
         "{text}"
     );
 }
+
+#[test]
+fn a_token_service_beside_the_upstream_needs_no_listing() {
+    // The token server shares the registry's IP address, on another port,
+    // as GitLab's and Harbor's share their registrable domain.
+    let e = env();
+    e.store.set(
+        "route/beside.test",
+        serde_json::json!({"upstream": format!("http://{}", e.auth)})
+            .to_string()
+            .as_bytes(),
+    );
+    let creds = format!("{}:{}", token_server::USER, token_server::PASSWORD);
+    assert_eq!(
+        pulled_digest(
+            &e.proxy(HUB),
+            "beside.test/private/secret:v1",
+            Some(&creds),
+            false
+        ),
+        e.private.digest
+    );
+}
