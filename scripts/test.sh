@@ -2,8 +2,10 @@
 # Runs every check and test: formatting, clippy (native and wasm32-wasip2),
 # the component build, unit tests, and the end-to-end tests and smoke-sized
 # benchmark with the component under real Spin (`spin` from PATH, else
-# ../shared/tools/spin), against Debian's docker-registry, skopeo and
-# redis-server. Installs what it needs on a fresh Debian machine.
+# ../shared/tools/spin), against Debian's docker-registry, skopeo,
+# redis-server, dockerd, containerd and podman. Installs what it needs on a
+# fresh Debian machine (as root: the journey tests start dockerd and
+# containerd).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +16,10 @@ command -v docker-registry >/dev/null || missing+=(docker-registry)
 command -v skopeo >/dev/null || missing+=(skopeo)
 command -v pkill >/dev/null || missing+=(procps)
 command -v redis-server >/dev/null || missing+=(redis-server)
+# The real clients of the journey tests.
+command -v dockerd >/dev/null || missing+=(docker.io)
+command -v containerd >/dev/null || missing+=(containerd)
+command -v podman >/dev/null || missing+=(podman)
 command -v curl >/dev/null || missing+=(curl)
 # The Spin CLI beside the project comes xz-compressed.
 command -v xz >/dev/null || missing+=(xz-utils)

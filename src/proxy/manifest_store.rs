@@ -59,10 +59,52 @@ pub async fn get<H: Host>(
             if let Some(answer) = from_tag(call, &scope, repo, &key).await? {
                 return Ok(answer);
             }
-            Some(key)
+            return match fetch(call, &scope, repo, reference, Some(key)).await {
+                Err(e) if e.is_upstream_failure() => {
+                    other_variant(call, &scope, repo, t).await?.ok_or(e)
+                }
+                answer => answer,
+            };
         }
     };
     fetch(call, &scope, repo, reference, tag_key).await
+}
+
+/// While the upstream fails: the tag as cached for another client's
+/// `Accept` list (docker's and skopeo's differ), when this client accepts
+/// its media type. A pull of what is cached then works from any client.
+async fn other_variant<H: Host>(
+    call: &Call<'_, H>,
+    scope: &Scope,
+    repo: &RepositoryName,
+    tag: &str,
+) -> Result<Option<Response<H::Stream>>, RegistryError> {
+    let accepted: Vec<&str> = call
+        .req
+        .headers
+        .get_all("accept")
+        .flat_map(|a| a.split(','))
+        .map(|t| t.split(';').next().unwrap_or_default().trim())
+        .collect();
+    let acceptable = |media_type: &str| {
+        accepted.is_empty() || accepted.iter().any(|a| *a == media_type || *a == "*/*")
+    };
+    let list_key = scope.tag_variants_key(repo.as_str(), tag);
+    for key in variants(call.host, &list_key) {
+        let entry = call
+            .host
+            .cache()
+            .get(&key)
+            .ok()
+            .flatten()
+            .and_then(|v| serde_json::from_slice::<TagEntry>(&v).ok());
+        if entry.is_some_and(|e| acceptable(&e.media_type))
+            && let Ok(Some(answer)) = from_tag(call, scope, repo, &key).await
+        {
+            return Ok(Some(answer));
+        }
+    }
+    Ok(None)
 }
 
 /// A cached tag's answer: fresh, revalidated, or stale while the upstream

@@ -4,41 +4,14 @@
 //! add up across them.
 
 use super::common::*;
-use super::support::{self, env, registry, rt, spin, watched};
-
-fn start_redis(dir: &std::path::Path) -> (watched::Watched, u16) {
-    let port = registry::free_port();
-    let port_arg = port.to_string();
-    let redis = watched::spawn(
-        "redis-server",
-        &[
-            "--port",
-            &port_arg,
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        dir,
-        &dir.join("redis.log"),
-    );
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return (redis, port);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    panic!("redis-server did not start (apt-get install redis-server)");
-}
+use super::support::{self, env, registry, rt, spin};
 
 #[test]
 fn two_instances_sharing_redis_share_routes_cache_and_counters() {
     let e = env();
     let dir = e.dir.join("instances");
     std::fs::create_dir_all(&dir).unwrap();
-    let (redis, port) = start_redis(&dir);
+    let (redis, port) = support::redis::start(&dir);
     let app = spin::derive_app(&dir.join("app"), &spin::Store::Redis(port), true);
     let variables = [
         ("default_upstream", ""),

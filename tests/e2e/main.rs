@@ -11,6 +11,7 @@ mod cache;
 mod common;
 mod filling;
 mod instances;
+mod journeys;
 mod private;
 mod pull;
 mod push;

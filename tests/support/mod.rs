@@ -3,8 +3,10 @@
 //! Spin (one `spin up` per listener, all sharing the app's SQLite store),
 //! with routes stored in its key-value store.
 
+pub mod daemons;
 pub mod fronts;
 pub mod http;
+pub mod redis;
 pub mod registry;
 pub mod spin;
 pub mod token_server;

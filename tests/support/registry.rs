@@ -181,6 +181,35 @@ fn gzip(data: &[u8]) -> Vec<u8> {
     e.finish().unwrap()
 }
 
+/// A tar archive of one regular file, as image layers are (dockerd and
+/// podman unpack what they pull).
+fn tar_of(name: &str, content: &[u8]) -> Vec<u8> {
+    let mut header = [0u8; 512];
+    let field =
+        |h: &mut [u8; 512], at: usize, value: &[u8]| h[at..at + value.len()].copy_from_slice(value);
+    field(&mut header, 0, name.as_bytes());
+    field(&mut header, 100, b"0000644\0");
+    field(&mut header, 108, b"0000000\0");
+    field(&mut header, 116, b"0000000\0");
+    field(
+        &mut header,
+        124,
+        format!("{:011o}\0", content.len()).as_bytes(),
+    );
+    field(&mut header, 136, b"00000000000\0");
+    field(&mut header, 156, b"0");
+    field(&mut header, 257, b"ustar\0");
+    field(&mut header, 263, b"00");
+    // The checksum counts its own field as spaces.
+    field(&mut header, 148, b"        ");
+    let sum: u32 = header.iter().map(|&b| u32::from(b)).sum();
+    field(&mut header, 148, format!("{sum:06o}\0 ").as_bytes());
+    let mut tar = header.to_vec();
+    tar.extend_from_slice(content);
+    tar.resize(tar.len().div_ceil(512) * 512 + 1024, 0);
+    tar
+}
+
 /// Pushes a small single-platform OCI image whose layers hold `seed`-derived
 /// bytes, tagged `tag`.
 pub async fn push_image(
@@ -190,25 +219,25 @@ pub async fn push_image(
     seed: &str,
     arch: &str,
 ) -> Pushed {
-    let config = serde_json::json!({
-        "architecture": arch, "os": "linux",
-        "rootfs": {"type": "layers", "diff_ids": []},
-        "config": {"Labels": {"seed": seed}}
-    })
-    .to_string();
-    let config_digest = push_blob(registry, name, config.as_bytes()).await;
     let mut layers = Vec::new();
     let mut descriptors = Vec::new();
+    let mut diff_ids = Vec::new();
     for i in 0..2 {
-        let data = gzip(
-            format!("{seed}-{arch}-layer-{i}-")
-                .repeat(500 + i * 100)
-                .as_bytes(),
-        );
+        let content = format!("{seed}-{arch}-layer-{i}-").repeat(500 + i * 100);
+        let tar = tar_of(&format!("layer-{i}.txt"), content.as_bytes());
+        diff_ids.push(format!("sha256:{:x}", Sha256::digest(&tar)));
+        let data = gzip(&tar);
         let d = push_blob(registry, name, &data).await;
         descriptors.push(serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d, "size": data.len()}));
         layers.push(d);
     }
+    let config = serde_json::json!({
+        "architecture": arch, "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        "config": {"Labels": {"seed": seed}}
+    })
+    .to_string();
+    let config_digest = push_blob(registry, name, config.as_bytes()).await;
     let manifest = serde_json::to_vec_pretty(&serde_json::json!({
         "schemaVersion": 2, "mediaType": OCI_MANIFEST,
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
