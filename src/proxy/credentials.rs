@@ -137,15 +137,9 @@ pub async fn authorization<H: Host>(
         .or(json["access_token"].as_str())
         .ok_or_else(|| RegistryError::bad_gateway("the upstream token response has no token"))?
         .to_string();
-    // Tokens without `expires_in` last 60 s (Docker token spec); renew at 90%.
-    // An upstream's `expires_in` is untrusted: at most a day, never an overflow.
-    let lifetime = json["expires_in"]
-        .as_u64()
-        .unwrap_or(60)
-        .clamp(60, MAX_TOKEN_LIFETIME);
     let cached = CachedToken {
         token: token.clone(),
-        expires: now.saturating_add(lifetime / 10 * 9),
+        expires: reuse_until(now, json["expires_in"].as_u64()),
     };
     if let Ok(bytes) = serde_json::to_vec(&cached)
         && let Err(e) = host.cache().set(&key, &bytes)
@@ -153,4 +147,26 @@ pub async fn authorization<H: Host>(
         eprintln!("key-value: cannot store an upstream token: {e}");
     }
     Ok(Some(format!("Bearer {token}")))
+}
+
+/// Until when an upstream token is reused: 90% of its life, which lasts 60 s
+/// when unsaid (Docker token spec). An upstream's `expires_in` is untrusted:
+/// at most a day counts, and no value overflows.
+fn reuse_until(now: u64, expires_in: Option<u64>) -> u64 {
+    let lifetime = expires_in.unwrap_or(60).clamp(60, MAX_TOKEN_LIFETIME);
+    now.saturating_add(lifetime / 10 * 9)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_lifetimes_are_bounded() {
+        assert_eq!(reuse_until(1000, None), 1054);
+        assert_eq!(reuse_until(1000, Some(300)), 1270);
+        assert_eq!(reuse_until(1000, Some(1)), 1054);
+        assert_eq!(reuse_until(1000, Some(u64::MAX)), 1000 + 77_760);
+        assert_eq!(reuse_until(u64::MAX - 5, Some(300)), u64::MAX);
+    }
 }
