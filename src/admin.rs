@@ -41,7 +41,7 @@ pub fn parse(method: &str, path: &str) -> Result<Operation, OperationError> {
         "/routes" => Err(OperationError::MethodNotAllowed),
         p => {
             let host = p.strip_prefix("/routes/").ok_or(OperationError::NotFound)?;
-            let valid = crate::route::host_candidates(host).map(|h| h[0].clone());
+            let valid = crate::host_header::host_candidates(host).map(|h| h[0].clone());
             let host = valid
                 .filter(|h| h == host)
                 .ok_or_else(|| OperationError::BadSegment(host.chars().take(100).collect()))?;

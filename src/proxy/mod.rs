@@ -8,8 +8,10 @@ mod cache_admin;
 mod cache_budget;
 mod credentials;
 pub mod host;
+mod links;
 mod login;
 mod manifest_store;
+mod pages;
 mod relay;
 mod routing;
 mod stats;
@@ -19,16 +21,13 @@ mod token;
 mod upstream;
 
 use crate::api::{Endpoint, PathError};
-use crate::browser;
 use crate::challenge::ANONYMOUS_TOKEN;
 use crate::error::{ErrorCode, RegistryError};
-use crate::home;
+use crate::host_header;
 use crate::naming::split_registry_host;
 use crate::origin::proxy_origin;
-use crate::reference::RepositoryName;
-use crate::route::{self, Route};
 use crate::scope;
-use host::{Body, Headers, Host, Request, Response};
+use host::{Body, Host, Request, Response};
 use routing::{Naming, Target};
 
 /// Longest request path accepted (distribution's names are at most 255
@@ -104,7 +103,7 @@ async fn serve<H: Host>(
     let hosts = req
         .headers
         .get("host")
-        .and_then(route::host_candidates)
+        .and_then(host_header::host_candidates)
         .ok_or_else(|| {
             RegistryError::new(
                 400,
@@ -137,7 +136,12 @@ async fn serve<H: Host>(
     }
     if req.path == "/" {
         let route = routing::for_host(host, &incoming.hosts)?;
-        return Ok(home_page(host, &incoming, route.as_ref(), &req.headers));
+        return Ok(pages::home_page(
+            host,
+            &incoming.origin,
+            route.as_ref(),
+            &req.headers,
+        ));
     }
     let ns = query_param(req.query.as_deref(), "ns");
     let browser = req
@@ -151,11 +155,13 @@ async fn serve<H: Host>(
         None => (None, req.path.clone()),
     };
     let endpoint = match Endpoint::parse(&path) {
-        Err(PathError::NotApi) if browser => return browser_redirect(host, &incoming, &req.path),
+        Err(PathError::NotApi) if browser => {
+            return pages::browser_redirect(host, &incoming.hosts, &req.path);
+        }
         parsed => parsed.map_err(path_error)?,
     };
     if browser && endpoint.name().is_some() {
-        return browser_redirect(host, &incoming, &req.path);
+        return pages::browser_redirect(host, &incoming.hosts, &req.path);
     }
     if matches!(endpoint, Endpoint::Auth) {
         let params = token::TokenParams::read(host, req).await?;
@@ -166,7 +172,8 @@ async fn serve<H: Host>(
             None => scope::registry_host(&params.scopes)
                 .map_err(|m| RegistryError::new(400, ErrorCode::Denied, m))?,
         };
-        let target = target(host, &incoming, registry.map(|r| (r, Naming::InName)))?;
+        let target =
+            routing::for_request(host, &incoming.hosts, registry.map(|r| (r, Naming::InName)))?;
         let login = login_applies(host, &incoming, &target)?;
         return token::handle(host, &target, params, login).await;
     }
@@ -175,7 +182,7 @@ async fn serve<H: Host>(
         (None, Some(ns)) => Some((ns.clone(), Naming::Beside)),
         (None, None) => None,
     };
-    let target = match target(host, &incoming, named) {
+    let target = match routing::for_request(host, &incoming.hosts, named) {
         // A host with no route still answers every client's first request:
         // its pulls may name their registry in the path or with `ns=`.
         Err(e) if e.status == 404 && matches!(endpoint, Endpoint::Base) => {
@@ -331,30 +338,6 @@ fn login_applies<H: Host>(
     Ok(routing::for_host(host, &incoming.hosts)?.is_some_and(|r| login::required(host, &r)))
 }
 
-/// The route for the registry the client named, else for the request's host.
-fn target<H: Host>(
-    host: &H,
-    incoming: &Incoming,
-    registry: Option<(String, Naming)>,
-) -> Result<Target, RegistryError> {
-    if let Some((r, naming)) = registry {
-        return routing::for_registry(host, &r, naming);
-    }
-    match routing::for_host(host, &incoming.hosts)? {
-        Some(route) => Ok(Target {
-            mapping: route.mapping(None),
-            route,
-            namespace: None,
-        }),
-        None => Err(RegistryError::new(
-            404,
-            ErrorCode::NameUnknown,
-            format!("no route for host {}", incoming.hosts[0]),
-        )
-        .with_routes(routing::table(host))),
-    }
-}
-
 fn query_param(query: Option<&str>, name: &str) -> Option<String> {
     url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .find(|(k, _)| k == name)
@@ -379,70 +362,6 @@ fn path_error(e: PathError) -> RegistryError {
         // distribution answers and the OCI conformance tests expect.
         PathError::Reference(m) => RegistryError::new(404, ErrorCode::ManifestUnknown, m),
         PathError::Digest(m) => RegistryError::new(400, ErrorCode::DigestInvalid, m),
-    }
-}
-
-/// A browser asking for `/<image>` or an API path of it goes to the
-/// upstream's web page for the image, where the route allows and one exists.
-fn browser_redirect<H: Host>(
-    host: &H,
-    incoming: &Incoming,
-    path: &str,
-) -> Result<Response<H::Stream>, RegistryError> {
-    let not_found = || {
-        RegistryError::new(
-            404,
-            ErrorCode::NameUnknown,
-            "no web page for this path; see / for usage",
-        )
-    };
-    let name = browser::image_name(path).ok_or_else(not_found)?;
-    let (registry, name) = match split_registry_host(&name) {
-        Some((r, rest)) => (Some(r), rest.to_string()),
-        None => (None, name),
-    };
-    let target = target(host, incoming, registry.map(|r| (r, Naming::InName)))?;
-    let name = RepositoryName::parse(&name)
-        .map_err(|e| RegistryError::new(400, ErrorCode::NameInvalid, e.to_string()))?;
-    let upstream_name = target.mapping.to_upstream(&name).ok_or_else(not_found)?;
-    let page = browser::web_page(&target.route.upstream, upstream_name.as_str())
-        .filter(|_| target.route.browser_redirects)
-        .ok_or_else(not_found)?;
-    let mut headers = Headers::default();
-    headers.push("location", page);
-    Ok(Response {
-        status: 302,
-        headers,
-        body: Body::Empty,
-    })
-}
-
-fn home_page<H: Host>(
-    host: &H,
-    incoming: &Incoming,
-    route: Option<&Route>,
-    headers: &Headers,
-) -> Response<H::Stream> {
-    let here = route.map(|r| r.upstream.origin().ascii_serialization());
-    let browser = headers.get_all("accept").any(|a| a.contains("text/html"));
-    let (content_type, body) = if browser {
-        let routes: Vec<(String, String)> = routing::table(host).into_iter().collect();
-        (
-            "text/html; charset=utf-8",
-            home::render_html(&incoming.origin, here.as_deref(), &routes),
-        )
-    } else {
-        (
-            "text/plain; charset=utf-8",
-            home::render_text(&incoming.origin, here.as_deref()),
-        )
-    };
-    let mut h = Headers::default();
-    h.push("content-type", content_type);
-    Response {
-        status: 200,
-        headers: h,
-        body: Body::Bytes(body.into_bytes()),
     }
 }
 

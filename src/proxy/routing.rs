@@ -5,6 +5,7 @@
 use super::host::Host;
 use crate::error::{ErrorCode, RegistryError};
 use crate::naming::{NameMapping, split_registry_host};
+use crate::registries;
 use crate::route::{self, Route, RouteConfig};
 use std::collections::BTreeMap;
 
@@ -74,7 +75,7 @@ pub fn for_host<H: Host>(host: &H, hosts: &[String]) -> Result<Option<Route>, Re
     let custom_domain = host.variable("custom_domain").unwrap_or_default();
     let builtin = hosts
         .iter()
-        .find_map(|h| route::builtin_for_host(h, &custom_domain));
+        .find_map(|h| registries::builtin_for_host(h, &custom_domain));
     let config = builtin.or_else(|| default_upstream(host).map(|u| RouteConfig::new(&u)));
     match config {
         Some(c) => c
@@ -103,7 +104,7 @@ pub fn for_registry<H: Host>(
     };
     let route = match stored(host, &registry)? {
         Some(r) => r,
-        None => match route::builtin_for_registry(&registry) {
+        None => match registries::builtin_for_registry(&registry) {
             Some(c) => c.resolve().map_err(|e| invalid(&registry, &e))?,
             None => by_upstream(host, &registry)?.ok_or_else(|| {
                 RegistryError::new(
@@ -157,11 +158,35 @@ fn default_upstream<H: Host>(host: &H) -> Option<String> {
 /// not listed: their upstreams may be internal hosts, and some need a login.
 pub fn table<H: Host>(host: &H) -> BTreeMap<String, String> {
     let mut table = BTreeMap::new();
-    for (h, c) in route::builtin_hosts(&host.variable("custom_domain").unwrap_or_default()) {
+    for (h, c) in registries::builtin_hosts(&host.variable("custom_domain").unwrap_or_default()) {
         table.insert(h, c.upstream);
     }
     if let Some(u) = default_upstream(host) {
         table.insert("*".to_string(), u);
     }
     table
+}
+
+/// The route for the registry the client named, else for the request's host.
+pub fn for_request<H: Host>(
+    host: &H,
+    hosts: &[String],
+    registry: Option<(String, Naming)>,
+) -> Result<Target, RegistryError> {
+    if let Some((r, naming)) = registry {
+        return for_registry(host, &r, naming);
+    }
+    match for_host(host, hosts)? {
+        Some(route) => Ok(Target {
+            mapping: route.mapping(None),
+            route,
+            namespace: None,
+        }),
+        None => Err(RegistryError::new(
+            404,
+            ErrorCode::NameUnknown,
+            format!("no route for host {}", hosts[0]),
+        )
+        .with_routes(table(host))),
+    }
 }
