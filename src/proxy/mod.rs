@@ -1,6 +1,7 @@
 //! The request handler: route, then serve the distribution API endpoint by
 //! relaying it upstream. It knows nothing of Spin; see [`host::Host`].
 
+mod access;
 mod admin;
 mod blob_copy;
 mod blob_store;
@@ -21,14 +22,14 @@ mod token;
 mod upstream;
 
 use crate::api::{Endpoint, PathError};
-use crate::challenge::ANONYMOUS_TOKEN;
 use crate::error::{ErrorCode, RegistryError};
 use crate::host_header;
 use crate::naming::split_registry_host;
 use crate::origin::proxy_origin;
 use crate::scope;
+use access::{Decided, UpstreamAuth, admissible, login_applies, upstream_auth};
 use host::{Body, Host, Request, Response};
-use routing::{Naming, Target};
+use routing::{Incoming, Naming, Target};
 
 /// Longest request path accepted (distribution's names are at most 255
 /// bytes; tags and digests add little).
@@ -90,16 +91,34 @@ pub fn finish<H: Host>(host: &H, exchange: Exchange, memory: Option<usize>) {
     }
 }
 
-/// Everything a handler needs to know about where the request came in.
-struct Incoming {
-    origin: String,
-    hosts: Vec<String>,
-}
-
 async fn serve<H: Host>(
     host: &H,
     req: Request<H::Stream>,
 ) -> Result<Response<H::Stream>, RegistryError> {
+    let incoming = incoming(host, &req)?;
+    let admin_prefix = crate::admin::prefix(host.variable("admin_path"));
+    if let Some(rest) = req
+        .path
+        .strip_prefix(admin_prefix.as_str())
+        .filter(|r| r.is_empty() || r.starts_with('/'))
+    {
+        let rest = rest.to_string();
+        return admin::handle(host, req, &rest).await;
+    }
+    if req.path == "/" {
+        let route = routing::for_host(host, &incoming.hosts)?;
+        return Ok(pages::home_page(
+            host,
+            &incoming.origin,
+            route.as_ref(),
+            &req.headers,
+        ));
+    }
+    api(host, &incoming, req).await
+}
+
+/// Where the request came in: its Host, checked, and the proxy's origin.
+fn incoming<H: Host>(host: &H, req: &Request<H::Stream>) -> Result<Incoming, RegistryError> {
     let hosts = req
         .headers
         .get("host")
@@ -124,25 +143,16 @@ async fn serve<H: Host>(
         req.headers.get("spin-full-url"),
         &hosts[0],
     );
-    let incoming = Incoming { origin, hosts };
-    let admin_prefix = crate::admin::prefix(host.variable("admin_path"));
-    if let Some(rest) = req
-        .path
-        .strip_prefix(admin_prefix.as_str())
-        .filter(|r| r.is_empty() || r.starts_with('/'))
-    {
-        let rest = rest.to_string();
-        return admin::handle(host, req, &rest).await;
-    }
-    if req.path == "/" {
-        let route = routing::for_host(host, &incoming.hosts)?;
-        return Ok(pages::home_page(
-            host,
-            &incoming.origin,
-            route.as_ref(),
-            &req.headers,
-        ));
-    }
+    Ok(Incoming { origin, hosts })
+}
+
+/// A registry API request: endpoint, then route, then whose credentials,
+/// then the service that answers it.
+async fn api<H: Host>(
+    host: &H,
+    incoming: &Incoming,
+    req: Request<H::Stream>,
+) -> Result<Response<H::Stream>, RegistryError> {
     let ns = query_param(req.query.as_deref(), "ns");
     let browser = req
         .headers
@@ -164,18 +174,7 @@ async fn serve<H: Host>(
         return pages::browser_redirect(host, &incoming.hosts, &req.path);
     }
     if matches!(endpoint, Endpoint::Auth) {
-        let params = token::TokenParams::read(host, req).await?;
-        // Scopes may carry the registry in their names whether or not the
-        // realm names it too, so they are read as named in the name.
-        let registry = match params.namespace.clone() {
-            Some(ns) => Some(ns),
-            None => scope::registry_host(&params.scopes)
-                .map_err(|m| RegistryError::new(400, ErrorCode::Denied, m))?,
-        };
-        let target =
-            routing::for_request(host, &incoming.hosts, registry.map(|r| (r, Naming::InName)))?;
-        let login = login_applies(host, &incoming, &target)?;
-        return token::handle(host, &target, params, login).await;
+        return token_request(host, incoming, req).await;
     }
     let named = match (registry, &ns) {
         (Some(r), _) => Some((r, Naming::InName)),
@@ -191,100 +190,61 @@ async fn serve<H: Host>(
         }
         found => found?,
     };
-    if let Some(n) = endpoint.name()
-        && let Some(upstream) = target.mapping.to_upstream(n)
-        && !target.route.serves(n.as_str(), upstream.as_str())
-    {
-        return Err(RegistryError::new(
-            403,
-            ErrorCode::Denied,
-            format!("repository {n} is not served by this proxy"),
-        ));
-    }
-    let method = req.method.clone();
-    let allowed = match &endpoint {
-        Endpoint::Manifest { .. } => matches!(method.as_str(), "GET" | "HEAD" | "PUT" | "DELETE"),
-        Endpoint::Blob { .. } => matches!(method.as_str(), "GET" | "HEAD" | "DELETE"),
-        Endpoint::BlobUpload { .. } => {
-            matches!(method.as_str(), "GET" | "POST" | "PATCH" | "PUT" | "DELETE")
-        }
-        _ => matches!(method.as_str(), "GET" | "HEAD"),
+    admissible(&endpoint, &target, &req.method)?;
+    let auth = match upstream_auth(host, incoming, &target, &endpoint, &req)? {
+        Decided::Auth(auth) => auth,
+        Decided::Answer(answer) => return Ok(answer),
     };
-    if !allowed {
-        return Err(RegistryError::new(
-            405,
-            ErrorCode::Unsupported,
-            format!("{method} is not supported here"),
-        ));
+    let mut resp = dispatch(host, incoming, &target, &endpoint, req, &auth).await?;
+    // The distribution spec's proxying: say which namespace answered, as
+    // the proxy read it (never the client's raw text).
+    if let (Some(_), Some(namespace)) = (ns, &target.namespace) {
+        resp.headers.push("oci-namespace", namespace.as_str());
     }
-    let writes = !matches!(method.as_str(), "GET" | "HEAD");
-    let login = login_applies(host, &incoming, &target)?;
-    let auth = if login {
-        let client_name = endpoint
-            .name()
-            .map(|n| match &target.mapping.registry_host {
-                Some(r) => format!("{r}/{n}"),
-                None => n.to_string(),
-            });
-        let actions = relay::actions_for(&method);
-        login::check(
-            host,
-            &target,
-            &incoming.origin,
-            client_name.as_deref(),
-            actions,
-            req.headers.get("authorization"),
-        )?;
-        if matches!(endpoint, Endpoint::Base) {
-            return Ok(login::base_ok());
-        }
-        // The user may write here; the route's account only if it says so.
-        if writes && target.route.credentials.is_some() && !target.route.credentials_for_writes {
-            return Err(RegistryError::new(
-                403,
-                ErrorCode::Denied,
-                "this route pulls only with its upstream credentials (credentials_for_writes is off)",
-            ));
-        }
-        UpstreamAuth::Proxy
-    } else {
-        // The proxy's own anonymous token means "no credentials".
-        match req
-            .headers
-            .get("authorization")
-            .filter(|a| !is_anonymous_token(a))
-        {
-            Some(a) => UpstreamAuth::Client(a.to_string()),
-            // A write never rides on the route's account for an anonymous
-            // client: the upstream's challenge asks the client for its own.
-            None if writes => UpstreamAuth::Anonymous,
-            None => UpstreamAuth::Proxy,
-        }
+    Ok(resp)
+}
+
+/// The token endpoint, for the registry the realm or the scopes name.
+async fn token_request<H: Host>(
+    host: &H,
+    incoming: &Incoming,
+    req: Request<H::Stream>,
+) -> Result<Response<H::Stream>, RegistryError> {
+    let params = token::TokenParams::read(host, req).await?;
+    // Scopes may carry the registry in their names whether or not the
+    // realm names it too, so they are read as named in the name.
+    let registry = match params.namespace.clone() {
+        Some(ns) => Some(ns),
+        None => scope::registry_host(&params.scopes)
+            .map_err(|m| RegistryError::new(400, ErrorCode::Denied, m))?,
     };
-    // The catalog lists what the upstream shows the caller: refused where it
-    // would show the route's account's, or names the lists or rights hide.
-    let route = &target.route;
-    let account = matches!(auth, UpstreamAuth::Proxy) && route.credentials.is_some();
-    if matches!(endpoint, Endpoint::Catalog)
-        && (login || account || !route.allow.is_empty() || !route.deny.is_empty())
-    {
-        return Err(RegistryError::new(
-            403,
-            ErrorCode::Denied,
-            "the catalog is not listed through this route",
-        ));
-    }
+    let named = registry.map(|r| (r, Naming::InName));
+    let target = routing::for_request(host, &incoming.hosts, named)?;
+    let login = login_applies(host, incoming, &target)?;
+    token::handle(host, &target, params, login).await
+}
+
+/// The service that answers: a write relayed (and what it replaced
+/// forgotten), the manifest or blob cache, or the plain relay.
+async fn dispatch<H: Host>(
+    host: &H,
+    incoming: &Incoming,
+    target: &Target,
+    endpoint: &Endpoint,
+    mut req: Request<H::Stream>,
+    auth: &UpstreamAuth,
+) -> Result<Response<H::Stream>, RegistryError> {
     // A push's body streams upstream as it arrives.
-    let mut req = req;
     let body = std::mem::replace(&mut req.body, Body::Empty);
-    let call = relay::Call::new(host, &target, &incoming.origin, &endpoint, &req, &auth)?;
+    let call = relay::Call::new(host, target, &incoming.origin, endpoint, &req, auth)?;
     let cache = &target.route.cache;
-    let mut resp = match (&endpoint, &call.upstream_name) {
-        _ if writes => {
+    let method = req.method.as_str();
+    Ok(match (endpoint, &call.upstream_name) {
+        _ if !matches!(method, "GET" | "HEAD") => {
             let resp = call.relay_write(body).await?;
             if (200..300).contains(&resp.status) {
                 // What the push replaced or deleted is not served again.
-                match (&endpoint, &call.upstream_name) {
+                match (endpoint, &call.upstream_name) {
                     (Endpoint::Manifest { reference, .. }, Some(repo)) => {
                         manifest_store::forget(&call, repo, reference)
                     }
@@ -301,41 +261,7 @@ async fn serve<H: Host>(
         }
         (Endpoint::Blob { digest, .. }, _) if cache.blobs => blob_store::get(&call, digest).await?,
         _ => call.relay().await?,
-    };
-    // The distribution spec's proxying: say which namespace answered, as
-    // the proxy read it (never the client's raw text).
-    if let (Some(_), Some(namespace)) = (ns, &target.namespace) {
-        resp.headers.push("oci-namespace", namespace.as_str());
-    }
-    Ok(resp)
-}
-
-/// Whose credentials go upstream.
-pub enum UpstreamAuth {
-    /// The client's own, passed through.
-    Client(String),
-    /// The route's, held by the proxy (or none).
-    Proxy,
-    /// None at all.
-    Anonymous,
-}
-
-/// Whether the proxy's own login guards this request: the target route's,
-/// or that of the host the client talks to, whatever registry it names
-/// through it (so a login host never relays its users' passwords, and a
-/// login route is not reached without it through another host).
-fn login_applies<H: Host>(
-    host: &H,
-    incoming: &Incoming,
-    target: &Target,
-) -> Result<bool, RegistryError> {
-    if login::required(host, &target.route) {
-        return Ok(true);
-    }
-    if target.namespace.is_none() {
-        return Ok(false);
-    }
-    Ok(routing::for_host(host, &incoming.hosts)?.is_some_and(|r| login::required(host, &r)))
+    })
 }
 
 fn query_param(query: Option<&str>, name: &str) -> Option<String> {
@@ -363,12 +289,6 @@ fn path_error(e: PathError) -> RegistryError {
         PathError::Reference(m) => RegistryError::new(404, ErrorCode::ManifestUnknown, m),
         PathError::Digest(m) => RegistryError::new(400, ErrorCode::DigestInvalid, m),
     }
-}
-
-fn is_anonymous_token(authorization: &str) -> bool {
-    authorization
-        .strip_prefix("Bearer ")
-        .is_some_and(|t| t.trim() == ANONYMOUS_TOKEN)
 }
 
 fn error_response<S>(e: &RegistryError) -> Response<S> {

@@ -1,10 +1,11 @@
 //! Relaying one API read upstream: the upstream URL and headers for the
 //! endpoint, whose credentials go with it, and what of the answer goes back.
 
+use super::access::UpstreamAuth;
 use super::host::{Body, Headers, Host, Request, Response};
 use super::links::{rename_tag_list, rewrite_link, to_client_url};
 use super::routing::Target;
-use super::{UpstreamAuth, credentials, upstream};
+use super::{credentials, upstream};
 use crate::api::Endpoint;
 use crate::cache::Scope;
 use crate::challenge::{PROXY_SERVICE, rewrite_for_proxy};

@@ -190,3 +190,9 @@ pub fn for_request<H: Host>(
         .with_routes(table(host))),
     }
 }
+
+/// Everything a handler needs to know about where the request came in.
+pub struct Incoming {
+    pub origin: String,
+    pub hosts: Vec<String>,
+}
