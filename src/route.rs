@@ -164,29 +164,9 @@ impl RouteConfig {
                 message,
             })
         };
-        let upstream = match Url::parse(&self.upstream) {
-            Ok(u)
-                if matches!(u.scheme(), "http" | "https")
-                    && u.host_str().is_some()
-                    && u.username().is_empty()
-                    && u.password().is_none()
-                    && u.path() == "/"
-                    && u.query().is_none()
-                    && u.fragment().is_none() =>
-            {
-                Some(u)
-            }
-            _ => {
-                fail(
-                    "upstream",
-                    format!(
-                        "{:?} must be an http(s) origin such as https://ghcr.io, with no path, query or credentials",
-                        self.upstream
-                    ),
-                );
-                None
-            }
-        };
+        let upstream = upstream_origin(&self.upstream)
+            .map_err(|e| fail("upstream", e))
+            .ok();
         let known = upstream
             .as_ref()
             .and_then(|u| u.host_str())
@@ -214,28 +194,17 @@ impl RouteConfig {
             }
         });
         if let Some(c) = &self.credentials
-            && !(c.starts_with(|ch: char| ch.is_ascii_lowercase())
-                && c.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'))
+            && !spin_variable_prefix(c)
         {
             fail(
                 "credentials",
-                format!("{c:?} must name Spin variables: lowercase letters, digits and '_'"),
+                format!(
+                    "{c:?} must name Spin variables: lowercase words of letters and digits joined by '_', each starting with a letter"
+                ),
             );
         }
-        let mut lists = [
-            (&self.allow, "allow", Vec::new()),
-            (&self.deny, "deny", Vec::new()),
-        ];
-        for (source, field, parsed) in lists.iter_mut() {
-            for p in source.iter() {
-                match RepositoryPattern::parse(p) {
-                    Ok(p) => parsed.push(p),
-                    Err(e) => fail(field, e),
-                }
-            }
-        }
-        let [(_, _, allow), (_, _, deny)] = lists;
+        let allow = repository_patterns(&self.allow, |e| fail("allow", e));
+        let deny = repository_patterns(&self.deny, |e| fail("deny", e));
         let cache = self.cache.clone().unwrap_or_default();
         if let Err(e) = cache.validate() {
             fail("cache", e);
@@ -259,6 +228,44 @@ impl RouteConfig {
             _ => Err(RouteError(errors)),
         }
     }
+}
+
+/// An upstream must be an http(s) origin: no path, query or credentials.
+fn upstream_origin(text: &str) -> Result<Url, String> {
+    match Url::parse(text) {
+        Ok(u)
+            if matches!(u.scheme(), "http" | "https")
+                && u.host_str().is_some()
+                && u.username().is_empty()
+                && u.password().is_none()
+                && u.path() == "/"
+                && u.query().is_none()
+                && u.fragment().is_none() =>
+        {
+            Ok(u)
+        }
+        _ => Err(format!(
+            "{text:?} must be an http(s) origin such as https://ghcr.io, with no path, query or credentials"
+        )),
+    }
+}
+
+/// Whether `<name>_username` and the like are Spin variable names: words of
+/// lowercase letters and digits joined by '_', each starting with a letter.
+fn spin_variable_prefix(name: &str) -> bool {
+    name.split('_').all(|word| {
+        word.starts_with(|c: char| c.is_ascii_lowercase())
+            && word
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    })
+}
+
+fn repository_patterns(sources: &[String], mut fail: impl FnMut(String)) -> Vec<RepositoryPattern> {
+    sources
+        .iter()
+        .filter_map(|p| RepositoryPattern::parse(p).map_err(&mut fail).ok())
+        .collect()
 }
 
 #[cfg(test)]
@@ -340,6 +347,16 @@ mod tests {
                 .unwrap()
                 .browser_redirects
         );
+    }
+
+    #[test]
+    fn credential_names_are_spin_variable_prefixes() {
+        for good in ["upstream1", "my_registry", "hub2_robot"] {
+            assert!(spin_variable_prefix(good), "{good}");
+        }
+        for bad in ["upstream_1", "Bad", "a__b", "_a", "a_", "1a", "a-b", ""] {
+            assert!(!spin_variable_prefix(bad), "{bad}");
+        }
     }
 
     #[test]

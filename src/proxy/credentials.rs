@@ -36,35 +36,13 @@ pub async fn authorization<H: Host>(
     let Some(slot) = &route.credentials else {
         return Ok(None);
     };
-    let var = |suffix: &str| {
-        host.variable(&format!("{slot}_{suffix}"))
-            .filter(|v| !v.is_empty())
+    let account = match Account::of(host, route, slot)? {
+        Account::Header(raw) => return Ok(Some(raw)),
+        Account::Password(account) => account,
     };
-    if let Some(raw) = var("authorization") {
-        return Ok(Some(raw));
-    }
-    let Some(username) = var("username") else {
-        // Named but empty: a configuration error, never silently anonymous.
-        // A 4xx, since clients show a 4xx's message and only a 5xx's status.
-        return Err(RegistryError::new(
-            403,
-            ErrorCode::Denied,
-            format!(
-                "the proxy is misconfigured: the route to {} names credentials {slot:?}, but the Spin variables {slot}_username and {slot}_password (or {slot}_authorization) are not set",
-                route.upstream.origin().ascii_serialization()
-            ),
-        ));
-    };
-    let basic = format!(
-        "Basic {}",
-        STANDARD.encode(format!(
-            "{username}:{}",
-            var("password").unwrap_or_default()
-        ))
-    );
     let realm = discover(host, route).await?;
-    let Some(realm_url) = realm.realm else {
-        return Ok(realm.basic.then_some(basic));
+    let Some(realm_url) = &realm.realm else {
+        return Ok(realm.basic.then_some(account.basic()));
     };
     let scope = name.map(|n| format!("repository:{n}:{actions}"));
     // Per account as well: another set's token may reach what this one may not.
@@ -81,9 +59,6 @@ pub async fn authorization<H: Host>(
     {
         return Ok(Some(format!("Bearer {}", cached.token)));
     }
-    let realm_url = url::Url::parse(&realm_url).map_err(|_| {
-        RegistryError::bad_gateway(format!("upstream realm {realm_url:?} is not a URL"))
-    })?;
     let mut params: Vec<(&str, &str)> = Vec::new();
     if let Some(s) = &realm.service {
         params.push(("service", s));
@@ -91,47 +66,7 @@ pub async fn authorization<H: Host>(
     if let Some(s) = &scope {
         params.push(("scope", s));
     }
-    // The token request of the Docker token spec (GET with Basic); a realm
-    // that only takes OAuth2 gets the password grant instead.
-    let mut url = realm_url.clone();
-    url.query_pairs_mut().extend_pairs(&params);
-    let mut resp = get(host, route, url, Some(&basic)).await?;
-    if matches!(resp.status, 404 | 405) {
-        let password = var("password").unwrap_or_default();
-        let form = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(&params)
-            .extend_pairs([
-                ("grant_type", "password"),
-                ("username", username.as_str()),
-                ("password", password.as_str()),
-                ("client_id", "registry-proxy"),
-            ])
-            .finish();
-        let mut headers = Headers::default();
-        headers.push("content-type", "application/x-www-form-urlencoded");
-        resp = fetch(
-            host,
-            route,
-            "POST",
-            realm_url,
-            headers,
-            None,
-            Body::Bytes(form.into_bytes()),
-        )
-        .await?;
-    }
-    let status = resp.status;
-    let body = host
-        .read_body(resp.body, TOKEN_LIMIT)
-        .await
-        .map_err(|e| RegistryError::bad_gateway(format!("upstream token: {e}")))?;
-    if status != 200 {
-        return Err(RegistryError::bad_gateway(format!(
-            "the upstream token service refused the route's credentials ({status})"
-        )));
-    }
-    let json: serde_json::Value = serde_json::from_slice(&body)
-        .map_err(|_| RegistryError::bad_gateway("the upstream token response is not JSON"))?;
+    let json = request_token(host, route, realm_url, &params, &account).await?;
     let token = json["token"]
         .as_str()
         .or(json["access_token"].as_str())
@@ -147,6 +82,96 @@ pub async fn authorization<H: Host>(
         eprintln!("key-value: cannot store an upstream token: {e}");
     }
     Ok(Some(format!("Bearer {token}")))
+}
+
+/// A route's upstream account, from its Spin variables.
+enum Account {
+    /// `<slot>_authorization`: a whole `Authorization` value.
+    Header(String),
+    Password(Password),
+}
+
+struct Password {
+    username: String,
+    password: String,
+}
+
+impl Account {
+    fn of<H: Host>(host: &H, route: &Route, slot: &str) -> Result<Self, RegistryError> {
+        let var = |suffix: &str| {
+            host.variable(&format!("{slot}_{suffix}"))
+                .filter(|v| !v.is_empty())
+        };
+        if let Some(raw) = var("authorization") {
+            return Ok(Account::Header(raw));
+        }
+        let Some(username) = var("username") else {
+            // Named but empty: a configuration error, never silently
+            // anonymous. A 4xx, since clients show a 4xx's message and only
+            // a 5xx's status.
+            return Err(RegistryError::new(
+                403,
+                ErrorCode::Denied,
+                format!(
+                    "the proxy is misconfigured: the route to {} names credentials {slot:?}, but the Spin variables {slot}_username and {slot}_password (or {slot}_authorization) are not set",
+                    route.upstream.origin().ascii_serialization()
+                ),
+            ));
+        };
+        let password = var("password").unwrap_or_default();
+        Ok(Account::Password(Password { username, password }))
+    }
+}
+
+impl Password {
+    fn basic(&self) -> String {
+        let pair = format!("{}:{}", self.username, self.password);
+        format!("Basic {}", STANDARD.encode(pair))
+    }
+}
+
+/// The token request of the Docker token spec (GET with Basic); a realm
+/// that only takes OAuth2 gets the password grant instead. The answer's JSON.
+async fn request_token<H: Host>(
+    host: &H,
+    route: &Route,
+    realm: &str,
+    params: &[(&str, &str)],
+    account: &Password,
+) -> Result<serde_json::Value, RegistryError> {
+    let realm_url = url::Url::parse(realm).map_err(|_| {
+        RegistryError::bad_gateway(format!("upstream realm {realm:?} is not a URL"))
+    })?;
+    let mut url = realm_url.clone();
+    url.query_pairs_mut().extend_pairs(params);
+    let mut resp = get(host, route, url, Some(&account.basic())).await?;
+    if matches!(resp.status, 404 | 405) {
+        let form = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(params)
+            .extend_pairs([
+                ("grant_type", "password"),
+                ("username", account.username.as_str()),
+                ("password", account.password.as_str()),
+                ("client_id", "registry-proxy"),
+            ])
+            .finish();
+        let mut headers = Headers::default();
+        headers.push("content-type", "application/x-www-form-urlencoded");
+        let body = Body::Bytes(form.into_bytes());
+        resp = fetch(host, route, "POST", realm_url, headers, None, body).await?;
+    }
+    let status = resp.status;
+    let body = host
+        .read_body(resp.body, TOKEN_LIMIT)
+        .await
+        .map_err(|e| RegistryError::bad_gateway(format!("upstream token: {e}")))?;
+    if status != 200 {
+        return Err(RegistryError::bad_gateway(format!(
+            "the upstream token service refused the route's credentials ({status})"
+        )));
+    }
+    serde_json::from_slice(&body)
+        .map_err(|_| RegistryError::bad_gateway("the upstream token response is not JSON"))
 }
 
 /// Until when an upstream token is reused: 90% of its life, which lasts 60 s
