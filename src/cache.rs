@@ -286,6 +286,7 @@ pub struct Stats {
     pub misses: u64,
     pub revalidated: u64,
     pub stale: u64,
+    pub coalesced: u64,
 }
 
 #[cfg(test)]

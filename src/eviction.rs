@@ -16,8 +16,8 @@ pub const TAIL_KEY: &str = "cache/budget/tail";
 pub const DEFAULT_MAX_SIZE: u64 = 10 << 30;
 
 /// How long a copy may go without renewing its lease before another
-/// request may take over.
-pub const LEASE_SECS: u64 = 60;
+/// request may take over (the copy renews it as it stores chunks).
+pub const LEASE_SECS: u64 = 15;
 
 pub fn queue_key(position: i64) -> String {
     format!("cache/budget/queue/{position}")
@@ -42,16 +42,54 @@ impl Committed {
     }
 }
 
-/// A lease's value: when it expires (seconds since the epoch).
-pub fn lease_value(now: u64) -> Vec<u8> {
-    (now + LEASE_SECS).to_string().into_bytes()
+/// The lease of the one copy of a blob under way: which copy, until when,
+/// and, once the upstream answered, what the blob is, so concurrent
+/// requests can follow the copy instead of fetching the blob again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub expires: u64,
+    pub upload: String,
+    /// The repository the copy was asked for: distribution keeps blobs per
+    /// repository, so only requests for the same one follow it.
+    pub repository: String,
+    /// A copy made with a client's own credentials is followed by nobody.
+    pub private: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+}
+
+impl Lease {
+    pub fn new(now: u64, upload: &str, repository: &str, private: bool) -> Self {
+        Self {
+            expires: now + LEASE_SECS,
+            upload: upload.to_string(),
+            repository: repository.to_string(),
+            private,
+            size: None,
+            media_type: None,
+        }
+    }
+
+    pub fn parse(value: &[u8]) -> Option<Self> {
+        serde_json::from_slice(value).ok()
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    pub fn live(&self, now: u64) -> bool {
+        self.expires > now
+    }
 }
 
 /// Whether a lease may be taken: none, expired, or unreadable.
 pub fn lease_free(current: Option<&[u8]>, now: u64) -> bool {
     current
-        .and_then(|v| std::str::from_utf8(v).ok()?.parse::<u64>().ok())
-        .is_none_or(|expires| expires <= now)
+        .and_then(Lease::parse)
+        .is_none_or(|lease| !lease.live(now))
 }
 
 /// A size such as `10GiB`, `500MiB`, `2GB` or plain bytes.
@@ -94,10 +132,12 @@ mod tests {
 
     #[test]
     fn leases() {
+        let lease = Lease::new(100, "u", "r", false).to_bytes();
         assert!(lease_free(None, 100));
-        assert!(!lease_free(Some(&lease_value(100)), 100));
-        assert!(lease_free(Some(&lease_value(100)), 100 + LEASE_SECS));
+        assert!(!lease_free(Some(&lease), 100));
+        assert!(lease_free(Some(&lease), 100 + LEASE_SECS));
         assert!(lease_free(Some(b"garbage"), 100));
+        assert_eq!(Lease::parse(&lease).unwrap().upload, "u");
     }
 
     #[test]

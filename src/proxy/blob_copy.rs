@@ -6,16 +6,16 @@
 //! (the client went away, the digest did not match) removes its chunks at
 //! once; one that does counts against the cache's bound.
 
-use super::cache_budget;
+use super::cache_budget::{self, HeldLease};
 use super::host::{Chunks, Kv};
 use crate::cache::{BlobEntry, Scope};
-use crate::eviction::{self, Committed};
+use crate::eviction::Committed;
 use futures::StreamExt;
 use sha2::{Digest as _, Sha256};
 use std::rc::Rc;
 
 /// Chunks between renewals of the copy's lease.
-const LEASE_RENEWAL: u64 = 32;
+const LEASE_RENEWAL: u64 = 8;
 
 /// Marks a blob as the upstream's in one repository.
 pub(super) fn remember(kv: &dyn Kv, seen_key: &str) {
@@ -28,7 +28,7 @@ pub(super) fn remember(kv: &dyn Kv, seen_key: &str) {
 pub struct BlobCopy {
     /// Marks the blob as the upstream's in the requested repository.
     seen_key: String,
-    lease_key: String,
+    lease: HeldLease,
     max_size: u64,
     kv: Rc<dyn Kv>,
     scope: Scope,
@@ -51,12 +51,12 @@ impl BlobCopy {
         digest: &str,
         entry: BlobEntry,
         seen_key: String,
-        lease_key: String,
+        lease: HeldLease,
         max_size: u64,
     ) -> Self {
         Self {
             seen_key,
-            lease_key,
+            lease,
             max_size,
             kv,
             scope,
@@ -94,8 +94,7 @@ impl BlobCopy {
             Ok(()) => {
                 self.stored += 1;
                 if self.stored.is_multiple_of(LEASE_RENEWAL) {
-                    let lease = eviction::lease_value(super::now());
-                    let _ = self.kv.set(&self.lease_key, &lease);
+                    self.lease.renew();
                 }
             }
             Err(e) => {
@@ -212,6 +211,6 @@ impl Drop for BlobCopy {
                 }
             }
         }
-        let _ = self.kv.delete(&self.lease_key);
+        // The lease goes with the copy (`HeldLease` removes it when dropped).
     }
 }

@@ -3,6 +3,7 @@
 //! served in chunks, with `HEAD` and `Range`.
 
 use super::blob_copy::{BlobCopy, remember};
+use super::blob_follow;
 use super::cache_budget;
 use super::host::{Body, Chunks, Headers, Host, Kv, Response};
 use super::relay::Call;
@@ -10,6 +11,7 @@ use super::stats::{self, Outcome};
 use crate::cache::{self, BlobEntry, Scope};
 use crate::digest::Digest;
 use crate::error::RegistryError;
+use crate::eviction::Lease;
 use crate::range::{self, ByteRange};
 use std::rc::Rc;
 
@@ -38,18 +40,34 @@ pub async fn get<H: Host>(
         return Ok(serve(call, host.cache(), scope, digest.as_str(), entry));
     }
     // Only a whole GET is worth keeping.
-    if call.req.method != "GET" || call.req.headers.get("range").is_some() {
+    if call.req.method != "GET"
+        || call.req.headers.get("range").is_some()
+        || !digest.as_str().starts_with("sha256:")
+    {
         return call.relay().await;
     }
+    // One copy per blob at a time, across instances: the others follow it.
+    let lease_key = scope.lease_key(digest.as_str());
+    let upload = cache::upload_id(super::now(), super::random_u64());
+    let private = call.with_client_credentials();
+    let lease = Lease::new(super::now(), &upload, repo, private);
+    let Some(mut lease) = cache_budget::take_lease(host.cache(), &lease_key, lease) else {
+        if !private
+            && let Some(answer) = blob_follow::follow(call, &scope, digest, &lease_key).await
+        {
+            stats::record(host, Outcome::Coalesced);
+            return Ok(answer);
+        }
+        return call.relay().await;
+    };
     let resp = call.upstream("GET").await?;
     let size = resp
         .headers
         .get("content-length")
         .and_then(|l| l.parse::<u64>().ok());
-    let keep = resp.status == 200
-        && digest.as_str().starts_with("sha256:")
-        && size.is_some_and(|s| s <= call.target.route.cache.max_blob_size);
-    let (Some(size), true) = (size, keep) else {
+    let settings = &call.target.route.cache;
+    let fits = |s: u64| s <= settings.max_blob_size && s <= cache_budget::max_size(host);
+    let (Some(size), true) = (size, resp.status == 200 && size.is_some_and(fits)) else {
         return Ok(call.pass_back(resp));
     };
     let mut headers = call.client_headers(resp.status, &resp.headers);
@@ -62,35 +80,27 @@ pub async fn get<H: Host>(
     };
     headers.push("x-cache", "MISS");
     stats::record(host, Outcome::Miss);
-    // One copy per blob at a time, across instances: the others stream.
-    let lease_key = scope.lease_key(digest.as_str());
-    if size > cache_budget::max_size(host)
-        || !cache_budget::take_lease(host.cache().as_ref(), &lease_key, super::now())
-    {
-        return Ok(Response {
-            status: resp.status,
-            headers,
-            body: Body::Stream(upstream),
-        });
-    }
+    let media_type = headers
+        .get("content-type")
+        .unwrap_or("application/octet-stream")
+        .to_string();
+    lease.describe(size, &media_type);
     let entry = BlobEntry {
         size,
-        chunk_size: call.target.route.cache.chunk_size,
-        upload: cache::upload_id(super::now(), super::random_u64()),
-        private: call.with_client_credentials(),
-        media_type: headers
-            .get("content-type")
-            .unwrap_or("application/octet-stream")
-            .to_string(),
+        chunk_size: settings.chunk_size,
+        upload,
+        private,
+        media_type,
     };
+    let max_size = cache_budget::max_size(host);
     let copy = BlobCopy::new(
         host.cache(),
         scope,
         digest.as_str(),
         entry,
         seen_key,
-        lease_key,
-        cache_budget::max_size(host),
+        lease,
+        max_size,
     );
     Ok(Response {
         status: 200,

@@ -35,6 +35,7 @@ pub fn figures<H: Host>(host: &H) -> Result<serde_json::Value, String> {
         "misses": stats.misses,
         "revalidated": stats.revalidated,
         "stale": stats.stale,
+        "coalesced": stats.coalesced,
     }))
 }
 

@@ -3,8 +3,9 @@
 
 use super::host::{Host, Kv};
 use crate::eviction::{
-    self, Committed, DEFAULT_MAX_SIZE, HEAD_KEY, TAIL_KEY, TOTAL_KEY, queue_key,
+    self, Committed, DEFAULT_MAX_SIZE, HEAD_KEY, Lease, TAIL_KEY, TOTAL_KEY, queue_key,
 };
+use std::rc::Rc;
 
 /// The `cache_max_size` variable, or the default when it is empty or not a size.
 pub fn max_size<H: Host>(host: &H) -> u64 {
@@ -20,14 +21,52 @@ pub fn max_size<H: Host>(host: &H) -> u64 {
     }
 }
 
-/// Takes the lease on copying a blob; false while another copy holds it.
-pub fn take_lease(kv: &dyn Kv, key: &str, now: u64) -> bool {
+/// The lease on copying one blob, held until dropped.
+pub struct HeldLease {
+    kv: Rc<dyn Kv>,
+    key: String,
+    lease: Lease,
+}
+
+/// Takes the lease on copying a blob; none while another copy holds it.
+pub fn take_lease(kv: Rc<dyn Kv>, key: &str, lease: Lease) -> Option<HeldLease> {
+    let now = super::now();
     let free = |current: Option<&[u8]>| eviction::lease_free(current, now);
-    kv.swap_if(key, &free, &eviction::lease_value(now))
-        .unwrap_or_else(|e| {
+    match kv.swap_if(key, &free, &lease.to_bytes()) {
+        Ok(true) => Some(HeldLease {
+            kv,
+            key: key.to_string(),
+            lease,
+        }),
+        Ok(false) => None,
+        Err(e) => {
             eprintln!("cache: cannot take a copy's lease, streaming only: {e}");
-            false
-        })
+            None
+        }
+    }
+}
+
+impl HeldLease {
+    /// Says what the blob is, so others can follow the copy.
+    pub fn describe(&mut self, size: u64, media_type: &str) {
+        self.lease.size = Some(size);
+        self.lease.media_type = Some(media_type.to_string());
+        self.renew();
+    }
+
+    /// Keeps the lease from expiring while the copy goes on.
+    pub fn renew(&mut self) {
+        self.lease.expires = super::now() + eviction::LEASE_SECS;
+        if let Err(e) = self.kv.set(&self.key, &self.lease.to_bytes()) {
+            eprintln!("cache: cannot renew a copy's lease: {e}");
+        }
+    }
+}
+
+impl Drop for HeldLease {
+    fn drop(&mut self) {
+        let _ = self.kv.delete(&self.key);
+    }
 }
 
 /// Counts a committed blob in, then evicts the oldest blobs while the

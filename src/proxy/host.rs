@@ -110,6 +110,11 @@ pub trait Kv {
     ) -> Result<bool, String>;
 }
 
+/// Waiting without blocking the runtime.
+pub trait Timer {
+    fn sleep(&self, duration: std::time::Duration) -> Pin<Box<dyn Future<Output = ()>>>;
+}
+
 pub trait Host {
     /// The runtime's body stream.
     type Stream: futures::Stream<Item = Result<Vec<u8>, String>> + Unpin + 'static;
@@ -138,6 +143,8 @@ pub trait Host {
     fn kv_keys(&self) -> Result<Vec<String>, String> {
         self.kv().keys()
     }
+    /// Something to wait with, that body streams can keep.
+    fn timer(&self) -> Rc<dyn Timer>;
     fn send(
         &self,
         request: OutboundRequest<Self::Stream>,

@@ -4,6 +4,7 @@
 mod access;
 mod admin;
 mod blob_copy;
+mod blob_follow;
 mod blob_store;
 mod cache_admin;
 mod cache_budget;

@@ -13,14 +13,17 @@ pub enum Outcome {
     Miss,
     Revalidated,
     Stale,
+    /// A miss served by following another request's copy.
+    Coalesced,
 }
 
 impl Outcome {
-    const ALL: [Outcome; 4] = [
+    const ALL: [Outcome; 5] = [
         Outcome::Hit,
         Outcome::Miss,
         Outcome::Revalidated,
         Outcome::Stale,
+        Outcome::Coalesced,
     ];
 
     /// The counter's key; only ever written by `increment`.
@@ -30,6 +33,7 @@ impl Outcome {
             Outcome::Miss => "stats/misses",
             Outcome::Revalidated => "stats/revalidated",
             Outcome::Stale => "stats/stale",
+            Outcome::Coalesced => "stats/coalesced",
         }
     }
 }
@@ -60,11 +64,12 @@ pub fn load<H: Host>(host: &H) -> Stats {
             .increment(o.key(), 0)
             .map_or(0, |n| u64::try_from(n).unwrap_or(0))
     };
-    let [hits, misses, revalidated, stale] = Outcome::ALL.map(read);
+    let [hits, misses, revalidated, stale, coalesced] = Outcome::ALL.map(read);
     Stats {
         hits,
         misses,
         revalidated,
         stale,
+        coalesced,
     }
 }

@@ -1,12 +1,12 @@
 //! A bound on password checks per client: each costs an Argon2 run, so a
-//! client past a few failed logins in a minute is told to wait for the next
-//! minute before the proxy checks another of its passwords. The counts live
+//! client past a few failed logins within the current and the last minute
+//! is told to wait before the proxy checks another of its passwords. The counts live
 //! in the counters' store (shared by every instance when that is Redis).
 
 use super::host::Host;
 use crate::error::{ErrorCode, RegistryError};
 
-/// Failed logins a client may have in one minute.
+/// Failed logins a client may have within this minute and the last.
 const FAILURES_PER_MINUTE: i64 = 10;
 
 fn key(client: &str, minute: u64) -> String {
@@ -22,10 +22,10 @@ pub fn check<H: Host>(host: &H, client: Option<&str>) -> Result<(), RegistryErro
     let Some(client) = client else {
         return Ok(());
     };
-    let failures = host
-        .counters()
-        .increment(&key(client, minute()), 0)
-        .unwrap_or(0);
+    // This minute's and the last: a burst across a minute's turn counts whole.
+    let (counters, now) = (host.counters(), minute());
+    let count = |m: u64| counters.increment(&key(client, m), 0).unwrap_or(0);
+    let failures = count(now) + count(now.saturating_sub(1));
     if failures < FAILURES_PER_MINUTE {
         return Ok(());
     }

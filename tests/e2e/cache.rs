@@ -183,6 +183,7 @@ fn a_corrupt_upstream_blob_fails_the_pull_and_is_not_cached() {
     let layer = &image.layers[0];
     let url = format!("{}/v2/cache/three/blobs/{layer}", e.proxy(OPEN));
     let host = [("host", "corrupt.test")];
+    let _turn = FRONT_BLOBS.lock().unwrap_or_else(|p| p.into_inner());
     e.corrupting
         .corrupt
         .store(true, std::sync::atomic::Ordering::SeqCst);

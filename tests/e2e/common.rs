@@ -7,6 +7,22 @@ pub fn get(url: &str, headers: &[(&str, &str)]) -> Reply {
     rt().block_on(http::get(url, headers))
 }
 
+/// A GET that may fail on the way (a body cut short).
+pub fn try_get(url: &str, headers: &[(&str, &str)]) -> Result<Reply, String> {
+    rt().block_on(http::send_with(
+        "GET",
+        url,
+        headers,
+        http::full(""),
+        |_| {},
+        true,
+    ))
+}
+
+/// The corrupting front's switch acts on every blob through it: the tests
+/// that flip it take turns.
+pub static FRONT_BLOBS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 pub fn send(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> Reply {
     rt().block_on(http::send(method, url, headers, body.to_string()))
 }

@@ -4,7 +4,7 @@
 
 use super::common::*;
 use super::support::http::Reply;
-use super::support::{OPEN, env, registry, rt, spin};
+use super::support::{self, OPEN, env, registry, rt, spin};
 use std::io::{Read, Write};
 
 fn chunk_uploads(cache: &spin::SqliteStore, digest: &str) -> Vec<String> {
@@ -105,8 +105,52 @@ fn an_abandoned_copy_leaves_no_chunks_and_frees_the_blob() {
     assert_eq!(get(&url, &[]).header("x-cache"), Some("HIT"));
 }
 
+/// Blob GETs the open registry saw for `digest`.
+fn upstream_blob_gets(digest: &str) -> usize {
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let log = std::fs::read_to_string(env().dir.join("open.log")).unwrap_or_default();
+    log.lines()
+        .filter(|l| l.contains("\"GET /v2/") && l.contains(&format!("/blobs/{digest}")))
+        .count()
+}
+
+/// `n` concurrent GETs of one cold blob, spread over `proxies`: every
+/// client gets the right bytes.
+fn crowd(proxies: &[String], repo: &str, digest: &str, size: usize, n: usize) -> Vec<Reply> {
+    let replies: Vec<Result<Reply, String>> = std::thread::scope(|s| {
+        let pulls: Vec<_> = (0..n)
+            .map(|i| {
+                let url = format!("{}/v2/{repo}/blobs/{digest}", proxies[i % proxies.len()]);
+                s.spawn(move || try_get(&url, &[]))
+            })
+            .collect();
+        pulls.into_iter().map(|p| p.join().unwrap()).collect()
+    });
+    let failed: Vec<&String> = replies.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {n} failed: {failed:?}",
+        failed.len()
+    );
+    let replies: Vec<Reply> = replies.into_iter().map(Result::unwrap).collect();
+    for r in &replies {
+        assert_eq!(
+            (r.status, r.body.len()),
+            (200, size),
+            "{:?}",
+            r.header("x-cache")
+        );
+        let got = format!(
+            "sha256:{:x}",
+            <sha2::Sha256 as sha2::Digest>::digest(&r.body)
+        );
+        assert_eq!(got, digest);
+    }
+    replies
+}
+
 #[test]
-fn concurrent_misses_make_one_copy() {
+fn concurrent_misses_make_one_copy_and_one_upstream_fetch() {
     let e = env();
     let digest = rt().block_on(registry::push_big_blob(
         e.open,
@@ -114,18 +158,129 @@ fn concurrent_misses_make_one_copy() {
         61,
         32 << 20,
     ));
-    let url = format!("{}/v2/filling/crowd/blobs/{digest}", e.proxy(OPEN));
-    let replies: Vec<Reply> = std::thread::scope(|s| {
-        let pulls: Vec<_> = (0..4).map(|_| s.spawn(|| get(&url, &[]))).collect();
-        pulls.into_iter().map(|p| p.join().unwrap()).collect()
-    });
-    for r in &replies {
-        assert_eq!((r.status, r.body.len()), (200, 32 << 20));
-    }
+    let replies = crowd(&[e.proxy(OPEN)], "filling/crowd", &digest, 32 << 20, 8);
+    let followers = replies
+        .iter()
+        .filter(|r| r.header("x-cache") == Some("COALESCED"))
+        .count();
+    assert!(followers >= 1, "no request followed the copy");
+    assert_eq!(
+        upstream_blob_gets(&digest),
+        1,
+        "the crowd fetched more than once"
+    );
     assert_eq!(
         chunk_uploads(&e.cache, &digest).len(),
         1,
         "more than one copy was stored"
     );
+    let url = format!("{}/v2/filling/crowd/blobs/{digest}", e.proxy(OPEN));
     assert_eq!(get(&url, &[]).header("x-cache"), Some("HIT"));
+}
+
+#[test]
+fn a_crowd_over_two_instances_sharing_redis_fetches_once() {
+    let e = env();
+    let dir = e.dir.join("crowd");
+    let (redis, port) = support::redis::start(&dir);
+    let app = spin::derive_app(&dir.join("app"), &spin::Store::Redis(port), true);
+    let upstream = format!("http://{}", e.open);
+    let vars = [("default_upstream", upstream.as_str())];
+    let instances = [
+        spin::Instance::start(&app, "a", &vars),
+        spin::Instance::start(&app, "b", &vars),
+    ];
+    let digest = rt().block_on(registry::push_big_blob(
+        e.open,
+        "filling/redis",
+        71,
+        64 << 20,
+    ));
+    let urls: Vec<String> = instances.iter().map(spin::Instance::url).collect();
+    crowd(&urls, "filling/redis", &digest, 64 << 20, 16);
+    let gets = upstream_blob_gets(&digest);
+    for i in &instances {
+        i.stop();
+    }
+    redis.stop();
+    assert_eq!(gets, 1, "16 clients on two instances fetched {gets} times");
+}
+
+#[test]
+fn followers_of_a_corrupt_copy_fail_too_and_nothing_is_cached() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let e = env();
+    let _turn = FRONT_BLOBS.lock().unwrap_or_else(|p| p.into_inner());
+    let digest = rt().block_on(registry::push_big_blob(
+        e.open,
+        "filling/corrupt",
+        81,
+        16 << 20,
+    ));
+    let url = format!("{}/v2/filling/corrupt/blobs/{digest}", e.proxy(OPEN));
+    let host = [("host", "corrupt.test")];
+    e.corrupting.corrupt.store(true, SeqCst);
+    let replies: Vec<_> = std::thread::scope(|s| {
+        let pulls: Vec<_> = (0..4).map(|_| s.spawn(|| try_get(&url, &host))).collect();
+        pulls.into_iter().map(|p| p.join().unwrap()).collect()
+    });
+    e.corrupting.corrupt.store(false, SeqCst);
+    for r in &replies {
+        let good = r.as_ref().is_ok_and(|r| {
+            r.status == 200 && r.body.len() == 16 << 20 && {
+                format!(
+                    "sha256:{:x}",
+                    <sha2::Sha256 as sha2::Digest>::digest(&r.body)
+                ) == digest
+            }
+        });
+        assert!(!good, "a client got the blob from a corrupt copy");
+    }
+    assert!(
+        chunk_uploads(&e.cache, &digest).is_empty(),
+        "a corrupt copy left chunks"
+    );
+}
+
+#[test]
+fn followers_of_a_killed_leader_fail_cleanly_and_the_next_request_succeeds() {
+    let e = env();
+    let digest = rt().block_on(registry::push_big_blob(
+        e.open,
+        "filling/killed",
+        91,
+        64 << 20,
+    ));
+    let path = format!("/v2/filling/killed/blobs/{digest}");
+    let leader = spin::Instance::start(&e.app, "leader", &[("default_upstream", "")]);
+    e.store.set(
+        &format!("route/{}", leader.addr),
+        serde_json::json!({"upstream": format!("http://{}", e.open)})
+            .to_string()
+            .as_bytes(),
+    );
+    // The leader's client reads a little, then stops reading.
+    let mut conn = std::net::TcpStream::connect(leader.addr).unwrap();
+    write!(conn, "GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", leader.addr).unwrap();
+    let mut head = vec![0u8; 2 << 20];
+    conn.read_exact(&mut head).unwrap();
+    let url = format!("{}{path}", e.proxy(OPEN));
+    let follower = std::thread::spawn(move || try_get(&url, &[]));
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    leader.stop();
+    let followed = follower.join().unwrap();
+    let whole = followed
+        .as_ref()
+        .is_ok_and(|r| r.status == 200 && r.body.len() == 64 << 20);
+    assert!(
+        !whole || followed.as_ref().unwrap().header("x-cache") != Some("COALESCED"),
+        "a follower finished a copy whose leader was killed"
+    );
+    let r = get(&format!("{}{path}", e.proxy(OPEN)), &[]);
+    assert_eq!((r.status, r.body.len()), (200, 64 << 20));
+    let got = format!(
+        "sha256:{:x}",
+        <sha2::Sha256 as sha2::Digest>::digest(&r.body)
+    );
+    assert_eq!(got, digest);
 }

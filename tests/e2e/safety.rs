@@ -17,7 +17,10 @@ fn proxy_held_credentials_pull_private_images_for_anonymous_clients() {
             .unwrap()
             .iter()
             .filter(|s| {
-                s.query.contains("private%2Fheld")
+                // The GET-with-Basic realm only: the password-grant test's
+                // realm is asked for the same scope.
+                s.path == "/token"
+                    && s.query.contains("private%2Fheld")
                     && s.authorization
                         .as_deref()
                         .is_some_and(|a| a.starts_with("Basic "))

@@ -45,7 +45,7 @@ pub fn wasm_path() -> PathBuf {
 pub enum Store {
     /// The shipped runtime-config.toml: SQLite in the app's directory.
     Sqlite,
-    /// Both stores in one Redis (`redis://127.0.0.1:port`, databases 0 and 1).
+    /// Every store in one Redis (`redis://127.0.0.1:port`, one database each).
     Redis(u16),
 }
 
@@ -84,7 +84,7 @@ pub fn derive_app(dir: &Path, store: &Store, loopback: bool) -> PathBuf {
     let mut config: toml::Table = runtime.parse().expect("runtime-config.toml is TOML");
     if let Store::Redis(port) = store {
         let stores = config["key_value_store"].as_table_mut().unwrap();
-        for (label, db) in [("default", 0), ("stats", 1)] {
+        for (label, db) in [("default", 0), ("cache", 1), ("stats", 2)] {
             let mut table = toml::Table::new();
             table.insert("type".into(), "redis".into());
             table.insert(

@@ -17,6 +17,8 @@ pub const ISSUER: &str = "test-token-issuer";
 #[derive(Debug, Clone)]
 pub struct Seen {
     pub method: String,
+    /// Which of the server's realms was asked.
+    pub path: String,
     pub query: String,
     pub form: String,
     pub authorization: Option<String>,
@@ -63,6 +65,7 @@ pub async fn start() -> TokenServer {
             let form = String::from_utf8_lossy(&http::read(req.into_body()).await).into_owned();
             seen.lock().unwrap().push(Seen {
                 method: method.clone(),
+                path: path.clone(),
                 query: query.clone(),
                 form: form.clone(),
                 authorization: authorization.clone(),
