@@ -224,45 +224,56 @@ mod bench {
             .cloned()
             .fold(0.0, f64::max);
         let mut out = String::from("\n## Targets\n\n| target | result | |\n| --- | --- | --- |\n");
-        out.push_str(&format!(
-            "| cold pull ≥ 0.9× direct | {cold_ratio:.2}× caching, {stream_ratio:.2}× streaming only | {} |\n",
-            mark(cold_ratio >= 0.9)
-        ));
-        out.push_str(&format!(
-            "| warm pull ≥ 1.0× direct and ahead of distribution's proxy | {warm_ratio:.2}× direct, {:.2}× distribution | {} |\n",
-            med(&warm[2]) / med(&warm[3]),
-            mark(warm_ratio >= 1.0 && med(&warm[2]) > med(&warm[3]))
-        ));
-        out.push_str(&format!(
-            "| warm manifest HEAD/GET, one kept-alive connection: p50 ≤ direct + 0.3 ms | at most {:+.2} ms | {} |\n",
-            latency.cached_added,
-            mark(latency.cached_added <= 0.3)
-        ));
-        out.push_str(&format!(
-            "| warm manifest HEAD/GET, 32 connections: req/s ≥ direct | at least {:.2}× direct | {} |\n",
-            latency.cached_rps_ratio,
-            mark(latency.cached_rps_ratio >= 1.0)
-        ));
-        out.push_str(&format!(
-            "| cache-off relay, one connection: p50 ≤ direct + 1 ms | at most {:+.2} ms | {} |\n",
-            latency.relay_added,
-            mark(latency.relay_added <= 1.0)
-        ));
-        out.push_str(&format!(
-            "| warm layer GET ≥ 0.95× direct | {warm_ratio:.2}× | {} |\n",
-            mark(warm_ratio >= 0.95)
-        ));
-        out.push_str(&format!("| component memory ≤ 16 MiB, independent of layer size | at most {memory:.1} MiB | {} |\n", mark(memory <= 16.0)));
-        out.push_str(&format!(
-            "| zero upstream GETs on a warm pull | {} | {} |\n",
-            many[1].1,
-            mark(many[1].1 == 0)
-        ));
+        let mut row = |target: &str, result: String, met: bool| {
+            out.push_str(&format!("| {target} | {result} | {} |\n", mark(met)));
+        };
+        row(
+            "cold pull ≥ 0.9× direct",
+            format!("{cold_ratio:.2}× caching, {stream_ratio:.2}× streaming only"),
+            cold_ratio >= 0.9,
+        );
+        let versus_peer = med(&warm[2]) / med(&warm[3]);
+        row(
+            "warm pull ≥ 1.0× direct and ahead of distribution's proxy",
+            format!("{warm_ratio:.2}× direct, {versus_peer:.2}× distribution"),
+            warm_ratio >= 1.0 && versus_peer > 1.0,
+        );
+        row(
+            "warm manifest HEAD/GET, one kept-alive connection: p50 ≤ direct + 0.3 ms",
+            format!("at most {:+.2} ms", latency.cached_added),
+            latency.cached_added <= 0.3,
+        );
+        row(
+            "warm manifest HEAD/GET, 32 connections: req/s ≥ direct",
+            format!("at least {:.2}× direct", latency.cached_rps_ratio),
+            latency.cached_rps_ratio >= 1.0,
+        );
+        row(
+            "cache-off relay, one connection: p50 ≤ direct + 1 ms",
+            format!("at most {:+.2} ms", latency.relay_added),
+            latency.relay_added <= 1.0,
+        );
+        row(
+            "warm layer GET ≥ 0.95× direct",
+            format!("{warm_ratio:.2}×"),
+            warm_ratio >= 0.95,
+        );
+        row(
+            "component memory ≤ 16 MiB, independent of layer size",
+            format!("at most {memory:.1} MiB"),
+            memory <= 16.0,
+        );
+        row(
+            "zero upstream GETs on a warm pull",
+            many[1].1.to_string(),
+            many[1].1 == 0,
+        );
         if cold_ratio < 0.9 {
             out.push_str(
-                "\nWhat limits a cold caching pull: the component computes the layer's SHA-256 as it streams (so that nothing unverified is ever stored or completed), \
-                 in WebAssembly, without the CPU's SHA instructions. A trial build with the hash switched off ran the smoke-sized cold pull at about twice the speed; \
-                 the rest of the gap to streaming is the chunk writes into the key-value store. Streaming alone (cache off) is the proxy's relay cost.\n",
+                "\nWhat limits a cold caching pull under Spin's SQLite store: every 1 MiB chunk is a SQLite commit. Measured by hand on a 256 MiB layer \
+                 (cold through the proxy 3.6 s, 0.16 s direct): with the store writes switched off 1.6 s, with the SHA-256 switched off still 3.6 s; \
+                 chunks of 1, 4 and 16 MiB took 3.2, 2.7 and 3.0 s. The hash runs in WebAssembly without the CPU's SHA instructions (about 230 MiB/s) \
+                 and is needed so that nothing unverified is ever stored. Streaming alone (cache off) is the proxy's relay cost.\n",
             );
         }
         out

@@ -91,14 +91,7 @@ async fn other_variant<H: Host>(
     };
     let list_key = scope.tag_variants_key(repo.as_str(), tag);
     for key in variants(call.host, &list_key) {
-        let entry = call
-            .host
-            .cache()
-            .get(&key)
-            .ok()
-            .flatten()
-            .and_then(|v| serde_json::from_slice::<TagEntry>(&v).ok());
-        if entry.is_some_and(|e| acceptable(&e.media_type))
+        if load_tag(call.host, &key).is_some_and(|e| acceptable(&e.media_type))
             && let Ok(Some(answer)) = from_tag(call, scope, repo, &key).await
         {
             return Ok(Some(answer));
@@ -117,13 +110,7 @@ async fn from_tag<H: Host>(
 ) -> Result<Option<Response<H::Stream>>, RegistryError> {
     let host = call.host;
     let settings = &call.target.route.cache;
-    let Some(tag) = host
-        .cache()
-        .get(key)
-        .ok()
-        .flatten()
-        .and_then(|v| serde_json::from_slice::<TagEntry>(&v).ok())
-    else {
+    let Some(tag) = load_tag(host, key) else {
         return Ok(None);
     };
     let bytes = match call.req.method.as_str() {
@@ -340,6 +327,11 @@ fn store_tag<H: Host>(host: &H, key: &str, tag: &TagEntry) {
             store(host, &list_key, &v);
         }
     }
+}
+
+fn load_tag<H: Host>(host: &H, key: &str) -> Option<TagEntry> {
+    let value = host.cache().get(key).ok().flatten()?;
+    serde_json::from_slice(&value).ok()
 }
 
 fn variants<H: Host>(host: &H, list_key: &str) -> Vec<String> {
