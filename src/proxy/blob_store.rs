@@ -66,7 +66,8 @@ pub async fn get<H: Host>(
         .get("content-length")
         .and_then(|l| l.parse::<u64>().ok());
     let settings = &call.target.route.cache;
-    let fits = |s: u64| s <= settings.max_blob_size && s <= cache_budget::max_size(host);
+    let max_size = cache_budget::max_size(host);
+    let fits = |s: u64| s <= settings.max_blob_size && s <= max_size;
     let (Some(size), true) = (size, resp.status == 200 && size.is_some_and(fits)) else {
         return Ok(call.pass_back(resp));
     };
@@ -92,7 +93,6 @@ pub async fn get<H: Host>(
         private,
         media_type,
     };
-    let max_size = cache_budget::max_size(host);
     let copy = BlobCopy::new(
         host.cache(),
         scope,
