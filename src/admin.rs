@@ -22,6 +22,17 @@ pub enum Operation {
     CacheDeleteBlob(String),
 }
 
+impl Operation {
+    /// Whether it changes the store (and is lost where the store keeps
+    /// nothing between requests).
+    pub fn writes(&self) -> bool {
+        !matches!(
+            self,
+            Operation::ListRoutes | Operation::GetRoute(_) | Operation::CacheStats
+        )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OperationError {
     NotFound,
@@ -108,6 +119,16 @@ pub fn prefix(variable: Option<String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_and_writes_are_told_apart() {
+        assert!(!parse("GET", "/routes").unwrap().writes());
+        assert!(!parse("GET", "/routes/a.test").unwrap().writes());
+        assert!(!parse("GET", "/cache").unwrap().writes());
+        assert!(parse("PUT", "/routes/a.test").unwrap().writes());
+        assert!(parse("DELETE", "/routes/a.test").unwrap().writes());
+        assert!(parse("POST", "/cache/gc").unwrap().writes());
+    }
 
     #[test]
     fn operations() {

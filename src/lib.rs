@@ -1,6 +1,7 @@
 //! registry-proxy: an OCI / Docker registry proxy as a Spin component.
 //!
-//! Everything but [`spin`] is plain Rust, tested natively: references and
+//! Everything but the host adapters (`hosts`, for Spin and for plain
+//! `wasmtime serve`) is plain Rust, tested natively: references and
 //! challenges, routes, scope and path rewriting, redirect and host policy,
 //! and the request handler itself, written against [`proxy::host::Host`].
 
@@ -27,7 +28,8 @@ pub mod route;
 pub mod scope;
 pub mod site;
 pub mod users;
+pub mod variables;
 pub mod www_authenticate;
 
 #[cfg(target_arch = "wasm32")]
-mod spin;
+mod hosts;

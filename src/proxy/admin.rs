@@ -38,6 +38,14 @@ pub async fn handle<H: Host>(
             format!("{h:?} is not a host name"),
         ),
     })?;
+    if op.writes() && !host.store_persists() {
+        return Err(RegistryError::new(
+            501,
+            ErrorCode::Unsupported,
+            "this runtime's key-value store keeps nothing between requests: \
+             preset routes and users instead (README, \"Run on wasmtime\")",
+        ));
+    }
     let kv_error =
         |e: String| RegistryError::new(500, ErrorCode::Unknown, format!("key-value store: {e}"));
     match op {

@@ -126,6 +126,12 @@ pub trait Host {
     /// The cache's store: manifests, tags, blobs, upstream tokens and realms.
     /// Only the cache's own administration lists it.
     fn cache(&self) -> Rc<dyn Kv>;
+    /// Whether the stores keep what a request writes. A runtime whose store
+    /// is a per-request copy (`wasmtime serve`) answers false: every route
+    /// then relays without caching, and the admin API refuses changes.
+    fn store_persists(&self) -> bool {
+        true
+    }
     /// The counters' store (hit and miss counts), written after the answer.
     fn counters(&self) -> Rc<dyn Kv>;
     /// This request's cache outcomes, counted once the answer is out.

@@ -239,6 +239,7 @@ async fn dispatch<H: Host>(
     let body = std::mem::replace(&mut req.body, Body::Empty);
     let call = relay::Call::new(host, target, &incoming.origin, endpoint, &req, auth)?;
     let cache = &target.route.cache;
+    let caching = host.store_persists();
     let method = req.method.as_str();
     Ok(match (endpoint, &call.upstream_name) {
         _ if !matches!(method, "GET" | "HEAD") => {
@@ -257,10 +258,12 @@ async fn dispatch<H: Host>(
             }
             resp
         }
-        (Endpoint::Manifest { reference, .. }, Some(repo)) if cache.manifests => {
+        (Endpoint::Manifest { reference, .. }, Some(repo)) if caching && cache.manifests => {
             manifest_store::get(&call, repo, reference).await?
         }
-        (Endpoint::Blob { digest, .. }, _) if cache.blobs => blob_store::get(&call, digest).await?,
+        (Endpoint::Blob { digest, .. }, _) if caching && cache.blobs => {
+            blob_store::get(&call, digest).await?
+        }
         _ => call.relay().await?,
     })
 }

@@ -10,6 +10,7 @@ pub mod redis;
 pub mod registry;
 pub mod spin;
 pub mod token_server;
+pub mod wasmtime;
 pub mod watched;
 
 use registry::Pushed;

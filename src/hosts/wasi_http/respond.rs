@@ -1,15 +1,13 @@
-//! The answer written into Spin's response. What is at hand goes into the
+//! The answer written into the runtime's response. What is at hand goes into the
 //! body before the response is handed over, and a body that is whole is
 //! finished there too, so Spin's server writes head and body at once. Handed
 //! the head alone, it sent it in a segment of its own, and a kept-alive
 //! client then saw the body only after its delayed ACK (40 ms, Nagle).
 
-use futures::StreamExt;
-use spin_sdk::http::{OutgoingBody, OutgoingResponse, ResponseOutparam};
-use std::task::Poll;
-use wasi::io::streams::{OutputStream, StreamError};
-
 use super::ChunkStream;
+use super::body::Writer;
+use futures::StreamExt;
+use wasi::http::types::{OutgoingBody, OutgoingResponse, ResponseOutparam};
 
 /// The body's first chunk when the rest is known to be empty, or the
 /// first chunk and the stream still to come.
@@ -39,10 +37,10 @@ pub async fn send(out: ResponseOutparam, response: OutgoingResponse, prefix: Pre
     };
     // A fresh response always has a writable body.
     let Ok(body) = response.body() else {
-        return out.set(response);
+        return ResponseOutparam::set(out, Ok(response));
     };
     let Ok(stream) = body.write() else {
-        return out.set(response);
+        return ResponseOutparam::set(out, Ok(response));
     };
     // The runtime buffers one write without a reader; never wait on it here.
     let taken = match stream.check_write() {
@@ -53,10 +51,10 @@ pub async fn send(out: ResponseOutparam, response: OutgoingResponse, prefix: Pre
     if !written || (taken == first.len() && rest.is_none()) {
         drop(stream);
         let _ = OutgoingBody::finish(body, None);
-        out.set(response);
+        ResponseOutparam::set(out, Ok(response));
         return;
     }
-    out.set(response);
+    ResponseOutparam::set(out, Ok(response));
     let mut writer = Writer { stream };
     let mut result = writer.write_all(&first[taken..]).await;
     if let Some(mut rest) = rest {
@@ -79,51 +77,5 @@ pub async fn send(out: ResponseOutparam, response: OutgoingResponse, prefix: Pre
             let _ = OutgoingBody::finish(body, None);
         }
         Err(e) => eprintln!("response body cut short: {e}"),
-    }
-}
-
-/// An output stream written as fast as the runtime takes it.
-struct Writer {
-    stream: OutputStream,
-}
-
-impl Writer {
-    async fn write_all(&mut self, mut bytes: &[u8]) -> Result<(), String> {
-        while !bytes.is_empty() {
-            let n = self.ready().await?.min(bytes.len());
-            self.stream.write(&bytes[..n]).map_err(describe)?;
-            bytes = &bytes[n..];
-        }
-        Ok(())
-    }
-
-    async fn flush(&mut self) -> Result<(), String> {
-        self.stream.flush().map_err(describe)?;
-        self.ready().await.map(|_| ())
-    }
-
-    /// Waits until the stream takes bytes, and says how many.
-    async fn ready(&mut self) -> Result<usize, String> {
-        let mut cancel = None;
-        futures::future::poll_fn(|cx| match self.stream.check_write() {
-            Ok(0) => {
-                let token = spin_executor::push_waker_and_get_token(
-                    self.stream.subscribe(),
-                    cx.waker().clone(),
-                );
-                cancel = Some(spin_executor::CancelOnDropToken::from(token));
-                Poll::Pending
-            }
-            Ok(n) => Poll::Ready(Ok(usize::try_from(n).unwrap_or(usize::MAX))),
-            Err(e) => Poll::Ready(Err(describe(e))),
-        })
-        .await
-    }
-}
-
-fn describe(e: StreamError) -> String {
-    match e {
-        StreamError::Closed => "the client went away".to_string(),
-        StreamError::LastOperationFailed(e) => e.to_debug_string(),
     }
 }

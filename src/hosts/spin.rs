@@ -1,0 +1,104 @@
+//! Spin: variables from spin.toml (Spin applies their defaults), and the
+//! key-value stores the component's `key_value_stores` names, each as
+//! runtime-config.toml places it.
+
+use super::wasi_http::{self, Platform};
+use crate::proxy::host;
+use spin_sdk::key_value::Store;
+use spin_sdk::wit::wasi::keyvalue;
+use std::rc::Rc;
+use wasi::http::types::{IncomingRequest, ResponseOutparam};
+
+struct Component;
+
+impl wasi::exports::http::incoming_handler::Guest for Component {
+    fn handle(request: IncomingRequest, out: ResponseOutparam) {
+        spin_executor::run(wasi_http::serve(SpinPlatform, request, out));
+    }
+}
+
+wasi::http::proxy::export!(Component);
+
+struct SpinPlatform;
+
+impl Platform for SpinPlatform {
+    fn variable(&self, name: &str) -> Option<String> {
+        spin_sdk::variables::get(name).ok()
+    }
+
+    fn store(&self, label: &str) -> Rc<dyn host::Kv> {
+        Rc::new(SpinKv::open(label))
+    }
+
+    fn store_persists(&self) -> bool {
+        true
+    }
+}
+
+/// A store, opened once per request; an app without it gets an error on
+/// use, not a trap. Its atomics go through `wasi:keyvalue`, which Spin
+/// implements for every backend (SQLite transactions, Redis).
+struct SpinKv {
+    label: String,
+    store: Result<Store, String>,
+}
+
+impl SpinKv {
+    fn open(label: &str) -> Self {
+        Self {
+            label: label.to_string(),
+            store: Store::open(label).map_err(|e| format!("key-value store {label:?}: {e}")),
+        }
+    }
+
+    fn store(&self) -> Result<&Store, String> {
+        self.store.as_ref().map_err(Clone::clone)
+    }
+
+    fn bucket(&self) -> Result<keyvalue::store::Bucket, String> {
+        keyvalue::store::open(&self.label).map_err(|e| format!("{e:?}"))
+    }
+}
+
+impl host::Kv for SpinKv {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+        self.store()?.get(key).map_err(|e| e.to_string())
+    }
+
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), String> {
+        self.store()?.set(key, value).map_err(|e| e.to_string())
+    }
+
+    fn delete(&self, key: &str) -> Result<(), String> {
+        self.store()?.delete(key).map_err(|e| e.to_string())
+    }
+
+    fn keys(&self) -> Result<Vec<String>, String> {
+        self.store()?.get_keys().map_err(|e| e.to_string())
+    }
+
+    fn increment(&self, key: &str, delta: i64) -> Result<i64, String> {
+        keyvalue::atomics::increment(&self.bucket()?, key, delta).map_err(|e| format!("{e:?}"))
+    }
+
+    fn swap_if(
+        &self,
+        key: &str,
+        expect: &dyn Fn(Option<&[u8]>) -> bool,
+        value: &[u8],
+    ) -> Result<bool, String> {
+        let cas =
+            keyvalue::atomics::Cas::new(&self.bucket()?, key).map_err(|e| format!("{e:?}"))?;
+        if !expect(cas.current().map_err(|e| format!("{e:?}"))?.as_deref()) {
+            return Ok(false);
+        }
+        match keyvalue::atomics::swap(cas, value) {
+            Ok(()) => Ok(true),
+            // Spin 4.0.2's Redis store reports every swap as failed (its
+            // UNWATCH takes an argument Redis refuses) after the value was
+            // written: what the store holds now decides. Values written
+            // through here are unique (a copy's lease names its upload).
+            Err(_) => Ok(self.get(key)?.as_deref() == Some(value)),
+        }
+    }
+}

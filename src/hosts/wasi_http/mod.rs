@@ -1,0 +1,118 @@
+//! The proxy's [`Host`](crate::proxy::host::Host) on wasi:http 0.2: a
+//! request in, outbound `send`, and the answer streamed out. A
+//! [`Platform`] adds the variables and key-value stores.
+
+mod body;
+mod outbound;
+mod respond;
+mod serve;
+
+pub use serve::serve;
+
+use crate::proxy::{self, host};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::Poll;
+
+/// What differs between the runtimes.
+pub trait Platform {
+    /// A variable, with its declared default when the runtime does not
+    /// apply defaults itself.
+    fn variable(&self, name: &str) -> Option<String>;
+    /// The store under one of the labels spin.toml declares.
+    fn store(&self, label: &str) -> Rc<dyn host::Kv>;
+    /// Whether what a request writes is there for the next one; the cache
+    /// is off where it is not.
+    fn store_persists(&self) -> bool;
+}
+
+pub type ChunkStream = Pin<Box<dyn futures::Stream<Item = Result<Vec<u8>, String>>>>;
+
+/// A body stream, holding the response it belongs to: wasmtime cancels an
+/// outbound request whose response handle is dropped.
+pub struct Stream {
+    chunks: ChunkStream,
+    _response: Option<wasi::http::types::IncomingResponse>,
+}
+
+impl futures::Stream for Stream {
+    type Item = Result<Vec<u8>, String>;
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Option<Self::Item>> {
+        self.chunks.as_mut().poll_next(cx)
+    }
+}
+
+struct WasiHost<P> {
+    platform: P,
+    kv: Rc<dyn host::Kv>,
+    cache: Rc<dyn host::Kv>,
+    tally: proxy::Tally,
+}
+
+impl<P: Platform> host::Host for WasiHost<P> {
+    type Stream = Stream;
+
+    fn variable(&self, name: &str) -> Option<String> {
+        self.platform.variable(name)
+    }
+
+    fn kv(&self) -> Rc<dyn host::Kv> {
+        self.kv.clone()
+    }
+
+    fn cache(&self) -> Rc<dyn host::Kv> {
+        self.cache.clone()
+    }
+
+    fn store_persists(&self) -> bool {
+        self.platform.store_persists()
+    }
+
+    fn tally(&self) -> &proxy::Tally {
+        &self.tally
+    }
+
+    fn timer(&self) -> Rc<dyn host::Timer> {
+        Rc::new(PollTimer)
+    }
+
+    fn counters(&self) -> Rc<dyn host::Kv> {
+        self.platform.store("stats")
+    }
+
+    async fn send(
+        &self,
+        request: host::OutboundRequest<Stream>,
+    ) -> Result<host::Response<Stream>, host::SendError> {
+        outbound::send(request).await
+    }
+}
+
+/// Waits on a `wasi:clocks` pollable through the executor.
+struct PollTimer;
+
+impl host::Timer for PollTimer {
+    fn sleep(
+        &self,
+        duration: std::time::Duration,
+    ) -> Pin<Box<dyn std::future::Future<Output = ()>>> {
+        use wasi::clocks::monotonic_clock;
+        let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
+        let deadline = monotonic_clock::now().saturating_add(nanos);
+        // Held while pending: dropping it withdraws the waker.
+        let mut _registration = None;
+        Box::pin(futures::future::poll_fn(move |cx| {
+            if monotonic_clock::now() >= deadline {
+                return Poll::Ready(());
+            }
+            let pollable = monotonic_clock::subscribe_instant(deadline);
+            let token = spin_executor::push_waker_and_get_token(pollable, cx.waker().clone());
+            _registration = Some(spin_executor::CancelOnDropToken::from(token));
+            Poll::Pending
+        }))
+    }
+}

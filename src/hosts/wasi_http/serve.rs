@@ -1,0 +1,82 @@
+//! One incoming request, start to end: read it, let the proxy answer, stream
+//! the answer out, then count what happened.
+
+use super::{ChunkStream, Platform, Stream, WasiHost, body, respond};
+use crate::proxy::{self, host};
+use wasi::http::types::{IncomingRequest, Method, OutgoingResponse, ResponseOutparam};
+
+pub async fn serve<P: Platform>(platform: P, req: IncomingRequest, out: ResponseOutparam) {
+    let mut headers = body::headers_of(&req.headers());
+    // wasi-http carries the request's Host as its authority, not as a header.
+    if headers.get("host").is_none()
+        && let Some(authority) = req.authority()
+    {
+        headers.push("host", authority);
+    }
+    let method = method_name(req.method());
+    let path_with_query = req.path_with_query().unwrap_or_else(|| "/".to_string());
+    let (path, query) = match path_with_query.split_once('?') {
+        Some((p, q)) => (p.to_string(), Some(q.to_string())),
+        None => (path_with_query, None),
+    };
+    let chunks = match req.consume() {
+        Ok(incoming) => body::chunks(incoming.stream(), incoming)
+            .unwrap_or_else(|()| Box::pin(futures::stream::empty())),
+        Err(()) => Box::pin(futures::stream::empty()),
+    };
+    let host = WasiHost {
+        kv: platform.store("default"),
+        cache: platform.store("cache"),
+        platform,
+        tally: Default::default(),
+    };
+    let request = host::Request {
+        method: method.clone(),
+        path,
+        query,
+        headers,
+        body: host::Body::Stream(Stream {
+            chunks,
+            _response: None,
+        }),
+    };
+    let (response, exchange) = proxy::handle(&host, request).await;
+
+    let outgoing = OutgoingResponse::new(body::fields(&response.headers));
+    let _ = outgoing.set_status_code(response.status);
+    let chunks: ChunkStream = match response.body {
+        host::Body::Empty => Box::pin(futures::stream::empty()),
+        host::Body::Bytes(b) => Box::pin(futures::stream::once(async { Ok(b) })),
+        // A HEAD answer has headers only.
+        host::Body::Stream(_) | host::Body::Generated(_) if method == "HEAD" => {
+            Box::pin(futures::stream::empty())
+        }
+        host::Body::Stream(s) => s.chunks,
+        host::Body::Generated(g) => g,
+    };
+    match respond::prefix(chunks).await {
+        Ok(prefix) => respond::send(out, outgoing, prefix).await,
+        Err(e) => {
+            eprintln!("response body failed before its first byte: {e}");
+            respond::send(out, outgoing, respond::Prefix::Whole(Vec::new())).await
+        }
+    }
+    let pages = core::arch::wasm32::memory_size::<0>();
+    proxy::finish(&host, exchange, Some(pages * 65536));
+}
+
+fn method_name(method: Method) -> String {
+    match method {
+        Method::Get => "GET",
+        Method::Head => "HEAD",
+        Method::Post => "POST",
+        Method::Put => "PUT",
+        Method::Delete => "DELETE",
+        Method::Connect => "CONNECT",
+        Method::Options => "OPTIONS",
+        Method::Trace => "TRACE",
+        Method::Patch => "PATCH",
+        Method::Other(m) => return m,
+    }
+    .to_string()
+}
