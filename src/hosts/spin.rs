@@ -69,6 +69,11 @@ impl host::Kv for SpinKv {
         self.store()?.set(key, value).map_err(|e| e.to_string())
     }
 
+    /// One SQLite transaction, or one Redis round trip.
+    fn set_many(&self, entries: Vec<(String, Vec<u8>)>) -> Result<(), String> {
+        keyvalue::batch::set_many(&self.bucket()?, &entries).map_err(|e| format!("{e:?}"))
+    }
+
     fn delete(&self, key: &str) -> Result<(), String> {
         self.store()?.delete(key).map_err(|e| e.to_string())
     }

@@ -105,7 +105,7 @@ pub async fn get<H: Host>(
     Ok(Response {
         status: 200,
         headers,
-        body: Body::Generated(copy.into_stream(upstream)),
+        body: Body::Generated(copy.into_stream(upstream, host.later())),
     })
 }
 

@@ -94,6 +94,10 @@ pub enum SendError {
 pub trait Kv {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String>;
     fn set(&self, key: &str, value: &[u8]) -> Result<(), String>;
+    /// Sets several keys in one store operation (not atomically).
+    fn set_many(&self, entries: Vec<(String, Vec<u8>)>) -> Result<(), String> {
+        entries.iter().try_for_each(|(k, v)| self.set(k, v))
+    }
     fn delete(&self, key: &str) -> Result<(), String>;
     fn keys(&self) -> Result<Vec<String>, String>;
     /// Adds `delta` to a counter atomically and returns its new value. A
@@ -108,6 +112,34 @@ pub trait Kv {
         expect: &dyn Fn(Option<&[u8]>) -> bool,
         value: &[u8],
     ) -> Result<bool, String>;
+}
+
+/// Work left for after the answer is out, such as a copy's verification:
+/// the client does not wait for it.
+pub type Task = Pin<Box<dyn Future<Output = ()>>>;
+
+/// The request's queue of [`Task`]s, that body streams can keep.
+#[derive(Clone, Default)]
+pub struct Later(Rc<std::cell::RefCell<Vec<Task>>>);
+
+impl Later {
+    pub fn push(&self, task: Task) {
+        self.0.borrow_mut().push(task);
+    }
+
+    /// Runs the tasks, and any they leave, in turn.
+    pub async fn run(&self) {
+        loop {
+            let next = {
+                let mut tasks = self.0.borrow_mut();
+                (!tasks.is_empty()).then(|| tasks.remove(0))
+            };
+            match next {
+                Some(task) => task.await,
+                None => return,
+            }
+        }
+    }
 }
 
 /// Waiting without blocking the runtime.
@@ -151,6 +183,8 @@ pub trait Host {
     }
     /// Something to wait with, that body streams can keep.
     fn timer(&self) -> Rc<dyn Timer>;
+    /// Where to leave work for after the answer is out.
+    fn later(&self) -> Later;
     fn send(
         &self,
         request: OutboundRequest<Self::Stream>,

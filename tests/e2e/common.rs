@@ -1,7 +1,7 @@
 //! Helpers the end-to-end tests share.
 
 use super::support::http::{self, Reply};
-use super::support::{self, OPEN, env, registry, rt};
+use super::support::{self, OPEN, env, registry, rt, spin};
 
 pub fn get(url: &str, headers: &[(&str, &str)]) -> Reply {
     rt().block_on(http::get(url, headers))
@@ -136,6 +136,42 @@ pub fn login_token(e: &support::Env, host: &str, scope: &str, password: &str) ->
 
 pub fn upstream_log(registry: &str, repository: &str) -> Vec<String> {
     registry::access_log(&env().dir, registry, repository)
+}
+
+/// The uploads (copies) with chunks stored for `digest`.
+pub fn chunk_uploads(cache: &spin::SqliteStore, digest: &str) -> Vec<String> {
+    let mut uploads: Vec<String> = cache
+        .keys()
+        .iter()
+        .filter(|k| k.starts_with("cache/chunk/") && k.contains(digest))
+        .filter_map(|k| k.rsplit('/').nth(1).map(str::to_string))
+        .collect();
+    uploads.sort();
+    uploads.dedup();
+    uploads
+}
+
+/// Waits for `done` (a copy's digest is checked after the answer, so what
+/// it leaves shows a moment later), for at most ten seconds.
+pub fn settles(what: &str, done: impl Fn() -> bool) {
+    for _ in 0..200 {
+        if done() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("{what} did not happen within ten seconds");
+}
+
+/// Waits until a copied blob is committed: a request before that follows
+/// the copy (COALESCED) rather than hitting.
+pub fn wait_cached(cache: &spin::SqliteStore, digest: &str) {
+    settles(&format!("committing {digest}"), || {
+        cache
+            .keys()
+            .iter()
+            .any(|k| k.starts_with("cache/blob/") && k.ends_with(digest))
+    });
 }
 
 pub fn count(log: &[String], prefix: &str) -> usize {

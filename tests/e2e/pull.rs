@@ -636,15 +636,11 @@ fn home_page_for_browsers_and_text_for_others() {
 }
 
 /// The peak linear memory of the instance that served `path`, as the
-/// component logged it once the answer was out.
+/// component logged it once the answer was out and the copy checked.
 fn request_peak(path: &str) -> u64 {
-    for _ in 0..100 {
-        if let Some(peak) = env().proxies[OPEN].request_memory(path) {
-            return peak;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    panic!("no memory record for {path}");
+    let peak = || env().proxies[OPEN].request_memory(path);
+    settles(&format!("a memory record for {path}"), || peak().is_some());
+    peak().unwrap_or_default()
 }
 
 #[test]
@@ -694,6 +690,7 @@ fn a_256_mib_layer_streams_with_bounded_component_memory() {
     );
 
     // Cached in chunks: served back whole and in part, without the upstream.
+    wait_cached(&e.cache, &digest);
     let chunks = e
         .cache
         .keys()

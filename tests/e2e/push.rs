@@ -57,6 +57,7 @@ fn pushes_pass_through_and_replace_cached_tags() {
     // The layer is cached from test/single: for pushed/image the upstream
     // only confirms it has it there (a HEAD), no bytes move.
     let layer = &e.single.layers[0];
+    wait_cached(&e.cache, layer);
     let before = upstream_log("open", "pushed/image").len();
     let r = get(
         &format!(

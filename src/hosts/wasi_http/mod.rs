@@ -51,6 +51,7 @@ struct WasiHost<P> {
     kv: Rc<dyn host::Kv>,
     cache: Rc<dyn host::Kv>,
     tally: proxy::Tally,
+    later: host::Later,
 }
 
 impl<P: Platform> host::Host for WasiHost<P> {
@@ -78,6 +79,10 @@ impl<P: Platform> host::Host for WasiHost<P> {
 
     fn timer(&self) -> Rc<dyn host::Timer> {
         Rc::new(PollTimer)
+    }
+
+    fn later(&self) -> host::Later {
+        self.later.clone()
     }
 
     fn counters(&self) -> Rc<dyn host::Kv> {

@@ -1,5 +1,5 @@
 //! One incoming request, start to end: read it, let the proxy answer, stream
-//! the answer out, then count what happened.
+//! the answer out, then do what was left for later and count what happened.
 
 use super::{ChunkStream, Platform, Stream, WasiHost, body, respond};
 use crate::proxy::{self, host};
@@ -29,6 +29,7 @@ pub async fn serve<P: Platform>(platform: P, req: IncomingRequest, out: Response
         cache: platform.store("cache"),
         platform,
         tally: Default::default(),
+        later: Default::default(),
     };
     let request = host::Request {
         method: method.clone(),
@@ -61,6 +62,7 @@ pub async fn serve<P: Platform>(platform: P, req: IncomingRequest, out: Response
             respond::send(out, outgoing, respond::Prefix::Whole(Vec::new())).await
         }
     }
+    host.later.run().await;
     let pages = core::arch::wasm32::memory_size::<0>();
     proxy::finish(&host, exchange, Some(pages * 65536));
 }
