@@ -9,9 +9,15 @@
 //! the full one and writes docs/benchmarks.md.
 
 #[cfg(not(target_arch = "wasm32"))]
+#[path = "bench/crowd.rs"]
+mod crowd;
+#[cfg(not(target_arch = "wasm32"))]
 #[allow(dead_code)]
 #[path = "support/http.rs"]
 mod http;
+#[cfg(not(target_arch = "wasm32"))]
+#[path = "support/redis.rs"]
+mod redis;
 #[cfg(not(target_arch = "wasm32"))]
 #[allow(dead_code)]
 #[path = "support/registry.rs"]
@@ -36,7 +42,7 @@ fn main() {
 
 #[cfg(not(target_arch = "wasm32"))]
 mod bench {
-    use super::{http, registry, spin, watched};
+    use super::{crowd, http, registry, spin, watched};
     use bytes::Bytes;
     use http_body_util::BodyExt;
     use hyper_util::rt::TokioIo;
@@ -212,6 +218,7 @@ mod bench {
         component: &[f64],
         cached_component: &[f64],
         many: &[(usize, usize); 3],
+        on_redis: &crowd::Figures,
     ) -> String {
         let med = |xs: &Vec<f64>| spread(xs.clone()).0;
         let mark = |ok: bool| if ok { "met" } else { "missed" };
@@ -222,15 +229,33 @@ mod bench {
             .iter()
             .chain(cached_component)
             .cloned()
-            .fold(0.0, f64::max);
+            .fold(on_redis.component_mib, f64::max);
+        let redis_ratio = med(&on_redis.single_direct) / med(&on_redis.single_proxied);
+        let crowd_ratio = med(&on_redis.crowd_proxied) / med(&on_redis.crowd_direct);
+        let max_gets = on_redis.crowd_upstream_gets.iter().max().copied();
         let mut out = String::from("\n## Targets\n\n| target | result | |\n| --- | --- | --- |\n");
         let mut row = |target: &str, result: String, met: bool| {
             out.push_str(&format!("| {target} | {result} | {} |\n", mark(met)));
         };
         row(
-            "cold pull ≥ 0.9× direct",
+            "cold pull ≥ 0.8× direct (SQLite store)",
             format!("{cold_ratio:.2}× caching, {stream_ratio:.2}× streaming only"),
-            cold_ratio >= 0.9,
+            cold_ratio >= 0.8,
+        );
+        row(
+            "cold pull ≥ 0.8× direct (cache on Redis)",
+            format!("{redis_ratio:.2}×"),
+            redis_ratio >= 0.8,
+        );
+        row(
+            "16 concurrent cold GETs over two instances sharing Redis: exactly 1 upstream GET",
+            format!("{:?}", on_redis.crowd_upstream_gets),
+            max_gets == Some(1) && on_redis.crowd_upstream_gets.iter().all(|&n| n == 1),
+        );
+        row(
+            "… and their wall time ≤ 1.25× that of 16 GETs straight from the registry",
+            format!("{crowd_ratio:.2}×"),
+            crowd_ratio <= 1.25,
         );
         let versus_peer = med(&warm[2]) / med(&warm[3]);
         row(
@@ -268,15 +293,38 @@ mod bench {
             many[1].1.to_string(),
             many[1].1 == 0,
         );
-        if cold_ratio < 0.9 {
+        if cold_ratio < 0.8 {
             out.push_str(
-                "\nWhat limits a cold caching pull under Spin's SQLite store: every 1 MiB chunk is a SQLite commit. Measured by hand on a 256 MiB layer \
-                 (cold through the proxy 3.6 s, 0.16 s direct): with the store writes switched off 1.6 s, with the SHA-256 switched off still 3.6 s; \
-                 chunks of 1, 4 and 16 MiB took 3.2, 2.7 and 3.0 s. The hash runs in WebAssembly without the CPU's SHA instructions (about 230 MiB/s) \
-                 and is needed so that nothing unverified is ever stored. Streaming alone (cache off) is the proxy's relay cost.\n",
+                "\nWhat limits a cold caching pull, measured by hand on a 256 MiB layer (0.12–0.16 s direct) under Spin 4.0.2: \
+                 the relay alone (cache off) takes 0.28–0.37 s, the copy with neither hash nor store writes 0.33–0.40 s. \
+                 SHA-256 in WebAssembly runs at about 200 MiB/s (no SHA instructions): checked on the way, it added 1.3 s, so the digest is now \
+                 checked after the answer, over the chunks read back. Store writes: Redis adds about 0.3 s; SQLite about 0.8 s with four \
+                 1 MiB chunks to a commit (1.1 s with one: each commit syncs the file). Before these changes: 2.5–3.0 s on SQLite, 1.9 s on Redis. \
+                 The relay itself stays under 0.8× here, so no caching pull can reach it under Spin on this machine.\n",
             );
         }
         out
+    }
+
+    fn crowd_section(f: &crowd::Figures, single: u64, crowd_size: u64) -> String {
+        let secs = |xs: &Vec<f64>| fmt_spread(xs.clone(), 2);
+        format!(
+            "\n## Cold GETs with the cache on Redis, two instances sharing it\n\n\
+             | GET | direct (s) | registry-proxy (s) | upstream blob GETs through the proxy |\n| --- | --- | --- | --- |\n\
+             | one {} MiB blob, one client | {} | {} | – |\n\
+             | one {} MiB blob, {} clients at once, split over the two instances | {} | {} | {:?} |\n\n\
+             Component peak linear memory {:.1} MiB; `spin up` peak RSS {:.0} MiB per instance.\n",
+            single >> 20,
+            secs(&f.single_direct),
+            secs(&f.single_proxied),
+            crowd_size >> 20,
+            crowd::CLIENTS,
+            secs(&f.crowd_direct),
+            secs(&f.crowd_proxied),
+            f.crowd_upstream_gets,
+            f.component_mib,
+            f.rss_mib,
+        )
     }
 
     /// Manifest requests direct and through registry-proxy, side by side.
@@ -545,6 +593,13 @@ mod bench {
             registry::stop(&peer_dir, "peer");
         }
 
+        let mut on_redis = crowd::Figures::default();
+        let crowd_size = if plan.full { 256 << 20 } else { plan.big_layer };
+        for rep in 0..plan.repetitions {
+            let sizes = (plan.big_layer, crowd_size);
+            crowd::measure(upstream, &dir, sizes, 500 + 2 * rep as u64, &mut on_redis).await;
+        }
+
         let latency = manifest_latency(upstream, &dir, plan, &big_digest).await;
         let big_digest_manifest = big_digest;
 
@@ -612,6 +667,7 @@ mod bench {
             fmt_spread(component.clone(), 1),
             fmt_spread(cached_component.clone(), 1)
         ));
+        out.push_str(&crowd_section(&on_redis, plan.big_layer, crowd_size));
         out.push_str(&targets(
             &rows_cold,
             &rows_warm,
@@ -619,6 +675,7 @@ mod bench {
             &component,
             &cached_component,
             &many_requests,
+            &on_redis,
         ));
         registry::stop(&dir, "upstream");
         // Gigabytes of layers and caches: not left for the next run to find.
