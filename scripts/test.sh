@@ -4,7 +4,7 @@
 # tests and smoke-sized benchmark with the component under real Spin (`spin`
 # from PATH, else ../shared/tools/spin) and the portable build under
 # `wasmtime serve`, against Debian's docker-registry, skopeo, redis-server,
-# dockerd, containerd and podman. Installs what it needs on a fresh Debian
+# dockerd, containerd, podman and headless Chromium. Installs what it needs on a fresh Debian
 # machine (as root: the journey tests start dockerd and containerd).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +24,9 @@ command -v curl >/dev/null || missing+=(curl)
 # The Spin CLI beside the project comes xz-compressed.
 command -v xz >/dev/null || missing+=(xz-utils)
 command -v python3 >/dev/null || missing+=(python3 python3-pip)
+# The status page's test runs in a real browser.
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"

@@ -10,6 +10,12 @@ pub const DEFAULT_PATH: &str = "/_registry-proxy";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Operation {
+    /// The status page, or the sign-in form in front of it.
+    StatusPage,
+    SignIn,
+    SignOut,
+    /// Prometheus metrics.
+    Metrics,
     ListRoutes,
     GetRoute(String),
     PutRoute(String),
@@ -28,7 +34,13 @@ impl Operation {
     pub fn writes(&self) -> bool {
         !matches!(
             self,
-            Operation::ListRoutes | Operation::GetRoute(_) | Operation::CacheStats
+            Operation::StatusPage
+                | Operation::SignIn
+                | Operation::SignOut
+                | Operation::Metrics
+                | Operation::ListRoutes
+                | Operation::GetRoute(_)
+                | Operation::CacheStats
         )
     }
 }
@@ -46,6 +58,16 @@ pub fn parse(method: &str, path: &str) -> Result<Operation, OperationError> {
     let path = path.trim_end_matches('/');
     if let Some(rest) = path.strip_prefix("/cache") {
         return cache_operation(method, rest);
+    }
+    match (method, path) {
+        ("GET", "") => return Ok(Operation::StatusPage),
+        ("POST", "/login") => return Ok(Operation::SignIn),
+        ("POST", "/logout") => return Ok(Operation::SignOut),
+        ("GET", "/metrics") => return Ok(Operation::Metrics),
+        (_, "" | "/login" | "/logout" | "/metrics") => {
+            return Err(OperationError::MethodNotAllowed);
+        }
+        _ => {}
     }
     match path {
         "/routes" if method == "GET" => Ok(Operation::ListRoutes),
@@ -104,6 +126,15 @@ pub fn authorized(authorization: Option<&str>, admin_token: &str) -> bool {
         == 0
 }
 
+/// The value of cookie `name` in the request's `Cookie` headers.
+pub fn cookie_token<'a>(headers: impl Iterator<Item = &'a str>, name: &str) -> Option<&'a str> {
+    headers
+        .flat_map(|h| h.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
 /// The API's prefix from the `admin_path` variable: a path of its own,
 /// never under `/v2/`.
 pub fn prefix(variable: Option<String>) -> String {
@@ -119,6 +150,29 @@ pub fn prefix(variable: Option<String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_page_and_metrics_live_beside_the_api() {
+        assert_eq!(parse("GET", "/"), Ok(Operation::StatusPage));
+        assert_eq!(parse("GET", ""), Ok(Operation::StatusPage));
+        assert_eq!(parse("POST", "/login"), Ok(Operation::SignIn));
+        assert_eq!(parse("POST", "/logout"), Ok(Operation::SignOut));
+        assert_eq!(parse("GET", "/metrics"), Ok(Operation::Metrics));
+        assert_eq!(
+            parse("GET", "/login"),
+            Err(OperationError::MethodNotAllowed)
+        );
+        assert_eq!(parse("DELETE", "/"), Err(OperationError::MethodNotAllowed));
+        let cookies = ["a=1; registry_proxy_admin=s3cret", "b=2"];
+        assert_eq!(
+            cookie_token(cookies.into_iter(), "registry_proxy_admin"),
+            Some("s3cret")
+        );
+        assert_eq!(
+            cookie_token(["x=1"].into_iter(), "registry_proxy_admin"),
+            None
+        );
+    }
 
     #[test]
     fn reads_and_writes_are_told_apart() {

@@ -103,6 +103,20 @@ impl Endpoint {
     }
 
     /// The repository this endpoint names, if any.
+    /// The endpoint's kind, as metrics and the access log name it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Endpoint::Base => "base",
+            Endpoint::Auth => "token",
+            Endpoint::Catalog => "catalog",
+            Endpoint::Manifest { .. } => "manifest",
+            Endpoint::Blob { .. } => "blob",
+            Endpoint::BlobUpload { .. } => "upload",
+            Endpoint::TagsList { .. } => "tags",
+            Endpoint::Referrers { .. } => "referrers",
+        }
+    }
+
     pub fn name(&self) -> Option<&RepositoryName> {
         match self {
             Endpoint::Manifest { name, .. }

@@ -8,6 +8,8 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("public_url", ""),
     ("admin_token", ""),
     ("admin_path", "/_registry-proxy"),
+    ("metrics_token", ""),
+    ("metrics", "true"),
     ("require_login", "false"),
     ("token_signing_key", ""),
     ("upstream_timeout", "30"),

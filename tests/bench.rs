@@ -16,6 +16,9 @@ mod crowd;
 #[path = "support/http.rs"]
 mod http;
 #[cfg(not(target_arch = "wasm32"))]
+#[path = "bench/logged.rs"]
+mod logged;
+#[cfg(not(target_arch = "wasm32"))]
 #[path = "support/redis.rs"]
 mod redis;
 #[cfg(not(target_arch = "wasm32"))]
@@ -42,7 +45,7 @@ fn main() {
 
 #[cfg(not(target_arch = "wasm32"))]
 mod bench {
-    use super::{crowd, http, registry, spin, watched};
+    use super::{crowd, http, logged, registry, spin, watched};
     use bytes::Bytes;
     use http_body_util::BodyExt;
     use hyper_util::rt::TokioIo;
@@ -140,16 +143,15 @@ mod bench {
             self.spin.peak_rss_mib()
         }
 
+        /// Waits until every request so far is done, its copies checked.
+        fn settle(&self, requests: usize) {
+            logged::wait_for_requests(&self.spin, requests);
+        }
+
         /// Peak linear memory of any component instance so far, in MiB (the
         /// component logs it after each answer).
         fn component_peak_mib(&self) -> f64 {
-            std::thread::sleep(Duration::from_millis(250));
-            self.spin
-                .component_log()
-                .lines()
-                .filter_map(|l| l.rsplit_once("memory=")?.1.trim().parse::<f64>().ok())
-                .fold(0.0, f64::max)
-                / (1 << 20) as f64
+            logged::peak_memory_mib(&self.spin)
         }
     }
 
@@ -555,6 +557,7 @@ mod bench {
             let host = HostProcess::start(upstream, &dir, false);
             rows_cold[1].push(mib_per_s(big_bytes, pull(host.addr, BIG).await));
             rows_warm[1].push(mib_per_s(big_bytes, pull(host.addr, BIG).await));
+            host.settle(6);
             rss.push(host.peak_rss_mib());
             component.push(host.component_peak_mib());
             drop(host);
@@ -562,11 +565,14 @@ mod bench {
             // registry-proxy, with an empty cache each repetition.
             let host = HostProcess::start(upstream, &dir, true);
             rows_cold[2].push(mib_per_s(big_bytes, pull(host.addr, BIG).await));
+            // Warm means cached: the copies' digests are checked after the answers.
+            host.settle(3);
             cached_component.push(host.component_peak_mib());
             rows_warm[2].push(mib_per_s(big_bytes, pull(host.addr, BIG).await));
             cached_rss.push(host.peak_rss_mib());
             let before = upstream_requests(MANY);
             many_cold[1].push(pull(host.addr, MANY).await.as_secs_f64());
+            host.settle(6 + 2 + plan.small_layers);
             let middle = upstream_requests(MANY);
             many_warm[1].push(pull(host.addr, MANY).await.as_secs_f64());
             let after = upstream_requests(MANY);

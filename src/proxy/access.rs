@@ -134,7 +134,7 @@ pub fn login_applies<H: Host>(
     if target.namespace.is_none() {
         return Ok(false);
     }
-    Ok(routing::for_host(host, &incoming.hosts)?.is_some_and(|r| login::required(host, &r)))
+    Ok(routing::for_host(host, &incoming.hosts)?.is_some_and(|(_, r)| login::required(host, &r)))
 }
 
 fn is_anonymous_token(authorization: &str) -> bool {

@@ -9,6 +9,7 @@ mod blob_store;
 mod cache_admin;
 mod cache_budget;
 mod credentials;
+mod exchange;
 pub mod host;
 mod links;
 mod login;
@@ -17,7 +18,9 @@ mod pages;
 mod relay;
 mod routing;
 mod stats;
+mod status;
 mod throttle;
+pub use exchange::{Exchange, finish, handle};
 pub use stats::Tally;
 mod token;
 mod upstream;
@@ -50,48 +53,6 @@ pub(crate) fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// What the access log says of a request once its answer is out.
-pub struct Exchange {
-    method: String,
-    path: String,
-    status: u16,
-}
-
-pub async fn handle<H: Host>(host: &H, req: Request<H::Stream>) -> (Response<H::Stream>, Exchange) {
-    let method = req.method.clone();
-    let path: String = req.path.chars().take(200).collect();
-    let response = match serve(host, req).await {
-        Ok(r) => r,
-        Err(e) => error_response(&e),
-    };
-    let status = response.status;
-    (
-        response,
-        Exchange {
-            method,
-            path,
-            status,
-        },
-    )
-}
-
-/// After the answer is out: counts the cache outcomes and logs the request,
-/// with the component's linear memory then (its peak: it never shrinks)
-/// when the host can tell.
-pub fn finish<H: Host>(host: &H, exchange: Exchange, memory: Option<usize>) {
-    stats::flush(host);
-    let Exchange {
-        method,
-        path,
-        status,
-    } = exchange;
-    // Paths only: queries and headers may carry credentials.
-    match memory {
-        Some(bytes) => eprintln!("{method} {path} -> {status} memory={bytes}"),
-        None => eprintln!("{method} {path} -> {status}"),
-    }
-}
-
 async fn serve<H: Host>(
     host: &H,
     req: Request<H::Stream>,
@@ -104,10 +65,12 @@ async fn serve<H: Host>(
         .filter(|r| r.is_empty() || r.starts_with('/'))
     {
         let rest = rest.to_string();
-        return admin::handle(host, req, &rest).await;
+        stats::note_request(host, "admin", None);
+        return admin::handle(host, req, &rest, &admin_prefix, &incoming.origin).await;
     }
     if req.path == "/" {
-        let route = routing::for_host(host, &incoming.hosts)?;
+        stats::note_request(host, "page", None);
+        let route = routing::for_host(host, &incoming.hosts)?.map(|(_, r)| r);
         return Ok(pages::home_page(
             host,
             &incoming.origin,
@@ -171,6 +134,7 @@ async fn api<H: Host>(
         }
         parsed => parsed.map_err(path_error)?,
     };
+    stats::note_request(host, endpoint.kind(), endpoint.name().map(|n| n.as_str()));
     if browser && endpoint.name().is_some() {
         return pages::browser_redirect(host, &incoming.hosts, &req.path);
     }
@@ -191,6 +155,7 @@ async fn api<H: Host>(
         }
         found => found?,
     };
+    stats::note_route(host, &target.name);
     admissible(&endpoint, &target, &req.method)?;
     let auth = match upstream_auth(host, incoming, &target, &endpoint, &req)? {
         Decided::Auth(auth) => auth,
@@ -221,6 +186,7 @@ async fn token_request<H: Host>(
     };
     let named = registry.map(|r| (r, Naming::InName));
     let target = routing::for_request(host, &incoming.hosts, named)?;
+    stats::note_route(host, &target.name);
     let login = login_applies(host, incoming, &target)?;
     token::handle(host, &target, params, login).await
 }

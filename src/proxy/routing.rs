@@ -11,6 +11,9 @@ use std::collections::BTreeMap;
 
 /// A routed request: the route, and how names map through it.
 pub struct Target {
+    /// What metrics call the route: its stored or built-in host, the
+    /// registry the client named, or `default`.
+    pub name: String,
     pub route: Route,
     pub mapping: NameMapping,
     /// The registry the client named, in the path or with `ns=`.
@@ -65,22 +68,25 @@ fn stored<H: Host>(host: &H, name: &str) -> Result<Option<Route>, RegistryError>
 }
 
 /// Stored route for `host:port`, then `host`; then the built-in table under
-/// `custom_domain`; then `default_upstream`.
-pub fn for_host<H: Host>(host: &H, hosts: &[String]) -> Result<Option<Route>, RegistryError> {
+/// `custom_domain`; then `default_upstream`. With the route, its name.
+pub fn for_host<H: Host>(
+    host: &H,
+    hosts: &[String],
+) -> Result<Option<(String, Route)>, RegistryError> {
     for h in hosts {
         if let Some(r) = stored(host, h)? {
-            return Ok(Some(r));
+            return Ok(Some((h.clone(), r)));
         }
     }
     let custom_domain = host.variable("custom_domain").unwrap_or_default();
     let builtin = hosts
         .iter()
-        .find_map(|h| registries::builtin_for_host(h, &custom_domain));
-    let config = builtin.or_else(|| default_upstream(host).map(|u| RouteConfig::new(&u)));
-    match config {
-        Some(c) => c
+        .find_map(|h| registries::builtin_for_host(h, &custom_domain).map(|c| (h.clone(), c)));
+    let default = || default_upstream(host).map(|u| ("default".to_string(), RouteConfig::new(&u)));
+    match builtin.or_else(default) {
+        Some((name, c)) => c
             .resolve()
-            .map(Some)
+            .map(|r| Some((name, r)))
             .map_err(|e| invalid("(variables)", &e)),
         None => Ok(None),
     }
@@ -117,6 +123,7 @@ pub fn for_registry<H: Host>(
     };
     let mapping = route.mapping((naming == Naming::InName).then(|| registry.clone()));
     Ok(Target {
+        name: registry.clone(),
         route,
         mapping,
         namespace: Some(registry),
@@ -177,7 +184,8 @@ pub fn for_request<H: Host>(
         return for_registry(host, &r, naming);
     }
     match for_host(host, hosts)? {
-        Some(route) => Ok(Target {
+        Some((name, route)) => Ok(Target {
+            name,
             mapping: route.mapping(None),
             route,
             namespace: None,

@@ -1,13 +1,17 @@
-//! Hit and miss counts for the admin API. A request notes its outcomes as
-//! it goes and adds them to the store's atomic counters once its answer is
-//! sent: under Spin a store write is a SQLite commit, which no client should
-//! wait for, and a read-modify-write would lose counts between instances.
+//! What a request did, noted as it goes and counted once its answer is out:
+//! the counters behind `/metrics`, the status page and the cache figures.
+//!
+//! Counting is a few atomic increments in the `stats` store after the
+//! answer (in memory by default, Redis when instances share it): under Spin
+//! a file store write is a SQLite commit, which no client should wait for,
+//! and a read-modify-write would lose counts between instances.
 
 use super::host::Host;
 use crate::cache::Stats;
+use crate::metrics::{self, BYTES, CACHE, REQUESTS, UPSTREAM, UPSTREAM_MICROS};
 use std::cell::RefCell;
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Hit,
     Miss,
@@ -26,34 +30,160 @@ impl Outcome {
         Outcome::Coalesced,
     ];
 
-    /// The counter's key; only ever written by `increment`.
-    fn key(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
-            Outcome::Hit => "stats/hits",
-            Outcome::Miss => "stats/misses",
-            Outcome::Revalidated => "stats/revalidated",
-            Outcome::Stale => "stats/stale",
-            Outcome::Coalesced => "stats/coalesced",
+            Outcome::Hit => "hit",
+            Outcome::Miss => "miss",
+            Outcome::Revalidated => "revalidated",
+            Outcome::Stale => "stale",
+            Outcome::Coalesced => "coalesced",
         }
+    }
+
+    /// Whether the body came from the cache.
+    fn served_cached(self) -> bool {
+        self != Outcome::Miss
     }
 }
 
-/// The outcomes of one request, not yet counted in the store.
-#[derive(Default)]
-pub struct Tally(RefCell<Vec<Outcome>>);
-
-pub fn record<H: Host>(host: &H, outcome: Outcome) {
-    host.tally().0.borrow_mut().push(outcome);
+/// One call to an upstream.
+pub struct UpstreamCall {
+    /// `host[:port]` of the route's upstream or of its token service.
+    pub upstream: String,
+    /// The answer's status, or why there was none.
+    pub result: Result<u16, String>,
+    pub micros: u64,
 }
 
-/// Adds the request's outcomes to the counters; the adapter calls it after
-/// the answer is out.
-pub fn flush<H: Host>(host: &H) {
-    let outcomes = host.tally().0.take();
-    for o in outcomes {
-        if let Err(e) = host.counters().increment(o.key(), 1) {
-            eprintln!("cache counter not updated: {e}");
+impl UpstreamCall {
+    fn failed(&self) -> bool {
+        self.result.as_ref().is_ok_and(|s| *s >= 500) || self.result.is_err()
+    }
+}
+
+/// What one request did, not yet counted.
+#[derive(Default)]
+pub struct Notes {
+    pub outcomes: Vec<Outcome>,
+    /// The route that served it (stored host, registry name or `default`).
+    pub route: Option<String>,
+    pub repository: Option<String>,
+    pub endpoint: Option<&'static str>,
+    pub upstream: Vec<UpstreamCall>,
+}
+
+/// The request's notes.
+#[derive(Default)]
+pub struct Tally(pub RefCell<Notes>);
+
+pub fn record<H: Host>(host: &H, outcome: Outcome) {
+    host.tally().0.borrow_mut().outcomes.push(outcome);
+}
+
+pub fn note_route<H: Host>(host: &H, route: &str) {
+    host.tally().0.borrow_mut().route = Some(route.to_string());
+}
+
+pub fn note_request<H: Host>(host: &H, endpoint: &'static str, repository: Option<&str>) {
+    let mut notes = host.tally().0.borrow_mut();
+    notes.endpoint = Some(endpoint);
+    notes.repository = repository.map(str::to_string);
+}
+
+pub fn note_upstream<H: Host>(host: &H, call: UpstreamCall) {
+    host.tally().0.borrow_mut().upstream.push(call);
+}
+
+/// Where the answer's body came from, for the bytes counter.
+pub fn source(notes: &Notes) -> Option<&'static str> {
+    match notes.outcomes.last() {
+        Some(o) if o.served_cached() => Some("cache"),
+        _ if !notes.upstream.is_empty() => Some("upstream"),
+        _ => None,
+    }
+}
+
+/// Recent upstream failures kept for the status page, oldest overwritten.
+pub const RECENT_ERRORS: i64 = 20;
+const ERRORS_NEXT: &str = "errors|next";
+/// Minutes of hit ratio kept for the status page.
+pub const RATIO_MINUTES: u64 = 60;
+
+pub fn error_key(n: i64) -> String {
+    format!("errors|{}", n.rem_euclid(RECENT_ERRORS))
+}
+
+pub fn ratio_key(minute: u64, what: &str) -> String {
+    format!("ratio|{minute}|{what}")
+}
+
+/// Adds the request's notes to the counters; run after the answer is out.
+pub fn flush<H: Host>(host: &H, status: u16, bytes: u64) {
+    if host.variable("metrics").as_deref() == Some("false") {
+        return;
+    }
+    let notes = host.tally().0.take();
+    let counters = host.counters();
+    let add = |key: String, n: i64| {
+        if let Err(e) = counters.increment(&key, n) {
+            eprintln!("counter {key} not updated: {e}");
         }
+    };
+    let class = format!("{}xx", status / 100);
+    let route = notes.route.as_deref().unwrap_or("none");
+    let endpoint = notes.endpoint.unwrap_or("other");
+    add(metrics::key(&REQUESTS, &[route, endpoint, &class]), 1);
+    for o in &notes.outcomes {
+        add(metrics::key(&CACHE, &[o.name()]), 1);
+    }
+    for call in &notes.upstream {
+        let result = if call.failed() { "error" } else { "ok" };
+        add(metrics::key(&UPSTREAM, &[&call.upstream, result]), 1);
+        let micros = i64::try_from(call.micros).unwrap_or(i64::MAX);
+        add(metrics::key(&UPSTREAM_MICROS, &[&call.upstream]), micros);
+    }
+    if let Some(source) = source(&notes).filter(|_| bytes > 0) {
+        add(metrics::key(&BYTES, &[source]), bytes as i64);
+    }
+    if let Some(last) = notes.outcomes.last() {
+        count_minute(host, last.served_cached());
+    }
+    remember_errors(host, &notes);
+}
+
+/// This minute's cache lookups and hits; the first lookup of a minute drops
+/// the minute that falls out of the chart.
+fn count_minute<H: Host>(host: &H, hit: bool) {
+    let counters = host.counters();
+    let minute = super::now() / 60;
+    if counters.increment(&ratio_key(minute, "lookups"), 1) == Ok(1) {
+        let old = minute.saturating_sub(RATIO_MINUTES);
+        for what in ["lookups", "hits"] {
+            let _ = counters.delete(&ratio_key(old, what));
+        }
+    }
+    if hit {
+        let _ = counters.increment(&ratio_key(minute, "hits"), 1);
+    }
+}
+
+fn remember_errors<H: Host>(host: &H, notes: &super::stats::Notes) {
+    let counters = host.counters();
+    for call in notes.upstream.iter().filter(|c| c.failed()) {
+        let Ok(n) = counters.increment(ERRORS_NEXT, 1) else {
+            continue;
+        };
+        let what = match &call.result {
+            Ok(status) => format!("status {status}"),
+            Err(why) => why.chars().take(200).collect(),
+        };
+        let entry = serde_json::json!({
+            "time": super::now(),
+            "upstream": call.upstream,
+            "route": notes.route,
+            "error": what,
+        });
+        let _ = counters.set(&error_key(n), entry.to_string().as_bytes());
     }
 }
 
@@ -61,7 +191,7 @@ pub fn load<H: Host>(host: &H) -> Stats {
     // Adding 0 reads a counter whatever its store's number encoding.
     let read = |o: Outcome| {
         host.counters()
-            .increment(o.key(), 0)
+            .increment(&metrics::key(&CACHE, &[o.name()]), 0)
             .map_or(0, |n| u64::try_from(n).unwrap_or(0))
     };
     let [hits, misses, revalidated, stale, coalesced] = Outcome::ALL.map(read);

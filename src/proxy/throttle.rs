@@ -3,7 +3,7 @@
 //! is told to wait before the proxy checks another of its passwords. The counts live
 //! in the counters' store (shared by every instance when that is Redis).
 
-use super::host::Host;
+use super::host::{Headers, Host};
 use crate::error::{ErrorCode, RegistryError};
 
 /// Failed logins a client may have within this minute and the last.
@@ -15,6 +15,14 @@ fn key(client: &str, minute: u64) -> String {
 
 fn minute() -> u64 {
     super::now() / 60
+}
+
+/// The client's address (Spin's `spin-client-addr`, without the port).
+pub fn client_of(headers: &Headers) -> Option<String> {
+    headers
+        .get("spin-client-addr")
+        .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+        .map(|a| a.ip().to_string())
 }
 
 /// Refuses a client that failed too often this minute, before any check.

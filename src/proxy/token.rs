@@ -37,11 +37,7 @@ impl TokenParams {
             .find(|(k, _)| k == "ns")
             .map(|(_, v)| v.clone());
         let authorization = req.headers.get("authorization").map(str::to_string);
-        let client = req
-            .headers
-            .get("spin-client-addr")
-            .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
-            .map(|a| a.ip().to_string());
+        let client = super::throttle::client_of(&req.headers);
         let params = match req.method.as_str() {
             "GET" => query,
             "POST" => {
@@ -346,6 +342,7 @@ mod tests {
             .resolve()
             .unwrap();
         let hub = Target {
+            name: "docker.io".into(),
             mapping: route.mapping(None),
             route,
             namespace: None,

@@ -2,6 +2,7 @@
 //! policy, and credentials kept to the origin they were sent to first.
 
 use super::host::{Body, Headers, Host, OutboundRequest, Response, SendError};
+use super::stats;
 use crate::error::{ErrorCode, RegistryError};
 use crate::policy::{self, origin_of};
 use crate::route::Route;
@@ -38,7 +39,20 @@ pub async fn fetch<H: Host>(
             body: body.take().unwrap_or(Body::Empty),
             timeout,
         };
-        let response = host.send(request).await.map_err(|e| match e {
+        let started = std::time::Instant::now();
+        let sent = host.send(request).await;
+        stats::note_upstream(
+            host,
+            stats::UpstreamCall {
+                upstream: url[url::Position::BeforeHost..url::Position::AfterPort].to_string(),
+                result: sent
+                    .as_ref()
+                    .map(|r| r.status)
+                    .map_err(|e| format!("{e:?}")),
+                micros: started.elapsed().as_micros() as u64,
+            },
+        );
+        let response = sent.map_err(|e| match e {
             SendError::Denied => refused(policy::PolicyError::HostNotAllowed(origin_of(&url))),
             SendError::Failed(why) => RegistryError::bad_gateway(format!(
                 "upstream {} unreachable: {why}",

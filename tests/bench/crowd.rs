@@ -2,7 +2,7 @@
 //! it: one client, then a crowd of 16 split over both instances, each side
 //! by side with the same GETs straight from the registry.
 
-use super::{http, redis, registry, spin};
+use super::{http, logged, redis, registry, spin};
 use sha2::{Digest as _, Sha256};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -89,14 +89,10 @@ pub async fn measure(
         .push(blob_gets(dir, repo, &crowd) - before);
 
     // The copies' checks run after the answers: their memory too.
-    std::thread::sleep(Duration::from_secs(2));
+    logged::wait_for_requests(&instances[0], 1 + CLIENTS / 2);
+    logged::wait_for_requests(&instances[1], CLIENTS / 2);
     for i in &instances {
-        let peak = i
-            .component_log()
-            .lines()
-            .filter_map(|l| l.rsplit_once("memory=")?.1.trim().parse::<f64>().ok())
-            .fold(0.0, f64::max);
-        into.component_mib = into.component_mib.max(peak / (1 << 20) as f64);
+        into.component_mib = into.component_mib.max(logged::peak_memory_mib(i));
         into.rss_mib = into.rss_mib.max(i.peak_rss_mib());
         i.stop();
     }

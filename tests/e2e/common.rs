@@ -174,6 +174,15 @@ pub fn wait_cached(cache: &spin::SqliteStore, digest: &str) {
     });
 }
 
+/// Prometheus text format: each series (name with labels) and its value.
+pub fn metric_values(text: &str) -> std::collections::HashMap<String, u64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter_map(|(series, v)| Some((series.to_string(), v.parse().ok()?)))
+        .collect()
+}
+
 pub fn count(log: &[String], prefix: &str) -> usize {
     log.iter().filter(|l| l.starts_with(prefix)).count()
 }

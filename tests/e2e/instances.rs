@@ -81,6 +81,21 @@ fn two_instances_sharing_redis_share_routes_cache_and_counters() {
             "{f}"
         );
     }
+    // And their metrics are the same, whichever instance is scraped.
+    for i in [&a, &b] {
+        let m = metric_values(&get(&format!("{}/_registry-proxy/metrics", i.url()), &auth).text());
+        let value = |k: &str| m.get(k).copied();
+        assert_eq!(
+            value(r#"registry_proxy_cache_total{outcome="hit"}"#),
+            Some(3)
+        );
+        assert_eq!(
+            value(r#"registry_proxy_cache_total{outcome="miss"}"#),
+            Some(2)
+        );
+        let manifests = r#"registry_proxy_requests_total{route="shared.test",endpoint="manifest",status="2xx"}"#;
+        assert_eq!(value(manifests), Some(3));
+    }
     a.stop();
     b.stop();
     redis.stop();

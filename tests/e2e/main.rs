@@ -12,6 +12,7 @@ mod common;
 mod filling;
 mod instances;
 mod journeys;
+mod operators;
 mod portable;
 mod private;
 mod pull;

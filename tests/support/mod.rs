@@ -3,6 +3,7 @@
 //! Spin (one `spin up` per listener, all sharing the app's SQLite store),
 //! with routes stored in its key-value store.
 
+pub mod browser;
 pub mod daemons;
 pub mod fronts;
 pub mod http;
@@ -43,6 +44,8 @@ pub struct Env {
 }
 
 pub const ADMIN_TOKEN: &str = "admin-s3cret-token";
+/// Scrapes metrics, and nothing else.
+pub const METRICS_TOKEN: &str = "metrics-s3cret-token";
 pub const SIGNING_KEY: &str = "test-signing-key";
 /// The proxy's own user, with pull rights on `test/*`.
 pub const PROXY_USER: (&str, &str) = ("bob", "hunter2-proxy");
@@ -120,6 +123,7 @@ async fn start() -> Env {
     let variables = [
         ("default_upstream", ""),
         ("admin_token", ADMIN_TOKEN),
+        ("metrics_token", METRICS_TOKEN),
         ("token_signing_key", SIGNING_KEY),
         ("upstream1_username", token_server::USER),
         ("upstream1_password", token_server::PASSWORD),

@@ -186,12 +186,19 @@ impl Instance {
     /// The component's linear memory when it finished the last request for
     /// `path` (it never shrinks, so this is the request's peak).
     pub fn request_memory(&self, path: &str) -> Option<u64> {
-        let prefix = format!(" {path} -> ");
+        self.access_log()
+            .iter()
+            .rev()
+            .find(|e| e["path"] == path)
+            .and_then(|e| e["memory"].as_u64())
+    }
+
+    /// The component's access log: a JSON object a request.
+    pub fn access_log(&self) -> Vec<serde_json::Value> {
         self.component_log()
             .lines()
-            .rev()
-            .find(|l| l.contains(&prefix))
-            .and_then(|l| l.rsplit_once("memory=")?.1.trim().parse().ok())
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
     }
 
     pub fn peak_rss_mib(&self) -> f64 {

@@ -1,0 +1,187 @@
+//! What operators see (issue 16): Prometheus metrics, one JSON access log
+//! line a request, and the status page, signed into in a real browser.
+
+use super::common::*;
+use super::support::browser::Browser;
+use super::support::{ADMIN_TOKEN, METRICS_TOKEN, OPEN, env, registry, rt};
+
+fn admin_url(path: &str) -> String {
+    format!("{}/_registry-proxy{path}", env().proxy(OPEN))
+}
+
+fn scrape(token: &str) -> super::support::http::Reply {
+    get(
+        &admin_url("/metrics"),
+        &[("authorization", &format!("Bearer {token}"))],
+    )
+}
+
+#[test]
+fn metrics_count_requests_cache_outcomes_upstreams_and_bytes() {
+    let e = env();
+    let image = rt().block_on(registry::push_image(
+        e.open, "ops/one", "v1", "ops-one", "amd64",
+    ));
+    let host = [("host", "cache.test"), ("accept", ACCEPT_ALL)];
+    let manifest = format!("{}/v2/ops/one/manifests/{}", e.proxy(OPEN), image.digest);
+    for expected in ["MISS", "HIT"] {
+        assert_eq!(get(&manifest, &host).header("x-cache"), Some(expected));
+    }
+    let r = scrape(ADMIN_TOKEN);
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    // Counted once each answer was out: a moment after it.
+    let series = |name: &str| {
+        metric_values(&scrape(METRICS_TOKEN).text())
+            .get(name)
+            .copied()
+            .unwrap_or_default()
+    };
+    let manifests =
+        r#"registry_proxy_requests_total{route="cache.test",endpoint="manifest",status="2xx"}"#;
+    settles("counting the manifest requests", || series(manifests) >= 2);
+    assert!(series(r#"registry_proxy_cache_total{outcome="hit"}"#) >= 1);
+    assert!(series(r#"registry_proxy_cache_total{outcome="miss"}"#) >= 1);
+    let upstream = format!(
+        r#"registry_proxy_upstream_requests_total{{upstream="{}",result="ok"}}"#,
+        e.open
+    );
+    assert!(series(&upstream) >= 1);
+    let upstream_time = format!(
+        r#"registry_proxy_upstream_duration_microseconds_total{{upstream="{}"}}"#,
+        e.open
+    );
+    assert!(series(&upstream_time) > 0);
+    let cache_bytes = r#"registry_proxy_served_bytes_total{source="cache"}"#;
+    assert!(series(cache_bytes) >= image.manifest.len() as u64);
+    let text = scrape(ADMIN_TOKEN).text();
+    assert!(text.contains("# TYPE registry_proxy_requests_total counter"));
+
+    // Only the two tokens scrape; the metrics token opens nothing else.
+    assert_eq!(scrape("wrong").status, 401);
+    assert_eq!(get(&admin_url("/metrics"), &[]).status, 401);
+    let bearer = format!("Bearer {METRICS_TOKEN}");
+    let api = get(&admin_url("/routes"), &[("authorization", &bearer)]);
+    assert_eq!(api.status, 401);
+}
+
+#[test]
+fn the_access_log_is_one_json_line_a_request_without_secrets() {
+    let e = env();
+    let path = "/v2/test/single/manifests/v1";
+    let url = format!("{}{path}?private=query-s3cret", e.proxy(OPEN));
+    let r = get(
+        &url,
+        &[
+            ("accept", ACCEPT_ALL),
+            ("authorization", "Bearer header-s3cret"),
+        ],
+    );
+    assert_eq!(r.status, 200);
+    let line = || {
+        e.proxies[OPEN]
+            .access_log()
+            .into_iter()
+            .rev()
+            .find(|l| l["path"] == path && l["status"] == 200)
+    };
+    settles("logging the request", || line().is_some());
+    let l = line().unwrap();
+    assert_eq!(l["method"], "GET");
+    assert_eq!(l["route"], e.proxies[OPEN].addr.to_string());
+    assert_eq!(l["repository"], "test/single");
+    assert_eq!(l["endpoint"], "manifest");
+    assert_eq!(l["bytes"], e.single.manifest.len() as u64);
+    assert!(l["duration_ms"].as_f64().is_some_and(|d| d > 0.0), "{l}");
+    assert!(l["time"].as_str().is_some_and(|t| t.ends_with('Z')), "{l}");
+    assert!(["hit", "miss", "revalidated"].contains(&l["cache"].as_str().unwrap_or_default()));
+    assert!(l["memory"].as_u64().is_some());
+    for secret in ["query-s3cret", "header-s3cret", ADMIN_TOKEN, METRICS_TOKEN] {
+        assert_not_logged(secret);
+    }
+}
+
+#[test]
+fn the_sign_in_cookie_is_secure_over_https() {
+    let form = format!("token={ADMIN_TOKEN}");
+    let headers = [
+        ("content-type", "application/x-www-form-urlencoded"),
+        ("x-forwarded-proto", "https"),
+    ];
+    let r = send("POST", &admin_url("/login"), &headers, &form);
+    assert_eq!(r.status, 303);
+    let cookie = r.header("set-cookie").unwrap();
+    for flag in [
+        "HttpOnly",
+        "SameSite=Strict",
+        "Secure",
+        "Path=/_registry-proxy",
+    ] {
+        assert!(cookie.contains(flag), "{cookie}");
+    }
+    let wrong = send("POST", &admin_url("/login"), &headers, "token=nope");
+    assert_eq!(wrong.status, 403);
+    assert!(wrong.header("set-cookie").is_none());
+}
+
+#[test]
+fn the_status_page_signs_in_and_shows_routes_cache_and_errors_in_chromium() {
+    let e = env();
+    // An upstream error and a cache hit for the page to show.
+    e.store
+        .set("route/down.test", br#"{"upstream":"http://127.0.0.1:1"}"#);
+    let down = get(
+        &format!("{}/v2/x/y/manifests/v1", e.proxy(OPEN)),
+        &[("host", "down.test")],
+    );
+    assert_eq!(down.status, 502);
+    let hit = format!(
+        "{}/v2/test/single/manifests/{}",
+        e.proxy(OPEN),
+        e.single.digest
+    );
+    get(&hit, &[("accept", ACCEPT_ALL)]);
+    get(&hit, &[("accept", ACCEPT_ALL)]);
+
+    let browser = Browser::start(&e.dir);
+    browser.open(&admin_url("/"));
+    browser.type_into("input[name=token]", "not-the-token");
+    browser.click("button[type=submit]");
+    assert!(browser.text("#message").contains("not the admin token"));
+
+    browser.type_into("input[name=token]", ADMIN_TOKEN);
+    browser.click("button[type=submit]");
+    let routes = browser.text("#routes");
+    assert!(
+        routes.contains("down.test") && routes.contains("http://127.0.0.1:1/"),
+        "{routes}"
+    );
+    assert!(routes.contains("registry-a.test"), "{routes}");
+    assert!(browser.text("#cache").contains("hits"));
+    let source = browser.source();
+    assert!(
+        source.contains("<svg") && source.contains("lookups hit"),
+        "no chart"
+    );
+    assert!(!source.contains("<script"));
+    let errors = browser.text("#errors");
+    assert!(
+        errors.contains("127.0.0.1:1") && errors.contains("down.test"),
+        "{errors}"
+    );
+
+    let cookies = browser.cookies();
+    let kept = cookies
+        .iter()
+        .find(|c| c["name"] == "registry_proxy_admin")
+        .expect("the sign-in cookie");
+    assert_eq!(kept["httpOnly"], true);
+    assert_eq!(kept["sameSite"], "Strict");
+    assert_eq!(kept["secure"], false, "served over http here");
+
+    browser.click("form[action$='/logout'] button");
+    assert!(browser.source().contains("name=\"token\""), "signed out");
+}
