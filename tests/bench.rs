@@ -120,10 +120,21 @@ mod bench {
 
     impl HostProcess {
         fn start(upstream: SocketAddr, dir: &Path, cache: bool) -> Self {
+            Self::start_with(upstream, dir, cache, &[])
+        }
+
+        fn start_with(
+            upstream: SocketAddr,
+            dir: &Path,
+            cache: bool,
+            variables: &[(&str, &str)],
+        ) -> Self {
             let app = dir.join(format!("app-{}", registry::free_port()));
             let app = spin::derive_app(&app, &spin::Store::Sqlite, true);
             let upstream = format!("http://{upstream}");
-            let spin = spin::Instance::start(&app, "bench", &[("default_upstream", &upstream)]);
+            let mut vars = vec![("default_upstream", upstream.as_str())];
+            vars.extend_from_slice(variables);
+            let spin = spin::Instance::start(&app, "bench", &vars);
             if !cache {
                 let route = serde_json::json!({
                     "upstream": upstream,
@@ -341,7 +352,9 @@ mod bench {
     }
 
     /// HEAD and GET by tag and by digest, at 1 and 32 connections, through a
-    /// warm proxy; and GET by tag on one connection through the cache-off relay.
+    /// warm proxy; GET by tag on one connection through the cache-off relay;
+    /// and GET by tag through a warm proxy that counts nothing (`metrics`
+    /// off), for what counting costs.
     async fn manifest_latency(
         upstream: SocketAddr,
         dir: &Path,
@@ -350,7 +363,9 @@ mod bench {
     ) -> Latency {
         let cached = HostProcess::start(upstream, dir, true);
         let relay = HostProcess::start(upstream, dir, false);
+        let uncounted = HostProcess::start_with(upstream, dir, true, &[("metrics", "false")]);
         pull(cached.addr, BIG).await;
+        pull(uncounted.addr, BIG).await;
         let mut out = Latency {
             rows: Vec::new(),
             cached_added: f64::MIN,
@@ -369,6 +384,8 @@ mod bench {
             runs.push((method, reference, &cached, 32));
         }
         runs.push(("GET", "latest", &relay, 1));
+        runs.push(("GET", "latest", &uncounted, 1));
+        runs.push(("GET", "latest", &uncounted, 32));
         for (method, reference, host, concurrency) in runs {
             let path = format!("/v2/{BIG}/manifests/{reference}");
             let by = if reference == "latest" {
@@ -380,17 +397,23 @@ mod bench {
             let (direct, direct_rps) = latency(upstream, method, &path, concurrency, n).await;
             let (proxied, proxied_rps) = latency(host.addr, method, &path, concurrency, n).await;
             let added = percentile(&proxied, 0.5) - percentile(&direct, 0.5);
-            let is_relay = std::ptr::eq(host, &relay);
-            match (is_relay, concurrency) {
-                (true, _) => out.relay_added = out.relay_added.max(added),
-                (false, 1) => out.cached_added = out.cached_added.max(added),
-                (false, _) => {
+            let kind = if std::ptr::eq(host, &relay) {
+                ", cache off"
+            } else if std::ptr::eq(host, &uncounted) {
+                ", counters off"
+            } else {
+                ""
+            };
+            match (kind, concurrency) {
+                (", cache off", _) => out.relay_added = out.relay_added.max(added),
+                ("", 1) => out.cached_added = out.cached_added.max(added),
+                ("", _) => {
                     out.cached_rps_ratio = out.cached_rps_ratio.min(proxied_rps / direct_rps)
                 }
+                _ => {}
             }
             out.rows.push(format!(
-                "| {method} by {by}{} | {concurrency} | {:.2} / {:.2} | {:.2} / {:.2} | {direct_rps:.0} | {proxied_rps:.0} | {added:+.2} |",
-                if is_relay { ", cache off" } else { "" },
+                "| {method} by {by}{kind} | {concurrency} | {:.2} / {:.2} | {:.2} / {:.2} | {direct_rps:.0} | {proxied_rps:.0} | {added:+.2} |",
                 percentile(&direct, 0.5),
                 percentile(&direct, 0.99),
                 percentile(&proxied, 0.5),
@@ -636,7 +659,7 @@ mod bench {
             ));
         }
         out.push_str(&format!(
-            "\n## Manifest requests (`{BIG}`, by tag and by digest `{}`)\n\nLatency in ms as p50 / p99, over {} requests on kept-alive connections; through a warm proxy (tags answered from the cache within the TTL).\n\nThe cache-off rows go through a proxy whose route caches nothing, so every request is relayed upstream.\n\n| request | concurrency | direct | registry-proxy | direct req/s | registry-proxy req/s | added p50 (ms) |\n| --- | --- | --- | --- | --- | --- | --- |\n",
+            "\n## Manifest requests (`{BIG}`, by tag and by digest `{}`)\n\nLatency in ms as p50 / p99, over {} requests on kept-alive connections; through a warm proxy (tags answered from the cache within the TTL).\n\nThe cache-off rows go through a proxy whose route caches nothing, so every request is relayed upstream; the counters-off rows through a warm proxy with `metrics = \"false\"` (no counter increments after each answer), beside the rows above it, for what counting costs.\n\n| request | concurrency | direct | registry-proxy | direct req/s | registry-proxy req/s | added p50 (ms) |\n| --- | --- | --- | --- | --- | --- | --- |\n",
             &big_digest_manifest[..19],
             plan.latency_requests
         ));

@@ -65,9 +65,12 @@ where
 /// the component's linear memory then (its peak: it never shrinks) when the
 /// host can tell.
 pub fn finish<H: Host>(host: &H, exchange: Exchange, memory: Option<usize>) {
-    let line = log_line(host, &exchange, memory);
+    let mut line = log_line(host, &exchange, memory);
     stats::flush(host, exchange.status, exchange.bytes.get());
-    eprintln!("{line}");
+    // One write: instances running at once share the log, and a line
+    // written in pieces can interleave with another's.
+    line.push('\n');
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
 }
 
 fn log_line<H: Host>(host: &H, e: &Exchange, memory: Option<usize>) -> String {
