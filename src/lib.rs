@@ -1,37 +1,40 @@
 //! registry-proxy: an OCI / Docker registry proxy as a Spin component.
 //!
-//! Everything but the host adapters (`hosts`, for Spin and for plain
-//! `wasmtime serve`) is plain Rust, tested natively: references and
-//! challenges, routes, scope and path rewriting, redirect and host policy,
-//! and the request handler itself, written against [`proxy::host::Host`].
+//! A request goes one way through the layers: [`exchange`] takes it from a
+//! host adapter, [`dispatch`] finds its endpoint ([`oci`]), its route
+//! ([`routing`]) and who may do what with whose credentials ([`auth`]),
+//! then the service that answers: the [`cache`], the [`upstream`] relay, or
+//! a page of [`web`]. [`telemetry`] counts what happened. All of it is
+//! written against [`host::Host`] and tested natively; only [`hosts`] (Spin,
+//! and plain `wasmtime serve`) is compiled for the component alone.
 
-pub mod admin;
-pub mod api;
-pub mod browser;
+pub mod auth;
 pub mod cache;
-pub mod challenge;
-pub mod digest;
-pub mod error;
-pub mod eviction;
-pub mod home;
-pub mod host_header;
-pub mod jwt;
-pub mod metrics;
-pub mod naming;
-pub mod origin;
-pub mod pattern;
-pub mod policy;
-pub mod proxy;
-pub mod range;
-pub mod reference;
-pub mod registries;
-pub mod route;
-pub mod scope;
-pub mod site;
-pub mod status_page;
-pub mod users;
+pub mod dispatch;
+pub mod exchange;
+pub mod host;
+pub mod oci;
+pub mod relay;
+pub mod routing;
+pub mod telemetry;
+pub mod upstream;
 pub mod variables;
-pub mod www_authenticate;
+pub mod web;
 
 #[cfg(target_arch = "wasm32")]
 mod hosts;
+
+/// A random value from the standard library's per-process random keys.
+pub(crate) fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+}
+
+/// Seconds since the Unix epoch.
+pub(crate) fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

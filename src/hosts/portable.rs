@@ -7,7 +7,7 @@
 //! request wrote is there for the next.
 
 use super::wasi_http::{self, Platform};
-use crate::proxy::host;
+use crate::host;
 use bindings::wasi::config::store as config;
 use bindings::wasi::keyvalue::{atomics, store};
 use std::cell::{Cell, OnceCell};

@@ -3,7 +3,7 @@
 //! runtime-config.toml places it.
 
 use super::wasi_http::{self, Platform};
-use crate::proxy::host;
+use crate::host;
 use spin_sdk::key_value::Store;
 use spin_sdk::wit::wasi::keyvalue;
 use std::rc::Rc;

@@ -202,10 +202,11 @@ fn the_proxys_own_users_log_in_and_are_refused_correctly() {
         manifest("private/secret", &format!("Bearer {}", parts.join("."))).status,
         401
     );
-    let mut expired: registry_proxy::jwt::Claims = serde_json::from_value(claims.clone()).unwrap();
+    let mut expired: registry_proxy::auth::jwt::Claims =
+        serde_json::from_value(claims.clone()).unwrap();
     expired.exp = 1;
     expired.nbf = 0;
-    let expired = registry_proxy::jwt::sign(&expired, support::SIGNING_KEY.as_bytes());
+    let expired = registry_proxy::auth::jwt::sign(&expired, support::SIGNING_KEY.as_bytes());
     assert_eq!(
         manifest("test/single", &format!("Bearer {expired}")).status,
         401

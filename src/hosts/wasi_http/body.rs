@@ -1,7 +1,7 @@
 //! Bodies and headers between wasi:http resources and the proxy's types.
 
 use super::ChunkStream;
-use crate::proxy::host;
+use crate::host;
 use futures::StreamExt;
 use std::task::Poll;
 use wasi::http::types::{Fields, OutgoingBody};

@@ -1,4 +1,4 @@
-//! The proxy's [`Host`](crate::proxy::host::Host) on wasi:http 0.2: a
+//! The proxy's [`Host`](crate::host::Host) on wasi:http 0.2: a
 //! request in, outbound `send`, and the answer streamed out. A
 //! [`Platform`] adds the variables and key-value stores.
 
@@ -9,7 +9,8 @@ mod serve;
 
 pub use serve::serve;
 
-use crate::proxy::{self, host};
+use crate::host;
+use crate::host::notes::Tally;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::Poll;
@@ -50,7 +51,7 @@ struct WasiHost<P> {
     platform: P,
     kv: Rc<dyn host::Kv>,
     cache: Rc<dyn host::Kv>,
-    tally: proxy::Tally,
+    tally: Tally,
     later: host::Later,
 }
 
@@ -73,7 +74,7 @@ impl<P: Platform> host::Host for WasiHost<P> {
         self.platform.store_persists()
     }
 
-    fn tally(&self) -> &proxy::Tally {
+    fn tally(&self) -> &Tally {
         &self.tally
     }
 

@@ -1,7 +1,7 @@
 //! Outbound requests through `wasi:http/outgoing-handler`, with timeouts.
 
 use super::{ChunkStream, Stream, body};
-use crate::proxy::host;
+use crate::host;
 use std::task::Poll;
 use wasi::http::outgoing_handler;
 use wasi::http::types::{

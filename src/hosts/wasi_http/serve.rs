@@ -2,7 +2,7 @@
 //! the answer out, then do what was left for later and count what happened.
 
 use super::{ChunkStream, Platform, Stream, WasiHost, body, respond};
-use crate::proxy::{self, host};
+use crate::{exchange, host};
 use wasi::http::types::{IncomingRequest, Method, OutgoingResponse, ResponseOutparam};
 
 pub async fn serve<P: Platform>(platform: P, req: IncomingRequest, out: ResponseOutparam) {
@@ -41,7 +41,7 @@ pub async fn serve<P: Platform>(platform: P, req: IncomingRequest, out: Response
             _response: None,
         }),
     };
-    let (response, exchange) = proxy::handle(&host, request).await;
+    let (response, record) = exchange::handle(&host, request).await;
 
     let outgoing = OutgoingResponse::new(body::fields(&response.headers));
     let _ = outgoing.set_status_code(response.status);
@@ -64,7 +64,7 @@ pub async fn serve<P: Platform>(platform: P, req: IncomingRequest, out: Response
     }
     host.later.run().await;
     let pages = core::arch::wasm32::memory_size::<0>();
-    proxy::finish(&host, exchange, Some(pages * 65536));
+    exchange::finish(&host, record, Some(pages * 65536));
 }
 
 fn method_name(method: Method) -> String {

@@ -1,0 +1,250 @@
+//! Blobs through the cache. A miss streams to the client and, on the way,
+//! into the store (`blob_copy`), one copy per blob at a time; hits are
+//! served in chunks, with `HEAD` and `Range`.
+
+use crate::cache::blob_copy::{BlobCopy, remember};
+use crate::cache::blob_follow;
+use crate::cache::budget::{self as cache_budget, HeldLease};
+use crate::cache::eviction::Lease;
+use crate::cache::layout::{self as cache, BlobEntry, Scope};
+use crate::host::notes::Outcome;
+use crate::host::{Body, Chunks, Headers, Host, Kv, Response};
+use crate::oci::digest::Digest;
+use crate::oci::error::RegistryError;
+use crate::oci::range::{self, ByteRange};
+use crate::relay::Call;
+use crate::telemetry::stats;
+use std::rc::Rc;
+
+pub async fn get<H: Host>(
+    call: &Call<'_, H>,
+    digest: &Digest,
+) -> Result<Response<H::Stream>, RegistryError> {
+    let host = call.host;
+    let scope = super::scope(call);
+    let entry = host
+        .cache()
+        .get(&scope.blob_key(digest.as_str()))
+        .ok()
+        .flatten()
+        .and_then(|v| serde_json::from_slice::<BlobEntry>(&v).ok());
+    let repo = call
+        .upstream_name
+        .as_ref()
+        .map(|n| n.as_str())
+        .unwrap_or_default();
+    let seen_key = scope.seen_key(repo, digest.as_str());
+    if let Some(entry) = entry
+        && usable(call, &entry, &seen_key).await?
+    {
+        stats::record(host, Outcome::Hit);
+        return Ok(serve(call, host.cache(), scope, digest.as_str(), entry));
+    }
+    // Only a whole GET is worth keeping.
+    if call.req.method != "GET"
+        || call.req.headers.get("range").is_some()
+        || !digest.as_str().starts_with("sha256:")
+    {
+        return call.relay().await;
+    }
+    miss(call, scope, digest, repo, seen_key).await
+}
+
+/// One copy per blob at a time, across instances: the others follow it.
+async fn miss<H: Host>(
+    call: &Call<'_, H>,
+    scope: Scope,
+    digest: &Digest,
+    repo: &str,
+    seen_key: String,
+) -> Result<Response<H::Stream>, RegistryError> {
+    let host = call.host;
+    let lease_key = scope.lease_key(digest.as_str());
+    let upload = cache::upload_id(crate::now(), crate::random_u64());
+    let private = call.with_client_credentials();
+    let lease = Lease::new(crate::now(), &upload, repo, private);
+    let Some(lease) = cache_budget::take_lease(host.cache(), &lease_key, lease) else {
+        if !private
+            && let Some(answer) = blob_follow::follow(call, &scope, digest, &lease_key).await
+        {
+            stats::record(host, Outcome::Coalesced);
+            return Ok(answer);
+        }
+        return call.relay().await;
+    };
+    copy(call, scope, digest, seen_key, lease).await
+}
+
+/// The upstream's blob, streamed to the client and copied into the cache
+/// under the lease; one too big for the cache only streams.
+async fn copy<H: Host>(
+    call: &Call<'_, H>,
+    scope: Scope,
+    digest: &Digest,
+    seen_key: String,
+    mut lease: HeldLease,
+) -> Result<Response<H::Stream>, RegistryError> {
+    let host = call.host;
+    let resp = call.upstream("GET").await?;
+    let size = resp
+        .headers
+        .get("content-length")
+        .and_then(|l| l.parse::<u64>().ok());
+    let settings = &call.target.route.cache;
+    let max_size = cache_budget::max_size(host);
+    let fits = |s: u64| s <= settings.max_blob_size && s <= max_size;
+    let (Some(size), true) = (size, resp.status == 200 && size.is_some_and(fits)) else {
+        return Ok(call.pass_back(resp));
+    };
+    let mut headers = call.client_headers(resp.status, &resp.headers);
+    let Body::Stream(upstream) = resp.body else {
+        return Ok(Response {
+            status: resp.status,
+            headers,
+            body: resp.body,
+        });
+    };
+    headers.push("x-cache", "MISS");
+    stats::record(host, Outcome::Miss);
+    let media_type = headers
+        .get("content-type")
+        .unwrap_or("application/octet-stream")
+        .to_string();
+    lease.describe(size, &media_type);
+    let entry = BlobEntry {
+        size,
+        chunk_size: settings.chunk_size,
+        upload: lease.lease().upload.clone(),
+        private: lease.lease().private,
+        media_type,
+    };
+    let copy = BlobCopy::new(
+        host.cache(),
+        scope,
+        digest.as_str(),
+        entry,
+        seen_key,
+        lease,
+        max_size,
+    );
+    Ok(Response {
+        status: 200,
+        headers,
+        body: Body::Generated(copy.into_stream(upstream, host.later())),
+    })
+}
+
+/// After a delete: the blob is no longer served (garbage collection takes
+/// its chunks once they are old enough).
+pub fn forget<H: Host>(call: &Call<'_, H>, digest: &Digest) {
+    let scope = super::scope(call);
+    if let Err(e) = call.host.cache().delete(&scope.blob_key(digest.as_str())) {
+        eprintln!("cache: cannot forget a deleted blob: {e}");
+    }
+}
+
+/// A cached blob answers for this repository once the upstream has served
+/// it there (else a `HEAD`, which moves no bytes, asks); a private one only
+/// after this client's own credentials pass that `HEAD`, every time.
+async fn usable<H: Host>(
+    call: &Call<'_, H>,
+    entry: &BlobEntry,
+    seen_key: &str,
+) -> Result<bool, RegistryError> {
+    if entry.private && !call.with_client_credentials() {
+        return Ok(false);
+    }
+    if !entry.private && call.host.cache().get(seen_key).ok().flatten().is_some() {
+        return Ok(true);
+    }
+    if call.upstream("HEAD").await?.status != 200 {
+        return Ok(false);
+    }
+    if !entry.private {
+        remember(call.host.cache().as_ref(), seen_key);
+    }
+    Ok(true)
+}
+
+fn serve<H: Host>(
+    call: &Call<'_, H>,
+    kv: Rc<dyn Kv>,
+    scope: Scope,
+    digest: &str,
+    entry: BlobEntry,
+) -> Response<H::Stream> {
+    let mut headers = Headers::default();
+    headers.push("content-type", entry.media_type.clone());
+    headers.push("docker-content-digest", digest);
+    headers.push("etag", format!("\"{digest}\""));
+    headers.push("accept-ranges", "bytes");
+    headers.push("x-cache", "HIT");
+    let size = entry.size;
+    let (status, start, end) = match range::parse(call.req.headers.get("range"), size) {
+        Some(ByteRange::Unsatisfiable) => {
+            headers.push("content-range", format!("bytes */{size}"));
+            return Response {
+                status: 416,
+                headers,
+                body: Body::Empty,
+            };
+        }
+        Some(ByteRange::Satisfiable { start, end }) => {
+            headers.push("content-range", format!("bytes {start}-{end}/{size}"));
+            (206, start, end + 1)
+        }
+        None => (200, 0, size),
+    };
+    headers.push("content-length", (end - start).to_string());
+    Response {
+        status,
+        headers,
+        body: Body::Generated(read_chunks(
+            kv,
+            scope,
+            digest.to_string(),
+            entry,
+            start,
+            end,
+        )),
+    }
+}
+
+/// Bytes `start..end` of a stored blob, a chunk at a time.
+fn read_chunks(
+    kv: Rc<dyn Kv>,
+    scope: Scope,
+    digest: String,
+    entry: BlobEntry,
+    start: u64,
+    end: u64,
+) -> Chunks {
+    let chunk_size = entry.chunk_size.max(1);
+    Box::pin(futures::stream::unfold(start, move |pos| {
+        let (kv, scope, digest, upload) = (
+            kv.clone(),
+            scope.clone(),
+            digest.clone(),
+            entry.upload.clone(),
+        );
+        async move {
+            if pos >= end {
+                return None;
+            }
+            let n = pos / chunk_size;
+            let chunk = match kv.get(&scope.chunk_key(&digest, &upload, n)) {
+                Ok(Some(c)) => c,
+                _ => return Some((Err(format!("cached blob {digest} lost chunk {n}")), end)),
+            };
+            let from = (pos - n * chunk_size) as usize;
+            let to = (chunk.len() as u64).min(end - n * chunk_size) as usize;
+            if from >= to {
+                return Some((
+                    Err(format!("cached blob {digest} has a short chunk {n}")),
+                    end,
+                ));
+            }
+            Some((Ok(chunk[from..to].to_vec()), n * chunk_size + to as u64))
+        }
+    }))
+}

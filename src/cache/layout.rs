@@ -1,0 +1,338 @@
+//! The pull-through cache's layout in the key-value store, its entries and
+//! its settings. Manifests are kept by digest with their exact bytes; a tag
+//! points at a digest for a while; blobs are kept in fixed-size chunks and
+//! become visible only once their digest has been checked.
+
+use crate::routing::cache_settings::CacheSettings;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use url::Url;
+
+/// The cache's keys for one upstream and one upstream account
+/// (`scheme~host:port`, then `@<credential set>` for what the route's own
+/// account fetched: no '/', so keys split cleanly). What an account fetched
+/// may be private to it, so it is never answered from another partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope(String);
+
+impl Scope {
+    pub fn of(upstream: &Url, account: Option<&str>) -> Self {
+        let host = upstream.host_str().unwrap_or_default();
+        let mut scope = match upstream.port() {
+            Some(p) => format!("{}~{host}:{p}", upstream.scheme()),
+            None => format!("{}~{host}", upstream.scheme()),
+        };
+        if let Some(account) = account {
+            scope.push('@');
+            scope.push_str(account);
+        }
+        Self(scope)
+    }
+
+    pub fn manifest_key(&self, repo: &str, digest: &str) -> String {
+        format!("{MANIFEST_PREFIX}{}/{repo}@{digest}", self.0)
+    }
+
+    pub fn tag_key(&self, repo: &str, tag: &str, accept: &str) -> String {
+        format!("{TAG_PREFIX}{}/{repo}:{tag}#{}", self.0, accept_key(accept))
+    }
+
+    /// The list of one tag's variant keys, so a push that moves the tag
+    /// forgets them all without listing the store.
+    pub fn tag_variants_key(&self, repo: &str, tag: &str) -> String {
+        format!("{TAG_VARIANTS_PREFIX}{}/{repo}:{tag}", self.0)
+    }
+
+    /// That the upstream has served `digest` in `repo`: distribution keeps
+    /// blobs per repository, so a blob cached for one repository is not
+    /// answered for another (a push checks with `HEAD` whether to upload)
+    /// until the upstream confirmed it there.
+    pub fn seen_key(&self, repo: &str, digest: &str) -> String {
+        format!("{SEEN_PREFIX}{}/{repo}@{digest}", self.0)
+    }
+
+    pub fn blob_key(&self, digest: &str) -> String {
+        format!("{BLOB_PREFIX}{}/{digest}", self.0)
+    }
+
+    pub fn chunk_key(&self, digest: &str, upload: &str, n: u64) -> String {
+        format!("{}{n}", self.chunk_prefix(digest, upload))
+    }
+
+    /// Every chunk key of one copy of a blob is this and the chunk's number.
+    pub fn chunk_prefix(&self, digest: &str, upload: &str) -> String {
+        format!("{CHUNK_PREFIX}{}/{digest}/{upload}/", self.0)
+    }
+
+    /// Held by the one request copying `digest` into the cache.
+    pub fn lease_key(&self, digest: &str) -> String {
+        format!("cache/lease/{}/{digest}", self.0)
+    }
+}
+
+pub const MANIFEST_PREFIX: &str = "cache/manifest/";
+pub const TAG_PREFIX: &str = "cache/tag/";
+pub const BLOB_PREFIX: &str = "cache/blob/";
+pub const SEEN_PREFIX: &str = "cache/seen/";
+pub const CHUNK_PREFIX: &str = "cache/chunk/";
+pub const TAG_VARIANTS_PREFIX: &str = "cache/tag-variants/";
+
+/// The variants list a tag key belongs in.
+pub fn variants_key_of(tag_key: &str) -> Option<String> {
+    let (tag, _) = tag_key.strip_prefix(TAG_PREFIX)?.rsplit_once('#')?;
+    Some(format!("{TAG_VARIANTS_PREFIX}{tag}"))
+}
+/// The repository a manifest, tag or seen-blob key is for.
+pub fn repository_of(key: &str) -> Option<&str> {
+    if let Some(rest) = key
+        .strip_prefix(MANIFEST_PREFIX)
+        .or_else(|| key.strip_prefix(SEEN_PREFIX))
+    {
+        return rest
+            .split_once('/')
+            .and_then(|(_, r)| r.rsplit_once('@'))
+            .map(|(repo, _)| repo);
+    }
+    let rest = key.strip_prefix(TAG_PREFIX)?;
+    rest.split_once('/')
+        .and_then(|(_, r)| r.rsplit_once('#'))
+        .and_then(|(r, _)| r.rsplit_once(':'))
+        .map(|(repo, _)| repo)
+}
+
+/// A chunk key's blob digest and upload.
+pub fn chunk_of(key: &str) -> Option<(&str, &str, &str)> {
+    let rest = key.strip_prefix(CHUNK_PREFIX)?;
+    let (scope, rest) = rest.split_once('/')?;
+    let mut parts = rest.rsplitn(3, '/');
+    let (_n, upload, digest) = (parts.next()?, parts.next()?, parts.next()?);
+    Some((scope, digest, upload))
+}
+
+/// A blob write's id: when it started, so garbage collection can tell a
+/// copy still under way from an abandoned one.
+pub fn upload_id(now: u64, random: u64) -> String {
+    format!("{now:x}-{random:016x}")
+}
+
+/// How long a copy may take before its chunks count as abandoned.
+pub const UPLOAD_GRACE_SECS: u64 = 6 * 3600;
+
+/// Whether the chunks of `upload` belong to an abandoned copy by now.
+pub fn upload_abandoned(upload: &str, now: u64) -> bool {
+    let started = upload
+        .split_once('-')
+        .and_then(|(t, _)| u64::from_str_radix(t, 16).ok())
+        .unwrap_or(0);
+    started + UPLOAD_GRACE_SECS <= now
+}
+
+/// Clients asking with different `Accept` lists may get different
+/// manifests for one tag (an index, or one platform's manifest).
+fn accept_key(accept: &str) -> String {
+    let mut types: Vec<&str> = accept
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .collect();
+    types.sort_unstable();
+    types.dedup();
+    let digest = Sha256::digest(types.join(",").as_bytes());
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// A cached manifest: this header as a JSON line, then the exact bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestEntry {
+    pub media_type: String,
+    /// Fetched with a client's own credentials: served again only after that
+    /// client's access is checked upstream.
+    pub private: bool,
+}
+
+impl ManifestEntry {
+    pub fn encode(&self, bytes: &[u8]) -> Vec<u8> {
+        let mut out = serde_json::to_vec(self).unwrap_or_default();
+        out.push(b'\n');
+        out.extend_from_slice(bytes);
+        out
+    }
+
+    pub fn decode(value: &[u8]) -> Option<(Self, &[u8])> {
+        let nl = value.iter().position(|&b| b == b'\n')?;
+        let entry = serde_json::from_slice(&value[..nl]).ok()?;
+        Some((entry, &value[nl + 1..]))
+    }
+}
+
+/// A tag's answer for one `Accept`: which manifest, checked when. It holds
+/// what a `HEAD` answers, so a client resolving tags with `HEAD` (containerd)
+/// is served before the manifest itself was ever fetched by tag.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TagEntry {
+    pub digest: String,
+    pub media_type: String,
+    pub size: u64,
+    /// As for manifests: fetched with a client's own credentials.
+    pub private: bool,
+    /// Unix seconds of the last upstream confirmation.
+    pub checked: u64,
+    /// Unix seconds after which even a failing upstream does not get it served.
+    pub expires: u64,
+}
+
+/// What to do with a cached tag now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TagState {
+    Fresh,
+    /// Revalidate; serve it if the upstream fails.
+    Stale,
+    /// Revalidate; never serve it again.
+    Expired,
+}
+
+impl TagEntry {
+    pub fn new(
+        digest: &str,
+        media_type: &str,
+        size: u64,
+        private: bool,
+        now: u64,
+        settings: &CacheSettings,
+    ) -> Self {
+        Self {
+            digest: digest.to_string(),
+            media_type: media_type.to_string(),
+            size,
+            private,
+            checked: now,
+            expires: now + settings.tag_ttl + settings.stale_if_error,
+        }
+    }
+
+    pub fn state(&self, now: u64, settings: &CacheSettings) -> TagState {
+        if now < self.checked + settings.tag_ttl {
+            TagState::Fresh
+        } else if now < self.expires {
+            TagState::Stale
+        } else {
+            TagState::Expired
+        }
+    }
+}
+
+/// A blob whose chunks are all stored and whose digest matched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobEntry {
+    pub size: u64,
+    pub chunk_size: u64,
+    /// Which write of the blob the chunks belong to.
+    pub upload: String,
+    pub private: bool,
+    pub media_type: String,
+}
+
+impl BlobEntry {
+    pub fn chunks(&self) -> u64 {
+        self.size.div_ceil(self.chunk_size.max(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip() {
+        let s = Scope::of(&Url::parse("http://127.0.0.1:5000").unwrap(), None);
+        let m = s.manifest_key("library/alpine", "sha256:ab");
+        assert_eq!(
+            m,
+            "cache/manifest/http~127.0.0.1:5000/library/alpine@sha256:ab"
+        );
+        assert_eq!(repository_of(&m), Some("library/alpine"));
+        assert_eq!(repository_of(&s.seen_key("a/b", "sha256:ab")), Some("a/b"));
+        let t = s.tag_key("a/b", "v1", "application/json");
+        assert_eq!(repository_of(&t), Some("a/b"));
+        assert_eq!(variants_key_of(&t), Some(s.tag_variants_key("a/b", "v1")));
+        assert_ne!(
+            variants_key_of(&s.tag_key("a/b", "v10", "x")),
+            Some(s.tag_variants_key("a/b", "v1"))
+        );
+        let c = s.chunk_key("sha256:ab", "u1", 7);
+        assert_eq!(
+            chunk_of(&c),
+            Some(("http~127.0.0.1:5000", "sha256:ab", "u1"))
+        );
+        assert_eq!(
+            Scope::of(&Url::parse("https://ghcr.io").unwrap(), None).blob_key("d"),
+            "cache/blob/https~ghcr.io/d"
+        );
+    }
+
+    #[test]
+    fn uploads_age() {
+        let id = upload_id(1000, 7);
+        assert!(!upload_abandoned(&id, 1000 + UPLOAD_GRACE_SECS - 1));
+        assert!(upload_abandoned(&id, 1000 + UPLOAD_GRACE_SECS));
+        assert!(upload_abandoned("garbage", UPLOAD_GRACE_SECS));
+    }
+
+    #[test]
+    fn accept_lists_are_normalised() {
+        let s = Scope::of(&Url::parse("https://x.io").unwrap(), None);
+        assert_eq!(s.tag_key("r", "t", "a, b"), s.tag_key("r", "t", "b,a,a"));
+        assert_ne!(s.tag_key("r", "t", "a"), s.tag_key("r", "t", "b"));
+    }
+
+    #[test]
+    fn manifest_entries() {
+        let e = ManifestEntry {
+            media_type: "application/vnd.oci.image.index.v1+json".into(),
+            private: true,
+        };
+        let v = e.encode(b"{\n \"x\": 1}\n");
+        let (back, bytes) = ManifestEntry::decode(&v).unwrap();
+        assert_eq!(back, e);
+        assert_eq!(bytes, b"{\n \"x\": 1}\n");
+        assert!(ManifestEntry::decode(b"garbage").is_none());
+    }
+
+    #[test]
+    fn tag_states() {
+        let s = CacheSettings {
+            tag_ttl: 10,
+            stale_if_error: 100,
+            ..Default::default()
+        };
+        let t = TagEntry::new("d", "m", 1, false, 1000, &s);
+        assert_eq!(t.state(1005, &s), TagState::Fresh);
+        assert_eq!(t.state(1010, &s), TagState::Stale);
+        assert_eq!(t.state(1110, &s), TagState::Expired);
+    }
+
+    #[test]
+    fn settings() {
+        assert!(CacheSettings::default().validate().is_ok());
+        assert!(
+            CacheSettings {
+                chunk_size: 10,
+                ..Default::default()
+            }
+            .validate()
+            .is_err()
+        );
+        let partial: CacheSettings = serde_json::from_str(r#"{"tag_ttl": 5}"#).unwrap();
+        assert_eq!(partial.tag_ttl, 5);
+        assert!(partial.blobs);
+        assert!(serde_json::from_str::<CacheSettings>(r#"{"bogus": 1}"#).is_err());
+        let b = BlobEntry {
+            size: 10,
+            chunk_size: 4,
+            upload: "u".into(),
+            private: false,
+            media_type: String::new(),
+        };
+        assert_eq!(b.chunks(), 3);
+    }
+}

@@ -1,0 +1,393 @@
+//! Manifests through the cache: by digest from the store; by tag from the
+//! store within the route's TTL, then revalidated with a `HEAD` (which
+//! Docker Hub does not count) and fetched again only when the digest moved;
+//! served stale while the upstream fails.
+
+use crate::cache::layout::{self as cache, ManifestEntry, Scope, TagEntry, TagState};
+use crate::host::notes::Outcome;
+use crate::host::{Body, Headers, Host, Response};
+use crate::oci::error::RegistryError;
+use crate::oci::reference::{Reference, RepositoryName};
+use crate::relay::Call;
+use crate::telemetry::stats;
+use sha2::{Digest, Sha256};
+
+/// distribution's limit on manifest size; larger answers are not manifests.
+const MANIFEST_LIMIT: usize = 4 << 20;
+
+/// Headers of a throttled upstream worth passing on with a stale answer.
+const RATE_LIMIT_HEADERS: &[&str] = &[
+    "ratelimit-limit",
+    "ratelimit-remaining",
+    "docker-ratelimit-source",
+    "retry-after",
+];
+
+/// What the cache can answer with: the bytes only when a `GET` needs them.
+struct Cached {
+    digest: String,
+    media_type: String,
+    size: u64,
+    bytes: Option<Vec<u8>>,
+}
+
+pub async fn get<H: Host>(
+    call: &Call<'_, H>,
+    repo: &RepositoryName,
+    reference: &Reference,
+) -> Result<Response<H::Stream>, RegistryError> {
+    let host = call.host;
+    let scope = super::scope(call);
+    let tag_key = match reference {
+        Reference::Digest(d) => {
+            if let Some((entry, bytes)) = load(host, &scope, repo, d.as_str())
+                && usable(call, entry.private).await?
+            {
+                stats::record(host, Outcome::Hit);
+                let cached = Cached {
+                    digest: d.to_string(),
+                    media_type: entry.media_type,
+                    size: bytes.len() as u64,
+                    bytes: Some(bytes),
+                };
+                return Ok(serve(call, cached, "HIT", Headers::default()));
+            }
+            None
+        }
+        Reference::Tag(t) => {
+            let accept: Vec<&str> = call.req.headers.get_all("accept").collect();
+            let key = scope.tag_key(repo.as_str(), t, &accept.join(","));
+            if let Some(answer) = from_tag(call, &scope, repo, &key).await? {
+                return Ok(answer);
+            }
+            return match fetch(call, &scope, repo, reference, Some(key)).await {
+                Err(e) if e.is_upstream_failure() => {
+                    other_variant(call, &scope, repo, t).await?.ok_or(e)
+                }
+                answer => answer,
+            };
+        }
+    };
+    fetch(call, &scope, repo, reference, tag_key).await
+}
+
+/// While the upstream fails: the tag as cached for another client's
+/// `Accept` list (docker's and skopeo's differ), when this client accepts
+/// its media type. A pull of what is cached then works from any client.
+async fn other_variant<H: Host>(
+    call: &Call<'_, H>,
+    scope: &Scope,
+    repo: &RepositoryName,
+    tag: &str,
+) -> Result<Option<Response<H::Stream>>, RegistryError> {
+    let accepted: Vec<&str> = call
+        .req
+        .headers
+        .get_all("accept")
+        .flat_map(|a| a.split(','))
+        .map(|t| t.split(';').next().unwrap_or_default().trim())
+        .collect();
+    let acceptable = |media_type: &str| {
+        accepted.is_empty() || accepted.iter().any(|a| *a == media_type || *a == "*/*")
+    };
+    let list_key = scope.tag_variants_key(repo.as_str(), tag);
+    for key in variants(call.host, &list_key) {
+        if load_tag(call.host, &key).is_some_and(|e| acceptable(&e.media_type))
+            && let Ok(Some(answer)) = from_tag(call, scope, repo, &key).await
+        {
+            return Ok(Some(answer));
+        }
+    }
+    Ok(None)
+}
+
+/// A cached tag's answer: fresh, revalidated, or stale while the upstream
+/// fails; `None` to ask the upstream.
+async fn from_tag<H: Host>(
+    call: &Call<'_, H>,
+    scope: &Scope,
+    repo: &RepositoryName,
+    key: &str,
+) -> Result<Option<Response<H::Stream>>, RegistryError> {
+    let host = call.host;
+    let settings = &call.target.route.cache;
+    let Some(tag) = load_tag(host, key) else {
+        return Ok(None);
+    };
+    let bytes = match call.req.method.as_str() {
+        "GET" => match load(host, scope, repo, &tag.digest) {
+            Some((_, bytes)) => Some(bytes),
+            None => return Ok(None),
+        },
+        _ => None,
+    };
+    if tag.media_type.is_empty() || !usable(call, tag.private).await? {
+        return Ok(None);
+    }
+    let cached = Cached {
+        digest: tag.digest.clone(),
+        media_type: tag.media_type.clone(),
+        size: tag.size,
+        bytes,
+    };
+    let state = tag.state(crate::now(), settings);
+    if state == TagState::Fresh {
+        stats::record(host, Outcome::Hit);
+        return Ok(Some(serve(call, cached, "HIT", Headers::default())));
+    }
+    revalidate(call, key, tag, state, cached).await
+}
+
+/// A cached tag past its TTL: a `HEAD` upstream says whether it still
+/// points where it did; while the upstream fails, a stale tag still serves.
+async fn revalidate<H: Host>(
+    call: &Call<'_, H>,
+    key: &str,
+    tag: TagEntry,
+    state: TagState,
+    cached: Cached,
+) -> Result<Option<Response<H::Stream>>, RegistryError> {
+    let (host, settings, now) = (call.host, &call.target.route.cache, crate::now());
+    match call.upstream("HEAD").await {
+        Ok(r)
+            if r.status == 200
+                && r.headers.get("docker-content-digest") == Some(tag.digest.as_str()) =>
+        {
+            store_tag(
+                host,
+                key,
+                &TagEntry::new(
+                    &tag.digest,
+                    &tag.media_type,
+                    tag.size,
+                    tag.private,
+                    now,
+                    settings,
+                ),
+            );
+            stats::record(host, Outcome::Revalidated);
+            Ok(Some(serve(call, cached, "REVALIDATED", Headers::default())))
+        }
+        Ok(r) if state == TagState::Stale && (r.status == 429 || r.status >= 500) => {
+            let mut passed = Headers::default();
+            for name in RATE_LIMIT_HEADERS {
+                if let Some(v) = r.headers.get(name) {
+                    passed.push(name, v);
+                }
+            }
+            stats::record(host, Outcome::Stale);
+            Ok(Some(serve(call, cached, "STALE", passed)))
+        }
+        Err(e) if state == TagState::Stale && e.status == 502 => {
+            eprintln!("serving a stale tag: {}", e.message);
+            stats::record(host, Outcome::Stale);
+            Ok(Some(serve(call, cached, "STALE", Headers::default())))
+        }
+        Err(e) => Err(e),
+        // Moved, gone or refused: ask again with the request itself.
+        Ok(_) => Ok(None),
+    }
+}
+
+/// The request upstream as it is. A `GET` answered 200 is checked against
+/// its digest and stored; a `HEAD` answered 200 is remembered for its tag.
+async fn fetch<H: Host>(
+    call: &Call<'_, H>,
+    scope: &Scope,
+    repo: &RepositoryName,
+    reference: &Reference,
+    tag_key: Option<String>,
+) -> Result<Response<H::Stream>, RegistryError> {
+    let host = call.host;
+    let resp = call.upstream(&call.req.method).await?;
+    let announced = resp
+        .headers
+        .get("docker-content-digest")
+        .map(str::to_string);
+    let media_type = resp
+        .headers
+        .get("content-type")
+        .unwrap_or("application/vnd.oci.image.manifest.v1+json")
+        .to_string();
+    if call.req.method != "GET" || resp.status != 200 {
+        let size = resp
+            .headers
+            .get("content-length")
+            .and_then(|l| l.parse().ok());
+        if let (Some(key), Some(digest), Some(size), 200) =
+            (&tag_key, &announced, size, resp.status)
+        {
+            remember_tag(call, key, digest, &media_type, size);
+        }
+        return Ok(call.pass_back(resp));
+    }
+    let passed = call.client_headers(resp.status, &resp.headers);
+    let bytes = host
+        .read_body(resp.body, MANIFEST_LIMIT)
+        .await
+        .map_err(|e| RegistryError::bad_gateway(format!("upstream manifest: {e}")))?;
+    let digest = checked_digest(&bytes, reference, announced)?;
+    let entry = ManifestEntry {
+        media_type: media_type.clone(),
+        private: call.with_client_credentials(),
+    };
+    let key = scope.manifest_key(repo.as_str(), &digest);
+    store(host, &key, &entry.encode(&bytes));
+    if let Some(key) = tag_key {
+        remember_tag(call, &key, &digest, &media_type, bytes.len() as u64);
+    }
+    stats::record(host, Outcome::Miss);
+    let cached = Cached {
+        digest,
+        media_type,
+        size: bytes.len() as u64,
+        bytes: Some(bytes),
+    };
+    Ok(serve(call, cached, "MISS", passed))
+}
+
+/// The manifest's digest, if it is the one asked for (by digest) or the
+/// one the upstream announced (by tag).
+fn checked_digest(
+    bytes: &[u8],
+    reference: &Reference,
+    announced: Option<String>,
+) -> Result<String, RegistryError> {
+    let digest = format!("sha256:{:x}", Sha256::digest(bytes));
+    let expected = match reference {
+        Reference::Digest(d) => Some(d.to_string()),
+        Reference::Tag(_) => announced,
+    };
+    match expected.filter(|e| e.starts_with("sha256:")) {
+        Some(e) if e != digest => Err(RegistryError::bad_gateway(format!(
+            "the upstream manifest does not match its digest {e}"
+        ))),
+        _ => Ok(digest),
+    }
+}
+
+/// A tag now points at `digest`, for the route's TTL.
+fn remember_tag<H: Host>(call: &Call<'_, H>, key: &str, digest: &str, media_type: &str, size: u64) {
+    let private = call.with_client_credentials();
+    let settings = &call.target.route.cache;
+    let tag = TagEntry::new(digest, media_type, size, private, crate::now(), settings);
+    store_tag(call.host, key, &tag);
+}
+
+/// After a push or a delete: the tag's entries (every `Accept`), or the
+/// manifest by digest, are no longer served.
+pub fn forget<H: Host>(call: &Call<'_, H>, repo: &RepositoryName, reference: &Reference) {
+    let host = call.host;
+    let scope = super::scope(call);
+    let result = match reference {
+        Reference::Tag(t) => {
+            let list_key = scope.tag_variants_key(repo.as_str(), t);
+            variants(host, &list_key)
+                .iter()
+                .chain([&list_key])
+                .try_for_each(|k| host.cache().delete(k))
+        }
+        Reference::Digest(d) => host
+            .cache()
+            .delete(&scope.manifest_key(repo.as_str(), d.as_str())),
+    };
+    if let Err(e) = result {
+        eprintln!("cache: cannot forget a pushed manifest: {e}");
+    }
+}
+
+fn load<H: Host>(
+    host: &H,
+    scope: &Scope,
+    repo: &RepositoryName,
+    digest: &str,
+) -> Option<(ManifestEntry, Vec<u8>)> {
+    let value = host
+        .cache()
+        .get(&scope.manifest_key(repo.as_str(), digest))
+        .ok()
+        .flatten()?;
+    let (entry, bytes) = ManifestEntry::decode(&value)?;
+    Some((entry.clone(), bytes.to_vec()))
+}
+
+/// A private entry is served only to a client whose own credentials the
+/// upstream accepts for it now (a `HEAD`, which moves no bytes).
+async fn usable<H: Host>(call: &Call<'_, H>, private: bool) -> Result<bool, RegistryError> {
+    if !private {
+        return Ok(true);
+    }
+    if !call.with_client_credentials() {
+        return Ok(false);
+    }
+    Ok(call.upstream("HEAD").await?.status == 200)
+}
+
+fn store_tag<H: Host>(host: &H, key: &str, tag: &TagEntry) {
+    if let Ok(v) = serde_json::to_vec(tag) {
+        store(host, key, &v);
+    }
+    let Some(list_key) = cache::variants_key_of(key) else {
+        return;
+    };
+    let mut variants = variants(host, &list_key);
+    if !variants.iter().any(|v| v == key) {
+        variants.push(key.to_string());
+        if let Ok(v) = serde_json::to_vec(&variants) {
+            store(host, &list_key, &v);
+        }
+    }
+}
+
+fn load_tag<H: Host>(host: &H, key: &str) -> Option<TagEntry> {
+    let value = host.cache().get(key).ok().flatten()?;
+    serde_json::from_slice(&value).ok()
+}
+
+fn variants<H: Host>(host: &H, list_key: &str) -> Vec<String> {
+    host.cache()
+        .get(list_key)
+        .ok()
+        .flatten()
+        .and_then(|v| serde_json::from_slice(&v).ok())
+        .unwrap_or_default()
+}
+
+/// The cache is best effort: a store that refuses a write costs a later miss.
+fn store<H: Host>(host: &H, key: &str, value: &[u8]) {
+    if let Err(e) = host.cache().set(key, value) {
+        eprintln!("cache: cannot store a manifest: {e}");
+    }
+}
+
+fn serve<H: Host>(
+    call: &Call<'_, H>,
+    cached: Cached,
+    how: &str,
+    mut headers: Headers,
+) -> Response<H::Stream> {
+    headers.0.retain(|(n, _)| {
+        ![
+            "content-type",
+            "content-length",
+            "docker-content-digest",
+            "etag",
+        ]
+        .iter()
+        .any(|x| n.eq_ignore_ascii_case(x))
+    });
+    headers.push("content-type", cached.media_type);
+    headers.push("content-length", cached.size.to_string());
+    headers.push("docker-content-digest", cached.digest.clone());
+    headers.push("etag", format!("\"{}\"", cached.digest));
+    headers.push("x-cache", how);
+    let body = match cached.bytes {
+        Some(b) if call.req.method == "GET" => Body::Bytes(b),
+        _ => Body::Empty,
+    };
+    Response {
+        status: 200,
+        headers,
+        body,
+    }
+}

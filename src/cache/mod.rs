@@ -1,0 +1,20 @@
+//! The pull-through cache in the key-value store: its layout and bound,
+//! and the stores that stand in for the upstream's manifests and blobs.
+
+pub mod admin;
+pub mod blob_copy;
+pub mod blob_follow;
+pub mod blob_store;
+pub mod budget;
+pub mod eviction;
+pub mod layout;
+pub mod manifest_store;
+
+use crate::host::Host;
+use crate::relay::Call;
+
+/// The cache partition a call reads and fills: what a route's own upstream
+/// account fetched never reaches a client of another route or credential set.
+fn scope<H: Host>(call: &Call<'_, H>) -> layout::Scope {
+    layout::Scope::of(&call.target.route.upstream, call.account())
+}

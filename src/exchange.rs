@@ -1,0 +1,101 @@
+//! One request from the adapter's side: the proxy's answer, its body
+//! counted on the way out, and, once it is out, the counters and one JSON
+//! access log line on stderr (Spin's component log).
+
+use crate::dispatch::{error_response, serve};
+use crate::host::{Body, Host, Request, Response};
+use crate::telemetry::metrics;
+use crate::telemetry::stats;
+use futures::StreamExt;
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Instant;
+
+/// What the access log says of a request once its answer is out.
+pub struct Exchange {
+    method: String,
+    path: String,
+    status: u16,
+    started: Instant,
+    bytes: Rc<Cell<u64>>,
+}
+
+pub async fn handle<H: Host>(host: &H, req: Request<H::Stream>) -> (Response<H::Stream>, Exchange) {
+    let started = Instant::now();
+    let method = req.method.clone();
+    // Paths only: queries and headers may carry credentials.
+    let path: String = req.path.chars().take(200).collect();
+    let mut response = match serve(host, req).await {
+        Ok(r) => r,
+        Err(e) => error_response(&e),
+    };
+    let bytes = Rc::new(Cell::new(0));
+    response.body = counted(response.body, bytes.clone());
+    let exchange = Exchange {
+        method,
+        path,
+        status: response.status,
+        started,
+        bytes,
+    };
+    (response, exchange)
+}
+
+/// The body, adding what passes to `bytes`.
+fn counted<S>(body: Body<S>, bytes: Rc<Cell<u64>>) -> Body<S>
+where
+    S: futures::Stream<Item = Result<Vec<u8>, String>> + Unpin + 'static,
+{
+    let chunks: crate::host::Chunks = match body {
+        Body::Bytes(b) => {
+            bytes.set(b.len() as u64);
+            return Body::Bytes(b);
+        }
+        Body::Empty => return Body::Empty,
+        Body::Stream(s) => Box::pin(s),
+        Body::Generated(g) => g,
+    };
+    Body::Generated(Box::pin(chunks.inspect(move |c| {
+        if let Ok(c) = c {
+            bytes.set(bytes.get() + c.len() as u64);
+        }
+    })))
+}
+
+/// After the answer is out: counts what the request did and logs it, with
+/// the component's linear memory then (its peak: it never shrinks) when the
+/// host can tell.
+pub fn finish<H: Host>(host: &H, exchange: Exchange, memory: Option<usize>) {
+    let mut line = log_line(host, &exchange, memory);
+    stats::flush(host, exchange.status, exchange.bytes.get());
+    // One write: instances running at once share the log, and a line
+    // written in pieces can interleave with another's.
+    line.push('\n');
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+}
+
+fn log_line<H: Host>(host: &H, e: &Exchange, memory: Option<usize>) -> String {
+    let notes = host.tally().0.borrow();
+    let unix_millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let upstream_status = notes
+        .upstream
+        .last()
+        .and_then(|c| c.result.as_ref().ok().copied());
+    serde_json::json!({
+        "time": metrics::rfc3339(unix_millis),
+        "method": e.method,
+        "path": e.path,
+        "route": notes.route,
+        "repository": notes.repository,
+        "endpoint": notes.endpoint,
+        "status": e.status,
+        "bytes": e.bytes.get(),
+        "duration_ms": (e.started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
+        "cache": notes.outcomes.last().map(|o| o.name()),
+        "upstream_status": upstream_status,
+        "memory": memory,
+    })
+    .to_string()
+}

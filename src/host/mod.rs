@@ -1,0 +1,218 @@
+//! What the proxy needs from the runtime it runs in (Spin in production, a
+//! fake in unit tests): variables, a key-value store and outbound HTTP whose
+//! bodies it passes along without looking at them.
+
+pub mod notes;
+
+use futures::StreamExt;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use url::Url;
+
+/// Header list in order; names compare case-insensitively.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Headers(pub Vec<(String, String)>);
+
+impl Headers {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> {
+        self.0
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn push(&mut self, name: &str, value: impl Into<String>) {
+        self.0.push((name.to_string(), value.into()));
+    }
+}
+
+/// Body chunks the proxy produces itself (a blob read from the cache, or an
+/// upstream body copied into it on the way).
+pub type Chunks = Pin<Box<dyn futures::Stream<Item = Result<Vec<u8>, String>>>>;
+
+/// A body: nothing, a few bytes the proxy made, the runtime's stream passed
+/// through unread, or chunks the proxy produces.
+pub enum Body<S> {
+    Empty,
+    Bytes(Vec<u8>),
+    Stream(S),
+    Generated(Chunks),
+}
+
+pub struct Request<S> {
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: Headers,
+    pub body: Body<S>,
+}
+
+pub struct Response<S> {
+    pub status: u16,
+    pub headers: Headers,
+    pub body: Body<S>,
+}
+
+impl<S> Response<S> {
+    /// A JSON answer the proxy makes itself; nothing in it is for caches.
+    pub fn json(status: u16, body: Vec<u8>) -> Self {
+        let mut headers = Headers::default();
+        headers.push("content-type", "application/json");
+        headers.push("cache-control", "no-store");
+        Response {
+            status,
+            headers,
+            body: Body::Bytes(body),
+        }
+    }
+}
+
+pub struct OutboundRequest<S> {
+    pub method: String,
+    pub url: Url,
+    pub headers: Headers,
+    pub body: Body<S>,
+    /// For connecting, for the first byte of the answer and between bytes:
+    /// a hanging upstream fails like an unreachable one.
+    pub timeout: std::time::Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendError {
+    /// The runtime refused the host (Spin's `allowed_outbound_hosts`).
+    Denied,
+    Failed(String),
+}
+
+/// A key-value store, as a handle that body streams can keep.
+pub trait Kv {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String>;
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), String>;
+    /// Sets several keys in one store operation (not atomically).
+    fn set_many(&self, entries: Vec<(String, Vec<u8>)>) -> Result<(), String> {
+        entries.iter().try_for_each(|(k, v)| self.set(k, v))
+    }
+    fn delete(&self, key: &str) -> Result<(), String>;
+    fn keys(&self) -> Result<Vec<String>, String>;
+    /// Adds `delta` to a counter atomically and returns its new value. A
+    /// counter is never written any other way (stores encode it their way).
+    fn increment(&self, key: &str, delta: i64) -> Result<i64, String>;
+    /// Sets `key` to `value` only if its current value passes `expect`,
+    /// atomically across instances; false when it did not, or another
+    /// instance changed it first.
+    fn swap_if(
+        &self,
+        key: &str,
+        expect: &dyn Fn(Option<&[u8]>) -> bool,
+        value: &[u8],
+    ) -> Result<bool, String>;
+}
+
+/// Work left for after the answer is out, such as a copy's verification:
+/// the client does not wait for it.
+pub type Task = Pin<Box<dyn Future<Output = ()>>>;
+
+/// The request's queue of [`Task`]s, that body streams can keep.
+#[derive(Clone, Default)]
+pub struct Later(Rc<std::cell::RefCell<Vec<Task>>>);
+
+impl Later {
+    pub fn push(&self, task: Task) {
+        self.0.borrow_mut().push(task);
+    }
+
+    /// Runs the tasks, and any they leave, in turn.
+    pub async fn run(&self) {
+        loop {
+            let next = {
+                let mut tasks = self.0.borrow_mut();
+                (!tasks.is_empty()).then(|| tasks.remove(0))
+            };
+            match next {
+                Some(task) => task.await,
+                None => return,
+            }
+        }
+    }
+}
+
+/// Waiting without blocking the runtime.
+pub trait Timer {
+    fn sleep(&self, duration: std::time::Duration) -> Pin<Box<dyn Future<Output = ()>>>;
+}
+
+pub trait Host {
+    /// The runtime's body stream.
+    type Stream: futures::Stream<Item = Result<Vec<u8>, String>> + Unpin + 'static;
+
+    fn variable(&self, name: &str) -> Option<String>;
+    /// The configuration store: routes and users. Small, so a listing of it
+    /// costs little.
+    fn kv(&self) -> Rc<dyn Kv>;
+    /// The cache's store: manifests, tags, blobs, upstream tokens and realms.
+    /// Only the cache's own administration lists it.
+    fn cache(&self) -> Rc<dyn Kv>;
+    /// Whether the stores keep what a request writes. A runtime whose store
+    /// is a per-request copy (`wasmtime serve`) answers false: every route
+    /// then relays without caching, and the admin API refuses changes.
+    fn store_persists(&self) -> bool {
+        true
+    }
+    /// The counters' store (hit and miss counts), written after the answer.
+    fn counters(&self) -> Rc<dyn Kv>;
+    /// This request's cache outcomes, counted once the answer is out.
+    fn tally(&self) -> &crate::host::notes::Tally;
+
+    fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+        self.kv().get(key)
+    }
+    fn kv_set(&self, key: &str, value: &[u8]) -> Result<(), String> {
+        self.kv().set(key, value)
+    }
+    fn kv_delete(&self, key: &str) -> Result<(), String> {
+        self.kv().delete(key)
+    }
+    fn kv_keys(&self) -> Result<Vec<String>, String> {
+        self.kv().keys()
+    }
+    /// Something to wait with, that body streams can keep.
+    fn timer(&self) -> Rc<dyn Timer>;
+    /// Where to leave work for after the answer is out.
+    fn later(&self) -> Later;
+    fn send(
+        &self,
+        request: OutboundRequest<Self::Stream>,
+    ) -> impl Future<Output = Result<Response<Self::Stream>, SendError>>;
+    /// Reads a body of at most `limit` bytes (small JSON, forms, manifests).
+    fn read_body(
+        &self,
+        body: Body<Self::Stream>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<u8>, String>> {
+        async move {
+            let mut chunks: Chunks = match body {
+                Body::Empty => return Ok(Vec::new()),
+                Body::Bytes(b) if b.len() <= limit => return Ok(b),
+                Body::Bytes(_) => return Err(format!("body larger than {limit} bytes")),
+                Body::Stream(s) => Box::pin(s),
+                Body::Generated(g) => g,
+            };
+            let mut out = Vec::new();
+            while let Some(chunk) = chunks.next().await {
+                out.extend(chunk?);
+                if out.len() > limit {
+                    return Err(format!("body larger than {limit} bytes"));
+                }
+            }
+            Ok(out)
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! What one request did, noted as it goes: its cache outcomes, its route,
+//! repository and endpoint, its upstream calls. Plain data: the host holds
+//! it, and telemetry counts it once the answer is out.
+
+use std::cell::RefCell;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Hit,
+    Miss,
+    Revalidated,
+    Stale,
+    /// A miss served by following another request's copy.
+    Coalesced,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 5] = [
+        Outcome::Hit,
+        Outcome::Miss,
+        Outcome::Revalidated,
+        Outcome::Stale,
+        Outcome::Coalesced,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Hit => "hit",
+            Outcome::Miss => "miss",
+            Outcome::Revalidated => "revalidated",
+            Outcome::Stale => "stale",
+            Outcome::Coalesced => "coalesced",
+        }
+    }
+
+    /// Whether the body came from the cache.
+    pub fn served_cached(self) -> bool {
+        self != Outcome::Miss
+    }
+}
+
+/// One call to an upstream.
+pub struct UpstreamCall {
+    /// `host[:port]` of the route's upstream or of its token service.
+    pub upstream: String,
+    /// The answer's status, or why there was none.
+    pub result: Result<u16, String>,
+    pub micros: u64,
+}
+
+impl UpstreamCall {
+    pub fn failed(&self) -> bool {
+        self.result.as_ref().is_ok_and(|s| *s >= 500) || self.result.is_err()
+    }
+}
+
+/// What one request did, not yet counted.
+#[derive(Default)]
+pub struct Notes {
+    pub outcomes: Vec<Outcome>,
+    /// The route that served it (stored host, registry name or `default`).
+    pub route: Option<String>,
+    pub repository: Option<String>,
+    pub endpoint: Option<&'static str>,
+    pub upstream: Vec<UpstreamCall>,
+}
+
+/// The request's notes.
+#[derive(Default)]
+pub struct Tally(pub RefCell<Notes>);

@@ -1,0 +1,8 @@
+//! The OCI distribution spec's grammar and wire format: repository names,
+//! tags and digests, the API's endpoints, its error bodies, byte ranges.
+
+pub mod digest;
+pub mod endpoint;
+pub mod error;
+pub mod range;
+pub mod reference;

@@ -1,0 +1,5 @@
+//! What a request did, noted as it goes: counters and their Prometheus
+//! exposition.
+
+pub mod metrics;
+pub mod stats;
