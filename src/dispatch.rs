@@ -8,7 +8,8 @@ use crate::cache::{blob_store, manifest_store};
 use crate::host::{Body, Host, Request, Response};
 use crate::oci::endpoint::{Endpoint, PathError};
 use crate::oci::error::{ErrorCode, RegistryError};
-use crate::relay;
+use crate::relay::{self, delivery};
+use crate::routing::delivery::BlobDelivery;
 use crate::routing::host_header;
 use crate::routing::naming::split_registry_host;
 use crate::routing::origin::proxy_origin;
@@ -190,6 +191,11 @@ async fn dispatch<H: Host>(
                 }
             }
             resp
+        }
+        (Endpoint::Blob { digest, .. }, _)
+            if method == "GET" && delivery::mode(&call) == BlobDelivery::Redirect =>
+        {
+            delivery::redirect(&call, digest).await?
         }
         (Endpoint::Manifest { reference, .. }, Some(repo)) if caching && cache.manifests => {
             manifest_store::get(&call, repo, reference).await?

@@ -14,6 +14,8 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("token_signing_key", ""),
     ("upstream_timeout", "30"),
     ("cache_max_size", "10GiB"),
+    ("blob_delivery", "stream"),
+    ("body_limit", "10MiB"),
     ("upstream1_username", ""),
     ("upstream1_password", ""),
     ("upstream1_authorization", ""),
@@ -29,6 +31,29 @@ const DEFAULTS: &[(&str, &str)] = &[
 /// does not declare (Spin refuses those too).
 pub fn default_of(name: &str) -> Option<&'static str> {
     DEFAULTS.iter().find(|(n, _)| *n == name).map(|(_, d)| *d)
+}
+
+/// A size such as `10GiB`, `500MiB`, `2GB` or plain bytes.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "tib" => 1 << 40,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        _ => return None,
+    };
+    number.checked_mul(factor)
 }
 
 // spin.toml is read with a native test dependency.
@@ -61,5 +86,16 @@ mod tests {
         assert_eq!(declared, ours);
         assert_eq!(default_of("admin_path"), Some("/_registry-proxy"));
         assert_eq!(default_of("undeclared"), None);
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("10GiB"), Some(10 << 30));
+        assert_eq!(parse_size(" 500 MiB "), Some(500 << 20));
+        assert_eq!(parse_size("2GB"), Some(2_000_000_000));
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size("GiB"), None);
+        assert_eq!(parse_size("1.5GiB"), None);
+        assert_eq!(parse_size("99999999999TiB"), None);
     }
 }

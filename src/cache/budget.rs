@@ -14,7 +14,7 @@ pub fn max_size<H: Host>(host: &H) -> u64 {
         .filter(|v| !v.trim().is_empty())
     {
         None => DEFAULT_MAX_SIZE,
-        Some(v) => eviction::parse_size(&v).unwrap_or_else(|| {
+        Some(v) => crate::variables::parse_size(&v).unwrap_or_else(|| {
             eprintln!("cache_max_size {v:?} is not a size (like 10GiB); using the default");
             DEFAULT_MAX_SIZE
         }),

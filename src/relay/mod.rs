@@ -2,6 +2,7 @@
 //! endpoint, whose credentials go with it, and what of the answer goes back
 //! in the client's names ([`links`]).
 
+pub mod delivery;
 pub mod links;
 
 use crate::auth::access::{UpstreamAuth, actions_for};
@@ -135,6 +136,23 @@ impl<'a, H: Host> Call<'a, H> {
         method: &str,
         body: Body<H::Stream>,
     ) -> Result<Response<H::Stream>, RegistryError> {
+        self.send(method, body, true).await
+    }
+
+    /// A request whose redirect comes back as it is, not followed.
+    pub async fn upstream_unfollowed(
+        &self,
+        method: &str,
+    ) -> Result<Response<H::Stream>, RegistryError> {
+        self.send(method, Body::Empty, false).await
+    }
+
+    async fn send(
+        &self,
+        method: &str,
+        body: Body<H::Stream>,
+        follow: bool,
+    ) -> Result<Response<H::Stream>, RegistryError> {
         let route = &self.target.route;
         let (url, headers) = (self.upstream_url()?, self.forwarded_headers());
         let held = |refresh| {
@@ -155,16 +173,14 @@ impl<'a, H: Host> Call<'a, H> {
         let send = |authorization: Option<String>, body| {
             let (url, headers) = (url.clone(), headers.clone());
             async move {
-                upstream::fetch(
-                    self.host,
-                    route,
-                    method,
-                    url,
-                    headers,
-                    authorization.as_deref(),
-                    body,
-                )
-                .await
+                let authorization = authorization.as_deref();
+                if follow {
+                    upstream::fetch(self.host, route, method, url, headers, authorization, body)
+                        .await
+                } else {
+                    upstream::unfollowed(self.host, route, method, url, headers, authorization)
+                        .await
+                }
             }
         };
         let resp = send(authorization, body).await?;

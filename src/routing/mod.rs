@@ -3,6 +3,7 @@
 //! the hosts a route may reach.
 
 pub mod cache_settings;
+pub mod delivery;
 pub mod host_header;
 pub mod naming;
 pub mod origin;

@@ -5,6 +5,7 @@
 use crate::oci::error::FieldError;
 use crate::oci::reference::RepositoryName;
 use crate::routing::cache_settings::CacheSettings;
+use crate::routing::delivery::BlobDelivery;
 use crate::routing::naming::NameMapping;
 use crate::routing::pattern::RepositoryPattern;
 use crate::routing::policy::{AllowedHosts, HostPattern};
@@ -64,6 +65,9 @@ pub struct RouteConfig {
     /// Pull-through cache switches; absent: the defaults (on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<CacheSettings>,
+    /// `stream` or `redirect`; absent: the `blob_delivery` variable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blob_delivery: Option<BlobDelivery>,
 }
 
 /// A validated route, ready to use.
@@ -80,6 +84,7 @@ pub struct Route {
     pub deny: Vec<RepositoryPattern>,
     pub require_login: bool,
     pub cache: CacheSettings,
+    pub blob_delivery: Option<BlobDelivery>,
 }
 
 impl Route {
@@ -142,6 +147,7 @@ impl RouteConfig {
             deny: Vec::new(),
             require_login: None,
             cache: None,
+            blob_delivery: None,
         }
     }
 
@@ -206,6 +212,7 @@ impl RouteConfig {
                 deny,
                 require_login: self.require_login.unwrap_or(false),
                 cache,
+                blob_delivery: self.blob_delivery,
             }),
             _ => Err(RouteError(errors)),
         }

@@ -8,7 +8,7 @@ use crate::routing::route::Route;
 use crate::telemetry::stats;
 use url::Url;
 
-const REDIRECTS: [u16; 5] = [301, 302, 303, 307, 308];
+pub const REDIRECTS: [u16; 5] = [301, 302, 303, 307, 308];
 
 pub async fn fetch<H: Host>(
     host: &H,
@@ -25,40 +25,10 @@ pub async fn fetch<H: Host>(
     let mut url = url;
     let mut authorization = authorization;
     let mut body = Some(body);
-    let timeout = upstream_timeout(host);
     let mut hops = 0;
     loop {
-        let mut h = headers.clone();
-        if let Some(a) = authorization {
-            h.push("authorization", a);
-        }
-        let request = OutboundRequest {
-            method: method.to_string(),
-            url: url.clone(),
-            headers: h,
-            body: body.take().unwrap_or(Body::Empty),
-            timeout,
-        };
-        let started = std::time::Instant::now();
-        let sent = host.send(request).await;
-        stats::note_upstream(
-            host,
-            crate::host::notes::UpstreamCall {
-                upstream: url[url::Position::BeforeHost..url::Position::AfterPort].to_string(),
-                result: sent
-                    .as_ref()
-                    .map(|r| r.status)
-                    .map_err(|e| format!("{e:?}")),
-                micros: started.elapsed().as_micros() as u64,
-            },
-        );
-        let response = sent.map_err(|e| match e {
-            SendError::Denied => refused(policy::PolicyError::HostNotAllowed(origin_of(&url))),
-            SendError::Failed(why) => RegistryError::bad_gateway(format!(
-                "upstream {} unreachable: {why}",
-                origin_of(&url)
-            )),
-        })?;
+        let body = body.take().unwrap_or(Body::Empty);
+        let response = once(host, method, &url, headers.clone(), authorization, body).await?;
         // Only reads follow redirects; anything else goes back to the client.
         let followable = matches!(method, "GET" | "HEAD") && REDIRECTS.contains(&response.status);
         let Some(location) = response.headers.get("location").filter(|_| followable) else {
@@ -75,6 +45,60 @@ pub async fn fetch<H: Host>(
     }
 }
 
+/// The same, with a redirect answered back as it came (a blob's signed CDN
+/// URL, for the client to fetch itself).
+pub async fn unfollowed<H: Host>(
+    host: &H,
+    route: &Route,
+    method: &str,
+    url: Url,
+    headers: Headers,
+    authorization: Option<&str>,
+) -> Result<Response<H::Stream>, RegistryError> {
+    policy::check_target(&url, &route.allowed).map_err(refused)?;
+    once(host, method, &url, headers, authorization, Body::Empty).await
+}
+
+/// One request to a URL already checked, noted for the metrics.
+async fn once<H: Host>(
+    host: &H,
+    method: &str,
+    url: &Url,
+    mut headers: Headers,
+    authorization: Option<&str>,
+    body: Body<H::Stream>,
+) -> Result<Response<H::Stream>, RegistryError> {
+    if let Some(a) = authorization {
+        headers.push("authorization", a);
+    }
+    let request = OutboundRequest {
+        method: method.to_string(),
+        url: url.clone(),
+        headers,
+        body,
+        timeout: upstream_timeout(host),
+    };
+    let started = std::time::Instant::now();
+    let sent = host.send(request).await;
+    stats::note_upstream(
+        host,
+        crate::host::notes::UpstreamCall {
+            upstream: url[url::Position::BeforeHost..url::Position::AfterPort].to_string(),
+            result: sent
+                .as_ref()
+                .map(|r| r.status)
+                .map_err(|e| format!("{e:?}")),
+            micros: started.elapsed().as_micros() as u64,
+        },
+    );
+    sent.map_err(|e| match e {
+        SendError::Denied => refused(policy::PolicyError::HostNotAllowed(origin_of(url))),
+        SendError::Failed(why) => {
+            RegistryError::bad_gateway(format!("upstream {} unreachable: {why}", origin_of(url)))
+        }
+    })
+}
+
 /// Seconds to wait on an upstream (the `upstream_timeout` variable).
 const DEFAULT_TIMEOUT_SECS: u64 = 30;
 
@@ -86,7 +110,7 @@ fn upstream_timeout<H: Host>(host: &H) -> std::time::Duration {
     std::time::Duration::from_secs(secs.unwrap_or(DEFAULT_TIMEOUT_SECS))
 }
 
-fn refused(e: policy::PolicyError) -> RegistryError {
+pub fn refused(e: policy::PolicyError) -> RegistryError {
     eprintln!("refused: {e}");
     RegistryError::new(502, ErrorCode::Denied, e.to_string())
 }

@@ -10,6 +10,7 @@ mod boundaries;
 mod cache;
 mod common;
 mod filling;
+mod hosted;
 mod instances;
 mod journeys;
 mod operators;

@@ -131,6 +131,8 @@ async fn start() -> Env {
         ("upstream2_username", token_server::USER),
         ("upstream2_password", "not-the-password"),
         ("upstream_timeout", "3"),
+        // For routes with blob_delivery = "redirect" (tests/e2e/hosted.rs).
+        ("body_limit", "4MiB"),
     ];
     let proxies: Vec<spin::Instance> = std::thread::scope(|s| {
         let started: Vec<_> = (0..LISTENERS)

@@ -1,0 +1,155 @@
+//! Hosted platforms' limits (issue 17): with `blob_delivery = "redirect"` a
+//! blob GET is answered with the upstream's redirect to its CDN, which the
+//! client fetches without the proxy; a blob the upstream serves itself
+//! streams under the body limit and is refused, naming it, over it.
+
+use super::common::*;
+use super::support::{HUB, OPEN, env, registry, rt, spin, token_server};
+
+const LIMIT: u64 = 4 << 20;
+
+fn hosted_route(name: &str, route: serde_json::Value) {
+    env()
+        .store
+        .set(&format!("route/{name}"), route.to_string().as_bytes());
+}
+
+fn through_cdn(e: &super::support::Env) -> serde_json::Value {
+    serde_json::json!({
+        "upstream": format!("http://{}", e.fronts.redirecting),
+        "allowed_hosts": [format!("127.0.0.2:{}", e.fronts.cdn.port())],
+        "blob_delivery": "redirect",
+        "cache": {"manifests": false},
+    })
+}
+
+#[test]
+fn blob_gets_are_answered_with_the_upstreams_redirect() {
+    let e = env();
+    hosted_route("hosted.test", through_cdn(e));
+    let layer = &e.single.layers[0];
+    let url = format!("{}/v2/test/single/blobs/{layer}", e.proxy(OPEN));
+    let r = get(&url, &[("host", "hosted.test")]);
+    assert_eq!(r.status, 307, "{}", r.text());
+    let location = r.header("location").unwrap().to_string();
+    assert!(
+        location.starts_with(&format!("http://127.0.0.2:{}/cdn/", e.fronts.cdn.port()))
+            && location.contains("signature="),
+        "{location}"
+    );
+    assert_eq!(r.header("docker-content-digest"), Some(layer.as_str()));
+    let fetched = get(&location, &[]);
+    assert_eq!(registry::sha256(&fetched.body), *layer);
+
+    // A whole pull: the bytes come from the CDN, not through the proxy.
+    let cdn_before = e.fronts.cdn_seen.lock().unwrap().len();
+    assert_eq!(
+        pulled_digest(&e.proxy(HUB), "hosted.test/test/single:v1", None, false),
+        e.single.digest
+    );
+    assert!(e.fronts.cdn_seen.lock().unwrap().len() > cdn_before);
+    let log = e.proxies[HUB].access_log();
+    assert!(
+        log.iter()
+            .filter(|l| l["path"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("/v2/hosted.test/")))
+            .filter(|l| l["endpoint"] == "blob" && l["method"] == "GET")
+            .all(|l| l["bytes"].as_u64().unwrap_or(0) <= LIMIT),
+        "the proxy sent a blob body itself"
+    );
+}
+
+#[test]
+fn a_redirect_for_a_route_with_credentials_carries_none() {
+    let e = env();
+    hosted_route(
+        "hosted-held.test",
+        serde_json::json!({
+            "upstream": format!("http://{}", e.auth_fronts.redirecting),
+            "credentials": "upstream1",
+            "allowed_hosts": [e.token.addr.to_string(), format!("127.0.0.2:{}", e.auth_fronts.cdn.port())],
+            "blob_delivery": "redirect",
+            "cache": {"manifests": false, "blobs": false},
+        }),
+    );
+    let layer = &e.held.layers[0];
+    let r = get(
+        &format!("{}/v2/private/held/blobs/{layer}", e.proxy(OPEN)),
+        &[("host", "hosted-held.test")],
+    );
+    assert_eq!(r.status, 307, "{}", r.text());
+    let location = r.header("location").unwrap();
+    for secret in [token_server::PASSWORD, token_server::USER, "Bearer"] {
+        assert!(!location.contains(secret), "{location}");
+    }
+    assert_eq!(registry::sha256(&get(location, &[]).body), *layer);
+}
+
+#[test]
+fn a_blob_served_without_a_redirect_streams_under_the_limit_and_is_refused_over_it() {
+    let e = env();
+    hosted_route(
+        "hosted-direct.test",
+        serde_json::json!({"upstream": format!("http://{}", e.open), "blob_delivery": "redirect"}),
+    );
+    let small = &e.single.layers[0];
+    let host = [("host", "hosted-direct.test")];
+    let url = |repo: &str, d: &str| format!("{}/v2/{repo}/blobs/{d}", e.proxy(OPEN));
+    let r = get(&url("test/single", small), &host);
+    assert_eq!(r.status, 200);
+    assert_eq!(registry::sha256(&r.body), *small);
+
+    let big = rt().block_on(registry::push_big_blob(
+        e.open,
+        "hosted/big",
+        171,
+        2 * LIMIT,
+    ));
+    let r = get(&url("hosted/big", &big), &host);
+    assert_eq!(r.status, 501, "{}", r.text());
+    assert_eq!(error_code(&r), "UNSUPPORTED");
+    assert!(r.text().contains("body_limit") && r.text().contains(&LIMIT.to_string()));
+}
+
+#[test]
+fn redirects_to_hosts_the_route_may_not_reach_are_refused() {
+    let e = env();
+    hosted_route("hosted.test", through_cdn(e));
+    let manifest = get(
+        &format!("{}/v2/test/evil/manifests/v1", e.proxy(OPEN)),
+        &[("host", "hosted.test"), ("accept", ACCEPT_ALL)],
+    );
+    let layer = manifest.json()["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = get(
+        &format!("{}/v2/test/evil/blobs/{layer}", e.proxy(OPEN)),
+        &[("host", "hosted.test")],
+    );
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert_eq!(error_code(&r), "DENIED");
+    assert!(r.text().contains("127.0.0.3"));
+}
+
+/// The app-wide default: a route that says nothing gets `blob_delivery`.
+#[test]
+fn the_blob_delivery_variable_sets_the_default() {
+    let e = env();
+    let proxy = spin::Instance::start(
+        &e.app,
+        "redirecting-by-default",
+        &[("default_upstream", ""), ("blob_delivery", "redirect")],
+    );
+    let mut route = through_cdn(e);
+    route.as_object_mut().unwrap().remove("blob_delivery");
+    hosted_route(&proxy.addr.to_string(), route);
+    let layer = &e.single.layers[0];
+    let r = get(
+        &format!("{}/v2/test/single/blobs/{layer}", proxy.url()),
+        &[],
+    );
+    proxy.stop();
+    assert_eq!(r.status, 307, "{}", r.text());
+}
