@@ -174,6 +174,10 @@ async fn dispatch<H: Host>(
     let call = relay::Call::new(host, target, &incoming.origin, endpoint, &req, auth)?;
     let cache = &target.route.cache;
     let caching = host.store_persists();
+    // Under a key-value budget the store holds no blob chunks.
+    let blob_caching = caching
+        && cache.blobs
+        && crate::cache::key_budget::Limits::from_variables(|n| host.variable(n)).is_none();
     let method = req.method.as_str();
     Ok(match (endpoint, &call.upstream_name) {
         _ if !matches!(method, "GET" | "HEAD") => {
@@ -200,7 +204,7 @@ async fn dispatch<H: Host>(
         (Endpoint::Manifest { reference, .. }, Some(repo)) if caching && cache.manifests => {
             manifest_store::get(&call, repo, reference).await?
         }
-        (Endpoint::Blob { digest, .. }, _) if caching && cache.blobs => {
+        (Endpoint::Blob { digest, .. }, _) if blob_caching => {
             blob_store::get(&call, digest).await?
         }
         _ => call.relay().await?,

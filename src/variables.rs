@@ -16,6 +16,8 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("cache_max_size", "10GiB"),
     ("blob_delivery", "stream"),
     ("body_limit", "10MiB"),
+    ("kv_max_keys", ""),
+    ("kv_max_value", "1MB"),
     ("upstream1_username", ""),
     ("upstream1_password", ""),
     ("upstream1_authorization", ""),

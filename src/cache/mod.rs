@@ -7,6 +7,7 @@ pub mod blob_follow;
 pub mod blob_store;
 pub mod budget;
 pub mod eviction;
+pub mod key_budget;
 pub mod layout;
 pub mod manifest_store;
 

@@ -153,3 +153,95 @@ fn the_blob_delivery_variable_sets_the_default() {
     proxy.stop();
     assert_eq!(r.status, 307, "{}", r.text());
 }
+
+/// An image whose one layer is `size` bytes of seeded noise; the layer's
+/// digest.
+async fn push_big_image(e: &super::support::Env, repo: &str, size: u64) -> String {
+    let layer = registry::push_big_blob(e.open, repo, 181, size).await;
+    let config =
+        r#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let config_digest = registry::push_blob(e.open, repo, config.as_bytes()).await;
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": registry::OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer, "size": size}],
+    });
+    let bytes = serde_json::to_vec(&manifest).unwrap();
+    registry::push_manifest(e.open, repo, "v1", registry::OCI_MANIFEST, &bytes).await;
+    layer
+}
+
+/// The hosted profile end to end: redirects for blobs, a 10 MiB body
+/// limit and a key budget; a layer well over the limit pulls through, the
+/// bytes coming from the CDN, and many pulls leave the store in budget.
+#[test]
+fn the_hosted_profile_pulls_big_layers_within_body_and_store_limits() {
+    const KEYS: usize = 24;
+    const VALUE: usize = 16 << 10;
+    let e = env();
+    let app = spin::derive_app(&e.dir.join("hosted-app"), &spin::Store::Sqlite, true);
+    let proxy = spin::Instance::start(
+        &app,
+        "hosted",
+        &[
+            ("default_upstream", ""),
+            ("blob_delivery", "redirect"),
+            ("body_limit", "10MiB"),
+            ("kv_max_keys", &KEYS.to_string()),
+            ("kv_max_value", &VALUE.to_string()),
+        ],
+    );
+    let store = |label| spin::SqliteStore::of(&app, label);
+    let mut route = through_cdn(e);
+    route.as_object_mut().unwrap().remove("cache");
+    store("default").set(
+        &format!("route/{}", proxy.addr),
+        route.to_string().as_bytes(),
+    );
+
+    let layer = rt().block_on(push_big_image(e, "hosted/layer", 24 << 20));
+    let cdn_before = e.fronts.cdn_seen.lock().unwrap().len();
+    // skopeo compresses the noise layer into its OCI layout (a new digest):
+    // the pull working, with the layer from the CDN, is what counts here.
+    let (out, _) = skopeo_copy(&proxy.url(), "hosted/layer:v1", None, false);
+    assert_success(&out);
+    let cdn = e.fronts.cdn_seen.lock().unwrap()[cdn_before..].to_vec();
+    assert!(
+        cdn.iter()
+            .any(|s| s.method == "GET" && s.path.ends_with(&layer)),
+        "the layer did not come from the CDN: {cdn:?}"
+    );
+
+    // Many pulls of many images: the store stays within its budget.
+    for i in 0..12 {
+        let repo = format!("hosted/many{i}");
+        rt().block_on(registry::push_image(e.open, &repo, "v1", &repo, "amd64"));
+        pulled_digest(&proxy.url(), &format!("{repo}:v1"), None, false);
+    }
+    let cache = store("cache");
+    let keys = cache.keys();
+    assert!(keys.len() <= KEYS, "{} keys: {keys:?}", keys.len());
+    assert!(
+        !keys.iter().any(|k| k.starts_with("cache/chunk/")),
+        "blob chunks stored"
+    );
+    let largest = keys
+        .iter()
+        .filter_map(|k| cache.get(k))
+        .map(|v| v.len())
+        .max();
+    assert!(largest.unwrap_or(0) <= VALUE);
+
+    // No answer over the body limit, none near the time limit.
+    let log = proxy.access_log();
+    assert!(log.len() > 12 * 3, "{} requests", log.len());
+    for line in &log {
+        assert!(line["bytes"].as_u64().unwrap_or(0) <= 10 << 20, "{line}");
+        assert!(
+            line["duration_ms"].as_f64().unwrap_or(0.0) < 10_000.0,
+            "{line}"
+        );
+    }
+    proxy.stop();
+}

@@ -2,6 +2,7 @@
 //! the answer out, then do what was left for later and count what happened.
 
 use super::{ChunkStream, Platform, Stream, WasiHost, body, respond};
+use crate::cache::key_budget;
 use crate::{exchange, host};
 use wasi::http::types::{IncomingRequest, Method, OutgoingResponse, ResponseOutparam};
 
@@ -24,9 +25,10 @@ pub async fn serve<P: Platform>(platform: P, req: IncomingRequest, out: Response
             .unwrap_or_else(|()| Box::pin(futures::stream::empty())),
         Err(()) => Box::pin(futures::stream::empty()),
     };
+    let cache = key_budget::wrap(platform.store("cache"), |name| platform.variable(name));
     let host = WasiHost {
         kv: platform.store("default"),
-        cache: platform.store("cache"),
+        cache,
         platform,
         tally: Default::default(),
         later: Default::default(),

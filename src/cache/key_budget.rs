@@ -1,0 +1,209 @@
+//! The key-value budget for hosted platforms (Fermyon Cloud: 1,024 keys and
+//! 1 MB values a store; Akamai Functions: 1 MB values). With `kv_max_keys`
+//! set, the cache store holds no blob chunks, refuses values over
+//! `kv_max_value`, and keeps at most `kv_max_keys` keys by evicting the
+//! entry written longest ago. A tag is written again whenever it is
+//! revalidated, so what is in use stays and what is not ages out: least
+//! recently used at the granularity of the tag TTL, without a write per hit.
+//!
+//! The order lives in one index value, changed by compare-and-swap so that
+//! instances sharing the store agree.
+
+use crate::host::Kv;
+use std::rc::Rc;
+
+/// The index of the budgeted keys, oldest first; it counts as one key.
+pub const INDEX_KEY: &str = "cache/budget/keys";
+/// Attempts at a contended index before a write goes ahead uncounted.
+const ATTEMPTS: usize = 8;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_keys: usize,
+    pub max_value: usize,
+}
+
+impl Limits {
+    /// From `kv_max_keys` and `kv_max_value`; none without the first.
+    pub fn from_variables(variable: impl Fn(&str) -> Option<String>) -> Option<Self> {
+        let size = |name: &str| {
+            variable(name)
+                .filter(|v| !v.trim().is_empty())
+                .and_then(|v| crate::variables::parse_size(&v))
+        };
+        let max_keys = size("kv_max_keys")? as usize;
+        let max_value = size("kv_max_value").unwrap_or(1_000_000) as usize;
+        Some(Self {
+            max_keys: max_keys.max(2),
+            max_value,
+        })
+    }
+}
+
+/// A cache store kept within `limits`.
+pub struct Budgeted {
+    inner: Rc<dyn Kv>,
+    limits: Limits,
+}
+
+impl Budgeted {
+    pub fn new(inner: Rc<dyn Kv>, limits: Limits) -> Self {
+        Self { inner, limits }
+    }
+
+    /// Puts `key` last in the index, and returns the keys that fall out.
+    fn admit(&self, key: &str) -> Result<Vec<String>, String> {
+        for _ in 0..ATTEMPTS {
+            let current = self.inner.get(INDEX_KEY)?;
+            let mut keys: Vec<String> = current
+                .as_deref()
+                .and_then(|v| serde_json::from_slice(v).ok())
+                .unwrap_or_default();
+            keys.retain(|k| k != key);
+            keys.push(key.to_string());
+            // The index is a key of the store too.
+            let over = keys.len().saturating_sub(self.limits.max_keys - 1);
+            let evicted: Vec<String> = keys.drain(..over).collect();
+            let value = serde_json::to_vec(&keys).map_err(|e| e.to_string())?;
+            let unchanged = |now: Option<&[u8]>| now == current.as_deref();
+            if self.inner.swap_if(INDEX_KEY, &unchanged, &value)? {
+                return Ok(evicted);
+            }
+        }
+        Err("the cache's key index is contended".to_string())
+    }
+}
+
+impl Kv for Budgeted {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+        self.inner.get(key)
+    }
+
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), String> {
+        if value.len() > self.limits.max_value {
+            return Err(format!(
+                "{} bytes is over the store's value limit (kv_max_value = {})",
+                value.len(),
+                self.limits.max_value
+            ));
+        }
+        for old in self.admit(key)? {
+            self.inner.delete(&old)?;
+        }
+        self.inner.set(key, value)
+    }
+
+    fn delete(&self, key: &str) -> Result<(), String> {
+        // The index forgets it when it comes up for eviction.
+        self.inner.delete(key)
+    }
+
+    fn keys(&self) -> Result<Vec<String>, String> {
+        self.inner.keys()
+    }
+
+    fn increment(&self, key: &str, delta: i64) -> Result<i64, String> {
+        self.inner.increment(key, delta)
+    }
+
+    fn swap_if(
+        &self,
+        key: &str,
+        expect: &dyn Fn(Option<&[u8]>) -> bool,
+        value: &[u8],
+    ) -> Result<bool, String> {
+        self.inner.swap_if(key, expect, value)
+    }
+}
+
+/// The cache store, within the budget when `kv_max_keys` is set.
+pub fn wrap(store: Rc<dyn Kv>, variable: impl Fn(&str) -> Option<String>) -> Rc<dyn Kv> {
+    match Limits::from_variables(variable) {
+        Some(limits) => Rc::new(Budgeted::new(store, limits)),
+        None => store,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+
+    #[derive(Default)]
+    struct Memory(RefCell<BTreeMap<String, Vec<u8>>>);
+
+    impl Kv for Memory {
+        fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+            Ok(self.0.borrow().get(key).cloned())
+        }
+        fn set(&self, key: &str, value: &[u8]) -> Result<(), String> {
+            self.0.borrow_mut().insert(key.into(), value.into());
+            Ok(())
+        }
+        fn delete(&self, key: &str) -> Result<(), String> {
+            self.0.borrow_mut().remove(key);
+            Ok(())
+        }
+        fn keys(&self) -> Result<Vec<String>, String> {
+            Ok(self.0.borrow().keys().cloned().collect())
+        }
+        fn increment(&self, _: &str, _: i64) -> Result<i64, String> {
+            unreachable!("budgets count no counters")
+        }
+        fn swap_if(
+            &self,
+            key: &str,
+            expect: &dyn Fn(Option<&[u8]>) -> bool,
+            value: &[u8],
+        ) -> Result<bool, String> {
+            if !expect(self.get(key)?.as_deref()) {
+                return Ok(false);
+            }
+            self.set(key, value).map(|()| true)
+        }
+    }
+
+    #[test]
+    fn keeps_within_its_keys_and_values_oldest_written_first() {
+        let memory = Rc::new(Memory::default());
+        let limits = Limits {
+            max_keys: 4,
+            max_value: 10,
+        };
+        let store = Budgeted::new(memory.clone(), limits);
+        for k in ["a", "b", "c"] {
+            store.set(k, b"x").unwrap();
+        }
+        assert_eq!(
+            memory.keys().unwrap().len(),
+            4,
+            "three entries and the index"
+        );
+        // Written again, `a` is the newest: `b` goes first.
+        store.set("a", b"y").unwrap();
+        store.set("d", b"x").unwrap();
+        assert_eq!(store.get("b").unwrap(), None);
+        assert_eq!(store.get("a").unwrap(), Some(b"y".to_vec()));
+        assert!(memory.keys().unwrap().len() <= 4);
+        assert!(store.set("e", &[0; 11]).is_err());
+        assert_eq!(store.get("e").unwrap(), None);
+    }
+
+    #[test]
+    fn limits_come_from_the_variables() {
+        let vars = |name: &str| match name {
+            "kv_max_keys" => Some("1000".to_string()),
+            _ => None,
+        };
+        assert_eq!(
+            Limits::from_variables(vars),
+            Some(Limits {
+                max_keys: 1000,
+                max_value: 1_000_000
+            })
+        );
+        assert_eq!(Limits::from_variables(|_| None), None);
+        assert_eq!(Limits::from_variables(|_| Some(String::new())), None);
+    }
+}
