@@ -3,6 +3,7 @@
 //! upstream credentials it holds.
 
 pub mod access;
+pub mod anonymous_tokens;
 pub mod challenge;
 pub mod credentials;
 pub mod jwt;

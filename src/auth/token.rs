@@ -2,8 +2,8 @@
 //! own realm, rewrites scopes to upstream names and relays the token request.
 
 use crate::auth::challenge::{ANONYMOUS_TOKEN, UpstreamRealm, realm_key};
-use crate::auth::scope;
 use crate::auth::token_request::{TokenParams, token_json};
+use crate::auth::{anonymous_tokens, scope};
 use crate::host::{Body, Headers, Host, Response};
 use crate::oci::error::{ErrorCode, RegistryError};
 use crate::routing::route::Route;
@@ -76,6 +76,9 @@ async fn from_upstream_realm<H: Host>(
     let authorization = req.authorization.as_deref();
     if req.method == "GET" {
         realm_url.query_pairs_mut().extend_pairs(&params);
+        if authorization.is_none() {
+            return anonymous(host, route, realm_url).await;
+        }
         let resp = get(host, route, realm_url, authorization).await?;
         return Ok(token_response(resp));
     }
@@ -113,6 +116,28 @@ async fn from_upstream_realm<H: Host>(
         }
         _ => Ok(token_response(resp)),
     }
+}
+
+/// An anonymous token request: the kept answer, else the upstream's, kept.
+async fn anonymous<H: Host>(
+    host: &H,
+    route: &Route,
+    realm_url: Url,
+) -> Result<Response<H::Stream>, RegistryError> {
+    let key = anonymous_tokens::key(&realm_url);
+    if let Some(kept) = anonymous_tokens::cached(host, &key) {
+        return Ok(kept);
+    }
+    let resp = get(host, route, realm_url, None).await?;
+    if resp.status != 200 {
+        return Ok(token_response(resp));
+    }
+    let body = host
+        .read_body(resp.body, TOKEN_LIMIT)
+        .await
+        .map_err(|e| RegistryError::bad_gateway(format!("upstream token: {e}")))?;
+    anonymous_tokens::keep(host, &key, &body);
+    Ok(Response::json(200, body))
 }
 
 /// The upstream's realm and service, from the key-value store or, when

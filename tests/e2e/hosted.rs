@@ -4,7 +4,7 @@
 //! streams under the body limit and is refused, naming it, over it.
 
 use super::common::*;
-use super::support::{HUB, OPEN, env, registry, rt, spin, token_server};
+use super::support::{AUTH, HUB, OPEN, env, registry, rt, spin, token_server};
 
 const LIMIT: u64 = 4 << 20;
 
@@ -244,4 +244,42 @@ fn the_hosted_profile_pulls_big_layers_within_body_and_store_limits() {
         );
     }
     proxy.stop();
+}
+
+/// Anonymous clients share the upstream's anonymous token while it lasts:
+/// a warm pull costs no token request upstream.
+#[test]
+fn anonymous_tokens_are_asked_for_once_while_they_last() {
+    let e = env();
+    let scope = "repository:test/single:pull";
+    let url = format!(
+        "{}/v2/auth?service=registry-proxy&scope={scope}",
+        e.proxy(AUTH)
+    );
+    let asked = || {
+        e.token
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.authorization.is_none() && s.query.contains("test%2Fsingle"))
+            .count()
+    };
+    let before = asked();
+    let first = get(&url, &[]);
+    let second = get(&url, &[]);
+    assert_eq!((first.status, second.status), (200, 200));
+    assert_eq!(first.json()["token"], second.json()["token"]);
+    assert_eq!(asked() - before, 1, "the upstream was asked twice");
+    let token = format!("Bearer {}", second.json()["token"].as_str().unwrap());
+    let r = get(
+        &format!("{}/v2/test/single/manifests/v1", e.proxy(AUTH)),
+        &[("authorization", &token), ("accept", ACCEPT_ALL)],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    // With credentials, the client's own request goes upstream every time.
+    let basic = basic_auth(token_server::USER, token_server::PASSWORD);
+    let seen = e.token.seen.lock().unwrap().len();
+    get(&url, &[("authorization", &basic)]);
+    assert_eq!(e.token.seen.lock().unwrap().len(), seen + 1);
 }
