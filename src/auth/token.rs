@@ -82,6 +82,18 @@ async fn from_upstream_realm<H: Host>(
         let resp = get(host, route, realm_url, authorization).await?;
         return Ok(token_response(resp));
     }
+    post(host, target, req, realm_url, params).await
+}
+
+/// The token request as an OAuth2 POST, as the client sent it.
+async fn post<H: Host>(
+    host: &H,
+    target: &Target,
+    req: &TokenParams,
+    mut realm_url: Url,
+    params: Vec<(String, String)>,
+) -> Result<Response<H::Stream>, RegistryError> {
+    let (route, authorization) = (&target.route, req.authorization.as_deref());
     let encoded = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(&params)
         .finish();

@@ -5,6 +5,9 @@
 //! entry written longest ago. A tag is written again whenever it is
 //! revalidated, so what is in use stays and what is not ages out: least
 //! recently used at the granularity of the tag TTL, without a write per hit.
+//! An entry read while it is among the oldest quarter moves to the newest
+//! end, so what is still read stays too; that is a write only for entries
+//! about to go.
 //!
 //! The order lives in one index value, changed by compare-and-swap so that
 //! instances sharing the store agree.
@@ -44,21 +47,44 @@ impl Limits {
 pub struct Budgeted {
     inner: Rc<dyn Kv>,
     limits: Limits,
+    /// The index as this request last read it, to tell a read entry's age.
+    seen: std::cell::RefCell<Option<Vec<String>>>,
 }
 
 impl Budgeted {
     pub fn new(inner: Rc<dyn Kv>, limits: Limits) -> Self {
-        Self { inner, limits }
+        Self {
+            inner,
+            limits,
+            seen: Default::default(),
+        }
+    }
+
+    fn index(&self) -> Result<(Option<Vec<u8>>, Vec<String>), String> {
+        let current = self.inner.get(INDEX_KEY)?;
+        let keys = current
+            .as_deref()
+            .and_then(|v| serde_json::from_slice(v).ok())
+            .unwrap_or_default();
+        Ok((current, keys))
+    }
+
+    /// Whether `key` is among the oldest quarter, by this request's view.
+    fn aging(&self, key: &str) -> Result<bool, String> {
+        let mut seen = self.seen.borrow_mut();
+        if seen.is_none() {
+            *seen = Some(self.index()?.1);
+        }
+        let keys = seen.as_deref().unwrap_or_default();
+        let quarter = keys.len().div_ceil(4);
+        Ok(keys[..quarter].iter().any(|k| k == key))
     }
 
     /// Puts `key` last in the index, and returns the keys that fall out.
     fn admit(&self, key: &str) -> Result<Vec<String>, String> {
+        self.seen.borrow_mut().take();
         for _ in 0..ATTEMPTS {
-            let current = self.inner.get(INDEX_KEY)?;
-            let mut keys: Vec<String> = current
-                .as_deref()
-                .and_then(|v| serde_json::from_slice(v).ok())
-                .unwrap_or_default();
+            let (current, mut keys) = self.index()?;
             keys.retain(|k| k != key);
             keys.push(key.to_string());
             // The index is a key of the store too.
@@ -76,7 +102,14 @@ impl Budgeted {
 
 impl Kv for Budgeted {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
-        self.inner.get(key)
+        let value = self.inner.get(key)?;
+        if value.is_some() && key != INDEX_KEY && self.aging(key)? {
+            // Read again while about to go: it is in use, keep it.
+            for old in self.admit(key)? {
+                self.inner.delete(&old)?;
+            }
+        }
+        Ok(value)
     }
 
     fn set(&self, key: &str, value: &[u8]) -> Result<(), String> {
@@ -188,6 +221,29 @@ mod tests {
         assert!(memory.keys().unwrap().len() <= 4);
         assert!(store.set("e", &[0; 11]).is_err());
         assert_eq!(store.get("e").unwrap(), None);
+    }
+
+    #[test]
+    fn an_entry_read_while_among_the_oldest_stays() {
+        let memory = Rc::new(Memory::default());
+        let limits = Limits {
+            max_keys: 5,
+            max_value: 10,
+        };
+        let store = Budgeted::new(memory.clone(), limits);
+        for k in ["a", "b", "c", "d"] {
+            store.set(k, b"x").unwrap();
+        }
+        // `a` is the oldest; read, it becomes the newest, and `b` goes next.
+        let reader = Budgeted::new(memory.clone(), limits);
+        assert_eq!(reader.get("a").unwrap(), Some(b"x".to_vec()));
+        store.set("e", b"x").unwrap();
+        assert_eq!(store.get("a").unwrap(), Some(b"x".to_vec()));
+        assert_eq!(store.get("b").unwrap(), None);
+        // A newer entry read costs no write.
+        let index = memory.get(INDEX_KEY).unwrap();
+        Budgeted::new(memory.clone(), limits).get("e").unwrap();
+        assert_eq!(memory.get(INDEX_KEY).unwrap(), index);
     }
 
     #[test]
