@@ -283,3 +283,46 @@ fn anonymous_tokens_are_asked_for_once_while_they_last() {
     get(&url, &[("authorization", &basic)]);
     assert_eq!(e.token.seen.lock().unwrap().len(), seen + 1);
 }
+
+/// The app pushed as an OCI artifact (`spin registry push`) and run from
+/// it (`spin up -f`) serves pulls, with the project's runtime config (the
+/// tests' copy of the app: loopback upstreams allowed).
+#[test]
+fn the_app_as_an_oci_artifact_serves_pulls() {
+    let e = env();
+    let reference = format!("{}/apps/registry-proxy:0.1.0", e.open);
+    let spin = spin::binary();
+    let push = std::process::Command::new(&spin)
+        .args(["registry", "push", "--insecure", "--from"])
+        .arg(e.app.join("spin.toml"))
+        .arg(&reference)
+        .output()
+        .expect("spin registry push");
+    assert_success(&push);
+    let dir = e.dir.join("artifact");
+    std::fs::create_dir_all(&dir).unwrap();
+    let runtime_config = e.app.join("runtime-config.toml");
+    std::fs::copy(&runtime_config, dir.join("runtime-config.toml")).unwrap();
+    let addr = format!("127.0.0.1:{}", registry::free_port());
+    let upstream = format!("default_upstream=http://{}", e.open);
+    let args = [
+        "up",
+        "-f",
+        &reference,
+        "--insecure",
+        "--runtime-config-file",
+        "runtime-config.toml",
+        "--listen",
+        &addr,
+        "--variable",
+        &upstream,
+    ];
+    let process =
+        super::support::watched::spawn(spin.to_str().unwrap(), &args, &dir, &dir.join("spin.log"));
+    settles("spin up -f serving", || {
+        std::net::TcpStream::connect(&addr).is_ok()
+    });
+    let digest = pulled_digest(&format!("http://{addr}"), "test/single:v1", None, false);
+    process.stop();
+    assert_eq!(digest, e.single.digest);
+}
