@@ -77,11 +77,6 @@ pub const BUILTINS: &[Builtin] = &[
 /// Names clients use for Docker Hub's registry.
 const DOCKER_HUB_ALIASES: &[&str] = &["docker.io", "index.docker.io", "registry.hub.docker.com"];
 
-/// Every built-in registry (each must make a valid route: route.rs checks).
-pub fn builtins() -> &'static [Builtin] {
-    BUILTINS
-}
-
 pub(crate) fn builtin_by_upstream_host(host: &str) -> Option<&'static Builtin> {
     let host = host.to_ascii_lowercase();
     BUILTINS.iter().find(|b| {
