@@ -80,7 +80,13 @@ pub async fn sign_in<H: Host>(
     token: &str,
 ) -> Result<Response<H::Stream>, RegistryError> {
     let client = throttle::client_of(&req.headers);
-    throttle::check(host, client.as_deref())?;
+    // A person at the form reads the refusal there, not as registry JSON.
+    if let Err(e) = throttle::check(host, client.as_deref()) {
+        return Ok(html(
+            e.status,
+            status_page::sign_in(prefix, Some(&e.message)),
+        ));
+    }
     let form = host.read_body(req.body, FORM_LIMIT).await.map_err(|e| {
         RegistryError::new(400, ErrorCode::Unsupported, format!("sign-in form: {e}"))
     })?;

@@ -215,6 +215,7 @@ fn failed_logins_are_bounded_per_client() {
             ("default_upstream", &format!("http://{}", e.open)),
             ("require_login", "true"),
             ("token_signing_key", support::SIGNING_KEY),
+            ("admin_token", support::ADMIN_TOKEN),
         ],
     );
     let login = |password: &str| {
@@ -232,6 +233,20 @@ fn failed_logins_are_bounded_per_client() {
     assert_eq!(
         (r.status, error_code(&r).as_str()),
         (429, "TOOMANYREQUESTS")
+    );
+    // The status page's sign-in form is held back too, and says so in HTML.
+    let form = send(
+        "POST",
+        &format!("{}/_registry-proxy/login", proxy.url()),
+        &[("content-type", "application/x-www-form-urlencoded")],
+        &format!("token={}", support::ADMIN_TOKEN),
+    );
+    assert_eq!(form.status, 429);
+    assert!(form.header("set-cookie").is_none());
+    assert!(
+        form.text().contains("too many failed logins"),
+        "{}",
+        form.text()
     );
     proxy.stop();
 }

@@ -3,7 +3,8 @@
 
 use super::common::*;
 use super::support::browser::Browser;
-use super::support::{ADMIN_TOKEN, METRICS_TOKEN, OPEN, env, registry, rt};
+use super::support::{ADMIN_TOKEN, METRICS_TOKEN, OPEN, env, registry, rt, spin};
+use std::sync::OnceLock;
 
 fn admin_url(path: &str) -> String {
     format!("{}/_registry-proxy{path}", env().proxy(OPEN))
@@ -104,6 +105,30 @@ fn the_access_log_is_one_json_line_a_request_without_secrets() {
     }
 }
 
+/// An app of its own for signing in: failed sign-ins count against the
+/// client's address, and every other test's failed logins come from there too.
+fn sign_in_app() -> &'static spin::Instance {
+    static APP: OnceLock<spin::Instance> = OnceLock::new();
+    APP.get_or_init(|| {
+        let e = env();
+        let app = spin::derive_app(&e.dir.join("sign-in-app"), &spin::Store::Sqlite, true);
+        let store = spin::SqliteStore::of(&app, "default");
+        let open = serde_json::json!({"upstream": format!("http://{}", e.open)});
+        store.set("route/registry-a.test", open.to_string().as_bytes());
+        store.set("route/down.test", br#"{"upstream":"http://127.0.0.1:1"}"#);
+        let variables = [
+            ("default_upstream", ""),
+            ("admin_token", ADMIN_TOKEN),
+            ("upstream_timeout", "3"),
+        ];
+        spin::Instance::start(&app, "sign-in", &variables)
+    })
+}
+
+fn sign_in_url(path: &str) -> String {
+    format!("{}/_registry-proxy{path}", sign_in_app().url())
+}
+
 #[test]
 fn the_sign_in_cookie_is_secure_over_https() {
     let form = format!("token={ADMIN_TOKEN}");
@@ -111,7 +136,7 @@ fn the_sign_in_cookie_is_secure_over_https() {
         ("content-type", "application/x-www-form-urlencoded"),
         ("x-forwarded-proto", "https"),
     ];
-    let r = send("POST", &admin_url("/login"), &headers, &form);
+    let r = send("POST", &sign_in_url("/login"), &headers, &form);
     assert_eq!(r.status, 303);
     let cookie = r.header("set-cookie").unwrap();
     for flag in [
@@ -122,7 +147,7 @@ fn the_sign_in_cookie_is_secure_over_https() {
     ] {
         assert!(cookie.contains(flag), "{cookie}");
     }
-    let wrong = send("POST", &admin_url("/login"), &headers, "token=nope");
+    let wrong = send("POST", &sign_in_url("/login"), &headers, "token=nope");
     assert_eq!(wrong.status, 403);
     assert!(wrong.header("set-cookie").is_none());
 }
@@ -130,24 +155,24 @@ fn the_sign_in_cookie_is_secure_over_https() {
 #[test]
 fn the_status_page_signs_in_and_shows_routes_cache_and_errors_in_chromium() {
     let e = env();
+    let proxy = &sign_in_app();
     // An upstream error and a cache hit for the page to show.
-    e.store
-        .set("route/down.test", br#"{"upstream":"http://127.0.0.1:1"}"#);
     let down = get(
-        &format!("{}/v2/x/y/manifests/v1", e.proxy(OPEN)),
+        &format!("{}/v2/x/y/manifests/v1", proxy.url()),
         &[("host", "down.test")],
     );
     assert_eq!(down.status, 502);
     let hit = format!(
         "{}/v2/test/single/manifests/{}",
-        e.proxy(OPEN),
+        proxy.url(),
         e.single.digest
     );
-    get(&hit, &[("accept", ACCEPT_ALL)]);
-    get(&hit, &[("accept", ACCEPT_ALL)]);
+    let headers = [("accept", ACCEPT_ALL), ("host", "registry-a.test")];
+    get(&hit, &headers);
+    assert_eq!(get(&hit, &headers).header("x-cache"), Some("HIT"));
 
     let browser = Browser::start(&e.dir);
-    browser.open(&admin_url("/"));
+    browser.open(&sign_in_url("/"));
     browser.type_into("input[name=token]", "not-the-token");
     browser.click("button[type=submit]");
     assert!(browser.text("#message").contains("not the admin token"));
@@ -161,17 +186,17 @@ fn the_status_page_signs_in_and_shows_routes_cache_and_errors_in_chromium() {
     );
     assert!(routes.contains("registry-a.test"), "{routes}");
     assert!(browser.text("#cache").contains("hits"));
+    let errors = browser.text("#errors");
+    assert!(
+        errors.contains("127.0.0.1:1") && errors.contains("down.test"),
+        "{errors}"
+    );
     let source = browser.source();
     assert!(
         source.contains("<svg") && source.contains("lookups hit"),
         "no chart"
     );
     assert!(!source.contains("<script"));
-    let errors = browser.text("#errors");
-    assert!(
-        errors.contains("127.0.0.1:1") && errors.contains("down.test"),
-        "{errors}"
-    );
 
     let cookies = browser.cookies();
     let kept = cookies
@@ -183,5 +208,6 @@ fn the_status_page_signs_in_and_shows_routes_cache_and_errors_in_chromium() {
     assert_eq!(kept["secure"], false, "served over http here");
 
     browser.click("form[action$='/logout'] button");
-    assert!(browser.source().contains("name=\"token\""), "signed out");
+    // Signed out: the form is back.
+    browser.element("input[name=token]");
 }

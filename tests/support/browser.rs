@@ -68,9 +68,18 @@ impl Browser {
             .as_str()
             .expect("a WebDriver session")
             .to_string();
+        let session = format!("{base}/session/{session}");
+        // A click on a form's button can return before the next page is in:
+        // lookups wait for their element (each test looks, after a click, for
+        // one the page before did not have).
+        call(
+            "POST",
+            &format!("{session}/timeouts"),
+            json!({"implicit": 10_000}),
+        );
         Browser {
             _driver: driver,
-            session: format!("{base}/session/{session}"),
+            session,
         }
     }
 
@@ -82,7 +91,7 @@ impl Browser {
         );
     }
 
-    fn element(&self, css: &str) -> String {
+    pub fn element(&self, css: &str) -> String {
         let found = call(
             "POST",
             &format!("{}/element", self.session),
