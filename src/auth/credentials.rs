@@ -161,6 +161,7 @@ async fn request_token<H: Host>(
         resp = fetch(host, route, "POST", realm_url, headers, None, body).await?;
     }
     let status = resp.status;
+    crate::telemetry::stats::note_route_token(host, status);
     let body = host
         .read_body(resp.body, TOKEN_LIMIT)
         .await

@@ -9,6 +9,7 @@ use crate::auth::throttle;
 use crate::auth::token_request::{TokenParams, token_json};
 use crate::auth::users::{self, User, basic_credentials};
 use crate::auth::www_authenticate::Challenge;
+use crate::host::notes::TokenAnswer;
 use crate::host::{Host, Response};
 use crate::oci::error::{ErrorCode, RegistryError};
 use crate::routing::naming::split_registry_host;
@@ -93,6 +94,7 @@ pub fn issue<H: Host, S>(
     target: &Target,
     req: &TokenParams,
 ) -> Result<Response<S>, RegistryError> {
+    crate::telemetry::stats::note_token(host, TokenAnswer::Login);
     let key = signing_key(host)?;
     let unauthorized = |m: &str| {
         let mut c = Challenge::new("Basic");

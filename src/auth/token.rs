@@ -4,10 +4,12 @@
 use crate::auth::challenge::{ANONYMOUS_TOKEN, UpstreamRealm, realm_key};
 use crate::auth::token_request::{TokenParams, token_json};
 use crate::auth::{anonymous_tokens, scope};
+use crate::host::notes::TokenAnswer;
 use crate::host::{Body, Headers, Host, Response};
 use crate::oci::error::{ErrorCode, RegistryError};
 use crate::routing::route::Route;
 use crate::routing::target::Target;
+use crate::telemetry::stats::note_token;
 use crate::upstream::fetch::{fetch, get};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -28,7 +30,7 @@ pub async fn handle<H: Host>(
     }
     if route.credentials.is_some() {
         // The proxy authenticates upstream itself: clients need no login.
-        return Ok(anonymous_token());
+        return Ok(anonymous_token(host));
     }
     match from_upstream_realm(host, target, &req).await {
         // An upstream that is down leaves what is cached: the anonymous
@@ -38,14 +40,14 @@ pub async fn handle<H: Host>(
                 "upstream token service failed, anonymous token: {}",
                 e.message
             );
-            Ok(anonymous_token())
+            Ok(anonymous_token(host))
         }
         Ok(resp) if resp.status >= 500 => {
             eprintln!(
                 "upstream token service answered {}, anonymous token",
                 resp.status
             );
-            Ok(anonymous_token())
+            Ok(anonymous_token(host))
         }
         answer => answer,
     }
@@ -67,13 +69,14 @@ async fn from_upstream_realm<H: Host>(
                 "the upstream uses Basic auth: send credentials with each request",
             ));
         }
-        return Ok(anonymous_token());
+        return Ok(anonymous_token(host));
     };
     let mut realm_url = Url::parse(realm_str).map_err(|_| {
         RegistryError::bad_gateway(format!("upstream realm {realm_str:?} is not a URL"))
     })?;
     let params = relayed_params(req, &realm, target);
     let authorization = req.authorization.as_deref();
+    note_token(host, TokenAnswer::Relayed);
     if req.method == "GET" {
         realm_url.query_pairs_mut().extend_pairs(&params);
         if authorization.is_none() {
@@ -138,6 +141,7 @@ async fn anonymous<H: Host>(
 ) -> Result<Response<H::Stream>, RegistryError> {
     let key = anonymous_tokens::key(&realm_url);
     if let Some(kept) = anonymous_tokens::cached(host, &key) {
+        note_token(host, TokenAnswer::Kept);
         return Ok(kept);
     }
     let resp = get(host, route, realm_url, None).await?;
@@ -241,7 +245,8 @@ fn password_grant(params: &[(String, String)]) -> Option<String> {
     Some(format!("Basic {}", STANDARD.encode(creds.as_bytes())))
 }
 
-fn anonymous_token<S>() -> Response<S> {
+fn anonymous_token<H: Host>(host: &H) -> Response<H::Stream> {
+    note_token(host, TokenAnswer::Anonymous);
     token_json(ANONYMOUS_TOKEN, 3600)
 }
 

@@ -39,6 +39,35 @@ impl Outcome {
     }
 }
 
+/// How a token request was answered: a client's at the proxy's realm, or
+/// the proxy's own for a route's credentials.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum TokenAnswer {
+    /// Signed by the proxy for one of its users (or refused).
+    Login,
+    /// Relayed to the upstream's realm.
+    Relayed,
+    /// An anonymous upstream token the proxy kept from an earlier request.
+    Kept,
+    /// The proxy's placeholder: it holds the credentials, the upstream has
+    /// no realm, or its realm is down.
+    Anonymous,
+    /// Fetched from the upstream's realm with the route's own credentials.
+    RouteCredentials,
+}
+
+impl TokenAnswer {
+    pub fn name(self) -> &'static str {
+        match self {
+            TokenAnswer::Login => "login",
+            TokenAnswer::Relayed => "relayed",
+            TokenAnswer::Kept => "kept",
+            TokenAnswer::Anonymous => "anonymous",
+            TokenAnswer::RouteCredentials => "route_credentials",
+        }
+    }
+}
+
 /// One call to an upstream.
 pub struct UpstreamCall {
     /// `host[:port]` of the route's upstream or of its token service.
@@ -63,6 +92,8 @@ pub struct Notes {
     pub repository: Option<String>,
     pub endpoint: Option<&'static str>,
     pub upstream: Vec<UpstreamCall>,
+    /// Token requests, each with its status (none: the answer's).
+    pub tokens: Vec<(TokenAnswer, Option<u16>)>,
 }
 
 /// The request's notes.

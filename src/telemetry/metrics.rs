@@ -46,7 +46,20 @@ pub const BYTES: Metric = Metric {
     labels: &["source"],
 };
 
-const ALL: [&Metric; 5] = [&REQUESTS, &CACHE, &UPSTREAM, &UPSTREAM_MICROS, &BYTES];
+pub const TOKENS: Metric = Metric {
+    name: "registry_proxy_token_requests_total",
+    help: "Token requests, by how they were answered (login, relayed, kept, anonymous; route_credentials: the proxy's own for a route) and status class.",
+    labels: &["answer", "status"],
+};
+
+const ALL: [&Metric; 6] = [
+    &REQUESTS,
+    &CACHE,
+    &UPSTREAM,
+    &UPSTREAM_MICROS,
+    &BYTES,
+    &TOKENS,
+];
 
 /// The counter key of `metric` with these label values (as many as it has
 /// labels). Values are cut to 100 characters and lose the separator.

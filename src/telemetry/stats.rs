@@ -7,8 +7,8 @@
 //! and a read-modify-write would lose counts between instances.
 
 use crate::host::Host;
-use crate::host::notes::{Notes, Outcome, UpstreamCall};
-use crate::telemetry::metrics::{self, BYTES, CACHE, REQUESTS, UPSTREAM, UPSTREAM_MICROS};
+use crate::host::notes::{Notes, Outcome, TokenAnswer, UpstreamCall};
+use crate::telemetry::metrics::{self, BYTES, CACHE, REQUESTS, TOKENS, UPSTREAM, UPSTREAM_MICROS};
 
 pub fn record<H: Host>(host: &H, outcome: Outcome) {
     host.tally().0.borrow_mut().outcomes.push(outcome);
@@ -26,6 +26,20 @@ pub fn note_request<H: Host>(host: &H, endpoint: &'static str, repository: Optio
 
 pub fn note_upstream<H: Host>(host: &H, call: UpstreamCall) {
     host.tally().0.borrow_mut().upstream.push(call);
+}
+
+/// How the client's token request is being answered; a later note (the
+/// relay failed, a placeholder went out instead) replaces an earlier one.
+pub fn note_token<H: Host>(host: &H, answer: TokenAnswer) {
+    let mut notes = host.tally().0.borrow_mut();
+    notes.tokens.retain(|(_, status)| status.is_some());
+    notes.tokens.push((answer, None));
+}
+
+/// A token the proxy fetched for a route's credentials, and the realm's status.
+pub fn note_route_token<H: Host>(host: &H, status: u16) {
+    let tokens = &mut host.tally().0.borrow_mut().tokens;
+    tokens.push((TokenAnswer::RouteCredentials, Some(status)));
 }
 
 /// Where the answer's body came from, for the bytes counter.
@@ -75,6 +89,10 @@ pub fn flush<H: Host>(host: &H, status: u16, bytes: u64) {
         add(metrics::key(&UPSTREAM, &[&call.upstream, result]), 1);
         let micros = i64::try_from(call.micros).unwrap_or(i64::MAX);
         add(metrics::key(&UPSTREAM_MICROS, &[&call.upstream]), micros);
+    }
+    for (answer, token_status) in &notes.tokens {
+        let class = format!("{}xx", token_status.unwrap_or(status) / 100);
+        add(metrics::key(&TOKENS, &[answer.name(), &class]), 1);
     }
     if let Some(source) = source(&notes).filter(|_| bytes > 0) {
         add(metrics::key(&BYTES, &[source]), bytes as i64);

@@ -3,7 +3,7 @@
 
 use super::common::*;
 use super::support::browser::Browser;
-use super::support::{ADMIN_TOKEN, METRICS_TOKEN, OPEN, env, registry, rt, spin};
+use super::support::{self, ADMIN_TOKEN, METRICS_TOKEN, OPEN, env, registry, rt, spin};
 use std::sync::OnceLock;
 
 fn admin_url(path: &str) -> String {
@@ -60,6 +60,7 @@ fn metrics_count_requests_cache_outcomes_upstreams_and_bytes() {
     assert!(series(cache_bytes) >= image.manifest.len() as u64);
     let text = scrape(ADMIN_TOKEN).text();
     assert!(text.contains("# TYPE registry_proxy_requests_total counter"));
+    token_requests_are_counted_by_answer(&series);
 
     // Only the two tokens scrape; the metrics token opens nothing else.
     assert_eq!(scrape("wrong").status, 401);
@@ -67,6 +68,41 @@ fn metrics_count_requests_cache_outcomes_upstreams_and_bytes() {
     let bearer = format!("Bearer {METRICS_TOKEN}");
     let api = get(&admin_url("/routes"), &[("authorization", &bearer)]);
     assert_eq!(api.status, 401);
+}
+
+/// One of each way a token request is answered, counted with its status.
+fn token_requests_are_counted_by_answer(series: &dyn Fn(&str) -> u64) {
+    let e = env();
+    let tokens = |answer: &str| {
+        series(&format!(
+            r#"registry_proxy_token_requests_total{{answer="{answer}",status="2xx"}}"#
+        ))
+    };
+    let answers = ["login", "anonymous", "route_credentials", "relayed", "kept"];
+    let before = answers.map(tokens);
+    let password = support::PROXY_USER.1;
+    let scope = "repository:test/single:pull";
+    assert_eq!(login_token(e, "login.test", scope, password).status, 200);
+    // The proxy holds account.test's credentials: clients get its placeholder,
+    // and the proxy asks the realm itself.
+    let token_url = format!("{}/v2/auth?service=x&scope={scope}", e.proxy(OPEN));
+    assert_eq!(get(&token_url, &[("host", "account.test")]).status, 200);
+    // A repository no other test pulls: its token is not yet held.
+    let held = rt().block_on(registry::push_image(
+        e.open, "ops/held", "v1", "ops-held", "amd64",
+    ));
+    let manifest = format!("{}/v2/ops/held/manifests/{}", e.proxy(OPEN), held.digest);
+    let pulled = get(
+        &manifest,
+        &[("host", "account.test"), ("accept", ACCEPT_ALL)],
+    );
+    assert_eq!(pulled.status, 200);
+    // An anonymous client's request goes to the realm, or gets the kept answer.
+    assert_eq!(get(&token_url, &[("host", "registry-b.test")]).status, 200);
+    let grew = |i: usize| tokens(answers[i]) > before[i];
+    settles("counting the token requests", || {
+        grew(0) && grew(1) && grew(2) && (grew(3) || grew(4))
+    });
 }
 
 #[test]
