@@ -190,10 +190,7 @@ mod tests {
             expect: &dyn Fn(Option<&[u8]>) -> bool,
             value: &[u8],
         ) -> Result<bool, String> {
-            if !expect(self.get(key)?.as_deref()) {
-                return Ok(false);
-            }
-            self.set(key, value).map(|()| true)
+            crate::host::swap_unshared(self, key, expect, value)
         }
     }
 

@@ -116,6 +116,20 @@ pub trait Kv {
     ) -> Result<bool, String>;
 }
 
+/// [`Kv::swap_if`] as read, check and write, for a store without
+/// compare-and-swap: atomic only where no other instance writes the key.
+pub fn swap_unshared(
+    kv: &dyn Kv,
+    key: &str,
+    expect: &dyn Fn(Option<&[u8]>) -> bool,
+    value: &[u8],
+) -> Result<bool, String> {
+    if !expect(kv.get(key)?.as_deref()) {
+        return Ok(false);
+    }
+    kv.set(key, value).map(|()| true)
+}
+
 /// Work left for after the answer is out, such as a copy's verification:
 /// the client does not wait for it.
 pub type Task = Pin<Box<dyn Future<Output = ()>>>;

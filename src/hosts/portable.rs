@@ -186,10 +186,7 @@ impl host::Kv for Prefixed {
         expect: &dyn Fn(Option<&[u8]>) -> bool,
         value: &[u8],
     ) -> Result<bool, String> {
-        if !expect(self.get(key)?.as_deref()) {
-            return Ok(false);
-        }
-        self.set(key, value).map(|()| true)
+        host::swap_unshared(self, key, expect, value)
     }
 }
 
