@@ -174,10 +174,7 @@ async fn dispatch<H: Host>(
     let call = relay::Call::new(host, target, &incoming.origin, endpoint, &req, auth)?;
     let cache = &target.route.cache;
     let caching = host.store_persists();
-    // Under a key-value budget the store holds no blob chunks.
-    let blob_caching = caching
-        && cache.blobs
-        && crate::cache::key_budget::Limits::from_variables(|n| host.variable(n)).is_none();
+    let blob_caching = caching && cache.blobs && host.cache().holds_blobs();
     let method = req.method.as_str();
     Ok(match (endpoint, &call.upstream_name) {
         _ if !matches!(method, "GET" | "HEAD") => {

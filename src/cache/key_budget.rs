@@ -28,7 +28,7 @@ pub struct Limits {
 
 impl Limits {
     /// From `kv_max_keys` and `kv_max_value`; none without the first.
-    pub fn from_variables(variable: impl Fn(&str) -> Option<String>) -> Option<Self> {
+    fn from_variables(variable: impl Fn(&str) -> Option<String>) -> Option<Self> {
         let size = |name: &str| {
             variable(name)
                 .filter(|v| !v.trim().is_empty())
@@ -139,6 +139,10 @@ impl Kv for Budgeted {
         self.inner.increment(key, delta)
     }
 
+    fn holds_blobs(&self) -> bool {
+        false
+    }
+
     fn swap_if(
         &self,
         key: &str,
@@ -202,6 +206,7 @@ mod tests {
             max_value: 10,
         };
         let store = Budgeted::new(memory.clone(), limits);
+        assert!(!store.holds_blobs() && memory.holds_blobs());
         for k in ["a", "b", "c"] {
             store.set(k, b"x").unwrap();
         }

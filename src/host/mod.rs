@@ -105,6 +105,10 @@ pub trait Kv {
     /// Adds `delta` to a counter atomically and returns its new value. A
     /// counter is never written any other way (stores encode it their way).
     fn increment(&self, key: &str, delta: i64) -> Result<i64, String>;
+    /// Whether the store has room for blob chunks (a key budget has not).
+    fn holds_blobs(&self) -> bool {
+        true
+    }
     /// Sets `key` to `value` only if its current value passes `expect`,
     /// atomically across instances; false when it did not, or another
     /// instance changed it first.
