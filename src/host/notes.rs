@@ -92,8 +92,10 @@ pub struct Notes {
     pub repository: Option<String>,
     pub endpoint: Option<&'static str>,
     pub upstream: Vec<UpstreamCall>,
-    /// Token requests, each with its status (none: the answer's).
-    pub tokens: Vec<(TokenAnswer, Option<u16>)>,
+    /// How the client's token request was answered, when it was one.
+    pub token: Option<TokenAnswer>,
+    /// The realm's status for each token fetched with a route's credentials.
+    pub route_tokens: Vec<u16>,
 }
 
 /// The request's notes.

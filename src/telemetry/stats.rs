@@ -31,15 +31,12 @@ pub fn note_upstream<H: Host>(host: &H, call: UpstreamCall) {
 /// How the client's token request is being answered; a later note (the
 /// relay failed, a placeholder went out instead) replaces an earlier one.
 pub fn note_token<H: Host>(host: &H, answer: TokenAnswer) {
-    let mut notes = host.tally().0.borrow_mut();
-    notes.tokens.retain(|(_, status)| status.is_some());
-    notes.tokens.push((answer, None));
+    host.tally().0.borrow_mut().token = Some(answer);
 }
 
 /// A token the proxy fetched for a route's credentials, and the realm's status.
 pub fn note_route_token<H: Host>(host: &H, status: u16) {
-    let tokens = &mut host.tally().0.borrow_mut().tokens;
-    tokens.push((TokenAnswer::RouteCredentials, Some(status)));
+    host.tally().0.borrow_mut().route_tokens.push(status);
 }
 
 /// Where the answer's body came from, for the bytes counter.
@@ -90,9 +87,15 @@ pub fn flush<H: Host>(host: &H, status: u16, bytes: u64) {
         let micros = i64::try_from(call.micros).unwrap_or(i64::MAX);
         add(metrics::key(&UPSTREAM_MICROS, &[&call.upstream]), micros);
     }
-    for (answer, token_status) in &notes.tokens {
-        let class = format!("{}xx", token_status.unwrap_or(status) / 100);
+    let token = |answer: TokenAnswer, status: u16| {
+        let class = format!("{}xx", status / 100);
         add(metrics::key(&TOKENS, &[answer.name(), &class]), 1);
+    };
+    if let Some(answer) = notes.token {
+        token(answer, status);
+    }
+    for realm_status in &notes.route_tokens {
+        token(TokenAnswer::RouteCredentials, *realm_status);
     }
     if let Some(source) = source(&notes).filter(|_| bytes > 0) {
         add(metrics::key(&BYTES, &[source]), bytes as i64);
