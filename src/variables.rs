@@ -35,6 +35,16 @@ pub fn default_of(name: &str) -> Option<&'static str> {
     DEFAULTS.iter().find(|(n, _)| *n == name).map(|(_, d)| *d)
 }
 
+/// What a hosted platform allows, for a limit whose variable cannot be
+/// read: Fermyon Cloud's 1,024 keys and both platforms' 1 MB values.
+pub fn hosted_limit_of(name: &str) -> Option<&'static str> {
+    match name {
+        "kv_max_keys" => Some("1024"),
+        "kv_max_value" => Some("1MB"),
+        _ => default_of(name),
+    }
+}
+
 /// A size such as `10GiB`, `500MiB`, `2GB` or plain bytes.
 pub fn parse_size(text: &str) -> Option<u64> {
     let text = text.trim();

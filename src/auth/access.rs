@@ -127,13 +127,16 @@ pub fn login_applies<H: Host>(
     incoming: &Incoming,
     target: &Target,
 ) -> Result<bool, RegistryError> {
-    if login::required(host, &target.route) {
+    if login::required(host, &target.route)? {
         return Ok(true);
     }
     if target.namespace.is_none() {
         return Ok(false);
     }
-    Ok(routing::for_host(host, &incoming.hosts)?.is_some_and(|(_, r)| login::required(host, &r)))
+    match routing::for_host(host, &incoming.hosts)? {
+        Some((_, route)) => login::required(host, &route),
+        None => Ok(false),
+    }
 }
 
 fn is_anonymous_token(authorization: &str) -> bool {

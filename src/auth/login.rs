@@ -19,11 +19,24 @@ use crate::routing::target::Target;
 /// How long issued tokens last.
 const TOKEN_TTL_SECS: u64 = 300;
 
-pub fn required<H: Host>(host: &H, route: &Route) -> bool {
-    route.require_login
-        || host
-            .variable("require_login")
-            .is_some_and(|v| v.trim() == "true")
+/// Whether only the proxy's own users may use `route`. A `require_login`
+/// variable the runtime cannot read (its provider is away) is a 503 naming
+/// it, never "off": login-only content is not served to anyone meanwhile.
+pub fn required<H: Host>(host: &H, route: &Route) -> Result<bool, RegistryError> {
+    if route.require_login {
+        return Ok(true);
+    }
+    match host.setting("require_login") {
+        Ok(v) => Ok(v.is_some_and(|v| v.trim() == "true")),
+        Err(e) => {
+            eprintln!("require_login cannot be read: {e}");
+            Err(RegistryError::new(
+                503,
+                ErrorCode::Unknown,
+                "the require_login variable cannot be read now; nothing is served until it can",
+            ))
+        }
+    }
 }
 
 fn signing_key<H: Host>(host: &H) -> Result<Vec<u8>, RegistryError> {
@@ -103,15 +116,15 @@ pub fn issue<H: Host, S>(
     };
     let (username, password) =
         credentials(req)?.ok_or_else(|| unauthorized("this proxy requires a login"))?;
-    throttle::check(host, req.client.as_deref())?;
+    let attempt = throttle::attempt(host, &req.client)?;
     let user = load_user(host, &username)?;
     // Verified whether or not the user exists: both cost one Argon2 run.
     let verified = users::verify_password(user.as_ref(), &password);
     let user = user.filter(|_| verified).ok_or_else(|| {
         eprintln!("login refused for a user");
-        throttle::failed(host, req.client.as_deref());
         unauthorized("wrong username or password")
     })?;
+    attempt.passed();
     let access = req
         .scopes
         .iter()

@@ -306,7 +306,7 @@ mod tests {
             authorization: None,
             namespace: None,
             scopes,
-            client: None,
+            client: crate::auth::throttle::Client::Unknown,
         }
     }
 

@@ -1,6 +1,7 @@
 //! A token request as a client sends it to the proxy's realm, and the
 //! token answer's JSON: shared by the relayed and the issued token.
 
+use crate::auth::throttle::{Client, client_of};
 use crate::host::{Host, Request, Response};
 use crate::oci::error::{ErrorCode, RegistryError};
 use url::form_urlencoded;
@@ -16,8 +17,8 @@ pub struct TokenParams {
     /// The registry the proxy's realm named (`?ns=`), if any.
     pub namespace: Option<String>,
     pub scopes: Vec<String>,
-    /// The client's address (Spin's `spin-client-addr`, without the port).
-    pub client: Option<String>,
+    /// Who sent it, for the login throttle.
+    pub client: Client,
 }
 
 impl TokenParams {
@@ -28,7 +29,7 @@ impl TokenParams {
             .find(|(k, _)| k == "ns")
             .map(|(_, v)| v.clone());
         let authorization = req.headers.get("authorization").map(str::to_string);
-        let client = crate::auth::throttle::client_of(&req.headers);
+        let client = client_of(&req.headers);
         let params = match req.method.as_str() {
             "GET" => query,
             "POST" => {

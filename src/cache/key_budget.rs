@@ -164,43 +164,11 @@ pub fn wrap(store: Rc<dyn Kv>, variable: impl Fn(&str) -> Option<String>) -> Rc<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::cell::RefCell;
-    use std::collections::BTreeMap;
-
-    #[derive(Default)]
-    struct Memory(RefCell<BTreeMap<String, Vec<u8>>>);
-
-    impl Kv for Memory {
-        fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
-            Ok(self.0.borrow().get(key).cloned())
-        }
-        fn set(&self, key: &str, value: &[u8]) -> Result<(), String> {
-            self.0.borrow_mut().insert(key.into(), value.into());
-            Ok(())
-        }
-        fn delete(&self, key: &str) -> Result<(), String> {
-            self.0.borrow_mut().remove(key);
-            Ok(())
-        }
-        fn keys(&self) -> Result<Vec<String>, String> {
-            Ok(self.0.borrow().keys().cloned().collect())
-        }
-        fn increment(&self, _: &str, _: i64) -> Result<i64, String> {
-            unreachable!("budgets count no counters")
-        }
-        fn swap_if(
-            &self,
-            key: &str,
-            expect: &dyn Fn(Option<&[u8]>) -> bool,
-            value: &[u8],
-        ) -> Result<bool, String> {
-            crate::host::swap_unshared(self, key, expect, value)
-        }
-    }
+    use crate::host::memory::MemoryKv;
 
     #[test]
     fn keeps_within_its_keys_and_values_oldest_written_first() {
-        let memory = Rc::new(Memory::default());
+        let memory = Rc::new(MemoryKv::default());
         let limits = Limits {
             max_keys: 4,
             max_value: 10,
@@ -227,7 +195,7 @@ mod tests {
 
     #[test]
     fn an_entry_read_while_among_the_oldest_stays() {
-        let memory = Rc::new(Memory::default());
+        let memory = Rc::new(MemoryKv::default());
         let limits = Limits {
             max_keys: 5,
             max_value: 10,

@@ -3,9 +3,9 @@
 //! points at a digest for a while; blobs are kept in fixed-size chunks and
 //! become visible only once their digest has been checked.
 
+use crate::oci::media_type::Accepted;
 use crate::routing::cache_settings::CacheSettings;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use url::Url;
 
 /// The cache's keys for one upstream and one upstream account
@@ -33,8 +33,10 @@ impl Scope {
         format!("{MANIFEST_PREFIX}{}/{repo}@{digest}", self.0)
     }
 
-    pub fn tag_key(&self, repo: &str, tag: &str, accept: &str) -> String {
-        format!("{TAG_PREFIX}{}/{repo}:{tag}#{}", self.0, accept_key(accept))
+    /// One tag as answered to clients naming `accepted` (an index, or one
+    /// platform's manifest, may be the answer).
+    pub fn tag_key(&self, repo: &str, tag: &str, accepted: Accepted) -> String {
+        format!("{TAG_PREFIX}{}/{repo}:{tag}#{}", self.0, accepted.key())
     }
 
     /// The list of one tag's variant keys, so a push that moves the tag
@@ -127,20 +129,6 @@ pub fn upload_abandoned(upload: &str, now: u64) -> bool {
     started + UPLOAD_GRACE_SECS <= now
 }
 
-/// Clients asking with different `Accept` lists may get different
-/// manifests for one tag (an index, or one platform's manifest).
-fn accept_key(accept: &str) -> String {
-    let mut types: Vec<&str> = accept
-        .split(',')
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .collect();
-    types.sort_unstable();
-    types.dedup();
-    let digest = Sha256::digest(types.join(",").as_bytes());
-    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
-}
-
 /// A cached manifest: this header as a JSON line, then the exact bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManifestEntry {
@@ -179,6 +167,10 @@ pub struct TagEntry {
     pub checked: u64,
     /// Unix seconds after which even a failing upstream does not get it served.
     pub expires: u64,
+    /// Whether the client that fetched it offered index types: a single
+    /// manifest fetched so is what the tag is, for any client taking its type.
+    #[serde(default)]
+    pub offered_index: bool,
 }
 
 /// What to do with a cached tag now.
@@ -207,6 +199,7 @@ impl TagEntry {
             private,
             checked: now,
             expires: now + settings.tag_ttl + settings.stale_if_error,
+            offered_index: false,
         }
     }
 
@@ -252,11 +245,11 @@ mod tests {
         );
         assert_eq!(repository_of(&m), Some("library/alpine"));
         assert_eq!(repository_of(&s.seen_key("a/b", "sha256:ab")), Some("a/b"));
-        let t = s.tag_key("a/b", "v1", "application/json");
+        let t = s.tag_key("a/b", "v1", Accepted::default());
         assert_eq!(repository_of(&t), Some("a/b"));
         assert_eq!(variants_key_of(&t), Some(s.tag_variants_key("a/b", "v1")));
         assert_ne!(
-            variants_key_of(&s.tag_key("a/b", "v10", "x")),
+            variants_key_of(&s.tag_key("a/b", "v10", Accepted::default())),
             Some(s.tag_variants_key("a/b", "v1"))
         );
         let c = s.chunk_key("sha256:ab", "u1", 7);
@@ -279,10 +272,13 @@ mod tests {
     }
 
     #[test]
-    fn accept_lists_are_normalised() {
+    fn a_tag_key_holds_only_the_manifest_types_named() {
         let s = Scope::of(&Url::parse("https://x.io").unwrap(), None);
-        assert_eq!(s.tag_key("r", "t", "a, b"), s.tag_key("r", "t", "b,a,a"));
-        assert_ne!(s.tag_key("r", "t", "a"), s.tag_key("r", "t", "b"));
+        let key = |accept: &str| s.tag_key("r", "t", Accepted::parse([accept]));
+        let docker = "application/vnd.docker.distribution.manifest.v2+json";
+        assert_eq!(key(docker), key(&format!("{docker}, application/x-junk-1")));
+        assert_eq!(key("text/plain"), key("*/*"));
+        assert_ne!(key(docker), key("application/vnd.oci.image.index.v1+json"));
     }
 
     #[test]

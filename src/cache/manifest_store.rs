@@ -7,6 +7,7 @@ use crate::cache::layout::{self as cache, ManifestEntry, Scope, TagEntry, TagSta
 use crate::host::notes::Outcome;
 use crate::host::{Body, Headers, Host, Response};
 use crate::oci::error::RegistryError;
+use crate::oci::media_type::{Accepted, is_index};
 use crate::oci::reference::{Reference, RepositoryName};
 use crate::relay::Call;
 use crate::telemetry::stats;
@@ -54,45 +55,65 @@ pub async fn get<H: Host>(
             }
             None
         }
-        Reference::Tag(t) => {
-            let accept: Vec<&str> = call.req.headers.get_all("accept").collect();
-            let key = scope.tag_key(repo.as_str(), t, &accept.join(","));
-            if let Some(answer) = from_tag(call, &scope, repo, &key).await? {
-                return Ok(answer);
-            }
-            return match fetch(call, &scope, repo, reference, Some(key)).await {
-                Err(e) if e.is_upstream_failure() => {
-                    other_variant(call, &scope, repo, t).await?.ok_or(e)
-                }
-                answer => answer,
-            };
-        }
+        Reference::Tag(t) => return by_tag(call, &scope, repo, t).await,
     };
     fetch(call, &scope, repo, reference, tag_key).await
 }
 
-/// While the upstream fails: the tag as cached for another client's
-/// `Accept` list (docker's and skopeo's differ), when this client accepts
-/// its media type. A pull of what is cached then works from any client.
+/// A manifest by tag: as cached for this client's manifest types, or for
+/// another client's when it is what the upstream would answer this one
+/// (docker, containerd and podman list different types, and one pull by
+/// each costs one upstream request); else from the upstream.
+async fn by_tag<H: Host>(
+    call: &Call<'_, H>,
+    scope: &Scope,
+    repo: &RepositoryName,
+    tag: &str,
+) -> Result<Response<H::Stream>, RegistryError> {
+    let accepted = Accepted::parse(call.req.headers.get_all("accept"));
+    let key = scope.tag_key(repo.as_str(), tag, accepted);
+    if let Some(answer) = from_tag(call, scope, repo, &key).await? {
+        return Ok(answer);
+    }
+    // An index goes to any client taking indexes; a single manifest fetched
+    // while index types were offered is what the tag is, for any client
+    // taking its type.
+    let same_answer = |e: &TagEntry| {
+        accepted.covers(&e.media_type) && (is_index(&e.media_type) || e.offered_index)
+    };
+    if let Some(answer) = other_variant(call, scope, repo, tag, same_answer).await? {
+        return Ok(answer);
+    }
+    match fetch(
+        call,
+        scope,
+        repo,
+        &Reference::Tag(tag.to_string()),
+        Some(key),
+    )
+    .await
+    {
+        // While the upstream fails, any variant this client takes will do,
+        // so a pull of what is cached works from any client.
+        Err(e) if e.is_upstream_failure() => {
+            let takes = |e: &TagEntry| accepted.is_empty() || accepted.covers(&e.media_type);
+            other_variant(call, scope, repo, tag, takes).await?.ok_or(e)
+        }
+        answer => answer,
+    }
+}
+
+/// The tag as cached for another client's manifest types, when `fits`.
 async fn other_variant<H: Host>(
     call: &Call<'_, H>,
     scope: &Scope,
     repo: &RepositoryName,
     tag: &str,
+    fits: impl Fn(&TagEntry) -> bool,
 ) -> Result<Option<Response<H::Stream>>, RegistryError> {
-    let accepted: Vec<&str> = call
-        .req
-        .headers
-        .get_all("accept")
-        .flat_map(|a| a.split(','))
-        .map(|t| t.split(';').next().unwrap_or_default().trim())
-        .collect();
-    let acceptable = |media_type: &str| {
-        accepted.is_empty() || accepted.iter().any(|a| *a == media_type || *a == "*/*")
-    };
     let list_key = scope.tag_variants_key(repo.as_str(), tag);
     for key in variants(call.host, &list_key) {
-        if load_tag(call.host, &key).is_some_and(|e| acceptable(&e.media_type))
+        if load_tag(call.host, &key).is_some_and(|e| fits(&e))
             && let Ok(Some(answer)) = from_tag(call, scope, repo, &key).await
         {
             return Ok(Some(answer));
@@ -153,18 +174,16 @@ async fn revalidate<H: Host>(
             if r.status == 200
                 && r.headers.get("docker-content-digest") == Some(tag.digest.as_str()) =>
         {
-            store_tag(
-                host,
-                key,
-                &TagEntry::new(
-                    &tag.digest,
-                    &tag.media_type,
-                    tag.size,
-                    tag.private,
-                    now,
-                    settings,
-                ),
+            let mut checked = TagEntry::new(
+                &tag.digest,
+                &tag.media_type,
+                tag.size,
+                tag.private,
+                now,
+                settings,
             );
+            checked.offered_index = tag.offered_index;
+            store_tag(host, key, &checked);
             stats::record(host, Outcome::Revalidated);
             Ok(Some(serve(call, cached, "REVALIDATED", Headers::default())))
         }
@@ -270,7 +289,8 @@ fn checked_digest(
 fn remember_tag<H: Host>(call: &Call<'_, H>, key: &str, digest: &str, media_type: &str, size: u64) {
     let private = call.with_client_credentials();
     let settings = &call.target.route.cache;
-    let tag = TagEntry::new(digest, media_type, size, private, crate::now(), settings);
+    let mut tag = TagEntry::new(digest, media_type, size, private, crate::now(), settings);
+    tag.offered_index = Accepted::parse(call.req.headers.get_all("accept")).offers_index();
     store_tag(call.host, key, &tag);
 }
 

@@ -2,6 +2,8 @@
 //! fake in unit tests): variables, a key-value store and outbound HTTP whose
 //! bodies it passes along without looking at them.
 
+#[cfg(test)]
+pub mod memory;
 pub mod notes;
 
 use futures::StreamExt;
@@ -171,7 +173,14 @@ pub trait Host {
     /// The runtime's body stream.
     type Stream: futures::Stream<Item = Result<Vec<u8>, String>> + Unpin + 'static;
 
+    /// A variable; one the runtime cannot read counts as unset (and is
+    /// logged). Security settings use [`Host::setting`] instead.
     fn variable(&self, name: &str) -> Option<String>;
+    /// A variable that must be read to be obeyed: `Err` when the runtime
+    /// could not read it, so a setting that cannot be read is never "off".
+    fn setting(&self, name: &str) -> Result<Option<String>, String> {
+        Ok(self.variable(name))
+    }
     /// The configuration store: routes and users. Small, so a listing of it
     /// costs little.
     fn kv(&self) -> Rc<dyn Kv>;

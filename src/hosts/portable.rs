@@ -52,10 +52,11 @@ impl WasiPlatform {
 }
 
 impl Platform for WasiPlatform {
-    fn variable(&self, name: &str) -> Option<String> {
+    fn variable(&self, name: &str) -> Result<Option<String>, String> {
         match config::get(name) {
-            Ok(Some(value)) => Some(value),
-            _ => crate::variables::default_of(name).map(String::from),
+            Ok(Some(value)) => Ok(Some(value)),
+            Ok(None) => Ok(crate::variables::default_of(name).map(String::from)),
+            Err(e) => Err(format!("{e:?}")),
         }
     }
 
@@ -84,6 +85,10 @@ impl Platform for WasiPlatform {
         };
         self.persists.set(Some(persists));
         persists
+    }
+
+    fn sets_spin_headers(&self) -> bool {
+        false
     }
 }
 

@@ -22,8 +22,13 @@ wasi::http::proxy::export!(Component);
 struct SpinPlatform;
 
 impl Platform for SpinPlatform {
-    fn variable(&self, name: &str) -> Option<String> {
-        spin_sdk::variables::get(name).ok()
+    fn variable(&self, name: &str) -> Result<Option<String>, String> {
+        use spin_sdk::variables::Error;
+        match spin_sdk::variables::get(name) {
+            Ok(value) => Ok(Some(value)),
+            Err(Error::Undefined(_)) => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
     }
 
     fn store(&self, label: &str) -> Rc<dyn host::Kv> {
@@ -31,6 +36,10 @@ impl Platform for SpinPlatform {
     }
 
     fn store_persists(&self) -> bool {
+        true
+    }
+
+    fn sets_spin_headers(&self) -> bool {
         true
     }
 }

@@ -4,5 +4,6 @@
 pub mod digest;
 pub mod endpoint;
 pub mod error;
+pub mod media_type;
 pub mod range;
 pub mod reference;

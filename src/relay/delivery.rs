@@ -5,15 +5,19 @@
 //! with its own or the client's credentials and hands the client that URL,
 //! which carries no credential of either. A blob the upstream serves itself
 //! streams if it fits the body limit, and is refused with the limit named if
-//! not.
+//! its length says it does not; without a length, the stream is cut once
+//! it passes the limit.
 
 use super::Call;
-use crate::host::{Body, Headers, Host, Response};
+use crate::host::{Body, Chunks, Headers, Host, Response};
 use crate::oci::digest::Digest;
 use crate::oci::error::{ErrorCode, RegistryError};
 use crate::routing::delivery::BlobDelivery;
 use crate::routing::policy;
 use crate::upstream::fetch::{REDIRECTS, refused};
+use futures::{Stream, StreamExt};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 /// The route's delivery, else the `blob_delivery` variable's.
 pub fn mode<H: Host>(call: &Call<'_, H>) -> BlobDelivery {
@@ -61,13 +65,27 @@ pub async fn redirect<H: Host>(
             body: Body::Empty,
         });
     }
+    served_itself(call, resp, digest)
+}
+
+/// A blob the upstream serves itself: refused up front when its length is
+/// known to be over the body limit; else passed back, its body cut once it
+/// passes the limit, since a chunked answer tells its length only by ending.
+fn served_itself<H: Host>(
+    call: &Call<'_, H>,
+    resp: Response<H::Stream>,
+    digest: &Digest,
+) -> Result<Response<H::Stream>, RegistryError> {
     let size = resp
         .headers
         .get("content-length")
         .and_then(|l| l.parse::<u64>().ok());
     let limit = body_limit(call.host);
-    match size {
-        Some(size) if resp.status == 200 && size > limit => Err(RegistryError::new(
+    if let Some(size) = size
+        && resp.status == 200
+        && size > limit
+    {
+        return Err(RegistryError::new(
             501,
             ErrorCode::Unsupported,
             format!(
@@ -75,7 +93,107 @@ pub async fn redirect<H: Host>(
                  (variable body_limit), and its upstream serves it without a redirect: \
                  pull it from the upstream directly, or use a proxy with blob_delivery = \"stream\""
             ),
-        )),
-        _ => Ok(call.pass_back(resp)),
+        ));
+    }
+    let mut resp = call.pass_back(resp);
+    let chunks: Chunks = match std::mem::replace(&mut resp.body, Body::Empty) {
+        Body::Stream(s) => Box::pin(s),
+        Body::Generated(g) => g,
+        small => {
+            resp.body = small;
+            return Ok(resp);
+        }
+    };
+    resp.body = Body::Generated(Box::pin(Bounded::new(chunks, limit, digest.to_string())));
+    Ok(resp)
+}
+
+/// A body stream that ends with an error once more than `limit` bytes
+/// have passed: the client sees a cut body, and the log says why, where a
+/// hosted platform would otherwise cut it with no word at its own cap.
+pub(super) struct Bounded {
+    inner: Option<Chunks>,
+    passed: u64,
+    limit: u64,
+    digest: String,
+}
+
+impl Bounded {
+    pub(super) fn new(inner: Chunks, limit: u64, digest: String) -> Self {
+        Self {
+            inner: Some(inner),
+            passed: 0,
+            limit,
+            digest,
+        }
+    }
+}
+
+impl Stream for Bounded {
+    type Item = Result<Vec<u8>, String>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let Some(inner) = self.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let chunk = match inner.poll_next_unpin(cx) {
+            Poll::Ready(Some(Ok(chunk))) => chunk,
+            other => return other,
+        };
+        self.passed += chunk.len() as u64;
+        if self.passed <= self.limit {
+            return Poll::Ready(Some(Ok(chunk)));
+        }
+        // Ends here: the upstream is not read further.
+        self.inner = None;
+        let why = format!(
+            "blob {} passed this proxy's body limit of {} bytes (variable body_limit) \
+             with no Content-Length from its upstream, which serves it without a redirect: \
+             the body is cut",
+            self.digest, self.limit
+        );
+        eprintln!("{why}");
+        Poll::Ready(Some(Err(why)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunks(sizes: &[usize]) -> Chunks {
+        let list: Vec<Result<Vec<u8>, String>> = sizes.iter().map(|&n| Ok(vec![7; n])).collect();
+        Box::pin(futures::stream::iter(list))
+    }
+
+    fn collect(stream: Bounded) -> Vec<Result<usize, String>> {
+        let items = futures::executor::block_on(stream.collect::<Vec<_>>());
+        items.into_iter().map(|c| c.map(|c| c.len())).collect()
+    }
+
+    /// Finding 4: a stream past the body limit ends with an error, and
+    /// nothing after that is read.
+    #[test]
+    fn a_body_past_the_limit_is_cut_with_an_error() {
+        let out = collect(Bounded::new(chunks(&[4, 4, 4, 4]), 10, "sha256:x".into()));
+        assert_eq!(out[..2], [Ok(4), Ok(4)]);
+        assert_eq!(out.len(), 3, "{out:?}");
+        let why = out[2].as_ref().unwrap_err();
+        assert!(
+            why.contains("sha256:x") && why.contains("body_limit"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn a_body_within_the_limit_passes_whole() {
+        let out = collect(Bounded::new(chunks(&[4, 4, 2]), 10, "d".into()));
+        assert_eq!(out, [Ok(4), Ok(4), Ok(2)]);
+        let out = collect(Bounded::new(chunks(&[]), 0, "d".into()));
+        assert!(out.is_empty());
+        // An upstream error passes through as it is.
+        let failing: Chunks = Box::pin(futures::stream::iter([Err("reset".to_string())]));
+        let out = collect(Bounded::new(failing, 10, "d".into()));
+        assert_eq!(out, [Err("reset".to_string())]);
     }
 }

@@ -12,6 +12,7 @@ use crate::auth::www_authenticate::Challenge;
 use crate::host::{Body, Headers, Host, Request, Response};
 use crate::oci::endpoint::Endpoint;
 use crate::oci::error::{ErrorCode, RegistryError};
+use crate::oci::media_type::Accepted;
 use crate::oci::reference::RepositoryName;
 use crate::routing::target::Target;
 use crate::upstream::fetch as upstream;
@@ -222,10 +223,21 @@ impl<'a, H: Host> Call<'a, H> {
         Ok(url)
     }
 
-    /// The client's request headers that go upstream.
+    /// The client's request headers that go upstream. A manifest's `Accept`
+    /// goes as the manifest types it names, the same for every client that
+    /// names them (what is cached for one is right for the others).
     fn forwarded_headers(&self) -> Headers {
         let mut headers = Headers::default();
+        let manifest = matches!(self.endpoint, Endpoint::Manifest { .. });
+        if manifest
+            && let Some(accept) = Accepted::parse(self.req.headers.get_all("accept")).header()
+        {
+            headers.push("accept", accept);
+        }
         for name in FORWARDED_REQUEST_HEADERS {
+            if manifest && name.eq_ignore_ascii_case("accept") {
+                continue;
+            }
             let values: Vec<&str> = self.req.headers.get_all(name).collect();
             if !values.is_empty() {
                 headers.push(name, values.join(", "));
@@ -302,7 +314,8 @@ impl<'a, H: Host> Call<'a, H> {
             && self.req.method == "GET"
         {
             let body = std::mem::replace(&mut resp.body, Body::Empty);
-            let renamed = rename_tag_list(self.host, body, mapping).await?;
+            let length = resp.headers.get("content-length");
+            let renamed = rename_tag_list(body, length, mapping).await?;
             resp.headers.0.retain(|(n, _)| n != "content-length");
             resp.headers
                 .push("content-length", renamed.len().to_string());

@@ -145,10 +145,7 @@ impl AllowedHosts {
 
     pub fn allows(&self, url: &Url) -> bool {
         let scheme = self.upstream.scheme();
-        let same_site = match (url.host(), self.upstream.host()) {
-            (Some(host), Some(upstream)) => crate::routing::site::same_site(&host, &upstream),
-            _ => false,
-        };
+        let same_site = crate::routing::site::same_site(url, &self.upstream);
         matches!(url.scheme(), "http" | "https")
             && (url.scheme() == scheme || url.scheme() == "https")
             && (same_site || self.patterns.iter().any(|p| p.allows(url, scheme)))
@@ -272,10 +269,21 @@ mod tests {
         assert!(a.allows(&u("https://gitlab.com/jwt/auth")));
         assert!(!a.allows(&u("http://gitlab.com/jwt/auth")), "no downgrade");
         assert!(!a.allows(&u("https://gitlab.com.evil.io/jwt/auth")));
-        // The same IP address, any port: a token service beside a registry.
+        // Tenants of one registry service are not one site (finding 1a).
+        let a = allowed("https://myreg.azurecr.io", &[]);
+        assert!(a.allows(&u("https://myreg.azurecr.io/oauth2/token")));
+        assert!(!a.allows(&u("https://other.azurecr.io/oauth2/token")));
+        let a = allowed("https://123456789012.dkr.ecr.eu-west-1.amazonaws.com", &[]);
+        assert!(!a.allows(&u("https://evil.s3.amazonaws.com/x")));
+        assert!(!a.allows(&u("https://9.dkr.ecr.eu-west-1.amazonaws.com/")));
+        // On an IP address, only the upstream's own port (finding 1b): a
+        // token service on another port is listed in allowed_hosts.
         let a = allowed("http://127.0.0.1:5001", &[]);
+        assert!(a.allows(&u("http://127.0.0.1:5001/token")));
+        assert!(!a.allows(&u("http://127.0.0.1:5080/token")));
+        assert!(!a.allows(&u("http://127.0.0.3:5001/token")));
+        let a = allowed("http://127.0.0.1:5001", &["127.0.0.1:5080"]);
         assert!(a.allows(&u("http://127.0.0.1:5080/token")));
-        assert!(!a.allows(&u("http://127.0.0.3:5080/token")));
     }
 
     #[test]

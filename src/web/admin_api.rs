@@ -3,6 +3,7 @@
 //! Off (404) unless the `admin_token` variable is set; metrics also answer
 //! to the `metrics_token` variable.
 
+use crate::auth::throttle;
 use crate::cache::admin as cache_admin;
 use crate::host::{Body, Headers, Host, Request, Response};
 use crate::oci::error::{ErrorCode, RegistryError};
@@ -70,7 +71,10 @@ async fn api<H: Host>(
     op: Operation,
     token: &str,
 ) -> Result<Response<H::Stream>, RegistryError> {
-    if !admin::authorized(req.headers.get("authorization"), token) {
+    let bearer = req.headers.get("authorization");
+    let passed = bearer.is_some()
+        && throttle::checked(host, &req.headers, || admin::authorized(bearer, token))?;
+    if !passed {
         return Err(RegistryError::new(
             401,
             ErrorCode::Unauthorized,

@@ -1,6 +1,7 @@
 //! What operators read at the admin path: the status page for a person
-//! (signed in with the admin token, kept in a cookie) and `/metrics` for
-//! Prometheus (the admin token or the metrics token).
+//! (signed in with the admin token, then kept signed in by a session cookie
+//! signed with a key derived from it) and `/metrics` for Prometheus (the
+//! admin token or the metrics token).
 
 use crate::auth::throttle;
 use crate::cache::budget as cache_budget;
@@ -12,8 +13,21 @@ use crate::telemetry::metrics;
 use crate::telemetry::stats;
 use crate::web::admin::{authorized, cookie_token};
 use crate::web::status_page::{self, COOKIE, Minute, RecentError, Status};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
 const FORM_LIMIT: usize = 4096;
+
+/// How long a sign-in lasts: a session value that leaks (a copied cookie,
+/// a backup of a browser profile) opens the page for no longer than this.
+const SESSION_SECS: u64 = 12 * 60 * 60;
+
+/// The first field of a session value, so that a change of its layout
+/// refuses the old ones instead of misreading them.
+const SESSION_VERSION: &str = "v1";
+
+#[cfg(test)]
+mod tests;
 
 fn html<S>(status: u16, body: String) -> Response<S> {
     let mut headers = Headers::default();
@@ -38,12 +52,15 @@ fn to_page<S>(prefix: &str, origin: &str, value: &str) -> Response<S> {
     } else {
         ""
     };
-    let age = if value.is_empty() { "; Max-Age=0" } else { "" };
+    // The browser drops the cookie when the session ends, or at once.
+    let age = if value.is_empty() { 0 } else { SESSION_SECS };
     let mut headers = Headers::default();
     headers.push("location", format!("{prefix}/"));
     headers.push(
         "set-cookie",
-        format!("{COOKIE}={value}; Path={prefix}; HttpOnly; SameSite=Strict{secure}{age}"),
+        format!(
+            "{COOKIE}={value}; Path={prefix}; HttpOnly; SameSite=Strict{secure}; Max-Age={age}"
+        ),
     );
     headers.push("cache-control", "no-store");
     Response {
@@ -63,9 +80,20 @@ pub fn page<H: Host>(
 ) -> Response<H::Stream> {
     let cookie = cookie_token(req.headers.get_all("cookie"), COOKIE);
     let bearer = req.headers.get("authorization");
-    let cookie_ok = cookie.is_some_and(|c| authorized(Some(&format!("Bearer {c}")), token));
-    if !(cookie_ok || authorized(bearer, token)) {
-        return html(200, status_page::sign_in(prefix, None));
+    let cookie_ok = cookie.is_some_and(|c| session_valid(c, token, crate::now()));
+    // A bearer token is a guess like the form's, and counted the same way.
+    let bearer_ok = || match bearer {
+        Some(_) => throttle::checked(host, &req.headers, || authorized(bearer, token)),
+        None => Ok(false),
+    };
+    let signed_in = match cookie_ok {
+        true => Ok(true),
+        false => bearer_ok(),
+    };
+    match signed_in {
+        Ok(true) => {}
+        Ok(false) => return html(200, status_page::sign_in(prefix, None)),
+        Err(e) => return html(e.status, status_page::sign_in(prefix, Some(&e.message))),
     }
     html(200, status_page::render(&gather(host, prefix)))
 }
@@ -79,14 +107,21 @@ pub async fn sign_in<H: Host>(
     origin: &str,
     token: &str,
 ) -> Result<Response<H::Stream>, RegistryError> {
-    let client = throttle::client_of(&req.headers);
-    // A person at the form reads the refusal there, not as registry JSON.
-    if let Err(e) = throttle::check(host, client.as_deref()) {
-        return Ok(html(
-            e.status,
-            status_page::sign_in(prefix, Some(&e.message)),
-        ));
+    // Before the throttle: another site's page posting here is not the
+    // visitor's failed login, and must not lock them out either.
+    if let Some(refused) = refuse_cross_site(&req.headers, prefix, origin) {
+        return Ok(refused);
     }
+    // A person at the form reads the refusal there, not as registry JSON.
+    let attempt = match throttle::attempt(host, &throttle::client_of(&req.headers)) {
+        Ok(attempt) => attempt,
+        Err(e) => {
+            return Ok(html(
+                e.status,
+                status_page::sign_in(prefix, Some(&e.message)),
+            ));
+        }
+    };
     let form = host.read_body(req.body, FORM_LIMIT).await.map_err(|e| {
         RegistryError::new(400, ErrorCode::Unsupported, format!("sign-in form: {e}"))
     })?;
@@ -95,13 +130,114 @@ pub async fn sign_in<H: Host>(
         .map(|(_, v)| v.into_owned())
         .unwrap_or_default();
     if !authorized(Some(&format!("Bearer {given}")), token) {
-        throttle::failed(host, client.as_deref());
         return Ok(html(
             403,
             status_page::sign_in(prefix, Some("That is not the admin token.")),
         ));
     }
-    Ok(to_page(prefix, origin, &given))
+    attempt.passed();
+    let nonce = [crate::random_u64(), crate::random_u64()];
+    Ok(to_page(
+        prefix,
+        origin,
+        &new_session(token, crate::now(), nonce),
+    ))
+}
+
+/// A 403 for a sign-in another site's page posted (login CSRF, or a page
+/// guessing tokens from its visitors' browsers), told by the headers
+/// browsers add: `Sec-Fetch-Site` other than `same-origin` / `none` (typed
+/// or bookmarked), or an `Origin` that is not the proxy's own. Clients that
+/// send neither (curl) are not browsers on another site's page.
+fn refuse_cross_site<S>(headers: &Headers, prefix: &str, origin: &str) -> Option<Response<S>> {
+    let fetch_site = headers.get("sec-fetch-site").map(str::trim);
+    let sent_origin = headers.get("origin").map(str::trim);
+    let foreign_fetch = fetch_site
+        .is_some_and(|s| !s.eq_ignore_ascii_case("same-origin") && !s.eq_ignore_ascii_case("none"));
+    let foreign_origin = sent_origin.is_some_and(|o| !same_origin(o, origin));
+    if !(foreign_fetch || foreign_origin) {
+        return None;
+    }
+    // Behind a TLS front that sends no X-Forwarded-Proto, the proxy's own
+    // page looks foreign too: the log says which origins differed.
+    eprintln!(
+        "status page sign-in refused as cross-site: Sec-Fetch-Site {fetch_site:?}, \
+         Origin {sent_origin:?}, the proxy's origin {origin:?} (variable public_url)"
+    );
+    let message = "This sign-in was not sent from this proxy's own page; sign in here.";
+    Some(html(403, status_page::sign_in(prefix, Some(message))))
+}
+
+/// The same host: behind a TLS front that says nothing of its scheme, the
+/// proxy sees http where the browser saw https, and another port on the
+/// same host is the same site for cookies anyway.
+fn same_origin(a: &str, b: &str) -> bool {
+    match (url::Url::parse(a), url::Url::parse(b)) {
+        (Ok(a), Ok(b)) => a.origin().is_tuple() && a.host_str() == b.host_str(),
+        _ => false,
+    }
+}
+
+/// The key that signs sessions, derived from the admin token: a new admin
+/// token ends every session, and the cookie never holds the token itself.
+fn session_mac(admin_token: &str) -> Hmac<Sha256> {
+    let mut derive = <Hmac<Sha256> as Mac>::new_from_slice(admin_token.as_bytes())
+        .expect("HMAC accepts any key length");
+    derive.update(b"registry-proxy status page session");
+    <Hmac<Sha256> as Mac>::new_from_slice(&derive.finalize().into_bytes())
+        .expect("HMAC accepts any key length")
+}
+
+/// A session value: `v1.<expiry, Unix seconds>.<random hex>.<hex
+/// HMAC-SHA256 over the rest>`. The random part makes each sign-in's value
+/// its own.
+fn new_session(admin_token: &str, now: u64, nonce: [u64; 2]) -> String {
+    let expiry = now + SESSION_SECS;
+    let signed = format!(
+        "{SESSION_VERSION}.{expiry}.{:016x}{:016x}",
+        nonce[0], nonce[1]
+    );
+    let mut mac = session_mac(admin_token);
+    mac.update(signed.as_bytes());
+    let tag: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{signed}.{tag}")
+}
+
+/// A session value this admin token signed, not yet expired; an expired,
+/// altered or foreign one is no sign-in at all.
+fn session_valid(value: &str, admin_token: &str, now: u64) -> bool {
+    let Some((signed, tag)) = value.rsplit_once('.') else {
+        return false;
+    };
+    let fields: Vec<&str> = signed.split('.').collect();
+    let [SESSION_VERSION, expiry, _nonce] = fields[..] else {
+        return false;
+    };
+    let in_time = expiry
+        .parse::<u64>()
+        .is_ok_and(|e| e > now && e <= now.saturating_add(SESSION_SECS));
+    let Some(tag) = unhex(tag) else {
+        return false;
+    };
+    let mut mac = session_mac(admin_token);
+    mac.update(signed.as_bytes());
+    // Constant time: the comparison tells nothing about a forged tag.
+    mac.verify_slice(&tag).is_ok() && in_time
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
+        .collect()
 }
 
 pub fn sign_out<S>(prefix: &str, origin: &str) -> Response<S> {
@@ -115,9 +251,12 @@ pub fn metrics<H: Host>(
 ) -> Result<Response<H::Stream>, RegistryError> {
     let tokens = ["admin_token", "metrics_token"].map(|v| host.variable(v).unwrap_or_default());
     let bearer = req.headers.get("authorization");
-    let allowed = tokens
-        .iter()
-        .any(|t| !t.is_empty() && authorized(bearer, t));
+    let allowed = bearer.is_some()
+        && throttle::checked(host, &req.headers, || {
+            tokens
+                .iter()
+                .any(|t| !t.is_empty() && authorized(bearer, t))
+        })?;
     if !allowed {
         return Err(RegistryError::new(
             401,

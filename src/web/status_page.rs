@@ -6,7 +6,8 @@
 use crate::telemetry::stats::Stats;
 use crate::web::home::esc;
 
-/// The cookie that keeps the admin token for the page.
+/// The cookie that keeps a sign-in to the page: a signed session value
+/// with its expiry (`status.rs`), never the admin token itself.
 pub const COOKIE: &str = "registry_proxy_admin";
 
 pub struct RecentError {

@@ -250,3 +250,74 @@ fn failed_logins_are_bounded_per_client() {
     );
     proxy.stop();
 }
+
+/// Spin puts a client's own `spin-client-addr` ahead of the one it sets:
+/// the throttle counts the address Spin saw, so forging a fresh one for
+/// each guess gains nothing, and the admin API and `/metrics` token checks
+/// are bounded like logins.
+#[test]
+fn a_forged_client_address_gains_no_guesses_at_any_secret() {
+    let e = env();
+    let dir = e.dir.join("forged-address-app");
+    let app = spin::derive_app(&dir, &spin::Store::Sqlite, true);
+    let proxy = spin::Instance::start(
+        &app,
+        "forged-address",
+        &[
+            ("default_upstream", &format!("http://{}", e.open)),
+            ("admin_token", support::ADMIN_TOKEN),
+            ("metrics_token", "metrics-secret"),
+        ],
+    );
+    let admin = format!("{}/_registry-proxy", proxy.url());
+    let forged = |n: usize| format!("203.0.113.{}:{}", n % 250 + 1, 1000 + n);
+    let guesses: Vec<u16> = (0..14)
+        .map(|n| {
+            let addr = forged(n);
+            let headers = [
+                ("spin-client-addr", addr.as_str()),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ];
+            send("POST", &format!("{admin}/login"), &headers, "token=wrong").status
+        })
+        .collect();
+    assert_eq!(guesses[..10], [403; 10], "{guesses:?}");
+    assert_eq!(guesses[10..], [429; 4], "{guesses:?}");
+    let bearer = |token: &str| format!("Bearer {token}");
+    for (path, token) in [("routes", "wrong"), ("metrics", "wrong")] {
+        let addr = forged(99);
+        let r = get(
+            &format!("{admin}/{path}"),
+            &[
+                ("authorization", &bearer(token)),
+                ("spin-client-addr", &addr),
+            ],
+        );
+        assert_eq!((path, r.status), (path, 429), "{}", r.text());
+    }
+    proxy.stop();
+
+    // On a fresh app the admin API alone is bounded the same way.
+    let app = spin::derive_app(&e.dir.join("admin-guesses-app"), &spin::Store::Sqlite, true);
+    let proxy = spin::Instance::start(
+        &app,
+        "admin-guesses",
+        &[
+            ("default_upstream", &format!("http://{}", e.open)),
+            ("admin_token", support::ADMIN_TOKEN),
+        ],
+    );
+    let routes = format!("{}/_registry-proxy/routes", proxy.url());
+    let right = bearer(support::ADMIN_TOKEN);
+    // Checks that pass are not failures.
+    for _ in 0..12 {
+        assert_eq!(get(&routes, &[("authorization", &right)]).status, 200);
+    }
+    let statuses: Vec<u16> = (0..12)
+        .map(|_| get(&routes, &[("authorization", &bearer("guess"))]).status)
+        .collect();
+    assert_eq!(statuses[..10], [401; 10], "{statuses:?}");
+    assert_eq!(statuses[10..], [429; 2], "{statuses:?}");
+    assert_eq!(get(&routes, &[("authorization", &right)]).status, 429);
+    proxy.stop();
+}

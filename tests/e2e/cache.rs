@@ -458,3 +458,40 @@ fn a_hanging_upstream_times_out_and_the_cached_tag_is_served() {
         "waited {waited:?} for a hanging upstream"
     );
 }
+
+/// A tag's cache key holds only the manifest types a client names: junk
+/// appended to `Accept` neither adds keys nor asks the upstream again.
+#[test]
+fn two_hundred_accept_lists_cost_a_handful_of_keys_and_upstream_requests() {
+    let e = env();
+    let image = rt().block_on(registry::push_image(
+        e.open,
+        "cache/accept",
+        "v1",
+        "cache-accept",
+        "amd64",
+    ));
+    let keys = || {
+        e.cache
+            .keys()
+            .into_iter()
+            .filter(|k| k.contains("cache/accept"))
+            .count()
+    };
+    let (keys_before, log_before) = (keys(), upstream_log("open", "cache/accept").len());
+    let url = format!("{}/v2/cache/accept/manifests/v1", e.proxy(OPEN));
+    let docker = "application/vnd.docker.distribution.manifest.v2+json";
+    for n in 0..200 {
+        let accept = format!("{docker}, application/vnd.junk.{n}+json");
+        let r = send("HEAD", &url, &[("accept", &accept)], "");
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            r.header("docker-content-digest"),
+            Some(image.digest.as_str())
+        );
+    }
+    let added_keys = keys() - keys_before;
+    let upstream = upstream_log("open", "cache/accept").len() - log_before;
+    assert!(added_keys <= 3, "{added_keys} keys for one tag");
+    assert!(upstream <= 2, "{upstream} upstream requests for one tag");
+}

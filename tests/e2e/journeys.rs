@@ -262,3 +262,35 @@ fn two_instances_sharing_redis() {
     redis.stop();
     assert_eq!(blobs_after, 0, "b fetched blobs a had cached");
 }
+
+/// docker, containerd and podman each list other manifest types; once one
+/// of them pulled a tag, the others are answered from the cache: one
+/// upstream `GET` for each manifest, none by tag after the first.
+#[test]
+fn docker_containerd_and_podman_cost_one_upstream_manifest_get() {
+    let e = env();
+    let image = rt().block_on(registry::push_image(
+        e.open,
+        "journey/accept",
+        "v1",
+        "journey-accept",
+        "amd64",
+    ));
+    let name = format!("{}/journey/accept:v1", addr(OPEN));
+    plain(&name, &image.digest).run();
+    let log = upstream_log("open", "journey/accept");
+    let manifest_gets: Vec<&String> = log
+        .iter()
+        .filter(|l| l.starts_with("GET ") && l.contains("/manifests/"))
+        .collect();
+    let mut paths = manifest_gets.clone();
+    paths.sort();
+    paths.dedup();
+    assert_eq!(
+        paths.len(),
+        manifest_gets.len(),
+        "a manifest fetched twice: {log:?}"
+    );
+    let by_tag = log.iter().filter(|l| l.ends_with("/manifests/v1")).count();
+    assert!(by_tag <= 1, "the tag asked {by_tag} times: {log:?}");
+}

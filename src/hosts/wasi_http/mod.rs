@@ -18,13 +18,34 @@ use std::task::Poll;
 /// What differs between the runtimes.
 pub trait Platform {
     /// A variable, with its declared default when the runtime does not
-    /// apply defaults itself.
-    fn variable(&self, name: &str) -> Option<String>;
+    /// apply defaults itself; `Err` when the runtime could not read it (a
+    /// variables provider that is away), which is not the same as unset.
+    fn variable(&self, name: &str) -> Result<Option<String>, String>;
     /// The store under one of the labels spin.toml declares.
     fn store(&self, label: &str) -> Rc<dyn host::Kv>;
     /// Whether what a request writes is there for the next one; the cache
     /// is off where it is not.
     fn store_persists(&self) -> bool;
+    /// Whether the runtime adds `spin-*` headers (the client's address, the
+    /// full URL) after any the client sent under the same names.
+    fn sets_spin_headers(&self) -> bool;
+}
+
+/// Only the runtime's own `spin-*` headers: Spin appends its values after
+/// the client's, so the last of each name is Spin's; a runtime that sets
+/// none leaves only forged ones, and those go.
+fn runtime_headers_only(headers: &mut host::Headers, runtime_sets_them: bool) {
+    let is_spin = |n: &str| n.len() > 5 && n[..5].eq_ignore_ascii_case("spin-");
+    let mut kept: Vec<(String, String)> = Vec::with_capacity(headers.0.len());
+    for (name, value) in headers.0.drain(..).rev() {
+        let forged = is_spin(&name)
+            && (!runtime_sets_them || kept.iter().any(|(k, _)| k.eq_ignore_ascii_case(&name)));
+        if !forged {
+            kept.push((name, value));
+        }
+    }
+    kept.reverse();
+    headers.0 = kept;
 }
 
 pub type ChunkStream = Pin<Box<dyn futures::Stream<Item = Result<Vec<u8>, String>>>>;
@@ -59,6 +80,13 @@ impl<P: Platform> host::Host for WasiHost<P> {
     type Stream = Stream;
 
     fn variable(&self, name: &str) -> Option<String> {
+        self.platform.variable(name).unwrap_or_else(|e| {
+            eprintln!("variable {name} cannot be read, so it counts as unset: {e}");
+            None
+        })
+    }
+
+    fn setting(&self, name: &str) -> Result<Option<String>, String> {
         self.platform.variable(name)
     }
 

@@ -8,6 +8,7 @@ use wasi::http::types::{IncomingRequest, Method, OutgoingResponse, ResponseOutpa
 
 pub async fn serve<P: Platform>(platform: P, req: IncomingRequest, out: ResponseOutparam) {
     let mut headers = body::headers_of(&req.headers());
+    super::runtime_headers_only(&mut headers, platform.sets_spin_headers());
     // wasi-http carries the request's Host as its authority, not as a header.
     if headers.get("host").is_none()
         && let Some(authority) = req.authority()
@@ -25,7 +26,16 @@ pub async fn serve<P: Platform>(platform: P, req: IncomingRequest, out: Response
             .unwrap_or_else(|()| Box::pin(futures::stream::empty())),
         Err(()) => Box::pin(futures::stream::empty()),
     };
-    let cache = key_budget::wrap(platform.store("cache"), |name| platform.variable(name));
+    // A budget that cannot be read is the hosted platforms' own limits,
+    // never none: the store would refuse what goes past them anyway.
+    let budget = |name: &str| match platform.variable(name) {
+        Ok(value) => value,
+        Err(e) => {
+            eprintln!("variable {name} cannot be read, so the hosted limit holds: {e}");
+            crate::variables::hosted_limit_of(name).map(String::from)
+        }
+    };
+    let cache = key_budget::wrap(platform.store("cache"), budget);
     let host = WasiHost {
         kv: platform.store("default"),
         cache,
