@@ -2,36 +2,27 @@
 //! without credentials gets what anyone would get, so the upstream's answer
 //! serves every such client until shortly before it expires. A warm pull
 //! then costs no token request upstream (hosted platforms count them).
+//! They are kept in the slots of `kept_tokens`, one per realm URL.
 
+use crate::auth::kept_tokens;
 use crate::host::{Host, Response};
-use sha2::{Digest, Sha256};
 
 /// Tokens are reused until this many seconds before they expire.
 const MARGIN_SECS: u64 = 30;
 /// A token answer bigger than this is not kept.
 const LIMIT: usize = 16 << 10;
+const KIND: &str = "anonymous";
 
-/// The cache key of the token request to `url` (the realm with its query).
-pub fn key(url: &url::Url) -> String {
-    format!(
-        "token/anonymous/{:x}",
-        Sha256::digest(url.as_str().as_bytes())
-    )
-}
-
-/// A kept answer that is still good.
-pub fn cached<H: Host>(host: &H, key: &str) -> Option<Response<H::Stream>> {
-    let kept: serde_json::Value = serde_json::from_slice(&host.cache().get(key).ok()??).ok()?;
-    if kept["expires"].as_u64()? <= crate::now() {
-        return None;
-    }
-    let body = kept["body"].as_str()?.as_bytes().to_vec();
-    Some(Response::json(200, body))
+/// A kept answer to the token request to `url` (the realm with its query)
+/// that is still good.
+pub fn cached<H: Host>(host: &H, url: &url::Url) -> Option<Response<H::Stream>> {
+    let body = kept_tokens::read(host.cache().as_ref(), KIND, url.as_str(), crate::now())?;
+    Some(Response::json(200, body.into_bytes()))
 }
 
 /// Keeps a 200 token answer for its lifetime (the spec's 60 s when it
 /// does not say).
-pub fn keep<H: Host>(host: &H, key: &str, body: &[u8]) {
+pub fn keep<H: Host>(host: &H, url: &url::Url, body: &[u8]) {
     let Ok(token) = serde_json::from_slice::<serde_json::Value>(body) else {
         return;
     };
@@ -39,11 +30,7 @@ pub fn keep<H: Host>(host: &H, key: &str, body: &[u8]) {
     if body.len() > LIMIT || lifetime <= MARGIN_SECS {
         return;
     }
-    let kept = serde_json::json!({
-        "expires": crate::now() + lifetime - MARGIN_SECS,
-        "body": String::from_utf8_lossy(body),
-    });
-    if let Err(e) = host.cache().set(key, kept.to_string().as_bytes()) {
-        eprintln!("cache: cannot keep an anonymous token: {e}");
-    }
+    let expires = crate::now() + lifetime - MARGIN_SECS;
+    let body = String::from_utf8_lossy(body);
+    kept_tokens::keep(host.cache().as_ref(), KIND, url.as_str(), &body, expires);
 }

@@ -2,6 +2,7 @@
 //! the upstream tokens it gets with them, kept in the key-value store per
 //! scope until shortly before they expire so every instance shares them.
 
+use crate::auth::kept_tokens;
 use crate::auth::token::discover;
 use crate::host::{Body, Headers, Host};
 use crate::oci::error::{ErrorCode, RegistryError};
@@ -10,17 +11,10 @@ use crate::routing::route::Route;
 use crate::upstream::fetch::{fetch, get};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use serde::{Deserialize, Serialize};
 
 const TOKEN_LIMIT: usize = 1024 * 1024;
 /// Longest an upstream token is reused, whatever it says of itself.
 const MAX_TOKEN_LIFETIME: u64 = 86_400;
-
-#[derive(Serialize, Deserialize)]
-struct CachedToken {
-    token: String,
-    expires: u64,
-}
 
 /// The `Authorization` the proxy sends upstream for `actions` (`pull`,
 /// `pull,push`, `delete`) on `name` (or for `/v2/` itself), or `None` when
@@ -46,18 +40,11 @@ pub async fn authorization<H: Host>(
     };
     let scope = name.map(|n| format!("repository:{n}:{actions}"));
     // Per account as well: another set's token may reach what this one may not.
-    let key = format!(
-        "token/{}@{slot}/{}",
-        route.upstream.origin().ascii_serialization(),
-        scope.as_deref().unwrap_or("")
-    );
+    let kind = format!("{}@{slot}", route.upstream.origin().ascii_serialization());
+    let request = scope.as_deref().unwrap_or("");
     let now = crate::now();
-    if !refresh
-        && let Ok(Some(bytes)) = host.cache().get(&key)
-        && let Ok(cached) = serde_json::from_slice::<CachedToken>(&bytes)
-        && cached.expires > now
-    {
-        return Ok(Some(format!("Bearer {}", cached.token)));
+    if !refresh && let Some(token) = kept_tokens::read(host.cache().as_ref(), &kind, request, now) {
+        return Ok(Some(format!("Bearer {token}")));
     }
     let mut params: Vec<(&str, &str)> = Vec::new();
     if let Some(s) = &realm.service {
@@ -72,15 +59,8 @@ pub async fn authorization<H: Host>(
         .or(json["access_token"].as_str())
         .ok_or_else(|| RegistryError::bad_gateway("the upstream token response has no token"))?
         .to_string();
-    let cached = CachedToken {
-        token: token.clone(),
-        expires: reuse_until(now, json["expires_in"].as_u64()),
-    };
-    if let Ok(bytes) = serde_json::to_vec(&cached)
-        && let Err(e) = host.cache().set(&key, &bytes)
-    {
-        eprintln!("key-value: cannot store an upstream token: {e}");
-    }
+    let expires = reuse_until(now, json["expires_in"].as_u64());
+    kept_tokens::keep(host.cache().as_ref(), &kind, request, &token, expires);
     Ok(Some(format!("Bearer {token}")))
 }
 

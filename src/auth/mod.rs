@@ -7,6 +7,7 @@ pub mod anonymous_tokens;
 pub mod challenge;
 pub mod credentials;
 pub mod jwt;
+pub mod kept_tokens;
 pub mod login;
 pub mod scope;
 pub mod throttle;

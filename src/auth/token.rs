@@ -139,12 +139,11 @@ async fn anonymous<H: Host>(
     route: &Route,
     realm_url: Url,
 ) -> Result<Response<H::Stream>, RegistryError> {
-    let key = anonymous_tokens::key(&realm_url);
-    if let Some(kept) = anonymous_tokens::cached(host, &key) {
+    if let Some(kept) = anonymous_tokens::cached(host, &realm_url) {
         note_token(host, TokenAnswer::Kept);
         return Ok(kept);
     }
-    let resp = get(host, route, realm_url, None).await?;
+    let resp = get(host, route, realm_url.clone(), None).await?;
     if resp.status != 200 {
         return Ok(token_response(resp));
     }
@@ -152,7 +151,7 @@ async fn anonymous<H: Host>(
         .read_body(resp.body, TOKEN_LIMIT)
         .await
         .map_err(|e| RegistryError::bad_gateway(format!("upstream token: {e}")))?;
-    anonymous_tokens::keep(host, &key, &body);
+    anonymous_tokens::keep(host, &realm_url, &body);
     Ok(Response::json(200, body))
 }
 

@@ -1,24 +1,23 @@
-//! The copy of an upstream blob into the cache, made while the blob streams
-//! to the client in fixed-size chunks. The client gets every byte as it
-//! arrives; the digest is checked after the last one, over the chunks read
-//! back from the store, and only a blob that matches becomes visible. So a
-//! corrupt upstream blob reaches the client that asked (which checks
-//! digests itself) but never the cache, and the followers of its copy fail.
-//! (SHA-256 in wasm runs at about 200 MiB/s: on the way, it set the pace of
-//! every cold pull.) A copy that does not finish (the client went away, the
-//! length or digest did not match) removes its chunks at once; one that
-//! does counts against the cache's bound.
+//! The copy of an upstream blob into the cache, in fixed-size chunks: the
+//! pieces taken in (`absorb`), stored a batch at a time (`store_full`), and
+//! once the body has ended, read back and checked against the digest, so
+//! that only a blob that matches becomes visible. A corrupt upstream blob
+//! thus reaches the client that asked (which checks digests itself) but
+//! never the cache, and the followers of its copy fail. (SHA-256 in wasm
+//! runs at about 200 MiB/s: on the way, it set the pace of every cold pull.)
+//! A copy that does not finish removes its chunks at once; one that does
+//! counts against the cache's bound. `blob_tee` runs the copy at the
+//! upstream's pace and hands its bytes to the client as they come.
 
 use crate::cache::budget::{self as cache_budget, HeldLease};
 use crate::cache::eviction::Committed;
 use crate::cache::layout::{BlobEntry, Scope};
-use crate::host::{Chunks, Kv, Later};
-use futures::StreamExt;
+use crate::host::Kv;
 use sha2::{Digest as _, Sha256};
 use std::rc::Rc;
 
 /// Chunks between renewals of the copy's lease.
-const LEASE_RENEWAL: u64 = 8;
+pub(super) const LEASE_RENEWAL: u64 = 8;
 
 /// Chunks stored in one write: a SQLite store commits (and syncs) once per
 /// write, so four 1 MiB chunks at a time take about half as long.
@@ -31,24 +30,37 @@ pub(super) fn remember(kv: &dyn Kv, seen_key: &str) {
     }
 }
 
+/// Where the bytes from one offset on are.
+pub(super) enum Held {
+    /// In the stored chunk under this key, from this offset in it.
+    Stored(String, usize),
+    /// Still in memory: a copy of them.
+    Memory(Vec<u8>),
+    /// Not received yet.
+    Ahead,
+}
+
 /// One copy under way; it holds the blob's lease until it ends.
 pub struct BlobCopy {
     /// Marks the blob as the upstream's in the requested repository.
     seen_key: String,
     lease: HeldLease,
     max_size: u64,
-    kv: Rc<dyn Kv>,
+    pub(super) kv: Rc<dyn Kv>,
     scope: Scope,
     digest: String,
     entry: BlobEntry,
-    /// The chunk being filled, and whole ones not yet stored.
+    /// Whole chunks not stored (or, once storing stopped, not yet read by
+    /// the client), from chunk number `first_held` on; then the chunk
+    /// being filled.
+    whole: std::collections::VecDeque<Vec<u8>>,
+    first_held: u64,
     buf: Vec<u8>,
-    whole: Vec<Vec<u8>>,
-    received: u64,
+    pub(super) received: u64,
     /// Chunks written so far.
     stored: u64,
     /// False once the store refused a write: the client still gets the blob.
-    storing: bool,
+    pub(super) storing: bool,
     committed: bool,
 }
 
@@ -70,8 +82,9 @@ impl BlobCopy {
             scope,
             digest: digest.to_string(),
             entry,
+            whole: Default::default(),
+            first_held: 0,
             buf: Vec::new(),
-            whole: Vec::new(),
             received: 0,
             stored: 0,
             storing: true,
@@ -79,61 +92,94 @@ impl BlobCopy {
         }
     }
 
+    pub(super) fn size(&self) -> u64 {
+        self.entry.size
+    }
+
+    fn chunk_size(&self) -> usize {
+        self.entry.chunk_size.max(1) as usize
+    }
+
     /// Takes a piece of the body into whole chunks; `store_full` stores
     /// them.
-    fn absorb(&mut self, mut data: &[u8]) {
+    pub(super) fn absorb(&mut self, mut data: &[u8]) {
         self.received += data.len() as u64;
-        let chunk = self.entry.chunk_size as usize;
-        while self.storing && !data.is_empty() {
+        let chunk = self.chunk_size();
+        while !data.is_empty() {
             let n = (chunk - self.buf.len()).min(data.len());
             self.buf.extend_from_slice(&data[..n]);
             data = &data[n..];
             if self.buf.len() == chunk {
                 let whole = std::mem::replace(&mut self.buf, Vec::with_capacity(chunk));
-                self.whole.push(whole);
+                self.whole.push_back(whole);
             }
+        }
+    }
+
+    /// Where the bytes from `pos` on are.
+    pub(super) fn held(&self, pos: u64) -> Held {
+        let size = self.chunk_size() as u64;
+        let (n, offset) = (pos / size, (pos % size) as usize);
+        if pos >= self.received {
+            return Held::Ahead;
+        }
+        if n < self.first_held {
+            let key = self.scope.chunk_key(&self.digest, &self.entry.upload, n);
+            return Held::Stored(key, offset);
+        }
+        let index = (n - self.first_held) as usize;
+        let chunk = self.whole.get(index).unwrap_or(&self.buf);
+        Held::Memory(chunk[offset..].to_vec())
+    }
+
+    /// Once storing has stopped, the chunks the client has read go.
+    pub(super) fn release(&mut self, read: u64) {
+        let size = self.chunk_size() as u64;
+        while !self.storing && !self.whole.is_empty() && (self.first_held + 1) * size <= read {
+            self.whole.pop_front();
+            self.first_held += 1;
         }
     }
 
     /// Stores the whole chunks taken so far, a batch at a time (`all`: the
     /// rest too, and the last part chunk).
-    fn store_full(&mut self, all: bool) {
+    pub(super) fn store_full(&mut self, all: bool) {
         if all && !self.buf.is_empty() {
-            self.whole.push(std::mem::take(&mut self.buf));
+            self.whole.push_back(std::mem::take(&mut self.buf));
         }
         while self.storing && (self.whole.len() >= WRITE_BATCH || all && !self.whole.is_empty()) {
             let take = self.whole.len().min(WRITE_BATCH);
-            let group: Vec<(String, Vec<u8>)> = self
-                .whole
-                .drain(..take)
-                .zip(self.stored..)
-                .map(|(bytes, n)| {
-                    (
-                        self.scope.chunk_key(&self.digest, &self.entry.upload, n),
-                        bytes,
-                    )
+            let group: Vec<(String, Vec<u8>)> = (self.stored..)
+                .zip(self.whole.iter().take(take))
+                .map(|(n, bytes)| {
+                    let key = self.scope.chunk_key(&self.digest, &self.entry.upload, n);
+                    (key, bytes.clone())
                 })
                 .collect();
             match self.kv.set_many(group) {
-                Ok(()) => {
-                    let before = self.stored;
-                    self.stored += take as u64;
-                    if before / LEASE_RENEWAL != self.stored / LEASE_RENEWAL {
-                        self.lease.renew();
-                    }
-                }
+                Ok(()) => self.stored_batch(take),
                 Err(e) => {
+                    // The client still gets every byte, from memory.
                     eprintln!("cache: cannot store a blob chunk, streaming only: {e}");
                     self.storing = false;
-                    self.whole.clear();
                 }
             }
         }
     }
 
+    fn stored_batch(&mut self, take: usize) {
+        self.whole.drain(..take);
+        let before = self.stored;
+        self.stored += take as u64;
+        self.first_held = self.stored;
+        if before / LEASE_RENEWAL != self.stored / LEASE_RENEWAL {
+            self.lease.renew();
+        }
+    }
+
     /// At the end of the upstream body: whether it had the blob's length;
     /// if so, its last chunk is stored.
-    fn end(&mut self) -> bool {
+    pub(super) fn end(&mut self) -> bool {
         if self.received != self.entry.size {
             eprintln!(
                 "cache: upstream blob {} is not {} bytes long; not cached",
@@ -145,26 +191,23 @@ impl BlobCopy {
         true
     }
 
-    /// After the answer: reads the chunks back, and makes the blob visible
-    /// if they are the blob asked for.
-    async fn verify(mut self) {
-        if !self.storing {
-            return;
+    /// Chunk `n` as stored, for the check; `None` once storing stopped.
+    pub(super) fn stored_chunk(&mut self, n: u64) -> Option<Result<Vec<u8>, String>> {
+        if !self.storing || n >= self.stored {
+            return None;
         }
-        let mut hasher = Sha256::new();
-        for n in 0..self.stored {
-            let key = self.scope.chunk_key(&self.digest, &self.entry.upload, n);
-            match self.kv.get(&key) {
-                Ok(Some(chunk)) => hasher.update(&chunk),
-                other => {
-                    eprintln!("cache: a copy's chunk {n} went missing ({other:?}); not cached");
-                    return;
-                }
-            }
-            if (n + 1).is_multiple_of(LEASE_RENEWAL) {
-                self.lease.renew();
-            }
+        if (n + 1).is_multiple_of(LEASE_RENEWAL) {
+            self.lease.renew();
         }
+        let key = self.scope.chunk_key(&self.digest, &self.entry.upload, n);
+        Some(match self.kv.get(&key) {
+            Ok(Some(chunk)) => Ok(chunk),
+            other => Err(format!("a copy's chunk {n} went missing ({other:?})")),
+        })
+    }
+
+    /// Makes the blob visible if what was stored hashes to its digest.
+    pub(super) fn commit_if(&mut self, hasher: Sha256) {
         if format!("sha256:{:x}", hasher.finalize()) != self.digest {
             eprintln!(
                 "cache: upstream blob {} does not match its digest; not cached",
@@ -189,50 +232,11 @@ impl BlobCopy {
             chunk_prefix: self.scope.chunk_prefix(&self.digest, &self.entry.upload),
             chunks: self.stored,
             size: self.entry.size,
+            manifest: false,
         };
         if let Err(e) = cache_budget::admit(self.kv.as_ref(), &record, self.max_size) {
             eprintln!("cache: cannot keep the cache within its bound: {e}");
         }
-    }
-
-    /// The upstream body as the client gets it, copied on the way; the
-    /// check and the commit are left for after the answer.
-    pub fn into_stream<S>(self, upstream: S, later: Later) -> Chunks
-    where
-        S: futures::Stream<Item = Result<Vec<u8>, String>> + Unpin + 'static,
-    {
-        struct State<S> {
-            tee: Option<BlobCopy>,
-            upstream: S,
-            later: Later,
-        }
-        let state = State {
-            tee: Some(self),
-            upstream,
-            later,
-        };
-        Box::pin(futures::stream::unfold(state, |mut st| async move {
-            let mut tee = st.tee.take()?;
-            // What the client was handed last goes into the store while the
-            // runtime sends it.
-            tee.store_full(false);
-            match st.upstream.next().await {
-                Some(Ok(data)) => {
-                    tee.absorb(&data);
-                    st.tee = Some(tee);
-                    Some((Ok(data), st))
-                }
-                Some(Err(e)) => Some((Err(e), st)),
-                None if tee.end() => {
-                    st.later.push(Box::pin(tee.verify()));
-                    None
-                }
-                None => Some((
-                    Err("the upstream blob is not as long as it said".to_string()),
-                    st,
-                )),
-            }
-        }))
     }
 }
 

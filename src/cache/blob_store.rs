@@ -3,10 +3,10 @@
 //! served in chunks, with `HEAD` and `Range`.
 
 use crate::cache::blob_copy::{BlobCopy, remember};
-use crate::cache::blob_follow;
 use crate::cache::budget::{self as cache_budget, HeldLease};
 use crate::cache::eviction::Lease;
 use crate::cache::layout::{self as cache, BlobEntry, Scope};
+use crate::cache::{blob_follow, blob_tee};
 use crate::host::notes::Outcome;
 use crate::host::{Body, Chunks, Headers, Host, Kv, Response};
 use crate::oci::digest::Digest;
@@ -130,7 +130,7 @@ async fn copy<H: Host>(
     Ok(Response {
         status: 200,
         headers,
-        body: Body::Generated(copy.into_stream(upstream, host.later())),
+        body: Body::Generated(blob_tee::start(copy, upstream, host.alongside())),
     })
 }
 

@@ -90,6 +90,22 @@ pub fn admit(kv: &dyn Kv, record: &Committed, max: u64) -> Result<(), String> {
     Ok(())
 }
 
+/// Counts a stored manifest in, like a blob: what any client can make the
+/// cache fetch (up to 4 MiB each) is within the bound too.
+pub fn admit_manifest(kv: &dyn Kv, key: &str, size: u64, max: u64) {
+    let record = Committed {
+        blob_key: key.to_string(),
+        upload: String::new(),
+        chunk_prefix: String::new(),
+        chunks: 0,
+        size,
+        manifest: true,
+    };
+    if let Err(e) = admit(kv, &record, max) {
+        eprintln!("cache: cannot keep the cache within its bound: {e}");
+    }
+}
+
 /// Removes the oldest committed blob older than `newest`: its entry (if
 /// still this copy's) and its chunks. The bytes freed, or `None` when
 /// nothing older is left.
@@ -111,7 +127,7 @@ fn evict_oldest(kv: &dyn Kv, newest: i64) -> Result<Option<u64>, String> {
     let current = kv
         .get(&record.blob_key)?
         .and_then(|v| serde_json::from_slice::<crate::cache::layout::BlobEntry>(&v).ok());
-    if current.is_some_and(|e| e.upload == record.upload) {
+    if record.manifest || current.is_some_and(|e| e.upload == record.upload) {
         kv.delete(&record.blob_key)?;
     }
     for chunk in record.chunk_keys() {
@@ -123,4 +139,31 @@ fn evict_oldest(kv: &dyn Kv, newest: i64) -> Result<Option<u64>, String> {
 
 fn signed(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::memory::MemoryKv;
+
+    #[test]
+    fn manifests_count_against_the_bound_and_are_evicted_oldest_first() {
+        let kv = MemoryKv::default();
+        for n in 0..5 {
+            let key = format!("cache/manifest/s/r@sha256:{n}");
+            kv.set(&key, b"manifest").unwrap();
+            admit_manifest(&kv, &key, 4 << 20, 10 << 20);
+        }
+        let kept: Vec<String> = kv
+            .keys()
+            .unwrap()
+            .into_iter()
+            .filter(|k| k.starts_with("cache/manifest/"))
+            .collect();
+        assert_eq!(
+            kept,
+            ["cache/manifest/s/r@sha256:3", "cache/manifest/s/r@sha256:4"]
+        );
+        assert_eq!(kv.increment(TOTAL_KEY, 0).unwrap(), 8 << 20);
+    }
 }

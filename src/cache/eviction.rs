@@ -34,6 +34,9 @@ pub struct Committed {
     pub chunk_prefix: String,
     pub chunks: u64,
     pub size: u64,
+    /// A manifest, kept whole under `blob_key`: evicting it removes that key.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub manifest: bool,
 }
 
 impl Committed {
@@ -114,6 +117,7 @@ mod tests {
             chunk_prefix: "cache/chunk/s/d/u/".into(),
             chunks: 2,
             size: 3,
+            manifest: false,
         };
         assert_eq!(
             c.chunk_keys().collect::<Vec<_>>(),

@@ -3,6 +3,7 @@
 //! Docker Hub does not count) and fetched again only when the digest moved;
 //! served stale while the upstream fails.
 
+use crate::cache::budget as cache_budget;
 use crate::cache::layout::{self as cache, ManifestEntry, Scope, TagEntry, TagState};
 use crate::host::notes::Outcome;
 use crate::host::{Body, Headers, Host, Response};
@@ -251,7 +252,10 @@ async fn fetch<H: Host>(
         private: call.with_client_credentials(),
     };
     let key = scope.manifest_key(repo.as_str(), &digest);
-    store(host, &key, &entry.encode(&bytes));
+    if store(host, &key, &entry.encode(&bytes)) {
+        let max = cache_budget::max_size(host);
+        cache_budget::admit_manifest(host.cache().as_ref(), &key, bytes.len() as u64, max);
+    }
     if let Some(key) = tag_key {
         remember_tag(call, &key, &digest, &media_type, bytes.len() as u64);
     }
@@ -373,11 +377,14 @@ fn variants<H: Host>(host: &H, list_key: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The cache is best effort: a store that refuses a write costs a later miss.
-fn store<H: Host>(host: &H, key: &str, value: &[u8]) {
-    if let Err(e) = host.cache().set(key, value) {
+/// The cache is best effort: a store that refuses a write costs a later
+/// miss. Whether it took the value.
+fn store<H: Host>(host: &H, key: &str, value: &[u8]) -> bool {
+    let stored = host.cache().set(key, value);
+    if let Err(e) = &stored {
         eprintln!("cache: cannot store a manifest: {e}");
     }
+    stored.is_ok()
 }
 
 fn serve<H: Host>(

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod blob_copy;
 pub mod blob_follow;
 pub mod blob_store;
+pub mod blob_tee;
 pub mod budget;
 pub mod eviction;
 pub mod key_budget;

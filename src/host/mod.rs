@@ -136,15 +136,15 @@ pub fn swap_unshared(
     kv.set(key, value).map(|()| true)
 }
 
-/// Work left for after the answer is out, such as a copy's verification:
-/// the client does not wait for it.
+/// Work that runs beside the answer at its own pace, such as a blob's copy
+/// into the cache: the request ends when the answer and it are both done.
 pub type Task = Pin<Box<dyn Future<Output = ()>>>;
 
 /// The request's queue of [`Task`]s, that body streams can keep.
 #[derive(Clone, Default)]
-pub struct Later(Rc<std::cell::RefCell<Vec<Task>>>);
+pub struct Tasks(Rc<std::cell::RefCell<Vec<Task>>>);
 
-impl Later {
+impl Tasks {
     pub fn push(&self, task: Task) {
         self.0.borrow_mut().push(task);
     }
@@ -212,8 +212,8 @@ pub trait Host {
     }
     /// Something to wait with, that body streams can keep.
     fn timer(&self) -> Rc<dyn Timer>;
-    /// Where to leave work for after the answer is out.
-    fn later(&self) -> Later;
+    /// Where to leave work that runs beside the answer.
+    fn alongside(&self) -> Tasks;
     fn send(
         &self,
         request: OutboundRequest<Self::Stream>,

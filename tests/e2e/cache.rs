@@ -480,9 +480,9 @@ fn two_hundred_accept_lists_cost_a_handful_of_keys_and_upstream_requests() {
     };
     let (keys_before, log_before) = (keys(), upstream_log("open", "cache/accept").len());
     let url = format!("{}/v2/cache/accept/manifests/v1", e.proxy(OPEN));
-    let docker = "application/vnd.docker.distribution.manifest.v2+json";
+    let oci = "application/vnd.oci.image.manifest.v1+json";
     for n in 0..200 {
-        let accept = format!("{docker}, application/vnd.junk.{n}+json");
+        let accept = format!("{oci}, application/vnd.junk.{n}+json");
         let r = send("HEAD", &url, &[("accept", &accept)], "");
         assert_eq!(r.status, 200);
         assert_eq!(

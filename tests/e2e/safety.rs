@@ -98,16 +98,17 @@ fn proxy_held_credentials_pull_private_images_for_anonymous_clients() {
 
     // A revoked cached token: the proxy re-authenticates on the 401, once.
     // This route's token: held-post.test keeps one for the same scope.
-    let key = format!(
-        "token/http://{}@upstream1/repository:private/held:pull",
-        e.auth_fronts.redirecting
-    );
-    assert!(
-        e.cache.get(&key).is_some(),
-        "the upstream token is cached in the cache's store"
-    );
-    e.cache
-        .set(&key, br#"{"token":"revoked","expires":99999999999}"#);
+    let scope = "repository:private/held:pull";
+    let kind = format!("token/http://{}@upstream1/", e.auth_fronts.redirecting);
+    let slot = e.cache.keys().into_iter().find(|k| {
+        k.starts_with(&kind)
+            && e.cache.get(k).is_some_and(|v| {
+                serde_json::from_slice::<serde_json::Value>(&v).unwrap()["for"] == scope
+            })
+    });
+    let key = slot.expect("the upstream token is kept in a slot of the cache's store");
+    let revoked = serde_json::json!({"for": scope, "token": "revoked", "expires": 99999999999u64});
+    e.cache.set(&key, revoked.to_string().as_bytes());
     let before = scope_seen();
     let r = get(&url, &[("host", "held.test"), ("accept", ACCEPT_ALL)]);
     assert_eq!(r.status, 200, "{}", r.text());

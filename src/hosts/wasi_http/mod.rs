@@ -73,7 +73,7 @@ struct WasiHost<P> {
     kv: Rc<dyn host::Kv>,
     cache: Rc<dyn host::Kv>,
     tally: Tally,
-    later: host::Later,
+    alongside: host::Tasks,
 }
 
 impl<P: Platform> host::Host for WasiHost<P> {
@@ -110,8 +110,8 @@ impl<P: Platform> host::Host for WasiHost<P> {
         Rc::new(PollTimer)
     }
 
-    fn later(&self) -> host::Later {
-        self.later.clone()
+    fn alongside(&self) -> host::Tasks {
+        self.alongside.clone()
     }
 
     fn counters(&self) -> Rc<dyn host::Kv> {

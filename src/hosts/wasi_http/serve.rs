@@ -1,9 +1,15 @@
 //! One incoming request, start to end: read it, let the proxy answer, stream
-//! the answer out, then do what was left for later and count what happened.
+//! the answer out beside the work it started (a blob's copy), then count
+//! what happened.
 
 use super::{ChunkStream, Platform, Stream, WasiHost, body, respond};
 use crate::cache::key_budget;
 use crate::{exchange, host};
+use std::future::{Future, poll_fn};
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
 use wasi::http::types::{IncomingRequest, Method, OutgoingResponse, ResponseOutparam};
 
 pub async fn serve<P: Platform>(platform: P, req: IncomingRequest, out: ResponseOutparam) {
@@ -41,7 +47,7 @@ pub async fn serve<P: Platform>(platform: P, req: IncomingRequest, out: Response
         cache,
         platform,
         tally: Default::default(),
-        later: Default::default(),
+        alongside: Default::default(),
     };
     let request = host::Request {
         method: method.clone(),
@@ -67,16 +73,50 @@ pub async fn serve<P: Platform>(platform: P, req: IncomingRequest, out: Response
         host::Body::Stream(s) => s.chunks,
         host::Body::Generated(g) => g,
     };
-    match respond::prefix(chunks).await {
-        Ok(prefix) => respond::send(out, outgoing, prefix).await,
-        Err(e) => {
-            eprintln!("response body failed before its first byte: {e}");
-            respond::send(out, outgoing, respond::Prefix::Whole(Vec::new())).await
+    let answer = async {
+        match respond::prefix(chunks).await {
+            Ok(prefix) => respond::send(out, outgoing, prefix).await,
+            Err(e) => {
+                eprintln!("response body failed before its first byte: {e}");
+                respond::send(out, outgoing, respond::Prefix::Whole(Vec::new())).await
+            }
         }
-    }
-    host.later.run().await;
+    };
+    together(answer, host.alongside.run()).await;
     let pages = core::arch::wasm32::memory_size::<0>();
     exchange::finish(&host, record, Some(pages * 65536));
+}
+
+/// Runs both to their end. Spin's executor polls again only once a
+/// pollable is ready, so a wake from one to the other (a copy handing the
+/// client its next bytes, a copy's check letting the answer go on) is
+/// acted on here, by polling both again at once.
+async fn together(first: impl Future<Output = ()>, second: impl Future<Output = ()>) {
+    struct Flag(AtomicBool);
+    impl Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    let flag = Arc::new(Flag(AtomicBool::new(false)));
+    let waker = Waker::from(flag.clone());
+    let (mut first, mut second) = (pin!(first), pin!(second));
+    let (mut first_done, mut second_done) = (false, false);
+    poll_fn(|_| {
+        loop {
+            flag.0.store(false, Ordering::SeqCst);
+            let mut cx = Context::from_waker(&waker);
+            first_done = first_done || first.as_mut().poll(&mut cx).is_ready();
+            second_done = second_done || second.as_mut().poll(&mut cx).is_ready();
+            if first_done && second_done {
+                return Poll::Ready(());
+            }
+            if !flag.0.load(Ordering::SeqCst) {
+                return Poll::Pending;
+            }
+        }
+    })
+    .await
 }
 
 fn method_name(method: Method) -> String {

@@ -1,0 +1,216 @@
+//! A copy run at the upstream's pace, beside the answer to the client that
+//! started it. The copy reads the upstream as fast as it sends and stores
+//! what it reads; the client reads from the copy: what is not stored yet
+//! from memory, what is stored from the store. So a client that reads
+//! slowly, or stops, no longer holds back the copy, nor the crowd that
+//! follows it through the store; the copy goes on to the end, and commits,
+//! after its first client has gone.
+//!
+//! Only when the store refuses writes (nothing to follow, nothing to keep)
+//! does the copy wait for its client, holding at most [`WINDOW`] bytes
+//! ahead of it.
+
+use crate::cache::blob_copy::{BlobCopy, Held};
+use crate::host::{Chunks, Tasks};
+use futures::StreamExt;
+use sha2::{Digest as _, Sha256};
+use std::cell::RefCell;
+use std::future::poll_fn;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+
+/// Bytes the copy may hold ahead of a client it must wait for.
+const WINDOW: u64 = 8 << 20;
+
+/// Where the upstream body stands.
+enum Upstream {
+    Coming,
+    Whole,
+    Failed(String),
+}
+
+/// What the copy and its client share.
+struct Tee {
+    copy: BlobCopy,
+    upstream: Upstream,
+    /// How far the client has read, and whether it is still there.
+    read: u64,
+    reader_gone: bool,
+    reader: Option<Waker>,
+    pump: Option<Waker>,
+}
+
+impl Tee {
+    fn wake_reader(&mut self) {
+        if let Some(w) = self.reader.take() {
+            w.wake();
+        }
+    }
+
+    fn wake_pump(&mut self) {
+        if let Some(w) = self.pump.take() {
+            w.wake();
+        }
+    }
+}
+
+/// Starts `copy` of `upstream` among `alongside`; the client's body.
+pub fn start<S>(copy: BlobCopy, upstream: S, alongside: Tasks) -> Chunks
+where
+    S: futures::Stream<Item = Result<Vec<u8>, String>> + Unpin + 'static,
+{
+    let tee = Rc::new(RefCell::new(Tee {
+        copy,
+        upstream: Upstream::Coming,
+        read: 0,
+        reader_gone: false,
+        reader: None,
+        pump: None,
+    }));
+    alongside.push(Box::pin(pump(tee.clone(), upstream)));
+    reader(tee)
+}
+
+/// Reads the upstream into the copy until it ends, then checks the copy.
+async fn pump<S>(tee: Rc<RefCell<Tee>>, mut upstream: S)
+where
+    S: futures::Stream<Item = Result<Vec<u8>, String>> + Unpin + 'static,
+{
+    loop {
+        if !room(&tee).await {
+            return;
+        }
+        let next = upstream.next().await;
+        let mut t = tee.borrow_mut();
+        match next {
+            Some(Ok(data)) => {
+                t.copy.absorb(&data);
+                t.copy.store_full(false);
+            }
+            Some(Err(e)) => t.upstream = Upstream::Failed(e),
+            None if t.copy.end() => t.upstream = Upstream::Whole,
+            None => {
+                t.upstream = Upstream::Failed("the upstream blob is not as long as it said".into())
+            }
+        }
+        t.wake_reader();
+        match t.upstream {
+            Upstream::Coming => {}
+            Upstream::Whole => break,
+            Upstream::Failed(_) => return,
+        }
+    }
+    verify(&tee).await;
+}
+
+/// Waits until the copy may read on: at once while it stores; else once
+/// its client is within [`WINDOW`]. False when there is no point going on.
+async fn room(tee: &Rc<RefCell<Tee>>) -> bool {
+    poll_fn(|cx| {
+        let mut t = tee.borrow_mut();
+        if t.copy.storing {
+            return Poll::Ready(true);
+        }
+        if t.reader_gone {
+            return Poll::Ready(false);
+        }
+        if t.copy.received < t.read + WINDOW {
+            return Poll::Ready(true);
+        }
+        t.pump = Some(cx.waker().clone());
+        Poll::Pending
+    })
+    .await
+}
+
+/// Reads the stored chunks back and commits the blob if they match; other
+/// work of the request runs between chunks.
+async fn verify(tee: &Rc<RefCell<Tee>>) {
+    let mut hasher = Sha256::new();
+    for n in 0.. {
+        let chunk = tee.borrow_mut().copy.stored_chunk(n);
+        match chunk {
+            None => break,
+            Some(Ok(chunk)) => hasher.update(&chunk),
+            Some(Err(e)) => return eprintln!("cache: {e}; not cached"),
+        }
+        yield_now().await;
+    }
+    let mut t = tee.borrow_mut();
+    if t.copy.storing {
+        t.copy.commit_if(hasher);
+    }
+}
+
+/// Lets the other futures of the request run once.
+async fn yield_now() {
+    let mut yielded = false;
+    poll_fn(|cx| {
+        if yielded {
+            return Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
+    .await
+}
+
+/// The client's side: the copy's bytes in order, as they are there.
+struct Reader(Rc<RefCell<Tee>>);
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        let mut t = self.0.borrow_mut();
+        t.reader_gone = true;
+        t.wake_pump();
+    }
+}
+
+/// Ends after the first error: the client's body is cut there.
+fn reader(tee: Rc<RefCell<Tee>>) -> Chunks {
+    let pieces = futures::stream::unfold(Reader(tee), |r| async move {
+        let next = poll_fn(|cx| next_piece(&r.0, cx)).await?;
+        Some((next, r))
+    });
+    let mut failed = false;
+    Box::pin(pieces.take_while(move |piece| {
+        let go_on = !failed;
+        failed |= piece.is_err();
+        std::future::ready(go_on)
+    }))
+}
+
+/// The next piece for the client, `None` at the end, or pending.
+fn next_piece(
+    tee: &Rc<RefCell<Tee>>,
+    cx: &mut std::task::Context<'_>,
+) -> Poll<Option<Result<Vec<u8>, String>>> {
+    let mut t = tee.borrow_mut();
+    let read = t.read;
+    let piece = match t.copy.held(read) {
+        Held::Memory(bytes) => Ok(bytes),
+        Held::Stored(key, offset) => match t.copy.kv.get(&key) {
+            Ok(Some(chunk)) if offset < chunk.len() => Ok(chunk[offset..].to_vec()),
+            other => Err(format!("a copy's stored chunk went missing ({other:?})")),
+        },
+        Held::Ahead => match &t.upstream {
+            Upstream::Failed(e) => return Poll::Ready(Some(Err(e.clone()))),
+            Upstream::Whole if read >= t.copy.size() => return Poll::Ready(None),
+            _ => {
+                t.reader = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+        },
+    };
+    if let Ok(bytes) = &piece {
+        t.read += bytes.len() as u64;
+        let read = t.read;
+        t.copy.release(read);
+        t.wake_pump();
+    }
+    Poll::Ready(Some(piece))
+}
+
+#[cfg(test)]
+mod tests;

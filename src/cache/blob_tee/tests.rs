@@ -1,0 +1,130 @@
+use super::*;
+use crate::cache::budget::take_lease;
+use crate::cache::eviction::Lease;
+use crate::cache::layout::{BlobEntry, Scope};
+use crate::host::Kv;
+use crate::host::memory::MemoryKv;
+use futures::executor::block_on;
+
+const CHUNK: u64 = 4;
+
+struct Copying {
+    kv: Rc<MemoryKv>,
+    scope: Scope,
+    digest: String,
+}
+
+/// A copy of `blob`, arriving in `pieces`, with its client's body and the
+/// copy's task.
+fn copying(blob: &[u8], pieces: usize) -> (Copying, Chunks, Tasks) {
+    copying_as(blob, pieces, &format!("sha256:{:x}", Sha256::digest(blob)))
+}
+
+fn copying_as(blob: &[u8], pieces: usize, digest: &str) -> (Copying, Chunks, Tasks) {
+    let digest = digest.to_string();
+    let kv = Rc::new(MemoryKv::default());
+    let scope = Scope::of(&url::Url::parse("https://r.example").unwrap(), None);
+    let store: Rc<dyn Kv> = kv.clone();
+    let lease = Lease::new(crate::now(), "u1", "repo", false);
+    let lease = take_lease(store.clone(), &scope.lease_key(&digest), lease).unwrap();
+    let entry = BlobEntry {
+        size: blob.len() as u64,
+        chunk_size: CHUNK,
+        upload: "u1".into(),
+        private: false,
+        media_type: "application/octet-stream".into(),
+    };
+    let copy = BlobCopy::new(
+        store,
+        scope.clone(),
+        &digest,
+        entry,
+        scope.seen_key("repo", &digest),
+        lease,
+        1 << 20,
+    );
+    let parts: Vec<Result<Vec<u8>, String>> = blob
+        .chunks(blob.len().div_ceil(pieces))
+        .map(|p| Ok(p.to_vec()))
+        .collect();
+    let tasks = Tasks::default();
+    let body = start(copy, futures::stream::iter(parts), tasks.clone());
+    (Copying { kv, scope, digest }, body, tasks)
+}
+
+impl Copying {
+    fn committed(&self) -> bool {
+        self.kv
+            .get(&self.scope.blob_key(&self.digest))
+            .unwrap()
+            .is_some()
+    }
+
+    fn chunks_left(&self) -> usize {
+        let keys = self.kv.keys().unwrap();
+        keys.iter()
+            .filter(|k| k.starts_with("cache/chunk/"))
+            .count()
+    }
+}
+
+async fn read_all(body: Chunks) -> Result<Vec<u8>, String> {
+    let pieces: Vec<_> = body.collect().await;
+    pieces
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .map(|v| v.concat())
+}
+
+#[test]
+fn the_client_gets_every_byte_and_the_copy_commits() {
+    let blob: Vec<u8> = (0..=200u8).collect();
+    let (copying, body, tasks) = copying(&blob, 7);
+    let (read, ()) = block_on(futures::future::join(read_all(body), tasks.run()));
+    assert_eq!(read.unwrap(), blob);
+    assert!(copying.committed());
+}
+
+#[test]
+fn a_client_that_never_reads_holds_back_no_copy() {
+    let blob: Vec<u8> = (0..=200u8).rev().collect();
+    let (copying, body, tasks) = copying(&blob, 9);
+    // The client stops at once: the copy goes on at the upstream's pace.
+    drop(body);
+    block_on(tasks.run());
+    assert!(copying.committed());
+    assert_eq!(
+        copying.chunks_left() as u64,
+        (blob.len() as u64).div_ceil(CHUNK)
+    );
+}
+
+#[test]
+fn a_client_far_behind_reads_back_from_the_store() {
+    let blob: Vec<u8> = (0..=250u8).collect();
+    let (copying, body, tasks) = copying(&blob, 50);
+    // The copy runs to its end before the client reads its first byte.
+    block_on(tasks.run());
+    assert!(copying.committed());
+    assert_eq!(block_on(read_all(body)).unwrap(), blob);
+}
+
+#[test]
+fn a_store_that_refuses_writes_still_streams_and_keeps_nothing() {
+    let blob: Vec<u8> = (0..100u8).collect();
+    let (copying, body, tasks) = copying(&blob, 5);
+    copying.kv.refuse_writes(true);
+    let (read, ()) = block_on(futures::future::join(read_all(body), tasks.run()));
+    assert_eq!(read.unwrap(), blob);
+    copying.kv.refuse_writes(false);
+    assert!(!copying.committed());
+}
+
+#[test]
+fn a_blob_that_does_not_match_its_digest_is_not_kept() {
+    let blob: Vec<u8> = (0..64u8).collect();
+    let (copying, body, tasks) = copying_as(&blob, 3, &format!("sha256:{}", "0".repeat(64)));
+    let (read, ()) = block_on(futures::future::join(read_all(body), tasks.run()));
+    assert!(read.is_ok());
+    assert!(!copying.committed());
+}
