@@ -225,7 +225,11 @@ impl BlobCopy {
     /// The blob is visible: it counts against the bound from now on.
     fn commit(&mut self) {
         self.committed = true;
-        remember(self.kv.as_ref(), &self.seen_key);
+        // A private copy is served only after its client's own HEAD, every
+        // time: no mark says which layers its repository has.
+        if !self.entry.private {
+            remember(self.kv.as_ref(), &self.seen_key);
+        }
         let record = Committed {
             blob_key: self.scope.blob_key(&self.digest),
             upload: self.entry.upload.clone(),

@@ -134,11 +134,16 @@ async fn copy<H: Host>(
     })
 }
 
-/// After a delete: the blob is no longer served (garbage collection takes
-/// its chunks once they are old enough).
+/// After a delete in one repository: the blob is no longer served there
+/// without the upstream confirming it again; other repositories that hold
+/// it keep it (distribution deletes a blob's link in one repository only).
 pub fn forget<H: Host>(call: &Call<'_, H>, digest: &Digest) {
     let scope = super::scope(call);
-    if let Err(e) = call.host.cache().delete(&scope.blob_key(digest.as_str())) {
+    let Some(repo) = call.upstream_name.as_ref() else {
+        return;
+    };
+    let seen_key = scope.seen_key(repo.as_str(), digest.as_str());
+    if let Err(e) = call.host.cache().delete(&seen_key) {
         eprintln!("cache: cannot forget a deleted blob: {e}");
     }
 }
@@ -160,7 +165,9 @@ async fn usable<H: Host>(
     if call.upstream("HEAD").await?.status != 200 {
         return Ok(false);
     }
-    if !entry.private {
+    // What a client's own credentials confirmed says nothing of what anyone
+    // else may see: a mark would tell which layers a private repository has.
+    if !entry.private && !call.with_client_credentials() {
         remember(call.host.cache().as_ref(), seen_key);
     }
     Ok(true)

@@ -87,8 +87,14 @@ impl Budgeted {
             let (current, mut keys) = self.index()?;
             keys.retain(|k| k != key);
             keys.push(key.to_string());
-            // The index is a key of the store too.
-            let over = keys.len().saturating_sub(self.limits.max_keys - 1);
+            // The index is a key of the store too, and a value within the
+            // limit: long names leave room for fewer keys, never none.
+            let mut over = keys.len().saturating_sub(self.limits.max_keys - 1);
+            let mut length = index_length(&keys[over..]);
+            while length > self.limits.max_value && over + 1 < keys.len() {
+                length -= keys[over].len() + 3;
+                over += 1;
+            }
             let evicted: Vec<String> = keys.drain(..over).collect();
             let value = serde_json::to_vec(&keys).map_err(|e| e.to_string())?;
             let unchanged = |now: Option<&[u8]>| now == current.as_deref();
@@ -98,6 +104,11 @@ impl Budgeted {
         }
         Err("the cache's key index is contended".to_string())
     }
+}
+
+/// The bytes of the index as JSON (keys are names without escapes).
+fn index_length(keys: &[String]) -> usize {
+    2 + keys.iter().map(|k| k.len() + 3).sum::<usize>()
 }
 
 impl Kv for Budgeted {
@@ -167,11 +178,31 @@ mod tests {
     use crate::host::memory::MemoryKv;
 
     #[test]
+    fn long_names_shorten_the_index_but_never_jam_it() {
+        let memory = Rc::new(MemoryKv::default());
+        let limits = Limits {
+            max_keys: 10_000,
+            max_value: 4096,
+        };
+        let store = Budgeted::new(memory.clone(), limits);
+        for n in 0..200 {
+            store
+                .set(&format!("cache/tag/{}/{n}", "x".repeat(200)), b"v")
+                .unwrap();
+        }
+        let index = memory.get(INDEX_KEY).unwrap().unwrap();
+        assert!(index.len() <= 4096, "{} bytes", index.len());
+        let last = format!("cache/tag/{}/199", "x".repeat(200));
+        assert_eq!(store.get(&last).unwrap().as_deref(), Some(&b"v"[..]));
+        assert!(memory.keys().unwrap().len() < 30);
+    }
+
+    #[test]
     fn keeps_within_its_keys_and_values_oldest_written_first() {
         let memory = Rc::new(MemoryKv::default());
         let limits = Limits {
             max_keys: 4,
-            max_value: 10,
+            max_value: 32,
         };
         let store = Budgeted::new(memory.clone(), limits);
         assert!(!store.holds_blobs() && memory.holds_blobs());
@@ -189,7 +220,7 @@ mod tests {
         assert_eq!(store.get("b").unwrap(), None);
         assert_eq!(store.get("a").unwrap(), Some(b"y".to_vec()));
         assert!(memory.keys().unwrap().len() <= 4);
-        assert!(store.set("e", &[0; 11]).is_err());
+        assert!(store.set("e", &[0; 33]).is_err());
         assert_eq!(store.get("e").unwrap(), None);
     }
 
@@ -198,7 +229,7 @@ mod tests {
         let memory = Rc::new(MemoryKv::default());
         let limits = Limits {
             max_keys: 5,
-            max_value: 10,
+            max_value: 32,
         };
         let store = Budgeted::new(memory.clone(), limits);
         for k in ["a", "b", "c", "d"] {

@@ -4,7 +4,8 @@
 //! served stale while the upstream fails.
 
 use crate::cache::budget as cache_budget;
-use crate::cache::layout::{self as cache, ManifestEntry, Scope, TagEntry, TagState};
+use crate::cache::layout::{ManifestEntry, Scope, TagEntry, TagState};
+use crate::cache::tag_entries::{load_tag, store, store_tag, variants};
 use crate::host::notes::Outcome;
 use crate::host::{Body, Headers, Host, Response};
 use crate::oci::error::RegistryError;
@@ -252,7 +253,8 @@ async fn fetch<H: Host>(
         private: call.with_client_credentials(),
     };
     let key = scope.manifest_key(repo.as_str(), &digest);
-    if store(host, &key, &entry.encode(&bytes)) {
+    // Under a key budget each manifest is one of its keys: bounded there.
+    if store(host, &key, &entry.encode(&bytes)) && host.cache().holds_blobs() {
         let max = cache_budget::max_size(host);
         cache_budget::admit_manifest(host.cache().as_ref(), &key, bytes.len() as u64, max);
     }
@@ -345,46 +347,6 @@ async fn usable<H: Host>(call: &Call<'_, H>, private: bool) -> Result<bool, Regi
         return Ok(false);
     }
     Ok(call.upstream("HEAD").await?.status == 200)
-}
-
-fn store_tag<H: Host>(host: &H, key: &str, tag: &TagEntry) {
-    if let Ok(v) = serde_json::to_vec(tag) {
-        store(host, key, &v);
-    }
-    let Some(list_key) = cache::variants_key_of(key) else {
-        return;
-    };
-    let mut variants = variants(host, &list_key);
-    if !variants.iter().any(|v| v == key) {
-        variants.push(key.to_string());
-        if let Ok(v) = serde_json::to_vec(&variants) {
-            store(host, &list_key, &v);
-        }
-    }
-}
-
-fn load_tag<H: Host>(host: &H, key: &str) -> Option<TagEntry> {
-    let value = host.cache().get(key).ok().flatten()?;
-    serde_json::from_slice(&value).ok()
-}
-
-fn variants<H: Host>(host: &H, list_key: &str) -> Vec<String> {
-    host.cache()
-        .get(list_key)
-        .ok()
-        .flatten()
-        .and_then(|v| serde_json::from_slice(&v).ok())
-        .unwrap_or_default()
-}
-
-/// The cache is best effort: a store that refuses a write costs a later
-/// miss. Whether it took the value.
-fn store<H: Host>(host: &H, key: &str, value: &[u8]) -> bool {
-    let stored = host.cache().set(key, value);
-    if let Err(e) = &stored {
-        eprintln!("cache: cannot store a manifest: {e}");
-    }
-    stored.is_ok()
 }
 
 fn serve<H: Host>(

@@ -11,6 +11,7 @@ pub mod eviction;
 pub mod key_budget;
 pub mod layout;
 pub mod manifest_store;
+pub mod tag_entries;
 
 use crate::host::Host;
 use crate::relay::Call;

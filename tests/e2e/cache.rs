@@ -46,8 +46,8 @@ fn cached_pulls_spare_the_upstream_and_tags_revalidate_with_head() {
     let new = upstream_log("open", "cache/one")[after_second.len()..].to_vec();
     assert_eq!(
         r.header("x-cache"),
-        Some("MISS"),
-        "a new Accept list is a new tag entry"
+        Some("REVALIDATED"),
+        "a new Accept list that the cached manifest fits is answered from it"
     );
     let _ = new;
     let before = upstream_log("open", "cache/one").len();
@@ -286,6 +286,43 @@ fn private_content_is_not_served_from_the_cache_to_others() {
             "{url}"
         );
     }
+    // Nothing says which layers the private repository has.
+    let marks: Vec<String> = e
+        .cache
+        .keys()
+        .into_iter()
+        .filter(|k| k.starts_with("cache/seen/") && k.contains("/private/cached@"))
+        .collect();
+    assert!(marks.is_empty(), "marks of a private repository: {marks:?}");
+}
+
+/// distribution deletes a blob from one repository: the cached blob stays
+/// for the others, and is not served again for the one it left.
+#[test]
+fn a_blob_deleted_in_one_repository_stays_cached_for_the_others() {
+    let e = env();
+    let push = |repo| {
+        rt().block_on(registry::push_image(
+            e.open,
+            repo,
+            "v1",
+            "cache-del",
+            "amd64",
+        ))
+    };
+    let (a, _) = (push("cache/del-a"), push("cache/del-b"));
+    let url = |repo: &str| format!("{}/v2/{repo}/blobs/{}", e.proxy(OPEN), a.layers[0]);
+    assert_eq!(
+        get(&url("cache/del-a"), &[]).header("x-cache"),
+        Some("MISS")
+    );
+    wait_cached(&e.cache, &a.layers[0]);
+    assert_eq!(get(&url("cache/del-b"), &[]).header("x-cache"), Some("HIT"));
+    let deleted = send("DELETE", &url("cache/del-a"), &[], "");
+    assert_eq!(deleted.status, 202, "{}", deleted.text());
+    let b = get(&url("cache/del-b"), &[]);
+    assert_eq!((b.status, b.header("x-cache")), (200, Some("HIT")));
+    assert_eq!(get(&url("cache/del-a"), &[]).status, 404);
 }
 
 #[test]

@@ -313,17 +313,27 @@ fn a_route_whose_credentials_are_unset_names_the_variables() {
 }
 
 #[test]
-fn a_token_service_beside_the_upstream_needs_no_listing() {
-    // The token server shares the registry's IP address, on another port,
-    // as GitLab's and Harbor's share their registrable domain.
+fn a_token_service_on_another_port_of_an_ip_upstream_needs_listing() {
+    // The token server shares the registry's IP address, on another port:
+    // another port of an address is another service, maybe another
+    // tenant's, so the route must name it before credentials go there.
     let e = env();
-    e.store.set(
-        "route/beside.test",
-        serde_json::json!({"upstream": format!("http://{}", e.auth)})
+    let token_host = e.token.addr.to_string();
+    let route = |allowed: &[&str]| {
+        serde_json::json!({"upstream": format!("http://{}", e.auth), "allowed_hosts": allowed})
             .to_string()
-            .as_bytes(),
-    );
+    };
     let creds = format!("{}:{}", token_server::USER, token_server::PASSWORD);
+    e.store.set("route/beside.test", route(&[]).as_bytes());
+    let (out, _) = skopeo_copy(
+        &e.proxy(HUB),
+        "beside.test/private/secret:v1",
+        Some(&creds),
+        false,
+    );
+    assert!(!out.status.success(), "the unlisted token service was used");
+    e.store
+        .set("route/beside.test", route(&[&token_host]).as_bytes());
     assert_eq!(
         pulled_digest(
             &e.proxy(HUB),
