@@ -321,3 +321,29 @@ fn a_forged_client_address_gains_no_guesses_at_any_secret() {
     assert_eq!(get(&routes, &[("authorization", &right)]).status, 429);
     proxy.stop();
 }
+
+/// A variables provider that cannot be reached (Vault away) leaves
+/// `require_login` unreadable: that is a 503 naming it, never "off".
+#[test]
+fn an_unreadable_require_login_is_a_503_never_off() {
+    let e = env();
+    let dir = e.dir.join("vault-away-app");
+    let app = spin::derive_app(&dir, &spin::Store::Sqlite, true);
+    let config = dir.join("runtime-config.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    // Nothing listens on port 1: every lookup there fails.
+    text.push_str(
+        "\n[[variables_provider]]\ntype = \"vault\"\nurl = \"http://127.0.0.1:1\"\ntoken = \"t\"\nmount = \"secret\"\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    let proxy = spin::Instance::start(
+        &app,
+        "vault-away",
+        &[("default_upstream", &format!("http://{}", e.open))],
+    );
+    let url = format!("{}/v2/test/single/manifests/v1", proxy.url());
+    let r = get(&url, &[("accept", ACCEPT_ALL)]);
+    proxy.stop();
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.text().contains("require_login"), "{}", r.text());
+}
