@@ -99,3 +99,6 @@ fn log_line<H: Host>(host: &H, e: &Exchange, memory: Option<usize>) -> String {
     })
     .to_string()
 }
+
+#[cfg(test)]
+mod tests;

@@ -66,3 +66,164 @@ impl Kv for MemoryKv {
         super::swap_unshared(self, key, expect, value)
     }
 }
+
+/// A body in the double: pieces handed over as they are.
+pub type MemoryStream = futures::stream::Iter<std::vec::IntoIter<Result<Vec<u8>, String>>>;
+
+/// What a scripted upstream sees of one request.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub method: String,
+    pub url: String,
+    pub headers: super::Headers,
+}
+
+/// An upstream's answer, as the script gives it.
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+}
+
+type Script = Box<dyn Fn(&Sent) -> Answer>;
+
+/// A [`Host`](super::Host) in memory, for native tests of the proxy's logic:
+/// variables (with spin.toml's defaults, or a failing provider), three
+/// [`MemoryKv`] stores, an upstream that answers from a script and keeps
+/// what it was sent, and a timer that does not wait. Never a runtime to ship
+/// against: the end-to-end tests run under real Spin.
+pub struct MemoryHost {
+    variables: RefCell<BTreeMap<String, Result<String, String>>>,
+    pub kv: std::rc::Rc<MemoryKv>,
+    pub cache: std::rc::Rc<MemoryKv>,
+    pub counters: std::rc::Rc<MemoryKv>,
+    script: Script,
+    pub sent: RefCell<Vec<Sent>>,
+    tally: super::notes::Tally,
+    alongside: super::Tasks,
+}
+
+impl MemoryHost {
+    pub fn new(script: impl Fn(&Sent) -> Answer + 'static) -> Self {
+        Self {
+            variables: Default::default(),
+            kv: Default::default(),
+            cache: Default::default(),
+            counters: Default::default(),
+            script: Box::new(script),
+            sent: Default::default(),
+            tally: Default::default(),
+            alongside: Default::default(),
+        }
+    }
+
+    pub fn set_variable(&self, name: &str, value: &str) {
+        self.variables
+            .borrow_mut()
+            .insert(name.into(), Ok(value.into()));
+    }
+
+    /// The variable cannot be read, as when a provider is away.
+    pub fn fail_variable(&self, name: &str) {
+        self.variables
+            .borrow_mut()
+            .insert(name.into(), Err("provider away".into()));
+    }
+
+    /// Requests the upstream saw with `method` whose URL holds `part`.
+    pub fn sent_count(&self, method: &str, part: &str) -> usize {
+        let sent = self.sent.borrow();
+        sent.iter()
+            .filter(|s| s.method == method && s.url.contains(part))
+            .count()
+    }
+
+    /// Work left beside the answer (a blob's copy), run to its end.
+    pub async fn settle(&self) {
+        self.alongside.run().await;
+    }
+}
+
+impl super::Host for MemoryHost {
+    type Stream = MemoryStream;
+
+    fn variable(&self, name: &str) -> Option<String> {
+        self.setting(name).ok().flatten()
+    }
+
+    fn setting(&self, name: &str) -> Result<Option<String>, String> {
+        match self.variables.borrow().get(name) {
+            Some(v) => v.clone().map(Some),
+            None => Ok(crate::variables::default_of(name).map(String::from)),
+        }
+    }
+
+    fn kv(&self) -> std::rc::Rc<dyn Kv> {
+        self.kv.clone()
+    }
+
+    fn cache(&self) -> std::rc::Rc<dyn Kv> {
+        self.cache.clone()
+    }
+
+    fn counters(&self) -> std::rc::Rc<dyn Kv> {
+        self.counters.clone()
+    }
+
+    fn tally(&self) -> &super::notes::Tally {
+        &self.tally
+    }
+
+    fn timer(&self) -> std::rc::Rc<dyn super::Timer> {
+        std::rc::Rc::new(NoWait)
+    }
+
+    fn alongside(&self) -> super::Tasks {
+        self.alongside.clone()
+    }
+
+    async fn send(
+        &self,
+        request: super::OutboundRequest<MemoryStream>,
+    ) -> Result<super::Response<MemoryStream>, super::SendError> {
+        let sent = Sent {
+            method: request.method,
+            url: request.url.to_string(),
+            headers: request.headers,
+        };
+        let answer = (self.script)(&sent);
+        let sent_method_is_head = sent.method == "HEAD";
+        self.sent.borrow_mut().push(sent);
+        let mut headers = super::Headers::default();
+        for (name, value) in answer.headers {
+            headers.push(name, value);
+        }
+        headers.push("content-length", answer.body.len().to_string());
+        // Two pieces: a body is never one chunk on the wire either; a HEAD
+        // answer has the length and no body.
+        let half = answer.body.len() / 2;
+        let pieces = match sent_method_is_head {
+            true => Vec::new(),
+            false => vec![
+                Ok(answer.body[..half].to_vec()),
+                Ok(answer.body[half..].to_vec()),
+            ],
+        };
+        Ok(super::Response {
+            status: answer.status,
+            headers,
+            body: super::Body::Stream(futures::stream::iter(pieces)),
+        })
+    }
+}
+
+struct NoWait;
+
+impl super::Timer for NoWait {
+    fn sleep(
+        &self,
+        _: std::time::Duration,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
+        Box::pin(std::future::ready(()))
+    }
+}
