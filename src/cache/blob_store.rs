@@ -130,7 +130,12 @@ async fn copy<H: Host>(
     Ok(Response {
         status: 200,
         headers,
-        body: Body::Generated(blob_tee::start(copy, upstream, host.alongside())),
+        body: Body::Generated(blob_tee::start(
+            copy,
+            upstream,
+            host.alongside(),
+            host.timer(),
+        )),
     })
 }
 

@@ -217,7 +217,8 @@ impl super::Host for MemoryHost {
     }
 }
 
-struct NoWait;
+/// A timer whose every wait is over at once.
+pub struct NoWait;
 
 impl super::Timer for NoWait {
     fn sleep(

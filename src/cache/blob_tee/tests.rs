@@ -3,7 +3,7 @@ use crate::cache::budget::take_lease;
 use crate::cache::eviction::Lease;
 use crate::cache::layout::{BlobEntry, Scope};
 use crate::host::Kv;
-use crate::host::memory::MemoryKv;
+use crate::host::memory::{MemoryKv, NoWait};
 use futures::executor::block_on;
 
 const CHUNK: u64 = 4;
@@ -48,7 +48,12 @@ fn copying_as(blob: &[u8], pieces: usize, digest: &str) -> (Copying, Chunks, Tas
         .map(|p| Ok(p.to_vec()))
         .collect();
     let tasks = Tasks::default();
-    let body = start(copy, futures::stream::iter(parts), tasks.clone());
+    let body = start(
+        copy,
+        futures::stream::iter(parts),
+        tasks.clone(),
+        Rc::new(NoWait),
+    );
     (Copying { kv, scope, digest }, body, tasks)
 }
 
