@@ -23,6 +23,10 @@ pub(super) const LEASE_RENEWAL: u64 = 8;
 /// write, so four 1 MiB chunks at a time take about half as long.
 const WRITE_BATCH: usize = 4;
 
+/// Stored chunks kept in memory until the client has read them, so a
+/// client a little behind does not read its copy back from the store.
+const KEPT_STORED: u64 = 2;
+
 /// Marks a blob as the upstream's in one repository.
 pub(super) fn remember(kv: &dyn Kv, seen_key: &str) {
     if let Err(e) = kv.set(seen_key, b"1") {
@@ -50,9 +54,9 @@ pub struct BlobCopy {
     scope: Scope,
     digest: String,
     entry: BlobEntry,
-    /// Whole chunks not stored (or, once storing stopped, not yet read by
-    /// the client), from chunk number `first_held` on; then the chunk
-    /// being filled.
+    /// Whole chunks from chunk number `first_held` on: the stored ones the
+    /// client has not read yet (at most [`KEPT_STORED`]), then those not
+    /// stored yet; then the chunk being filled.
     whole: std::collections::VecDeque<Vec<u8>>,
     first_held: u64,
     buf: Vec<u8>,
@@ -132,13 +136,31 @@ impl BlobCopy {
         Held::Memory(chunk[offset..].to_vec())
     }
 
-    /// Once storing has stopped, the chunks the client has read go.
+    /// The chunks the client has read go (while storing, only stored ones).
     pub(super) fn release(&mut self, read: u64) {
         let size = self.chunk_size() as u64;
-        while !self.storing && !self.whole.is_empty() && (self.first_held + 1) * size <= read {
+        while !self.whole.is_empty()
+            && (self.first_held + 1) * size <= read
+            && (!self.storing || self.first_held < self.stored)
+        {
             self.whole.pop_front();
             self.first_held += 1;
         }
+    }
+
+    /// Stored chunks past [`KEPT_STORED`] go: a client that far behind
+    /// reads them back from the store.
+    fn trim(&mut self) {
+        while self.first_held + KEPT_STORED < self.stored && !self.whole.is_empty() {
+            self.whole.pop_front();
+            self.first_held += 1;
+        }
+    }
+
+    /// Whole chunks not stored yet.
+    fn unstored(&self) -> usize {
+        let stored_held = self.stored.saturating_sub(self.first_held) as usize;
+        self.whole.len().saturating_sub(stored_held)
     }
 
     /// Stores the whole chunks taken so far, a batch at a time (`all`: the
@@ -147,10 +169,11 @@ impl BlobCopy {
         if all && !self.buf.is_empty() {
             self.whole.push_back(std::mem::take(&mut self.buf));
         }
-        while self.storing && (self.whole.len() >= WRITE_BATCH || all && !self.whole.is_empty()) {
-            let take = self.whole.len().min(WRITE_BATCH);
+        while self.storing && (self.unstored() >= WRITE_BATCH || all && self.unstored() > 0) {
+            let take = self.unstored().min(WRITE_BATCH);
+            let skip = self.whole.len() - self.unstored();
             let group: Vec<(String, Vec<u8>)> = (self.stored..)
-                .zip(self.whole.iter().take(take))
+                .zip(self.whole.iter().skip(skip).take(take))
                 .map(|(n, bytes)| {
                     let key = self.scope.chunk_key(&self.digest, &self.entry.upload, n);
                     (key, bytes.clone())
@@ -168,10 +191,9 @@ impl BlobCopy {
     }
 
     fn stored_batch(&mut self, take: usize) {
-        self.whole.drain(..take);
         let before = self.stored;
         self.stored += take as u64;
-        self.first_held = self.stored;
+        self.trim();
         if before / LEASE_RENEWAL != self.stored / LEASE_RENEWAL {
             self.lease.renew();
         }

@@ -28,6 +28,13 @@ use std::time::Duration;
 
 /// Bytes the copy may hold ahead of a client it must wait for.
 const WINDOW: u64 = 8 << 20;
+/// Bytes the copy runs ahead of a client that keeps up: within them the
+/// client reads from memory, as fast as the copy stores (a copy that ran
+/// ahead made its client read it all back from the store: 0.14x direct).
+const LEAD: u64 = 4 << 20;
+/// How long the copy waits for a client that is [`LEAD`] behind before it
+/// goes on at the upstream's pace without it.
+const READER_GRACE: Duration = Duration::from_millis(200);
 /// Longest the check waits for the first client to finish reading.
 const CHECK_DELAY: Duration = Duration::from_secs(2);
 
@@ -45,6 +52,8 @@ struct Tee {
     /// How far the client has read, and whether it is still there.
     read: u64,
     reader_gone: bool,
+    /// Fell behind for a while: the copy no longer waits for it.
+    reader_slow: bool,
     reader: Option<Waker>,
     pump: Option<Waker>,
 }
@@ -73,6 +82,7 @@ where
         upstream: Upstream::Coming,
         read: 0,
         reader_gone: false,
+        reader_slow: false,
         reader: None,
         pump: None,
     }));
@@ -86,7 +96,7 @@ where
     S: futures::Stream<Item = Result<Vec<u8>, String>> + Unpin + 'static,
 {
     loop {
-        if !room(&tee).await {
+        if !room(&tee, &timer).await {
             return;
         }
         let next = upstream.next().await;
@@ -121,24 +131,38 @@ where
     verify(&tee).await;
 }
 
-/// Waits until the copy may read on: at once while it stores; else once
-/// its client is within [`WINDOW`]. False when there is no point going on.
-async fn room(tee: &Rc<RefCell<Tee>>) -> bool {
-    poll_fn(|cx| {
+/// Waits until the copy may read on. While it stores: once its client is
+/// within [`LEAD`], or at once for a client that has fallen behind for
+/// [`READER_GRACE`] (slow, it reads back from the store from then on).
+/// Otherwise once its client is within [`WINDOW`]. False when there is no
+/// point going on.
+async fn room(tee: &Rc<RefCell<Tee>>, timer: &Rc<dyn Timer>) -> bool {
+    let storing = tee.borrow().copy.storing;
+    let near = poll_fn(|cx| {
         let mut t = tee.borrow_mut();
-        if t.copy.storing {
+        let lead = if t.copy.storing { LEAD } else { WINDOW };
+        if t.copy.storing && (t.reader_gone || t.reader_slow) {
             return Poll::Ready(true);
         }
         if t.reader_gone {
             return Poll::Ready(false);
         }
-        if t.copy.received < t.read + WINDOW {
+        if t.copy.received < t.read + lead {
             return Poll::Ready(true);
         }
         t.pump = Some(cx.waker().clone());
         Poll::Pending
-    })
-    .await
+    });
+    if !storing {
+        return near.await;
+    }
+    match futures::future::select(Box::pin(near), timer.sleep(READER_GRACE)).await {
+        futures::future::Either::Left((go_on, _)) => go_on,
+        futures::future::Either::Right(_) => {
+            tee.borrow_mut().reader_slow = true;
+            true
+        }
+    }
 }
 
 /// Reads the stored chunks back and commits the blob if they match; other
