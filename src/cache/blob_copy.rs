@@ -17,7 +17,7 @@ use sha2::{Digest as _, Sha256};
 use std::rc::Rc;
 
 /// Chunks between renewals of the copy's lease.
-pub(super) const LEASE_RENEWAL: u64 = 8;
+const LEASE_RENEWAL: u64 = 8;
 
 /// Chunks stored in one write: a SQLite store commits (and syncs) once per
 /// write, so four 1 MiB chunks at a time take about half as long.

@@ -114,26 +114,19 @@ fn ask(
 
 async fn read<S>(body: Body<S>) -> Vec<u8>
 where
-    S: futures::Stream<Item = Result<Vec<u8>, String>> + Unpin,
+    S: futures::Stream<Item = Result<Vec<u8>, String>> + Unpin + 'static,
 {
-    match body {
-        Body::Empty => Vec::new(),
-        Body::Bytes(b) => b,
-        Body::Stream(mut s) => {
-            let mut out = Vec::new();
-            while let Some(Ok(piece)) = s.next().await {
-                out.extend(piece);
-            }
-            out
-        }
-        Body::Generated(mut g) => {
-            let mut out = Vec::new();
-            while let Some(Ok(piece)) = g.next().await {
-                out.extend(piece);
-            }
-            out
-        }
+    let mut pieces: crate::host::Chunks = match body {
+        Body::Empty => return Vec::new(),
+        Body::Bytes(b) => return b,
+        Body::Stream(s) => Box::pin(s),
+        Body::Generated(g) => g,
+    };
+    let mut out = Vec::new();
+    while let Some(Ok(piece)) = pieces.next().await {
+        out.extend(piece);
     }
+    out
 }
 
 fn x_cache(r: &Response<()>) -> Option<&str> {
