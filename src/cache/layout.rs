@@ -12,7 +12,7 @@ use url::Url;
 /// (`scheme~host:port`, then `@<credential set>` for what the route's own
 /// account fetched: no '/', so keys split cleanly). What an account fetched
 /// may be private to it, so it is never answered from another partition.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Scope(String);
 
 impl Scope {
@@ -27,6 +27,16 @@ impl Scope {
             scope.push_str(account);
         }
         Self(scope)
+    }
+
+    /// A scope as it stands in a key.
+    pub fn from_key_part(part: &str) -> Self {
+        Self(part.to_string())
+    }
+
+    /// As it stands in keys: no '/' in it.
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 
     pub fn manifest_key(&self, repo: &str, digest: &str) -> String {

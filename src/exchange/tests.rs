@@ -183,7 +183,7 @@ fn only_the_known_manifest_types_go_upstream() {
         "/v2/library/app/manifests/v1",
         &[("accept", &accept)],
     );
-    let sent = host.sent.borrow();
+    let sent = host.upstream.sent.borrow();
     let manifest = sent.iter().find(|s| s.url.contains("/manifests/")).unwrap();
     assert_eq!(manifest.headers.get("accept"), Some(MANIFEST));
 }

@@ -85,7 +85,66 @@ pub struct Answer {
     pub body: Vec<u8>,
 }
 
-type Script = Box<dyn Fn(&Sent) -> Answer>;
+/// The scripted upstream and what it was sent, shared with the handles
+/// [`Host::outbound`](super::Host::outbound) gives out.
+pub struct Upstream {
+    script: Box<dyn Fn(&Sent) -> Answer>,
+    pub sent: RefCell<Vec<Sent>>,
+}
+
+impl Upstream {
+    fn answer(
+        &self,
+        method: String,
+        url: String,
+        headers: super::Headers,
+    ) -> super::Response<MemoryStream> {
+        let sent = Sent {
+            method,
+            url,
+            headers,
+        };
+        let answer = (self.script)(&sent);
+        let sent_method_is_head = sent.method == "HEAD";
+        self.sent.borrow_mut().push(sent);
+        let mut headers = super::Headers::default();
+        for (name, value) in answer.headers {
+            headers.push(name, value);
+        }
+        headers.push("content-length", answer.body.len().to_string());
+        // Two pieces: a body is never one chunk on the wire either; a HEAD
+        // answer has the length and no body.
+        let half = answer.body.len() / 2;
+        let pieces = match sent_method_is_head {
+            true => Vec::new(),
+            false => vec![
+                Ok(answer.body[..half].to_vec()),
+                Ok(answer.body[half..].to_vec()),
+            ],
+        };
+        super::Response {
+            status: answer.status,
+            headers,
+            body: super::Body::Stream(futures::stream::iter(pieces)),
+        }
+    }
+}
+
+impl super::Outbound for Upstream {
+    fn send(
+        &self,
+        request: super::OutboundRequest<super::Chunks>,
+    ) -> std::pin::Pin<
+        Box<dyn Future<Output = Result<super::Response<super::Chunks>, super::SendError>>>,
+    > {
+        let response = self.answer(request.method, request.url.to_string(), request.headers);
+        Box::pin(std::future::ready(Ok(super::Response {
+            status: response.status,
+            headers: response.headers,
+            body: super::into_chunks(response.body),
+        })))
+    }
+}
 
 /// A [`Host`](super::Host) in memory, for native tests of the proxy's logic:
 /// variables (with spin.toml's defaults, or a failing provider), three
@@ -97,8 +156,7 @@ pub struct MemoryHost {
     pub kv: std::rc::Rc<MemoryKv>,
     pub cache: std::rc::Rc<MemoryKv>,
     pub counters: std::rc::Rc<MemoryKv>,
-    script: Script,
-    pub sent: RefCell<Vec<Sent>>,
+    pub upstream: std::rc::Rc<Upstream>,
     tally: super::notes::Tally,
     alongside: super::Tasks,
 }
@@ -110,8 +168,10 @@ impl MemoryHost {
             kv: Default::default(),
             cache: Default::default(),
             counters: Default::default(),
-            script: Box::new(script),
-            sent: Default::default(),
+            upstream: std::rc::Rc::new(Upstream {
+                script: Box::new(script),
+                sent: Default::default(),
+            }),
             tally: Default::default(),
             alongside: Default::default(),
         }
@@ -132,7 +192,7 @@ impl MemoryHost {
 
     /// Requests the upstream saw with `method` whose URL holds `part`.
     pub fn sent_count(&self, method: &str, part: &str) -> usize {
-        let sent = self.sent.borrow();
+        let sent = self.upstream.sent.borrow();
         sent.iter()
             .filter(|s| s.method == method && s.url.contains(part))
             .count()
@@ -186,34 +246,13 @@ impl super::Host for MemoryHost {
         &self,
         request: super::OutboundRequest<MemoryStream>,
     ) -> Result<super::Response<MemoryStream>, super::SendError> {
-        let sent = Sent {
-            method: request.method,
-            url: request.url.to_string(),
-            headers: request.headers,
-        };
-        let answer = (self.script)(&sent);
-        let sent_method_is_head = sent.method == "HEAD";
-        self.sent.borrow_mut().push(sent);
-        let mut headers = super::Headers::default();
-        for (name, value) in answer.headers {
-            headers.push(name, value);
-        }
-        headers.push("content-length", answer.body.len().to_string());
-        // Two pieces: a body is never one chunk on the wire either; a HEAD
-        // answer has the length and no body.
-        let half = answer.body.len() / 2;
-        let pieces = match sent_method_is_head {
-            true => Vec::new(),
-            false => vec![
-                Ok(answer.body[..half].to_vec()),
-                Ok(answer.body[half..].to_vec()),
-            ],
-        };
-        Ok(super::Response {
-            status: answer.status,
-            headers,
-            body: super::Body::Stream(futures::stream::iter(pieces)),
-        })
+        Ok(self
+            .upstream
+            .answer(request.method, request.url.to_string(), request.headers))
+    }
+
+    fn outbound(&self) -> std::rc::Rc<dyn super::Outbound> {
+        self.upstream.clone()
     }
 }
 

@@ -94,6 +94,28 @@ pub enum SendError {
     Failed(String),
 }
 
+/// Outbound HTTP as a handle that body streams and work beside the answer
+/// can keep (a blob store's requests), with bodies as chunks either way.
+pub trait Outbound {
+    fn send(
+        &self,
+        request: OutboundRequest<Chunks>,
+    ) -> Pin<Box<dyn Future<Output = Result<Response<Chunks>, SendError>>>>;
+}
+
+/// A body of the runtime's stream as chunks.
+pub fn into_chunks<S>(body: Body<S>) -> Body<Chunks>
+where
+    S: futures::Stream<Item = Result<Vec<u8>, String>> + Unpin + 'static,
+{
+    match body {
+        Body::Empty => Body::Empty,
+        Body::Bytes(b) => Body::Bytes(b),
+        Body::Stream(s) => Body::Generated(Box::pin(s)),
+        Body::Generated(g) => Body::Generated(g),
+    }
+}
+
 /// A key-value store, as a handle that body streams can keep.
 pub trait Kv {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String>;
@@ -218,6 +240,8 @@ pub trait Host {
         &self,
         request: OutboundRequest<Self::Stream>,
     ) -> impl Future<Output = Result<Response<Self::Stream>, SendError>>;
+    /// The same outbound HTTP, as a handle to keep.
+    fn outbound(&self) -> Rc<dyn Outbound>;
     /// Reads a body of at most `limit` bytes (small JSON, forms, manifests).
     fn read_body(
         &self,

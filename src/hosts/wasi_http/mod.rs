@@ -124,6 +124,10 @@ impl<P: Platform> host::Host for WasiHost<P> {
     ) -> Result<host::Response<Stream>, host::SendError> {
         outbound::send(request).await
     }
+
+    fn outbound(&self) -> Rc<dyn host::Outbound> {
+        Rc::new(outbound::Handle)
+    }
 }
 
 /// Waits on a `wasi:clocks` pollable through the executor.

@@ -9,6 +9,38 @@ use wasi::http::types::{
     Scheme,
 };
 
+/// [`send`] as a handle for the proxy to keep.
+pub struct Handle;
+
+impl host::Outbound for Handle {
+    fn send(
+        &self,
+        request: host::OutboundRequest<host::Chunks>,
+    ) -> std::pin::Pin<
+        Box<dyn Future<Output = Result<host::Response<host::Chunks>, host::SendError>>>,
+    > {
+        let request = host::OutboundRequest {
+            method: request.method,
+            url: request.url,
+            headers: request.headers,
+            body: match request.body {
+                host::Body::Empty => host::Body::Empty,
+                host::Body::Bytes(b) => host::Body::Bytes(b),
+                host::Body::Stream(c) | host::Body::Generated(c) => host::Body::Generated(c),
+            },
+            timeout: request.timeout,
+        };
+        Box::pin(async move {
+            let response = send(request).await?;
+            Ok(host::Response {
+                status: response.status,
+                headers: response.headers,
+                body: host::into_chunks(response.body),
+            })
+        })
+    }
+}
+
 pub async fn send(
     request: host::OutboundRequest<Stream>,
 ) -> Result<host::Response<Stream>, host::SendError> {

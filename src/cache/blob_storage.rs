@@ -1,0 +1,110 @@
+//! The one seam between the blob cache and where its bytes live, in the
+//! manner of distribution's `StorageDriver`: a copy writes an upload's parts
+//! (others may read them while it goes on), then completes or aborts it; a
+//! completed upload is the blob, read whole or in ranges, deleted when
+//! evicted. The index of what is cached (entries, leases, the eviction
+//! queue) stays in the key-value store whichever backend holds the bytes.
+//!
+//! Backends: [`kv_chunks`] (the default: parts are the cache store's
+//! chunks) and [`s3`] (an S3-compatible bucket over outbound HTTP). One
+//! conformance suite runs against each.
+
+pub mod kv_chunks;
+pub mod s3;
+
+#[cfg(test)]
+pub mod conformance;
+#[cfg(test)]
+pub mod memory;
+
+use crate::cache::layout::Scope;
+use crate::host::{Chunks, Host};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::time::Duration;
+use url::Url;
+
+/// A backend's answer, later.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, String>> + 'a>>;
+
+/// One write of one blob into one cache partition: its parts while it goes
+/// on, and once completed, the blob. Two writes of a digest never share
+/// bytes, so evicting one leaves a later one whole.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Upload {
+    pub scope: Scope,
+    pub digest: String,
+    /// From [`layout::upload_id`](crate::cache::layout::upload_id): when the
+    /// write started, so a collection can tell abandoned ones.
+    pub id: String,
+}
+
+/// A completed upload, as the index records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBlob {
+    pub upload: Upload,
+    pub size: u64,
+    pub part_size: u64,
+}
+
+impl StoredBlob {
+    pub fn parts(&self) -> u64 {
+        self.size.div_ceil(self.part_size.max(1))
+    }
+}
+
+pub trait BlobStorage {
+    /// Which storage holds a blob, as its index entry records it: an entry
+    /// written through another backend (or bucket) is not read through this.
+    fn name(&self) -> String;
+    /// The size of every part but the last, given the route's chunk size.
+    fn part_size(&self, chunk_size: u64) -> u64;
+    /// Whether others may read an upload's parts while it goes on, so a
+    /// crowd follows one copy instead of each fetching the blob.
+    fn followable(&self) -> bool;
+    /// Stores parts `first..` of an upload, in order.
+    fn put_parts<'a>(
+        &'a self,
+        upload: &'a Upload,
+        first: u64,
+        parts: Vec<Rc<Vec<u8>>>,
+    ) -> StoreFuture<'a, ()>;
+    /// Part `n` of an upload under way; `None` while it is not stored.
+    fn get_part<'a>(&'a self, upload: &'a Upload, n: u64) -> StoreFuture<'a, Option<Vec<u8>>>;
+    /// Makes the upload's `parts` the blob. Called only once its digest
+    /// was checked; nothing of the upload is served before.
+    fn complete<'a>(&'a self, upload: &'a Upload, parts: u64) -> StoreFuture<'a, ()>;
+    /// Removes what an unfinished upload stored.
+    fn abort<'a>(&'a self, upload: &'a Upload, parts: u64) -> StoreFuture<'a, ()>;
+    /// Bytes `start..end` of a completed blob.
+    fn read(&self, blob: &StoredBlob, start: u64, end: u64) -> Chunks;
+    /// Removes a completed blob.
+    fn delete<'a>(&'a self, blob: &'a StoredBlob) -> StoreFuture<'a, ()>;
+    /// Removes what uploads that started [`UPLOAD_GRACE_SECS`] before `now`
+    /// left, except parts that are a `completed` blob; how many removed.
+    ///
+    /// [`UPLOAD_GRACE_SECS`]: crate::cache::layout::UPLOAD_GRACE_SECS
+    fn collect_abandoned<'a>(
+        &'a self,
+        now: u64,
+        completed: &'a dyn Fn(&Upload) -> bool,
+    ) -> StoreFuture<'a, u64>;
+    /// A URL that serves the blob for `ttl` to whoever has it, signed, with
+    /// no credential in it: where the backend has such URLs.
+    fn presigned_get(&self, blob: &StoredBlob, ttl: Duration) -> Option<Url>;
+}
+
+/// The backend the `blob_store` variable names (`kv`, the default, or `s3`),
+/// or why it cannot be used, naming the variable.
+pub fn open<H: Host>(host: &H) -> Result<Rc<dyn BlobStorage>, String> {
+    let choice = host.variable("blob_store").unwrap_or_default();
+    match choice.trim() {
+        "" | "kv" => Ok(Rc::new(kv_chunks::KvChunks::new(host.cache()))),
+        "s3" => Ok(Rc::new(s3::S3Blobs::new(
+            s3::S3Config::read(host)?,
+            host.outbound(),
+        )?)),
+        other => Err(format!("blob_store is {other:?}: it must be kv or s3")),
+    }
+}

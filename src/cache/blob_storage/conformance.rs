@@ -1,0 +1,212 @@
+//! The one suite every blob backend passes, as distribution's driver
+//! `testsuites` is for its storage drivers: what the cache relies on, and
+//! nothing about how a backend keeps its bytes.
+
+use super::{BlobStorage, StoredBlob, Upload};
+use crate::cache::layout::{self, Scope, UPLOAD_GRACE_SECS};
+use futures::StreamExt;
+use sha2::{Digest as _, Sha256};
+use std::rc::Rc;
+use std::time::Duration;
+
+pub async fn run(storage: &dyn BlobStorage) {
+    parts_read_back_while_the_upload_goes_on(storage).await;
+    a_completed_upload_reads_whole_and_in_ranges(storage).await;
+    an_aborted_upload_leaves_nothing(storage).await;
+    a_deleted_blob_is_gone_and_another_upload_of_it_stays(storage).await;
+    scopes_never_share_a_blob(storage).await;
+    only_abandoned_uploads_are_collected(storage).await;
+    presigned_urls_hold_no_secret(storage).await;
+}
+
+/// Bytes over two and a half parts, so ranges cross part ends.
+fn blob_bytes(storage: &dyn BlobStorage, seed: u8) -> (Vec<u8>, u64) {
+    let part = storage.part_size(4096);
+    let size = part * 2 + part / 2 + 1;
+    let bytes = (0..size).map(|i| (i % 251) as u8 ^ seed).collect();
+    (bytes, part)
+}
+
+fn upload_of(scope: &str, bytes: &[u8], started: u64) -> Upload {
+    Upload {
+        scope: Scope::from_key_part(scope),
+        digest: format!("sha256:{:x}", Sha256::digest(bytes)),
+        id: layout::upload_id(started, crate::random_u64()),
+    }
+}
+
+fn parts_of(bytes: &[u8], part: u64) -> Vec<Rc<Vec<u8>>> {
+    bytes
+        .chunks(part as usize)
+        .map(|p| Rc::new(p.to_vec()))
+        .collect()
+}
+
+/// Writes and completes `bytes` as one blob.
+async fn stored(storage: &dyn BlobStorage, scope: &str, bytes: &[u8], part: u64) -> StoredBlob {
+    let upload = upload_of(scope, bytes, crate::now());
+    let parts = parts_of(bytes, part);
+    let count = parts.len() as u64;
+    storage.put_parts(&upload, 0, parts).await.unwrap();
+    storage.complete(&upload, count).await.unwrap();
+    StoredBlob {
+        upload,
+        size: bytes.len() as u64,
+        part_size: part,
+    }
+}
+
+async fn read(storage: &dyn BlobStorage, blob: &StoredBlob, start: u64, end: u64) -> Vec<u8> {
+    let mut chunks = storage.read(blob, start, end);
+    let mut out = Vec::new();
+    while let Some(chunk) = chunks.next().await {
+        out.extend(chunk.unwrap());
+    }
+    out
+}
+
+/// Whether reading the blob fails (it is not there).
+async fn unreadable(storage: &dyn BlobStorage, blob: &StoredBlob) -> bool {
+    let mut chunks = storage.read(blob, 0, blob.size);
+    let mut got = 0;
+    while let Some(chunk) = chunks.next().await {
+        match chunk {
+            Ok(c) => got += c.len() as u64,
+            Err(_) => return true,
+        }
+    }
+    got < blob.size
+}
+
+async fn parts_read_back_while_the_upload_goes_on(storage: &dyn BlobStorage) {
+    let (bytes, part) = blob_bytes(storage, 1);
+    let upload = upload_of("conf~parts", &bytes, crate::now());
+    let parts = parts_of(&bytes, part);
+    storage
+        .put_parts(&upload, 0, parts[..1].to_vec())
+        .await
+        .unwrap();
+    assert_eq!(
+        storage.get_part(&upload, 0).await.unwrap().as_deref(),
+        Some(&bytes[..part as usize])
+    );
+    assert_eq!(storage.get_part(&upload, 1).await.unwrap(), None);
+    storage
+        .put_parts(&upload, 1, parts[1..].to_vec())
+        .await
+        .unwrap();
+    assert_eq!(
+        storage.get_part(&upload, 2).await.unwrap().as_deref(),
+        Some(&bytes[2 * part as usize..])
+    );
+    storage.abort(&upload, 3).await.unwrap();
+}
+
+async fn a_completed_upload_reads_whole_and_in_ranges(storage: &dyn BlobStorage) {
+    let (bytes, part) = blob_bytes(storage, 2);
+    let blob = stored(storage, "conf~ranges", &bytes, part).await;
+    let size = bytes.len() as u64;
+    assert_eq!(blob.parts(), 3);
+    assert!(read(storage, &blob, 0, size).await == bytes, "whole blob");
+    for (start, end) in [(1, part + 3), (part, 2 * part), (size - 1, size), (0, 1)] {
+        let got = read(storage, &blob, start, end).await;
+        assert!(
+            got == bytes[start as usize..end as usize],
+            "range {start}..{end}"
+        );
+    }
+    storage.delete(&blob).await.unwrap();
+}
+
+async fn an_aborted_upload_leaves_nothing(storage: &dyn BlobStorage) {
+    let (bytes, part) = blob_bytes(storage, 3);
+    let upload = upload_of("conf~abort", &bytes, crate::now());
+    storage
+        .put_parts(&upload, 0, parts_of(&bytes, part))
+        .await
+        .unwrap();
+    storage.abort(&upload, 3).await.unwrap();
+    for n in 0..3 {
+        assert_eq!(storage.get_part(&upload, n).await.unwrap(), None);
+    }
+    let blob = StoredBlob {
+        upload,
+        size: bytes.len() as u64,
+        part_size: part,
+    };
+    assert!(
+        unreadable(storage, &blob).await,
+        "an aborted blob is served"
+    );
+}
+
+async fn a_deleted_blob_is_gone_and_another_upload_of_it_stays(storage: &dyn BlobStorage) {
+    let (bytes, part) = blob_bytes(storage, 4);
+    let first = stored(storage, "conf~delete", &bytes, part).await;
+    let second = stored(storage, "conf~delete", &bytes, part).await;
+    assert_eq!(first.upload.digest, second.upload.digest);
+    storage.delete(&first).await.unwrap();
+    assert!(
+        unreadable(storage, &first).await,
+        "a deleted blob is served"
+    );
+    assert!(read(storage, &second, 0, second.size).await == bytes);
+    storage.delete(&second).await.unwrap();
+}
+
+async fn scopes_never_share_a_blob(storage: &dyn BlobStorage) {
+    let (bytes, part) = blob_bytes(storage, 5);
+    let mine = stored(storage, "conf~scope@one", &bytes, part).await;
+    let theirs = StoredBlob {
+        upload: Upload {
+            scope: Scope::from_key_part("conf~scope@two"),
+            ..mine.upload.clone()
+        },
+        ..mine.clone()
+    };
+    assert!(
+        unreadable(storage, &theirs).await,
+        "one partition's blob is read from another"
+    );
+    storage.delete(&mine).await.unwrap();
+}
+
+async fn only_abandoned_uploads_are_collected(storage: &dyn BlobStorage) {
+    let (bytes, part) = blob_bytes(storage, 6);
+    let long_ago = crate::now() - UPLOAD_GRACE_SECS - 60;
+    let abandoned = upload_of("conf~gc", &bytes, long_ago);
+    let going_on = upload_of("conf~gc", &bytes, crate::now());
+    let completed_old = upload_of("conf~gc", &bytes[1..], long_ago);
+    for upload in [&abandoned, &going_on, &completed_old] {
+        storage
+            .put_parts(upload, 0, parts_of(&bytes, part)[..2].to_vec())
+            .await
+            .unwrap();
+    }
+    storage.complete(&completed_old, 2).await.unwrap();
+    let is_completed = |u: &Upload| *u == completed_old;
+    let removed = storage
+        .collect_abandoned(crate::now(), &is_completed)
+        .await
+        .unwrap();
+    assert!(removed >= 1, "nothing collected");
+    assert_eq!(storage.get_part(&abandoned, 0).await.unwrap(), None);
+    assert!(storage.get_part(&going_on, 1).await.unwrap().is_some());
+    let completed = StoredBlob {
+        upload: completed_old,
+        size: 2 * part,
+        part_size: part,
+    };
+    assert!(read(storage, &completed, 0, 2 * part).await == bytes[..2 * part as usize]);
+    storage.abort(&going_on, 2).await.unwrap();
+    storage.delete(&completed).await.unwrap();
+}
+
+async fn presigned_urls_hold_no_secret(storage: &dyn BlobStorage) {
+    let (bytes, part) = blob_bytes(storage, 7);
+    let blob = stored(storage, "conf~presigned", &bytes, part).await;
+    if let Some(url) = storage.presigned_get(&blob, Duration::from_secs(60)) {
+        assert!(url.query().is_some_and(|q| q.contains("X-Amz-Signature=")));
+    }
+    storage.delete(&blob).await.unwrap();
+}

@@ -1,0 +1,121 @@
+//! Blobs in memory, for fast native tests of the cache's logic; it passes
+//! the same conformance suite as the real backends.
+
+use super::{BlobStorage, StoreFuture, StoredBlob, Upload};
+use crate::cache::layout;
+use crate::host::Chunks;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Duration;
+use url::Url;
+
+#[derive(Default)]
+pub struct MemoryBlobs {
+    parts: RefCell<HashMap<(Upload, u64), Rc<Vec<u8>>>>,
+    blobs: RefCell<HashMap<Upload, Vec<u8>>>,
+}
+
+impl MemoryBlobs {
+    fn ready<T: 'static>(value: Result<T, String>) -> StoreFuture<'static, T> {
+        Box::pin(std::future::ready(value))
+    }
+
+    fn remove_parts(&self, upload: &Upload) {
+        self.parts.borrow_mut().retain(|(u, _), _| u != upload);
+    }
+}
+
+impl BlobStorage for MemoryBlobs {
+    fn name(&self) -> String {
+        "memory".to_string()
+    }
+
+    fn part_size(&self, chunk_size: u64) -> u64 {
+        chunk_size.max(1)
+    }
+
+    fn followable(&self) -> bool {
+        true
+    }
+
+    fn put_parts<'a>(
+        &'a self,
+        upload: &'a Upload,
+        first: u64,
+        parts: Vec<Rc<Vec<u8>>>,
+    ) -> StoreFuture<'a, ()> {
+        let mut stored = self.parts.borrow_mut();
+        for (n, bytes) in (first..).zip(parts) {
+            stored.insert((upload.clone(), n), bytes);
+        }
+        Self::ready(Ok(()))
+    }
+
+    fn get_part<'a>(&'a self, upload: &'a Upload, n: u64) -> StoreFuture<'a, Option<Vec<u8>>> {
+        let part = self
+            .parts
+            .borrow()
+            .get(&(upload.clone(), n))
+            .map(|p| p.to_vec());
+        Self::ready(Ok(part))
+    }
+
+    fn complete<'a>(&'a self, upload: &'a Upload, parts: u64) -> StoreFuture<'a, ()> {
+        let mut blob = Vec::new();
+        for n in 0..parts {
+            match self.parts.borrow().get(&(upload.clone(), n)) {
+                Some(part) => blob.extend_from_slice(part),
+                None => return Self::ready(Err(format!("part {n} was never stored"))),
+            }
+        }
+        self.remove_parts(upload);
+        self.blobs.borrow_mut().insert(upload.clone(), blob);
+        Self::ready(Ok(()))
+    }
+
+    fn abort<'a>(&'a self, upload: &'a Upload, _: u64) -> StoreFuture<'a, ()> {
+        self.remove_parts(upload);
+        Self::ready(Ok(()))
+    }
+
+    fn read(&self, blob: &StoredBlob, start: u64, end: u64) -> Chunks {
+        let bytes = self.blobs.borrow().get(&blob.upload).and_then(|b| {
+            let end = (end as usize).min(b.len());
+            b.get(start as usize..end).map(<[u8]>::to_vec)
+        });
+        let piece = bytes.ok_or_else(|| format!("blob {} is not stored", blob.upload.digest));
+        Box::pin(futures::stream::iter([piece]))
+    }
+
+    fn delete<'a>(&'a self, blob: &'a StoredBlob) -> StoreFuture<'a, ()> {
+        self.blobs.borrow_mut().remove(&blob.upload);
+        Self::ready(Ok(()))
+    }
+
+    fn collect_abandoned<'a>(
+        &'a self,
+        now: u64,
+        _: &'a dyn Fn(&Upload) -> bool,
+    ) -> StoreFuture<'a, u64> {
+        // Parts are never a completed blob here: completing moves them.
+        let mut parts = self.parts.borrow_mut();
+        let before = parts.len();
+        parts.retain(|(u, _), _| !layout::upload_abandoned(&u.id, now));
+        Self::ready(Ok((before - parts.len()) as u64))
+    }
+
+    fn presigned_get(&self, _: &StoredBlob, _: Duration) -> Option<Url> {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn conforms() {
+        futures::executor::block_on(super::super::conformance::run(
+            &super::MemoryBlobs::default(),
+        ));
+    }
+}

@@ -1,0 +1,206 @@
+//! Blobs in an S3-compatible bucket (AWS S3, R2, GCS with HMAC keys, MinIO,
+//! Ceph RGW, Garage), reached over the component's outbound HTTP; every
+//! request is a URL presigned by `rusty-s3`, which sends nothing itself.
+//!
+//! Object keys, under `s3_prefix`:
+//! - `uploads/<scope>/<digest>/<upload>/<n>`: part `n` of a copy under way,
+//!   one object each, so followers on any instance read them as they land;
+//! - `blobs/<scope>/<digest>/<upload>`: the blob, made from the parts by a
+//!   server-side copy (`UploadPartCopy`: no byte passes through the proxy
+//!   again) once the digest was checked, when the parts are removed.
+//!
+//! So nothing unchecked is ever under `blobs/`, and a presigned GET of a
+//! blob's key serves it in one piece.
+
+mod config;
+mod requests;
+
+pub use config::S3Config;
+
+use super::{BlobStorage, StoreFuture, StoredBlob, Upload};
+use crate::cache::layout;
+use crate::host::{Chunks, Outbound};
+use futures::StreamExt;
+use requests::Bucket;
+use std::rc::Rc;
+use std::time::Duration;
+use url::Url;
+
+/// The smallest part S3 takes in a multipart upload (but the last).
+const MIN_PART: u64 = 5 << 20;
+/// Part copies, part writes and deletes sent at once.
+const PARALLEL: usize = 4;
+
+pub struct S3Blobs {
+    bucket: Bucket,
+    prefix: String,
+    name: String,
+}
+
+impl S3Blobs {
+    pub fn new(config: S3Config, outbound: Rc<dyn Outbound>) -> Result<Self, String> {
+        let name = format!(
+            "s3:{}/{}/{}",
+            config.endpoint.as_str().trim_end_matches('/'),
+            config.bucket,
+            config.prefix
+        );
+        let prefix = config.prefix.clone();
+        Ok(Self {
+            bucket: Bucket::new(config, outbound)?,
+            prefix,
+            name,
+        })
+    }
+
+    fn part_key(&self, upload: &Upload, n: u64) -> String {
+        format!("{}{n}", self.parts_prefix(upload))
+    }
+
+    fn parts_prefix(&self, upload: &Upload) -> String {
+        let (scope, digest, id) = (upload.scope.as_str(), &upload.digest, &upload.id);
+        format!("{}uploads/{scope}/{digest}/{id}/", self.prefix)
+    }
+
+    fn blob_key(&self, upload: &Upload) -> String {
+        let (scope, digest, id) = (upload.scope.as_str(), &upload.digest, &upload.id);
+        format!("{}blobs/{scope}/{digest}/{id}", self.prefix)
+    }
+
+    fn part_keys(&self, upload: &Upload, parts: u64) -> Vec<String> {
+        (0..parts).map(|n| self.part_key(upload, n)).collect()
+    }
+
+    /// The upload a key under `uploads/` or `blobs/` belongs to.
+    fn upload_of_key<'k>(&self, key: &'k str, folder: &str) -> Option<(&'k str, &'k str)> {
+        let rest = key.strip_prefix(&self.prefix)?.strip_prefix(folder)?;
+        let mut parts = rest.split('/');
+        let (_scope, digest, id) = (parts.next()?, parts.next()?, parts.next()?);
+        Some((digest, id))
+    }
+
+    async fn collect_parts(&self, now: u64) -> Result<u64, String> {
+        let keys = self
+            .bucket
+            .list(&format!("{}uploads/", self.prefix))
+            .await?;
+        let old: Vec<String> = keys
+            .into_iter()
+            .filter(|k| {
+                self.upload_of_key(k, "uploads/")
+                    .is_none_or(|(_, id)| layout::upload_abandoned(id, now))
+            })
+            .collect();
+        let removed = old.len() as u64;
+        self.bucket.delete_all(&old).await?;
+        Ok(removed)
+    }
+
+    /// Multipart uploads of a completion that never finished (its instance
+    /// went away in the middle).
+    async fn collect_completions(&self, now: u64) -> Result<u64, String> {
+        let uploads = self
+            .bucket
+            .multipart_uploads(&format!("{}blobs/", self.prefix))
+            .await?;
+        let mut removed = 0;
+        for (key, id) in uploads {
+            let abandoned = self
+                .upload_of_key(&key, "blobs/")
+                .is_none_or(|(_, upload)| layout::upload_abandoned(upload, now));
+            if abandoned {
+                self.bucket.abort_multipart(&key, &id).await?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+impl BlobStorage for S3Blobs {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn part_size(&self, chunk_size: u64) -> u64 {
+        chunk_size.max(MIN_PART)
+    }
+
+    fn followable(&self) -> bool {
+        true
+    }
+
+    fn put_parts<'a>(
+        &'a self,
+        upload: &'a Upload,
+        first: u64,
+        parts: Vec<Rc<Vec<u8>>>,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let puts = (first..).zip(parts).map(|(n, bytes)| {
+                let key = self.part_key(upload, n);
+                async move { self.bucket.put(&key, bytes.to_vec()).await }
+            });
+            let results: Vec<Result<(), String>> = futures::stream::iter(puts)
+                .buffered(PARALLEL)
+                .collect()
+                .await;
+            results.into_iter().collect()
+        })
+    }
+
+    fn get_part<'a>(&'a self, upload: &'a Upload, n: u64) -> StoreFuture<'a, Option<Vec<u8>>> {
+        Box::pin(async move {
+            let limit = MIN_PART.max(64 << 20) as usize;
+            self.bucket.get(&self.part_key(upload, n), limit).await
+        })
+    }
+
+    fn complete<'a>(&'a self, upload: &'a Upload, parts: u64) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let sources = self.part_keys(upload, parts);
+            self.bucket
+                .compose(&self.blob_key(upload), &sources)
+                .await?;
+            // The blob is whole; parts left by a failed delete are collected.
+            if let Err(e) = self.bucket.delete_all(&sources).await {
+                eprintln!("cache: cannot remove a copy's parts from the bucket: {e}");
+            }
+            Ok(())
+        })
+    }
+
+    fn abort<'a>(&'a self, upload: &'a Upload, parts: u64) -> StoreFuture<'a, ()> {
+        Box::pin(async move { self.bucket.delete_all(&self.part_keys(upload, parts)).await })
+    }
+
+    fn read(&self, blob: &StoredBlob, start: u64, end: u64) -> Chunks {
+        self.bucket
+            .get_range(self.blob_key(&blob.upload), start, end)
+    }
+
+    fn delete<'a>(&'a self, blob: &'a StoredBlob) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let key = self.blob_key(&blob.upload);
+            self.bucket.delete_all(&[key]).await
+        })
+    }
+
+    fn collect_abandoned<'a>(
+        &'a self,
+        now: u64,
+        _: &'a dyn Fn(&Upload) -> bool,
+    ) -> StoreFuture<'a, u64> {
+        // Parts are never a completed blob here: completing copies them.
+        Box::pin(async move {
+            Ok(self.collect_parts(now).await? + self.collect_completions(now).await?)
+        })
+    }
+
+    fn presigned_get(&self, blob: &StoredBlob, ttl: Duration) -> Option<Url> {
+        Some(self.bucket.presigned_get(&self.blob_key(&blob.upload), ttl))
+    }
+}
+
+#[cfg(test)]
+pub mod tests;

@@ -1,0 +1,437 @@
+//! The S3 API calls the backend makes, each a presigned URL sent through
+//! the component's outbound HTTP, and their XML answers.
+
+use super::config::S3Config;
+use crate::host::{Body, Chunks, Headers, Outbound, OutboundRequest, Response};
+use futures::StreamExt;
+use instant_xml::FromXml;
+use rusty_s3::actions::{
+    CompleteMultipartUpload, CreateMultipartUpload, DeleteObjects, ListObjectsV2, ObjectIdentifier,
+    UploadPart,
+};
+use rusty_s3::{Credentials, S3Action, UrlStyle};
+use std::rc::Rc;
+use std::time::Duration;
+use url::Url;
+
+/// How long a request's own signature holds (it is sent at once).
+const SIGN_TTL: Duration = Duration::from_secs(300);
+/// For connecting, for the answer's head and between its bytes.
+const TIMEOUT: Duration = Duration::from_secs(30);
+/// The largest XML answer read (a listing page of 1,000 keys is ~250 KiB).
+const XML_LIMIT: usize = 4 << 20;
+/// Keys per `DeleteObjects` request: S3's own limit.
+const DELETE_BATCH: usize = 1000;
+const S3_XML_NS: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
+
+pub struct Bucket {
+    bucket: rusty_s3::Bucket,
+    credentials: Credentials,
+    outbound: Rc<dyn Outbound>,
+}
+
+#[derive(FromXml)]
+#[xml(rename = "CopyPartResult", ns(S3_XML_NS))]
+struct CopyPartResult {
+    #[xml(rename = "ETag")]
+    etag: String,
+}
+
+#[derive(FromXml)]
+#[xml(rename = "ListMultipartUploadsResult", ns(S3_XML_NS))]
+struct MultipartUploads {
+    uploads: Vec<MultipartUpload>,
+    #[xml(rename = "IsTruncated")]
+    is_truncated: Option<bool>,
+    #[xml(rename = "NextKeyMarker")]
+    next_key_marker: Option<String>,
+    #[xml(rename = "NextUploadIdMarker")]
+    next_upload_id_marker: Option<String>,
+}
+
+#[derive(FromXml)]
+#[xml(rename = "Upload", ns(S3_XML_NS))]
+struct MultipartUpload {
+    #[xml(rename = "Key")]
+    key: String,
+    #[xml(rename = "UploadId")]
+    upload_id: String,
+}
+
+impl Bucket {
+    pub fn new(config: S3Config, outbound: Rc<dyn Outbound>) -> Result<Self, String> {
+        let style = match config.path_style {
+            true => UrlStyle::Path,
+            false => UrlStyle::VirtualHost,
+        };
+        let bucket = rusty_s3::Bucket::new(config.endpoint, style, config.bucket, config.region)
+            .map_err(|e| format!("s3_bucket or s3_endpoint cannot be used: {e}"))?;
+        Ok(Self {
+            bucket,
+            credentials: Credentials::new(config.access_key_id, config.secret_access_key),
+            outbound,
+        })
+    }
+
+    async fn send(
+        &self,
+        method: &str,
+        url: Url,
+        headers: Headers,
+        body: Body<Chunks>,
+    ) -> Result<Response<Chunks>, String> {
+        let request = OutboundRequest {
+            method: method.to_string(),
+            url,
+            headers,
+            body,
+            timeout: TIMEOUT,
+        };
+        self.outbound
+            .send(request)
+            .await
+            .map_err(|e| format!("the bucket cannot be reached: {e:?}"))
+    }
+
+    /// The answer's body when it succeeded; else its status and S3 code.
+    async fn ok(
+        &self,
+        method: &str,
+        url: Url,
+        headers: Headers,
+        body: Body<Chunks>,
+    ) -> Result<Vec<u8>, String> {
+        let response = self.send(method, url, headers, body).await?;
+        let status = response.status;
+        let bytes = read_all(response.body, XML_LIMIT).await?;
+        if !(200..300).contains(&status) {
+            return Err(format!(
+                "the bucket answered {method} with {status} {}",
+                s3_code(&bytes)
+            ));
+        }
+        Ok(bytes)
+    }
+
+    pub async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), String> {
+        let url = self
+            .bucket
+            .put_object(Some(&self.credentials), key)
+            .sign(SIGN_TTL);
+        let mut headers = Headers::default();
+        headers.push("content-length", bytes.len().to_string());
+        self.ok("PUT", url, headers, Body::Bytes(bytes))
+            .await
+            .map(drop)
+    }
+
+    /// An object of at most `limit` bytes; `None` when there is none.
+    pub async fn get(&self, key: &str, limit: usize) -> Result<Option<Vec<u8>>, String> {
+        let url = self
+            .bucket
+            .get_object(Some(&self.credentials), key)
+            .sign(SIGN_TTL);
+        let response = self
+            .send("GET", url, Headers::default(), Body::Empty)
+            .await?;
+        let status = response.status;
+        let bytes = read_all(response.body, limit).await?;
+        match status {
+            200 => Ok(Some(bytes)),
+            404 => Ok(None),
+            _ => Err(format!(
+                "the bucket answered GET with {status} {}",
+                s3_code(&bytes)
+            )),
+        }
+    }
+
+    /// Bytes `start..end` of an object, as they arrive; cut short with an
+    /// error unless all of them came.
+    pub fn get_range(&self, key: String, start: u64, end: u64) -> Chunks {
+        let url = self
+            .bucket
+            .get_object(Some(&self.credentials), &key)
+            .sign(SIGN_TTL);
+        let mut headers = Headers::default();
+        headers.push("range", format!("bytes={start}-{}", end.saturating_sub(1)));
+        let response = self.outbound.send(OutboundRequest {
+            method: "GET".to_string(),
+            url,
+            headers,
+            body: Body::Empty,
+            timeout: TIMEOUT,
+        });
+        let body = async move {
+            let response = response
+                .await
+                .map_err(|e| format!("the bucket cannot be reached: {e:?}"))?;
+            if !matches!(response.status, 200 | 206) {
+                let bytes = read_all(response.body, XML_LIMIT).await.unwrap_or_default();
+                let code = s3_code(&bytes);
+                return Err(format!(
+                    "the bucket answered a blob GET with {} {code}",
+                    response.status
+                ));
+            }
+            Ok(response.body)
+        };
+        let want = end - start;
+        let pieces: Chunks = Box::pin(futures::stream::once(body).flat_map(|body| match body {
+            Ok(Body::Stream(c) | Body::Generated(c)) => c,
+            Ok(Body::Bytes(b)) => Box::pin(futures::stream::iter([Ok(b)])),
+            Ok(Body::Empty) => Box::pin(futures::stream::empty()),
+            Err(e) => Box::pin(futures::stream::iter([Err(e)])) as Chunks,
+        }));
+        whole(pieces, want)
+    }
+
+    pub async fn delete_all(&self, keys: &[String]) -> Result<(), String> {
+        for batch in keys.chunks(DELETE_BATCH) {
+            let objects: Vec<ObjectIdentifier> = batch
+                .iter()
+                .map(|k| ObjectIdentifier::new(k.clone()))
+                .collect();
+            let mut action =
+                DeleteObjects::new(&self.bucket, Some(&self.credentials), objects.iter());
+            action.set_quiet(true);
+            let url = action.sign(SIGN_TTL);
+            let (body, md5) = action.body_with_md5();
+            let mut headers = Headers::default();
+            headers.push("content-md5", md5);
+            headers.push("content-length", body.len().to_string());
+            let answer = self
+                .ok("POST", url, headers, Body::Bytes(body.into_bytes()))
+                .await?;
+            if String::from_utf8_lossy(&answer).contains("<Error>") {
+                return Err(format!("the bucket kept some of {} objects", batch.len()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every key under `prefix`.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, String> {
+        let mut keys = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut action = ListObjectsV2::new(&self.bucket, Some(&self.credentials));
+            action.with_prefix(prefix);
+            if let Some(t) = &token {
+                action.with_continuation_token(t.clone());
+            }
+            let url = action.sign(SIGN_TTL);
+            let answer = self.ok("GET", url, Headers::default(), Body::Empty).await?;
+            let page = ListObjectsV2::parse_response(&String::from_utf8_lossy(&answer))
+                .map_err(|e| format!("the bucket's listing is not S3 XML: {e}"))?;
+            keys.extend(page.contents.into_iter().map(|c| c.key));
+            match page.next_continuation_token {
+                Some(t) => token = Some(t),
+                None => return Ok(keys),
+            }
+        }
+    }
+
+    /// `dest` made of `sources` in order, copied inside the bucket.
+    pub async fn compose(&self, dest: &str, sources: &[String]) -> Result<(), String> {
+        let create = CreateMultipartUpload::new(&self.bucket, Some(&self.credentials), dest);
+        let answer = self
+            .ok(
+                "POST",
+                create.sign(SIGN_TTL),
+                Headers::default(),
+                Body::Empty,
+            )
+            .await?;
+        let created = CreateMultipartUpload::parse_response(&String::from_utf8_lossy(&answer))
+            .map_err(|e| format!("the bucket's multipart answer is not S3 XML: {e}"))?;
+        let id = created.upload_id().to_string();
+        match self.copy_parts(dest, &id, sources).await {
+            Ok(etags) => self.finish(dest, &id, &etags).await,
+            Err(e) => {
+                if let Err(abort) = self.abort_multipart(dest, &id).await {
+                    eprintln!("cache: cannot abort a multipart upload: {abort}");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn copy_parts(
+        &self,
+        dest: &str,
+        id: &str,
+        sources: &[String],
+    ) -> Result<Vec<String>, String> {
+        let copies = sources.iter().enumerate().map(|(i, source)| async move {
+            let number =
+                u16::try_from(i + 1).map_err(|_| "a blob of over 65,535 parts".to_string())?;
+            let mut action =
+                UploadPart::new(&self.bucket, Some(&self.credentials), dest, number, id);
+            let source = self.copy_source(source);
+            action
+                .headers_mut()
+                .insert("x-amz-copy-source", source.clone());
+            let url = action.sign(SIGN_TTL);
+            let mut headers = Headers::default();
+            headers.push("x-amz-copy-source", source);
+            let answer = self.ok("PUT", url, headers, Body::Empty).await?;
+            instant_xml::from_str::<CopyPartResult>(&String::from_utf8_lossy(&answer))
+                .map(|r| r.etag)
+                .map_err(|e| format!("the bucket's part copy answer is not S3 XML: {e}"))
+        });
+        let results: Vec<Result<String, String>> = futures::stream::iter(copies)
+            .buffered(super::PARALLEL)
+            .collect()
+            .await;
+        results.into_iter().collect()
+    }
+
+    async fn finish(&self, dest: &str, id: &str, etags: &[String]) -> Result<(), String> {
+        let action = CompleteMultipartUpload::new(
+            &self.bucket,
+            Some(&self.credentials),
+            dest,
+            id,
+            etags.iter().map(String::as_str),
+        );
+        let url = action.sign(SIGN_TTL);
+        let body = action.body();
+        let mut headers = Headers::default();
+        headers.push("content-length", body.len().to_string());
+        let answer = self
+            .ok("POST", url, headers, Body::Bytes(body.into_bytes()))
+            .await?;
+        // S3 may answer 200 and still report an error in the body.
+        rusty_s3::actions::CompleteMultipartUploadResponse::parse(&String::from_utf8_lossy(&answer))
+            .map(drop)
+            .map_err(|_| format!("the bucket did not complete the blob: {}", s3_code(&answer)))
+    }
+
+    /// `x-amz-copy-source`: the bucket and the key, percent-encoded.
+    fn copy_source(&self, key: &str) -> String {
+        let url = self.bucket.object_url(key);
+        let path = url.path();
+        match path.strip_prefix(&format!("/{}/", self.bucket.name())) {
+            Some(_) => path.to_string(),
+            None => format!("/{}{path}", self.bucket.name()),
+        }
+    }
+
+    pub async fn abort_multipart(&self, key: &str, id: &str) -> Result<(), String> {
+        let action = rusty_s3::actions::AbortMultipartUpload::new(
+            &self.bucket,
+            Some(&self.credentials),
+            key,
+            id,
+        );
+        self.ok(
+            "DELETE",
+            action.sign(SIGN_TTL),
+            Headers::default(),
+            Body::Empty,
+        )
+        .await
+        .map(drop)
+    }
+
+    /// The multipart uploads under `prefix`, as (key, upload id).
+    pub async fn multipart_uploads(&self, prefix: &str) -> Result<Vec<(String, String)>, String> {
+        let mut found = Vec::new();
+        let mut markers: Option<(String, String)> = None;
+        loop {
+            let mut query = vec![("prefix", prefix.to_string()), ("uploads", String::new())];
+            if let Some((key, id)) = &markers {
+                query.push(("key-marker", key.clone()));
+                query.push(("upload-id-marker", id.clone()));
+            }
+            query.sort();
+            let url = self.sign_bucket_get(&query);
+            let answer = self.ok("GET", url, Headers::default(), Body::Empty).await?;
+            let page = instant_xml::from_str::<MultipartUploads>(&String::from_utf8_lossy(&answer))
+                .map_err(|e| format!("the bucket's upload listing is not S3 XML: {e}"))?;
+            found.extend(page.uploads.into_iter().map(|u| (u.key, u.upload_id)));
+            match (
+                page.is_truncated,
+                page.next_key_marker,
+                page.next_upload_id_marker,
+            ) {
+                (Some(true), Some(key), Some(id)) => markers = Some((key, id)),
+                _ => return Ok(found),
+            }
+        }
+    }
+
+    /// A GET of the bucket itself with `query` (sorted), which `rusty-s3`
+    /// has no action for.
+    fn sign_bucket_get(&self, query: &[(&str, String)]) -> Url {
+        rusty_s3::signing::sign(
+            &jiff::Timestamp::now(),
+            rusty_s3::Method::Get,
+            self.bucket.base_url().clone(),
+            self.credentials.key(),
+            self.credentials.secret(),
+            None,
+            self.bucket.region(),
+            SIGN_TTL.as_secs(),
+            query.iter().map(|(k, v)| (*k, v.as_str())),
+            std::iter::empty(),
+        )
+    }
+
+    pub fn presigned_get(&self, key: &str, ttl: Duration) -> Url {
+        self.bucket
+            .get_object(Some(&self.credentials), key)
+            .sign(ttl)
+    }
+}
+
+/// A body of at most `limit` bytes.
+async fn read_all(body: Body<Chunks>, limit: usize) -> Result<Vec<u8>, String> {
+    let mut chunks = match body {
+        Body::Empty => return Ok(Vec::new()),
+        Body::Bytes(b) => return Ok(b),
+        Body::Stream(c) | Body::Generated(c) => c,
+    };
+    let mut out = Vec::new();
+    while let Some(chunk) = chunks.next().await {
+        out.extend(chunk?);
+        if out.len() > limit {
+            return Err(format!("the bucket's answer is over {limit} bytes"));
+        }
+    }
+    Ok(out)
+}
+
+/// The pieces, then an error if they were fewer than `want` bytes.
+fn whole(pieces: Chunks, want: u64) -> Chunks {
+    Box::pin(futures::stream::unfold(
+        (pieces, 0u64, false),
+        move |(mut pieces, got, done)| async move {
+            if done {
+                return None;
+            }
+            match pieces.next().await {
+                Some(Ok(p)) => {
+                    let got = got + p.len() as u64;
+                    Some((Ok(p), (pieces, got, false)))
+                }
+                Some(Err(e)) => Some((Err(e), (pieces, got, true))),
+                None if got >= want => None,
+                None => {
+                    let short = format!("the bucket sent {got} of {want} bytes");
+                    Some((Err(short), (pieces, got, true)))
+                }
+            }
+        },
+    ))
+}
+
+/// S3's error code in an XML error body, for messages.
+fn s3_code(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    text.split_once("<Code>")
+        .and_then(|(_, rest)| rest.split_once("</Code>"))
+        .map(|(code, _)| code.to_string())
+        .unwrap_or_default()
+}
