@@ -72,9 +72,9 @@ pub trait BlobStorage {
     ) -> StoreFuture<'a, ()>;
     /// Part `n` of an upload under way; `None` while it is not stored.
     fn get_part<'a>(&'a self, upload: &'a Upload, n: u64) -> StoreFuture<'a, Option<Vec<u8>>>;
-    /// Makes the upload's `parts` the blob. Called only once its digest
-    /// was checked; nothing of the upload is served before.
-    fn complete<'a>(&'a self, upload: &'a Upload, parts: u64) -> StoreFuture<'a, ()>;
+    /// Makes the upload's parts the blob. Called only once its digest was
+    /// checked; nothing of the upload is served before.
+    fn complete<'a>(&'a self, blob: &'a StoredBlob) -> StoreFuture<'a, ()>;
     /// Removes what an unfinished upload stored.
     fn abort<'a>(&'a self, upload: &'a Upload, parts: u64) -> StoreFuture<'a, ()>;
     /// Bytes `start..end` of a completed blob.

@@ -6,6 +6,7 @@
 pub mod browser;
 pub mod daemons;
 pub mod fronts;
+pub mod garage;
 pub mod http;
 pub mod redis;
 pub mod registry;

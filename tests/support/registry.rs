@@ -11,13 +11,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use super::watched::free_port;
 
 /// Starts a registry on 127.0.0.1 with `auth` (a YAML `auth:` block, or
 /// empty) over the shared storage in `dir`.

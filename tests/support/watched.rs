@@ -5,6 +5,15 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+/// A loopback port nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A started server: its process group.
 pub struct Watched {
     pub pgid: u32,

@@ -61,7 +61,7 @@ impl BlobStorage for KvChunks {
         Box::pin(std::future::ready(self.kv.get(&chunk_key(upload, n))))
     }
 
-    fn complete<'a>(&'a self, _: &'a Upload, _: u64) -> StoreFuture<'a, ()> {
+    fn complete<'a>(&'a self, _: &'a StoredBlob) -> StoreFuture<'a, ()> {
         // The chunks are the blob; its index entry makes it visible.
         Box::pin(std::future::ready(Ok(())))
     }

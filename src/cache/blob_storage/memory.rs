@@ -61,9 +61,10 @@ impl BlobStorage for MemoryBlobs {
         Self::ready(Ok(part))
     }
 
-    fn complete<'a>(&'a self, upload: &'a Upload, parts: u64) -> StoreFuture<'a, ()> {
+    fn complete<'a>(&'a self, stored: &'a StoredBlob) -> StoreFuture<'a, ()> {
+        let upload = &stored.upload;
         let mut blob = Vec::new();
-        for n in 0..parts {
+        for n in 0..stored.parts() {
             match self.parts.borrow().get(&(upload.clone(), n)) {
                 Some(part) => blob.extend_from_slice(part),
                 None => return Self::ready(Err(format!("part {n} was never stored"))),

@@ -156,11 +156,13 @@ impl BlobStorage for S3Blobs {
         })
     }
 
-    fn complete<'a>(&'a self, upload: &'a Upload, parts: u64) -> StoreFuture<'a, ()> {
+    fn complete<'a>(&'a self, blob: &'a StoredBlob) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            let sources = self.part_keys(upload, parts);
+            let parts = blob.parts().max(1);
+            let sources = self.part_keys(&blob.upload, parts);
+            let last_len = blob.size - (parts - 1) * blob.part_size;
             self.bucket
-                .compose(&self.blob_key(upload), &sources)
+                .compose(&self.blob_key(&blob.upload), &sources, last_len)
                 .await?;
             // The blob is whole; parts left by a failed delete are collected.
             if let Err(e) = self.bucket.delete_all(&sources).await {

@@ -232,21 +232,19 @@ impl Bucket {
         }
     }
 
-    /// `dest` made of `sources` in order, copied inside the bucket.
-    pub async fn compose(&self, dest: &str, sources: &[String]) -> Result<(), String> {
-        let create = CreateMultipartUpload::new(&self.bucket, Some(&self.credentials), dest);
-        let answer = self
-            .ok(
-                "POST",
-                create.sign(SIGN_TTL),
-                Headers::default(),
-                Body::Empty,
-            )
-            .await?;
-        let created = CreateMultipartUpload::parse_response(&String::from_utf8_lossy(&answer))
-            .map_err(|e| format!("the bucket's multipart answer is not S3 XML: {e}"))?;
-        let id = created.upload_id().to_string();
-        match self.copy_parts(dest, &id, sources).await {
+    /// `dest` made of `sources` in order, copied inside the bucket; the
+    /// last source is `last_len` bytes long.
+    pub async fn compose(
+        &self,
+        dest: &str,
+        sources: &[String],
+        last_len: u64,
+    ) -> Result<(), String> {
+        if let [source] = sources {
+            return self.copy(dest, source).await;
+        }
+        let id = self.start_multipart(dest).await?;
+        match self.parts_of(dest, &id, sources, last_len).await {
             Ok(etags) => self.finish(dest, &id, &etags).await,
             Err(e) => {
                 if let Err(abort) = self.abort_multipart(dest, &id).await {
@@ -257,34 +255,103 @@ impl Bucket {
         }
     }
 
-    async fn copy_parts(
+    /// A copy of one object inside the bucket.
+    async fn copy(&self, dest: &str, source: &str) -> Result<(), String> {
+        let mut action = self.bucket.put_object(Some(&self.credentials), dest);
+        let source = self.copy_source(source);
+        action
+            .headers_mut()
+            .insert("x-amz-copy-source", source.clone());
+        let url = action.sign(SIGN_TTL);
+        let mut headers = Headers::default();
+        headers.push("x-amz-copy-source", source);
+        self.ok("PUT", url, headers, Body::Empty).await.map(drop)
+    }
+
+    /// A multipart upload of `key`: its id.
+    pub async fn start_multipart(&self, key: &str) -> Result<String, String> {
+        let create = CreateMultipartUpload::new(&self.bucket, Some(&self.credentials), key);
+        let url = create.sign(SIGN_TTL);
+        let answer = self
+            .ok("POST", url, Headers::default(), Body::Empty)
+            .await?;
+        let created = CreateMultipartUpload::parse_response(&String::from_utf8_lossy(&answer))
+            .map_err(|e| format!("the bucket's multipart answer is not S3 XML: {e}"))?;
+        Ok(created.upload_id().to_string())
+    }
+
+    /// The parts' ETags: each source copied in the bucket, but a short last
+    /// one sent again by value (stores refuse a part copy of a small object:
+    /// Garage keeps those inline).
+    async fn parts_of(
         &self,
         dest: &str,
         id: &str,
         sources: &[String],
+        last_len: u64,
     ) -> Result<Vec<String>, String> {
-        let copies = sources.iter().enumerate().map(|(i, source)| async move {
+        let last = sources.len() - 1;
+        let parts = sources.iter().enumerate().map(|(i, source)| async move {
             let number =
                 u16::try_from(i + 1).map_err(|_| "a blob of over 65,535 parts".to_string())?;
-            let mut action =
-                UploadPart::new(&self.bucket, Some(&self.credentials), dest, number, id);
-            let source = self.copy_source(source);
-            action
-                .headers_mut()
-                .insert("x-amz-copy-source", source.clone());
-            let url = action.sign(SIGN_TTL);
-            let mut headers = Headers::default();
-            headers.push("x-amz-copy-source", source);
-            let answer = self.ok("PUT", url, headers, Body::Empty).await?;
-            instant_xml::from_str::<CopyPartResult>(&String::from_utf8_lossy(&answer))
-                .map(|r| r.etag)
-                .map_err(|e| format!("the bucket's part copy answer is not S3 XML: {e}"))
+            match i == last && last_len < super::MIN_PART {
+                true => self.send_part(dest, id, number, source).await,
+                false => self.copy_part(dest, id, number, source).await,
+            }
         });
-        let results: Vec<Result<String, String>> = futures::stream::iter(copies)
+        let results: Vec<Result<String, String>> = futures::stream::iter(parts)
             .buffered(super::PARALLEL)
             .collect()
             .await;
         results.into_iter().collect()
+    }
+
+    async fn copy_part(
+        &self,
+        dest: &str,
+        id: &str,
+        number: u16,
+        source: &str,
+    ) -> Result<String, String> {
+        let mut action = UploadPart::new(&self.bucket, Some(&self.credentials), dest, number, id);
+        let source = self.copy_source(source);
+        action
+            .headers_mut()
+            .insert("x-amz-copy-source", source.clone());
+        let url = action.sign(SIGN_TTL);
+        let mut headers = Headers::default();
+        headers.push("x-amz-copy-source", source);
+        let answer = self.ok("PUT", url, headers, Body::Empty).await?;
+        instant_xml::from_str::<CopyPartResult>(&String::from_utf8_lossy(&answer))
+            .map(|r| r.etag)
+            .map_err(|e| format!("the bucket's part copy answer is not S3 XML: {e}"))
+    }
+
+    async fn send_part(
+        &self,
+        dest: &str,
+        id: &str,
+        number: u16,
+        source: &str,
+    ) -> Result<String, String> {
+        let bytes = self
+            .get(source, super::MIN_PART as usize)
+            .await?
+            .ok_or_else(|| format!("a copy's last part {source} went missing"))?;
+        let url =
+            UploadPart::new(&self.bucket, Some(&self.credentials), dest, number, id).sign(SIGN_TTL);
+        let mut headers = Headers::default();
+        headers.push("content-length", bytes.len().to_string());
+        let response = self.send("PUT", url, headers, Body::Bytes(bytes)).await?;
+        let etag = response.headers.get("etag").map(str::to_string);
+        let answer = read_all(response.body, XML_LIMIT).await?;
+        match (response.status, etag) {
+            (200, Some(etag)) => Ok(etag),
+            (status, _) => Err(format!(
+                "the bucket answered a part PUT with {status} {}",
+                s3_code(&answer)
+            )),
+        }
     }
 
     async fn finish(&self, dest: &str, id: &str, etags: &[String]) -> Result<(), String> {
@@ -427,11 +494,14 @@ fn whole(pieces: Chunks, want: u64) -> Chunks {
     ))
 }
 
-/// S3's error code in an XML error body, for messages.
+/// S3's error code and message in an XML error body, for logs.
 fn s3_code(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
-    text.split_once("<Code>")
-        .and_then(|(_, rest)| rest.split_once("</Code>"))
-        .map(|(code, _)| code.to_string())
-        .unwrap_or_default()
+    let element = |name: &str| {
+        text.split_once(&format!("<{name}>"))
+            .and_then(|(_, rest)| rest.split_once(&format!("</{name}>")))
+            .map(|(value, _)| value.to_string())
+            .unwrap_or_default()
+    };
+    format!("{}: {}", element("Code"), element("Message"))
 }
