@@ -174,7 +174,8 @@ async fn dispatch<H: Host>(
     let call = relay::Call::new(host, target, &incoming.origin, endpoint, &req, auth)?;
     let cache = &target.route.cache;
     let caching = host.store_persists();
-    let blob_caching = caching && cache.blobs && host.cache().holds_blobs();
+    // Whether the blob storage is there is the blob cache's own question.
+    let blob_caching = caching && cache.blobs;
     let method = req.method.as_str();
     Ok(match (endpoint, &call.upstream_name) {
         _ if !matches!(method, "GET" | "HEAD") => {
@@ -196,7 +197,14 @@ async fn dispatch<H: Host>(
         (Endpoint::Blob { digest, .. }, _)
             if method == "GET" && delivery::mode(&call) == BlobDelivery::Redirect =>
         {
-            delivery::redirect(&call, digest).await?
+            let cached = match blob_caching {
+                true => blob_store::presigned_redirect(&call, digest).await?,
+                false => None,
+            };
+            match cached {
+                Some(answer) => answer,
+                None => delivery::redirect(&call, digest).await?,
+            }
         }
         (Endpoint::Manifest { reference, .. }, Some(repo)) if caching && cache.manifests => {
             manifest_store::get(&call, repo, reference).await?

@@ -1,9 +1,10 @@
 //! Looking after the cache: its figures, removing what expired or was
 //! orphaned, and removing one repository's or one blob's entries.
 
+use crate::cache::blob_storage::{self, StoredBlob, Upload};
 use crate::cache::layout::{
-    self as cache, BLOB_PREFIX, BlobEntry, CHUNK_PREFIX, MANIFEST_PREFIX, SEEN_PREFIX, TAG_PREFIX,
-    TagEntry,
+    self as cache, BLOB_PREFIX, BlobEntry, CHUNK_PREFIX, MANIFEST_PREFIX, SEEN_PREFIX, Scope,
+    TAG_PREFIX, TagEntry,
 };
 use crate::host::Host;
 use crate::telemetry::stats;
@@ -40,10 +41,10 @@ pub fn figures<H: Host>(host: &H) -> Result<serde_json::Value, String> {
     }))
 }
 
-/// Removes tags past their stale period and chunks of no committed blob
-/// whose copy started long enough ago to count as abandoned (a copy under
-/// way has no committed entry yet).
-pub fn collect_garbage<H: Host>(host: &H) -> Result<serde_json::Value, String> {
+/// Removes tags past their stale period, and what copies that started
+/// long enough ago to count as abandoned left in the blob storage (a copy
+/// under way has no committed entry yet).
+pub async fn collect_garbage<H: Host>(host: &H) -> Result<serde_json::Value, String> {
     let keys = host.cache().keys()?;
     let now = crate::now();
     let mut tags = 0;
@@ -58,30 +59,44 @@ pub fn collect_garbage<H: Host>(host: &H) -> Result<serde_json::Value, String> {
             tags += 1;
         }
     }
-    // The committed (scope, digest, upload) of every blob.
-    let mut committed = HashSet::new();
+    let uploads = match blob_storage::open(host)? {
+        Some(storage) => {
+            let completed = completed_uploads(host, &keys)?;
+            let is_completed = |u: &Upload| completed.contains(u);
+            storage.collect_abandoned(now, &is_completed).await?
+        }
+        None => 0,
+    };
+    Ok(json!({ "removed": { "tags": tags, "uploads": uploads } }))
+}
+
+/// Every committed blob's upload, from the index.
+fn completed_uploads<H: Host>(host: &H, keys: &[String]) -> Result<HashSet<Upload>, String> {
+    let mut completed = HashSet::new();
+    for (key, entry) in blob_entries(host, keys)? {
+        if let Some((scope, digest)) = key[BLOB_PREFIX.len()..].split_once('/') {
+            completed.insert(Upload {
+                scope: Scope::from_key_part(scope),
+                digest: digest.to_string(),
+                id: entry.upload,
+            });
+        }
+    }
+    Ok(completed)
+}
+
+fn blob_entries<H: Host>(host: &H, keys: &[String]) -> Result<Vec<(String, BlobEntry)>, String> {
+    let mut entries = Vec::new();
     for k in keys.iter().filter(|k| k.starts_with(BLOB_PREFIX)) {
-        let rest = &k[BLOB_PREFIX.len()..];
-        if let (Some((scope, digest)), Some(e)) = (
-            rest.split_once('/'),
-            host.cache()
-                .get(k)?
-                .and_then(|v| serde_json::from_slice::<BlobEntry>(&v).ok()),
-        ) {
-            committed.insert((scope.to_string(), digest.to_string(), e.upload));
-        }
-    }
-    let mut chunks = 0;
-    for k in keys.iter() {
-        if let Some((scope, digest, upload)) = cache::chunk_of(k)
-            && !committed.contains(&(scope.to_string(), digest.to_string(), upload.to_string()))
-            && cache::upload_abandoned(upload, now)
+        if let Some(e) = host
+            .cache()
+            .get(k)?
+            .and_then(|v| serde_json::from_slice::<BlobEntry>(&v).ok())
         {
-            host.cache().delete(k)?;
-            chunks += 1;
+            entries.push((k.clone(), e));
         }
     }
-    Ok(json!({ "removed": { "tags": tags, "chunks": chunks } }))
+    Ok(entries)
 }
 
 pub fn delete_repository<H: Host>(host: &H, repository: &str) -> Result<serde_json::Value, String> {
@@ -95,9 +110,33 @@ pub fn delete_repository<H: Host>(host: &H, repository: &str) -> Result<serde_js
     Ok(json!({ "removed": removed }))
 }
 
-pub fn delete_blob<H: Host>(host: &H, digest: &str) -> Result<serde_json::Value, String> {
+/// Removes one blob from every partition: its entries, marks and bytes.
+pub async fn delete_blob<H: Host>(host: &H, digest: &str) -> Result<serde_json::Value, String> {
+    let keys = host.cache().keys()?;
+    let storage = blob_storage::open(host)?;
     let mut removed = 0;
-    for k in host.cache().keys()? {
+    for (key, entry) in blob_entries(host, &keys)? {
+        let Some((scope, d)) = key[BLOB_PREFIX.len()..].split_once('/') else {
+            continue;
+        };
+        if d != digest {
+            continue;
+        }
+        if let Some(storage) = storage.as_ref().filter(|s| s.name() == entry.store) {
+            let blob = StoredBlob {
+                upload: Upload {
+                    scope: Scope::from_key_part(scope),
+                    digest: digest.to_string(),
+                    id: entry.upload.clone(),
+                },
+                size: entry.size,
+                part_size: entry.chunk_size.max(1),
+            };
+            storage.delete(&blob).await?;
+            removed += 1;
+        }
+    }
+    for k in keys {
         let is_entry = k
             .strip_prefix(BLOB_PREFIX)
             .and_then(|r| r.split_once('/'))
@@ -105,8 +144,7 @@ pub fn delete_blob<H: Host>(host: &H, digest: &str) -> Result<serde_json::Value,
             || k.strip_prefix(SEEN_PREFIX)
                 .and_then(|r| r.rsplit_once('@'))
                 .is_some_and(|(_, d)| d == digest);
-        let is_chunk = cache::chunk_of(&k).is_some_and(|(_, d, _)| d == digest);
-        if is_entry || is_chunk {
+        if is_entry {
             host.cache().delete(&k)?;
             removed += 1;
         }

@@ -1,30 +1,31 @@
-//! The copy of an upstream blob into the cache, in fixed-size chunks: the
-//! pieces taken in (`absorb`), stored a batch at a time (`store_full`), and
-//! once the body has ended, read back and checked against the digest, so
-//! that only a blob that matches becomes visible. A corrupt upstream blob
-//! thus reaches the client that asked (which checks digests itself) but
-//! never the cache, and the followers of its copy fail. (SHA-256 in wasm
-//! runs at about 200 MiB/s: on the way, it set the pace of every cold pull.)
-//! A copy that does not finish removes its chunks at once; one that does
-//! counts against the cache's bound. `blob_tee` runs the copy at the
-//! upstream's pace and hands its bytes to the client as they come.
+//! The copy of an upstream blob into the blob storage, in fixed-size
+//! parts: the pieces taken in (`absorb`), handed to the storage a batch at a
+//! time (`next_batch`), and once the body has ended, read back and checked
+//! against the digest, so that only a blob that matches is completed and
+//! becomes visible. A corrupt upstream blob thus reaches the client that
+//! asked (which checks digests itself) but never the cache, and the
+//! followers of its copy fail. (SHA-256 in wasm runs at about 200 MiB/s: on
+//! the way, it set the pace of every cold pull.) A copy that does not finish
+//! is aborted; one that does counts against the cache's bound. `blob_tee`
+//! runs the copy at the upstream's pace and hands its bytes to the client.
 
+use crate::cache::blob_storage::{BlobStorage, StoredBlob, Upload};
 use crate::cache::budget::{self as cache_budget, HeldLease};
 use crate::cache::eviction::Committed;
-use crate::cache::layout::{BlobEntry, Scope};
+use crate::cache::layout::BlobEntry;
 use crate::host::Kv;
-use sha2::{Digest as _, Sha256};
 use std::rc::Rc;
 
-/// Chunks between renewals of the copy's lease.
+/// Parts between renewals of the copy's lease.
 const LEASE_RENEWAL: u64 = 8;
 
-/// Chunks stored in one write: a SQLite store commits (and syncs) once per
-/// write, so four 1 MiB chunks at a time take about half as long.
+/// Parts handed to the storage in one write: a SQLite store commits (and
+/// syncs) once per write, so four 1 MiB chunks at a time take about half
+/// as long; a bucket takes them in parallel.
 const WRITE_BATCH: usize = 4;
 
-/// Stored chunks kept in memory until the client has read them, so a
-/// client a little behind does not read its copy back from the store.
+/// Stored parts kept in memory until the client has read them, so a
+/// client a little behind does not read its copy back from the storage.
 const KEPT_STORED: u64 = 2;
 
 /// Marks a blob as the upstream's in one repository.
@@ -36,8 +37,8 @@ pub(super) fn remember(kv: &dyn Kv, seen_key: &str) {
 
 /// Where the bytes from one offset on are.
 pub(super) enum Held {
-    /// In the stored chunk under this key, from this offset in it.
-    Stored(String, usize),
+    /// In stored part `n`, from this offset in it.
+    Stored(u64, usize),
     /// Still in memory: a copy of them.
     Memory(Vec<u8>),
     /// Not received yet.
@@ -50,29 +51,32 @@ pub struct BlobCopy {
     seen_key: String,
     lease: HeldLease,
     max_size: u64,
-    pub(super) kv: Rc<dyn Kv>,
-    scope: Scope,
-    digest: String,
+    /// The cache's index: entries, leases, the bound.
+    kv: Rc<dyn Kv>,
+    pub(super) storage: Rc<dyn BlobStorage>,
+    pub(super) upload: Upload,
     entry: BlobEntry,
-    /// Whole chunks from chunk number `first_held` on: the stored ones the
-    /// client has not read yet (at most [`KEPT_STORED`]), then those not
-    /// stored yet; then the chunk being filled.
-    whole: std::collections::VecDeque<Vec<u8>>,
+    /// Whole parts from number `first_held` on: the stored ones the client
+    /// has not read yet (at most [`KEPT_STORED`]), then those not stored
+    /// yet; then the part being filled.
+    whole: std::collections::VecDeque<Rc<Vec<u8>>>,
     first_held: u64,
     buf: Vec<u8>,
     pub(super) received: u64,
-    /// Chunks written so far.
-    stored: u64,
-    /// False once the store refused a write: the client still gets the blob.
+    /// Parts stored so far; parts handed to the storage so far (a batch
+    /// on its way, or one that failed part-way, may have left some).
+    pub(super) stored: u64,
+    handed: u64,
+    /// False once the storage refused a write: the client still gets the blob.
     pub(super) storing: bool,
-    committed: bool,
+    pub(super) committed: bool,
 }
 
 impl BlobCopy {
     pub fn new(
         kv: Rc<dyn Kv>,
-        scope: Scope,
-        digest: &str,
+        storage: Rc<dyn BlobStorage>,
+        upload: Upload,
         entry: BlobEntry,
         seen_key: String,
         lease: HeldLease,
@@ -83,14 +87,15 @@ impl BlobCopy {
             lease,
             max_size,
             kv,
-            scope,
-            digest: digest.to_string(),
+            storage,
+            upload,
             entry,
             whole: Default::default(),
             first_held: 0,
             buf: Vec::new(),
             received: 0,
             stored: 0,
+            handed: 0,
             storing: true,
             committed: false,
         }
@@ -100,45 +105,52 @@ impl BlobCopy {
         self.entry.size
     }
 
-    fn chunk_size(&self) -> usize {
+    pub(super) fn stored_blob(&self) -> StoredBlob {
+        StoredBlob {
+            upload: self.upload.clone(),
+            size: self.entry.size,
+            part_size: self.part_size() as u64,
+        }
+    }
+
+    fn part_size(&self) -> usize {
         self.entry.chunk_size.max(1) as usize
     }
 
-    /// Takes a piece of the body into whole chunks; `store_full` stores
-    /// them.
+    /// Takes a piece of the body into whole parts; `next_batch` hands them
+    /// to the storage.
     pub(super) fn absorb(&mut self, mut data: &[u8]) {
         self.received += data.len() as u64;
-        let chunk = self.chunk_size();
+        let part = self.part_size();
         while !data.is_empty() {
-            let n = (chunk - self.buf.len()).min(data.len());
+            let n = (part - self.buf.len()).min(data.len());
             self.buf.extend_from_slice(&data[..n]);
             data = &data[n..];
-            if self.buf.len() == chunk {
-                let whole = std::mem::replace(&mut self.buf, Vec::with_capacity(chunk));
-                self.whole.push_back(whole);
+            if self.buf.len() == part {
+                let whole = std::mem::replace(&mut self.buf, Vec::with_capacity(part));
+                self.whole.push_back(Rc::new(whole));
             }
         }
     }
 
     /// Where the bytes from `pos` on are.
     pub(super) fn held(&self, pos: u64) -> Held {
-        let size = self.chunk_size() as u64;
+        let size = self.part_size() as u64;
         let (n, offset) = (pos / size, (pos % size) as usize);
         if pos >= self.received {
             return Held::Ahead;
         }
         if n < self.first_held {
-            let key = self.scope.chunk_key(&self.digest, &self.entry.upload, n);
-            return Held::Stored(key, offset);
+            return Held::Stored(n, offset);
         }
         let index = (n - self.first_held) as usize;
-        let chunk = self.whole.get(index).unwrap_or(&self.buf);
-        Held::Memory(chunk[offset..].to_vec())
+        let part = self.whole.get(index).map_or(&self.buf, |p| p.as_ref());
+        Held::Memory(part[offset..].to_vec())
     }
 
-    /// The chunks the client has read go (while storing, only stored ones).
+    /// The parts the client has read go (while storing, only stored ones).
     pub(super) fn release(&mut self, read: u64) {
-        let size = self.chunk_size() as u64;
+        let size = self.part_size() as u64;
         while !self.whole.is_empty()
             && (self.first_held + 1) * size <= read
             && (!self.storing || self.first_held < self.stored)
@@ -148,8 +160,8 @@ impl BlobCopy {
         }
     }
 
-    /// Stored chunks past [`KEPT_STORED`] go: a client that far behind
-    /// reads them back from the store.
+    /// Stored parts past [`KEPT_STORED`] go: a client that far behind
+    /// reads them back from the storage.
     fn trim(&mut self) {
         while self.first_held + KEPT_STORED < self.stored && !self.whole.is_empty() {
             self.whole.pop_front();
@@ -157,127 +169,139 @@ impl BlobCopy {
         }
     }
 
-    /// Whole chunks not stored yet.
+    /// Whole parts not stored yet.
     fn unstored(&self) -> usize {
         let stored_held = self.stored.saturating_sub(self.first_held) as usize;
         self.whole.len().saturating_sub(stored_held)
     }
 
-    /// Stores the whole chunks taken so far, a batch at a time (`all`: the
-    /// rest too, and the last part chunk).
-    pub(super) fn store_full(&mut self, all: bool) {
+    /// The next batch to store, from which part on: a full one, or with
+    /// `all` (the body has ended) whatever is left, the last part too.
+    pub(super) fn next_batch(&mut self, all: bool) -> Option<(u64, Vec<Rc<Vec<u8>>>)> {
         if all && !self.buf.is_empty() {
-            self.whole.push_back(std::mem::take(&mut self.buf));
+            self.whole.push_back(Rc::new(std::mem::take(&mut self.buf)));
         }
-        while self.storing && (self.unstored() >= WRITE_BATCH || all && self.unstored() > 0) {
-            let take = self.unstored().min(WRITE_BATCH);
-            let skip = self.whole.len() - self.unstored();
-            let group: Vec<(String, Vec<u8>)> = (self.stored..)
-                .zip(self.whole.iter().skip(skip).take(take))
-                .map(|(n, bytes)| {
-                    let key = self.scope.chunk_key(&self.digest, &self.entry.upload, n);
-                    (key, bytes.clone())
-                })
-                .collect();
-            match self.kv.set_many(group) {
-                Ok(()) => self.stored_batch(take),
-                Err(e) => {
-                    // The client still gets every byte, from memory.
-                    eprintln!("cache: cannot store a blob chunk, streaming only: {e}");
-                    self.storing = false;
-                }
-            }
+        let ready = self.unstored() >= WRITE_BATCH || all && self.unstored() > 0;
+        if !self.storing || self.handed > self.stored || !ready {
+            return None;
         }
+        let take = self.unstored().min(WRITE_BATCH);
+        let skip = self.whole.len() - self.unstored();
+        self.handed = self.stored + take as u64;
+        let batch = self.whole.iter().skip(skip).take(take).cloned().collect();
+        Some((self.stored, batch))
     }
 
-    fn stored_batch(&mut self, take: usize) {
+    /// The batch handed out last was stored (or not).
+    pub(super) fn batch_done(&mut self, parts: usize, result: Result<(), String>) {
+        if let Err(e) = result {
+            // The client still gets every byte, from memory.
+            eprintln!("cache: cannot store a blob part, streaming only: {e}");
+            self.storing = false;
+            return;
+        }
         let before = self.stored;
-        self.stored += take as u64;
+        self.stored += parts as u64;
         self.trim();
         if before / LEASE_RENEWAL != self.stored / LEASE_RENEWAL {
             self.lease.renew();
         }
     }
 
-    /// At the end of the upstream body: whether it had the blob's length;
-    /// if so, its last chunk is stored.
+    /// At the end of the upstream body: whether it had the blob's length.
     pub(super) fn end(&mut self) -> bool {
         if self.received != self.entry.size {
             eprintln!(
                 "cache: upstream blob {} is not {} bytes long; not cached",
-                self.digest, self.entry.size
+                self.upload.digest, self.entry.size
             );
             return false;
         }
-        self.store_full(true);
         true
     }
 
-    /// Chunk `n` as stored, for the check; `None` once storing stopped.
-    pub(super) fn stored_chunk(&mut self, n: u64) -> Option<Result<Vec<u8>, String>> {
+    /// Whether part `n` is stored, for the check (renewing the lease now
+    /// and then); false once storing stopped.
+    pub(super) fn check_part(&mut self, n: u64) -> bool {
         if !self.storing || n >= self.stored {
-            return None;
+            return false;
         }
         if (n + 1).is_multiple_of(LEASE_RENEWAL) {
             self.lease.renew();
         }
-        let key = self.scope.chunk_key(&self.digest, &self.entry.upload, n);
-        Some(match self.kv.get(&key) {
-            Ok(Some(chunk)) => Ok(chunk),
-            other => Err(format!("a copy's chunk {n} went missing ({other:?})")),
-        })
+        true
     }
 
-    /// Makes the blob visible if what was stored hashes to its digest.
-    pub(super) fn commit_if(&mut self, hasher: Sha256) {
-        if format!("sha256:{:x}", hasher.finalize()) != self.digest {
+    /// Whether what was stored hashes to the digest.
+    pub(super) fn matches(&self, hash: &str) -> bool {
+        let matches = hash == self.upload.digest;
+        if !matches {
             eprintln!(
                 "cache: upstream blob {} does not match its digest; not cached",
-                self.digest
+                self.upload.digest
             );
-            return;
         }
-        let entry = serde_json::to_vec(&self.entry).map_err(|e| e.to_string());
-        match entry.and_then(|v| self.kv.set(&self.scope.blob_key(&self.digest), &v)) {
-            Ok(()) => self.commit(),
-            Err(e) => eprintln!("cache: cannot commit a blob: {e}"),
-        }
+        matches
     }
 
-    /// The blob is visible: it counts against the bound from now on.
-    fn commit(&mut self) {
+    /// Makes the completed blob visible in the index; what to admit to
+    /// the bound. An error when the index refused it (the caller then
+    /// removes the blob).
+    pub(super) fn publish(&mut self) -> Result<Committed, String> {
+        let entry = serde_json::to_vec(&self.entry).map_err(|e| e.to_string())?;
+        let blob_key = self.upload.scope.blob_key(&self.upload.digest);
+        self.kv.set(&blob_key, &entry)?;
         self.committed = true;
         // A private copy is served only after its client's own HEAD, every
         // time: no mark says which layers its repository has.
         if !self.entry.private {
             remember(self.kv.as_ref(), &self.seen_key);
         }
-        let record = Committed {
-            blob_key: self.scope.blob_key(&self.digest),
-            upload: self.entry.upload.clone(),
-            chunk_prefix: self.scope.chunk_prefix(&self.digest, &self.entry.upload),
+        let (scope, digest, id) = (&self.upload.scope, &self.upload.digest, &self.upload.id);
+        Ok(Committed {
+            blob_key,
+            upload: id.clone(),
+            chunk_prefix: scope.chunk_prefix(digest, id),
             chunks: self.stored,
             size: self.entry.size,
             manifest: false,
-        };
-        if let Err(e) = cache_budget::admit(self.kv.as_ref(), &record, self.max_size) {
-            eprintln!("cache: cannot keep the cache within its bound: {e}");
-        }
+        })
+    }
+
+    /// What the bound needs to admit a published blob.
+    pub(super) fn bound(&self) -> (Rc<dyn Kv>, Rc<dyn BlobStorage>, u64) {
+        (self.kv.clone(), self.storage.clone(), self.max_size)
+    }
+
+    /// The parts to remove when the copy ends unfinished.
+    pub(super) fn leftover(&self) -> Option<(Upload, u64)> {
+        let parts = self.handed;
+        (!self.committed && parts > 0).then(|| (self.upload.clone(), parts))
     }
 }
 
-impl Drop for BlobCopy {
-    /// An unfinished or refused copy leaves nothing behind, and the next
-    /// request may copy the blob at once.
-    fn drop(&mut self) {
-        if !self.committed {
-            for n in 0..self.stored {
-                let key = self.scope.chunk_key(&self.digest, &self.entry.upload, n);
-                if let Err(e) = self.kv.delete(&key) {
-                    eprintln!("cache: cannot remove an unfinished copy's chunk: {e}");
-                }
-            }
-        }
-        // The lease goes with the copy (`HeldLease` removes it when dropped).
+/// Part `n` read from the completed blob (a backend may remove the parts
+/// once it completes an upload).
+pub(super) async fn completed_part(
+    storage: &dyn BlobStorage,
+    blob: &StoredBlob,
+    n: u64,
+) -> Result<Vec<u8>, String> {
+    use futures::StreamExt;
+    let start = n * blob.part_size;
+    let end = (start + blob.part_size).min(blob.size);
+    let mut pieces = storage.read(blob, start, end);
+    let mut part = Vec::new();
+    while let Some(piece) = pieces.next().await {
+        part.extend(piece?);
+    }
+    Ok(part)
+}
+
+/// Admits a published blob to the bound (evicting the oldest past it).
+pub(super) async fn admit(copy: (Rc<dyn Kv>, Rc<dyn BlobStorage>, u64), record: Committed) {
+    let (kv, storage, max) = copy;
+    if let Err(e) = cache_budget::admit(kv.as_ref(), storage.as_ref(), &record, max).await {
+        eprintln!("cache: cannot keep the cache within its bound: {e}");
     }
 }

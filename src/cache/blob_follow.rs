@@ -1,11 +1,14 @@
-//! Following another request's copy of a blob: its chunks stream to this
-//! client as they land in the store, on this instance or any other sharing
-//! it, so a crowd asking for one uncached blob costs one upstream fetch.
+//! Following another request's copy of a blob: its parts stream to this
+//! client as they land in the blob storage, from this instance or any other
+//! sharing it, so a crowd asking for one uncached blob costs one upstream
+//! fetch.
 //! The last bytes go out only once the copy is committed (its digest
 //! checked); a copy that stops (client gone, digest wrong, instance dead,
 //! lease expired) makes its followers fail, and the next request starts
 //! afresh.
 
+use crate::cache::blob_copy;
+use crate::cache::blob_storage::{BlobStorage, StoredBlob, Upload};
 use crate::cache::eviction::Lease;
 use crate::cache::layout::{BlobEntry, Scope};
 use crate::host::{Body, Chunks, Headers, Host, Kv, Response, Timer};
@@ -14,17 +17,21 @@ use crate::relay::Call;
 use std::rc::Rc;
 use std::time::Duration;
 
-/// How often a follower looks for the next chunk.
+/// How often a follower looks for the next part.
 const POLL: Duration = Duration::from_millis(20);
 
 /// The answer that follows the copy under `lease_key`, or `None` when that
 /// copy cannot be followed (another repository, private, gone).
 pub async fn follow<H: Host>(
     call: &Call<'_, H>,
+    storage: Rc<dyn BlobStorage>,
     scope: &Scope,
     digest: &Digest,
     lease_key: &str,
 ) -> Option<Response<H::Stream>> {
+    if !storage.followable() {
+        return None;
+    }
     let kv = call.host.cache();
     let timer = call.host.timer();
     let repo = call.upstream_name.as_ref()?.as_str();
@@ -45,14 +52,22 @@ pub async fn follow<H: Host>(
     headers.push("content-length", size.to_string());
     headers.push("docker-content-digest", digest.as_str());
     headers.push("x-cache", "COALESCED");
+    let part_size = storage.part_size(call.target.route.cache.chunk_size);
     let following = Following {
         kv,
+        storage,
         timer,
         blob_key: scope.blob_key(digest.as_str()),
-        chunk_prefix: scope.chunk_prefix(digest.as_str(), &lease.upload),
         lease_key: lease_key.to_string(),
-        upload: lease.upload,
-        size,
+        blob: StoredBlob {
+            upload: Upload {
+                scope: scope.clone(),
+                digest: digest.as_str().to_string(),
+                id: lease.upload,
+            },
+            size,
+            part_size,
+        },
         sent: 0,
         next: 0,
     };
@@ -72,12 +87,11 @@ fn current(kv: &dyn Kv, lease_key: &str) -> Option<Lease> {
 
 struct Following {
     kv: Rc<dyn Kv>,
+    storage: Rc<dyn BlobStorage>,
     timer: Rc<dyn Timer>,
     blob_key: String,
-    chunk_prefix: String,
     lease_key: String,
-    upload: String,
-    size: u64,
+    blob: StoredBlob,
     sent: u64,
     next: u64,
 }
@@ -85,13 +99,13 @@ struct Following {
 impl Following {
     fn into_stream(self) -> Chunks {
         Box::pin(futures::stream::unfold(self, |mut f| async move {
-            if f.sent >= f.size {
+            if f.sent >= f.blob.size {
                 return None;
             }
-            let chunk = match f.next_chunk().await {
+            let chunk = match f.next_part().await {
                 Ok(c) => c,
                 Err(e) => {
-                    f.sent = f.size;
+                    f.sent = f.blob.size;
                     return Some((Err(e), f));
                 }
             };
@@ -101,24 +115,28 @@ impl Following {
         }))
     }
 
-    /// The next chunk once stored; the last one once the copy is committed.
-    async fn next_chunk(&mut self) -> Result<Vec<u8>, String> {
-        let key = format!("{}{}", self.chunk_prefix, self.next);
+    /// The next part once stored; the last one once the copy is committed
+    /// (read from the blob if the backend removed the parts by then).
+    async fn next_part(&mut self) -> Result<Vec<u8>, String> {
+        let upload = &self.blob.upload;
         loop {
-            // Committed first: a copy stores every chunk before it commits,
-            // so a chunk read after that is there.
+            // Committed first: a copy stores every part before it commits,
+            // so a part read after that is there, or in the blob.
             let committed = self.committed();
-            let chunk = self.kv.get(&key)?;
-            let last = chunk
+            let part = self.storage.get_part(upload, self.next).await?;
+            let last = part
                 .as_ref()
-                .is_some_and(|c| self.sent + c.len() as u64 >= self.size);
-            match chunk {
+                .is_some_and(|c| self.sent + c.len() as u64 >= self.blob.size);
+            match part {
                 Some(c) if !last || committed => return Ok(c),
-                None if committed => return Err(format!("cached blob lost {key}")),
+                None if committed => {
+                    return blob_copy::completed_part(self.storage.as_ref(), &self.blob, self.next)
+                        .await;
+                }
                 _ => {}
             }
             let leading = current(self.kv.as_ref(), &self.lease_key)
-                .is_some_and(|l| l.upload == self.upload && l.live(crate::now()));
+                .is_some_and(|l| l.upload == upload.id && l.live(crate::now()));
             if !leading && !self.committed() {
                 return Err("the copy this request followed stopped".to_string());
             }
@@ -132,6 +150,6 @@ impl Following {
             .ok()
             .flatten()
             .and_then(|v| serde_json::from_slice::<BlobEntry>(&v).ok())
-            .is_some_and(|e| e.upload == self.upload)
+            .is_some_and(|e| e.upload == self.blob.upload.id)
     }
 }

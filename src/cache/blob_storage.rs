@@ -96,15 +96,17 @@ pub trait BlobStorage {
 }
 
 /// The backend the `blob_store` variable names (`kv`, the default, or `s3`),
-/// or why it cannot be used, naming the variable.
-pub fn open<H: Host>(host: &H) -> Result<Rc<dyn BlobStorage>, String> {
+/// or why it cannot be used, naming the variable; `None` for `kv` when the
+/// cache store keeps no blobs (a key budget).
+pub fn open<H: Host>(host: &H) -> Result<Option<Rc<dyn BlobStorage>>, String> {
     let choice = host.variable("blob_store").unwrap_or_default();
     match choice.trim() {
-        "" | "kv" => Ok(Rc::new(kv_chunks::KvChunks::new(host.cache()))),
-        "s3" => Ok(Rc::new(s3::S3Blobs::new(
+        "" | "kv" if !host.cache().holds_blobs() => Ok(None),
+        "" | "kv" => Ok(Some(Rc::new(kv_chunks::KvChunks::new(host.cache())))),
+        "s3" => Ok(Some(Rc::new(s3::S3Blobs::new(
             s3::S3Config::read(host)?,
             host.outbound(),
-        )?)),
+        )?))),
         other => Err(format!("blob_store is {other:?}: it must be kv or s3")),
     }
 }

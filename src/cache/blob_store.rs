@@ -1,15 +1,17 @@
 //! Blobs through the cache. A miss streams to the client and, on the way,
-//! into the store (`blob_copy`), one copy per blob at a time; hits are
-//! served in chunks, with `HEAD` and `Range`.
+//! into the blob storage (`blob_copy`), one copy per blob at a time; hits
+//! are read back from it, with `HEAD` and `Range`.
 
 use crate::cache::blob_copy::{BlobCopy, remember};
+use crate::cache::blob_storage::{self, BlobStorage, StoredBlob, Upload};
 use crate::cache::budget::{self as cache_budget, HeldLease};
 use crate::cache::eviction::Lease;
 use crate::cache::layout::{self as cache, BlobEntry, Scope};
 use crate::cache::{blob_follow, blob_tee};
 use crate::host::notes::Outcome;
-use crate::host::{Body, Chunks, Headers, Host, Kv, Response};
+use crate::host::{Body, Headers, Host, Response};
 use crate::oci::digest::Digest;
+use crate::oci::error::ErrorCode;
 use crate::oci::error::RegistryError;
 use crate::oci::range::{self, ByteRange};
 use crate::relay::Call;
@@ -21,24 +23,19 @@ pub async fn get<H: Host>(
     digest: &Digest,
 ) -> Result<Response<H::Stream>, RegistryError> {
     let host = call.host;
+    let Some(storage) = storage_of(host)? else {
+        return call.relay().await;
+    };
     let scope = super::scope(call);
-    let entry = host
-        .cache()
-        .get(&scope.blob_key(digest.as_str()))
-        .ok()
-        .flatten()
-        .and_then(|v| serde_json::from_slice::<BlobEntry>(&v).ok());
     let repo = call
         .upstream_name
         .as_ref()
         .map(|n| n.as_str())
         .unwrap_or_default();
     let seen_key = scope.seen_key(repo, digest.as_str());
-    if let Some(entry) = entry
-        && usable(call, &entry, &seen_key).await?
-    {
-        stats::record(host, Outcome::Hit);
-        return Ok(serve(call, host.cache(), scope, digest.as_str(), entry));
+    if let Some(entry) = hit(call, storage.as_ref(), &scope, digest, &seen_key).await? {
+        let blob = stored_blob(&entry, &scope, digest.as_str());
+        return Ok(serve(call, storage.as_ref(), &blob, &entry.media_type));
     }
     // Only a whole GET is worth keeping.
     if call.req.method != "GET"
@@ -47,12 +44,98 @@ pub async fn get<H: Host>(
     {
         return call.relay().await;
     }
-    miss(call, scope, digest, repo, seen_key).await
+    miss(call, storage, scope, digest, repo, seen_key).await
+}
+
+/// How long a presigned URL of a cached blob holds: the client follows it
+/// at once.
+const PRESIGNED_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// With `blob_delivery = redirect`: a cached blob this client may have, as
+/// a `307` to a presigned URL of it, so no byte of it passes through the
+/// proxy; `None` when there is none (or the storage has no such URLs).
+pub async fn presigned_redirect<H: Host>(
+    call: &Call<'_, H>,
+    digest: &Digest,
+) -> Result<Option<Response<H::Stream>>, RegistryError> {
+    let Some(storage) = storage_of(call.host)? else {
+        return Ok(None);
+    };
+    let scope = super::scope(call);
+    let repo = call.upstream_name.as_ref().map(|n| n.as_str());
+    let seen_key = scope.seen_key(repo.unwrap_or_default(), digest.as_str());
+    let Some(entry) = hit(call, storage.as_ref(), &scope, digest, &seen_key).await? else {
+        return Ok(None);
+    };
+    let blob = stored_blob(&entry, &scope, digest.as_str());
+    let Some(url) = storage.presigned_get(&blob, PRESIGNED_TTL) else {
+        return Ok(None);
+    };
+    let mut headers = Headers::default();
+    headers.push("location", url.as_str());
+    headers.push("docker-content-digest", digest.as_str());
+    headers.push("cache-control", "no-store");
+    headers.push("x-cache", "HIT");
+    Ok(Some(Response {
+        status: 307,
+        headers,
+        body: Body::Empty,
+    }))
+}
+
+/// The cached entry of `digest` that may answer this call (counted as a
+/// hit), if any.
+async fn hit<H: Host>(
+    call: &Call<'_, H>,
+    storage: &dyn BlobStorage,
+    scope: &Scope,
+    digest: &Digest,
+    seen_key: &str,
+) -> Result<Option<BlobEntry>, RegistryError> {
+    let entry = call
+        .host
+        .cache()
+        .get(&scope.blob_key(digest.as_str()))
+        .ok()
+        .flatten()
+        .and_then(|v| serde_json::from_slice::<BlobEntry>(&v).ok())
+        .filter(|e| e.store == storage.name());
+    let Some(entry) = entry else {
+        return Ok(None);
+    };
+    if !usable(call, &entry, seen_key).await? {
+        return Ok(None);
+    }
+    stats::record(call.host, Outcome::Hit);
+    Ok(Some(entry))
+}
+
+/// The blob storage, `None` where blobs are not kept (a key budget
+/// without a bucket), or a 503 naming the setting that stops it.
+fn storage_of<H: Host>(host: &H) -> Result<Option<Rc<dyn BlobStorage>>, RegistryError> {
+    blob_storage::open(host).map_err(|e| {
+        eprintln!("cache: {e}");
+        RegistryError::new(503, ErrorCode::Unknown, e)
+    })
+}
+
+/// The stored blob an entry of `digest` in `scope` names.
+fn stored_blob(entry: &BlobEntry, scope: &Scope, digest: &str) -> StoredBlob {
+    StoredBlob {
+        upload: Upload {
+            scope: scope.clone(),
+            digest: digest.to_string(),
+            id: entry.upload.clone(),
+        },
+        size: entry.size,
+        part_size: entry.chunk_size.max(1),
+    }
 }
 
 /// One copy per blob at a time, across instances: the others follow it.
 async fn miss<H: Host>(
     call: &Call<'_, H>,
+    storage: Rc<dyn BlobStorage>,
     scope: Scope,
     digest: &Digest,
     repo: &str,
@@ -65,20 +148,22 @@ async fn miss<H: Host>(
     let lease = Lease::new(crate::now(), &upload, repo, private);
     let Some(lease) = cache_budget::take_lease(host.cache(), &lease_key, lease) else {
         if !private
-            && let Some(answer) = blob_follow::follow(call, &scope, digest, &lease_key).await
+            && let Some(answer) =
+                blob_follow::follow(call, storage, &scope, digest, &lease_key).await
         {
             stats::record(host, Outcome::Coalesced);
             return Ok(answer);
         }
         return call.relay().await;
     };
-    copy(call, scope, digest, seen_key, lease).await
+    copy(call, storage, scope, digest, seen_key, lease).await
 }
 
 /// The upstream's blob, streamed to the client and copied into the cache
 /// under the lease; one too big for the cache only streams.
 async fn copy<H: Host>(
     call: &Call<'_, H>,
+    storage: Rc<dyn BlobStorage>,
     scope: Scope,
     digest: &Digest,
     seen_key: String,
@@ -113,15 +198,21 @@ async fn copy<H: Host>(
     lease.describe(size, &media_type);
     let entry = BlobEntry {
         size,
-        chunk_size: settings.chunk_size,
+        chunk_size: storage.part_size(settings.chunk_size),
         upload: lease.lease().upload.clone(),
         private: lease.lease().private,
         media_type,
+        store: storage.name(),
+    };
+    let upload = Upload {
+        scope,
+        digest: digest.as_str().to_string(),
+        id: entry.upload.clone(),
     };
     let copy = BlobCopy::new(
         host.cache(),
-        scope,
-        digest.as_str(),
+        storage,
+        upload,
         entry,
         seen_key,
         lease,
@@ -180,18 +271,18 @@ async fn usable<H: Host>(
 
 fn serve<H: Host>(
     call: &Call<'_, H>,
-    kv: Rc<dyn Kv>,
-    scope: Scope,
-    digest: &str,
-    entry: BlobEntry,
+    storage: &dyn BlobStorage,
+    blob: &StoredBlob,
+    media_type: &str,
 ) -> Response<H::Stream> {
+    let digest = blob.upload.digest.as_str();
     let mut headers = Headers::default();
-    headers.push("content-type", entry.media_type.clone());
+    headers.push("content-type", media_type);
     headers.push("docker-content-digest", digest);
     headers.push("etag", format!("\"{digest}\""));
     headers.push("accept-ranges", "bytes");
     headers.push("x-cache", "HIT");
-    let size = entry.size;
+    let size = blob.size;
     let (status, start, end) = match range::parse(call.req.headers.get("range"), size) {
         Some(ByteRange::Unsatisfiable) => {
             headers.push("content-range", format!("bytes */{size}"));
@@ -208,55 +299,14 @@ fn serve<H: Host>(
         None => (200, 0, size),
     };
     headers.push("content-length", (end - start).to_string());
+    let body = match call.req.method.as_str() {
+        // A HEAD moves no byte out of the storage.
+        "HEAD" => Body::Empty,
+        _ => Body::Generated(storage.read(blob, start, end)),
+    };
     Response {
         status,
         headers,
-        body: Body::Generated(read_chunks(
-            kv,
-            scope,
-            digest.to_string(),
-            entry,
-            start,
-            end,
-        )),
+        body,
     }
-}
-
-/// Bytes `start..end` of a stored blob, a chunk at a time.
-fn read_chunks(
-    kv: Rc<dyn Kv>,
-    scope: Scope,
-    digest: String,
-    entry: BlobEntry,
-    start: u64,
-    end: u64,
-) -> Chunks {
-    let chunk_size = entry.chunk_size.max(1);
-    Box::pin(futures::stream::unfold(start, move |pos| {
-        let (kv, scope, digest, upload) = (
-            kv.clone(),
-            scope.clone(),
-            digest.clone(),
-            entry.upload.clone(),
-        );
-        async move {
-            if pos >= end {
-                return None;
-            }
-            let n = pos / chunk_size;
-            let chunk = match kv.get(&scope.chunk_key(&digest, &upload, n)) {
-                Ok(Some(c)) => c,
-                _ => return Some((Err(format!("cached blob {digest} lost chunk {n}")), end)),
-            };
-            let from = (pos - n * chunk_size) as usize;
-            let to = (chunk.len() as u64).min(end - n * chunk_size) as usize;
-            if from >= to {
-                return Some((
-                    Err(format!("cached blob {digest} has a short chunk {n}")),
-                    end,
-                ));
-            }
-            Some((Ok(chunk[from..to].to_vec()), n * chunk_size + to as u64))
-        }
-    }))
 }

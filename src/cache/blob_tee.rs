@@ -16,7 +16,7 @@
 //! turns and halved a cold pull. A client still reading by then is slow,
 //! and the followers waiting for the commit matter more.
 
-use crate::cache::blob_copy::{BlobCopy, Held};
+use crate::cache::blob_copy::{self, BlobCopy, Held};
 use crate::host::{Chunks, Tasks, Timer};
 use futures::StreamExt;
 use sha2::{Digest as _, Sha256};
@@ -90,45 +90,100 @@ where
     reader(tee)
 }
 
-/// Reads the upstream into the copy until it ends, then checks the copy.
-async fn pump<S>(tee: Rc<RefCell<Tee>>, mut upstream: S, timer: Rc<dyn Timer>)
+/// Reads the upstream into the copy until it ends, then checks the copy;
+/// an unfinished copy is aborted.
+async fn pump<S>(tee: Rc<RefCell<Tee>>, upstream: S, timer: Rc<dyn Timer>)
+where
+    S: futures::Stream<Item = Result<Vec<u8>, String>> + Unpin + 'static,
+{
+    if copy_in(&tee, upstream, &timer).await {
+        let read_all = poll_fn(|cx| {
+            let mut t = tee.borrow_mut();
+            if t.reader_gone || t.read >= t.copy.size() {
+                return Poll::Ready(());
+            }
+            t.pump = Some(cx.waker().clone());
+            Poll::Pending
+        });
+        futures::future::select(Box::pin(read_all), timer.sleep(CHECK_DELAY)).await;
+        verify(&tee).await;
+    }
+    abort_unfinished(&tee).await;
+}
+
+/// Reads and stores the upstream body; whether all of it was stored.
+async fn copy_in<S>(tee: &Rc<RefCell<Tee>>, mut upstream: S, timer: &Rc<dyn Timer>) -> bool
 where
     S: futures::Stream<Item = Result<Vec<u8>, String>> + Unpin + 'static,
 {
     loop {
-        if !room(&tee, &timer).await {
-            return;
+        if !room(tee, timer).await {
+            return false;
         }
         let next = upstream.next().await;
-        let mut t = tee.borrow_mut();
-        match next {
-            Some(Ok(data)) => {
-                t.copy.absorb(&data);
-                t.copy.store_full(false);
+        {
+            let mut t = tee.borrow_mut();
+            match next {
+                Some(Ok(data)) => t.copy.absorb(&data),
+                Some(Err(e)) => t.upstream = Upstream::Failed(e),
+                None if t.copy.end() => t.upstream = Upstream::Whole,
+                None => {
+                    let short = "the upstream blob is not as long as it said";
+                    t.upstream = Upstream::Failed(short.into())
+                }
             }
-            Some(Err(e)) => t.upstream = Upstream::Failed(e),
-            None if t.copy.end() => t.upstream = Upstream::Whole,
-            None => {
-                t.upstream = Upstream::Failed("the upstream blob is not as long as it said".into())
-            }
+            t.wake_reader();
         }
-        t.wake_reader();
-        match t.upstream {
-            Upstream::Coming => {}
-            Upstream::Whole => break,
-            Upstream::Failed(_) => return,
+        let state = match &tee.borrow().upstream {
+            Upstream::Coming => None,
+            Upstream::Whole => Some(true),
+            Upstream::Failed(_) => Some(false),
+        };
+        store(tee, state == Some(true)).await;
+        if let Some(whole) = state {
+            return whole && tee.borrow().copy.storing;
         }
     }
-    let read_all = poll_fn(|cx| {
+}
+
+/// Hands the storage every batch that is ready (with `all`, the rest).
+async fn store(tee: &Rc<RefCell<Tee>>, all: bool) {
+    loop {
+        let batch = tee.borrow_mut().copy.next_batch(all);
+        let Some((first, parts)) = batch else {
+            return;
+        };
+        let (storage, upload) = {
+            let t = tee.borrow();
+            (t.copy.storage.clone(), t.copy.upload.clone())
+        };
+        let count = parts.len();
+        let result = storage.put_parts(&upload, first, parts).await;
         let mut t = tee.borrow_mut();
-        if t.reader_gone || t.read >= t.copy.size() {
+        t.copy.batch_done(count, result);
+        t.wake_reader();
+    }
+}
+
+/// Removes what a copy that did not complete stored, once its client no
+/// longer reads it.
+async fn abort_unfinished(tee: &Rc<RefCell<Tee>>) {
+    let Some((upload, parts)) = tee.borrow().copy.leftover() else {
+        return;
+    };
+    poll_fn(|cx| {
+        let mut t = tee.borrow_mut();
+        if t.reader_gone || t.read >= t.copy.received {
             return Poll::Ready(());
         }
         t.pump = Some(cx.waker().clone());
         Poll::Pending
-    });
-    futures::future::select(Box::pin(read_all), timer.sleep(CHECK_DELAY)).await;
-    verify(&tee).await;
+    })
+    .await;
+    let storage = tee.borrow().copy.storage.clone();
+    if let Err(e) = storage.abort(&upload, parts).await {
+        eprintln!("cache: cannot remove an unfinished copy: {e}");
+    }
 }
 
 /// Waits until the copy may read on. While it stores: once its client is
@@ -165,22 +220,45 @@ async fn room(tee: &Rc<RefCell<Tee>>, timer: &Rc<dyn Timer>) -> bool {
     }
 }
 
-/// Reads the stored chunks back and commits the blob if they match; other
-/// work of the request runs between chunks.
+/// Reads the stored parts back and completes the blob if they match;
+/// other work of the request runs between parts.
 async fn verify(tee: &Rc<RefCell<Tee>>) {
+    let (storage, blob) = {
+        let t = tee.borrow();
+        (t.copy.storage.clone(), t.copy.stored_blob())
+    };
     let mut hasher = Sha256::new();
     for n in 0.. {
-        let chunk = tee.borrow_mut().copy.stored_chunk(n);
-        match chunk {
-            None => break,
-            Some(Ok(chunk)) => hasher.update(&chunk),
-            Some(Err(e)) => return eprintln!("cache: {e}; not cached"),
+        if !tee.borrow_mut().copy.check_part(n) {
+            break;
+        }
+        match storage.get_part(&blob.upload, n).await {
+            Ok(Some(part)) => hasher.update(&part),
+            other => {
+                return eprintln!("cache: a copy's part {n} went missing ({other:?}); not cached");
+            }
         }
         yield_now().await;
     }
-    let mut t = tee.borrow_mut();
-    if t.copy.storing {
-        t.copy.commit_if(hasher);
+    let hash = format!("sha256:{:x}", hasher.finalize());
+    if !tee.borrow().copy.storing || !tee.borrow().copy.matches(&hash) {
+        return;
+    }
+    if let Err(e) = storage.complete(&blob).await {
+        return eprintln!("cache: cannot complete a blob: {e}");
+    }
+    let published = tee.borrow_mut().copy.publish();
+    match published {
+        Ok(record) => {
+            let bound = tee.borrow().copy.bound();
+            blob_copy::admit(bound, record).await;
+        }
+        Err(e) => {
+            eprintln!("cache: cannot commit a blob: {e}");
+            if let Err(e) = storage.delete(&blob).await {
+                eprintln!("cache: cannot remove an uncommitted blob: {e}");
+            }
+        }
     }
 }
 
@@ -212,7 +290,7 @@ impl Drop for Reader {
 /// Ends after the first error: the client's body is cut there.
 fn reader(tee: Rc<RefCell<Tee>>) -> Chunks {
     let pieces = futures::stream::unfold(Reader(tee), |r| async move {
-        let next = poll_fn(|cx| next_piece(&r.0, cx)).await?;
+        let next = next_piece(&r.0).await?;
         Some((next, r))
     });
     let mut failed = false;
@@ -223,36 +301,72 @@ fn reader(tee: Rc<RefCell<Tee>>) -> Chunks {
     }))
 }
 
-/// The next piece for the client, `None` at the end, or pending.
-fn next_piece(
-    tee: &Rc<RefCell<Tee>>,
-    cx: &mut std::task::Context<'_>,
-) -> Poll<Option<Result<Vec<u8>, String>>> {
-    let mut t = tee.borrow_mut();
-    let read = t.read;
-    let piece = match t.copy.held(read) {
-        Held::Memory(bytes) => Ok(bytes),
-        Held::Stored(key, offset) => match t.copy.kv.get(&key) {
-            Ok(Some(chunk)) if offset < chunk.len() => Ok(chunk[offset..].to_vec()),
-            other => Err(format!("a copy's stored chunk went missing ({other:?})")),
-        },
-        Held::Ahead => match &t.upstream {
-            Upstream::Failed(e) => return Poll::Ready(Some(Err(e.clone()))),
-            Upstream::Whole if read >= t.copy.size() => return Poll::Ready(None),
+/// The next piece for the client, `None` at the end.
+async fn next_piece(tee: &Rc<RefCell<Tee>>) -> Option<Result<Vec<u8>, String>> {
+    loop {
+        let held = {
+            let t = tee.borrow();
+            t.copy.held(t.read)
+        };
+        let piece = match held {
+            Held::Memory(bytes) => Ok(bytes),
+            Held::Stored(n, offset) => stored_piece(tee, n, offset).await,
+            Held::Ahead => match ahead(tee).await {
+                Some(end) => return end,
+                None => continue,
+            },
+        };
+        if let Ok(bytes) = &piece {
+            // The pump waits on the reader for room, and for its end.
+            let mut t = tee.borrow_mut();
+            t.read += bytes.len() as u64;
+            let read = t.read;
+            t.copy.release(read);
+            t.wake_pump();
+        }
+        return Some(piece);
+    }
+}
+
+/// Part `n` from `offset` on, read back: from the part, or from the blob
+/// once completed (a backend may remove parts then).
+async fn stored_piece(tee: &Rc<RefCell<Tee>>, n: u64, offset: usize) -> Result<Vec<u8>, String> {
+    let (storage, blob) = {
+        let t = tee.borrow();
+        (t.copy.storage.clone(), t.copy.stored_blob())
+    };
+    let part = match storage.get_part(&blob.upload, n).await {
+        Ok(Some(part)) => part,
+        Ok(None) if tee.borrow().copy.committed => {
+            blob_copy::completed_part(storage.as_ref(), &blob, n).await?
+        }
+        other => return Err(format!("a copy's stored part went missing ({other:?})")),
+    };
+    match part.get(offset..) {
+        Some(rest) if !rest.is_empty() => Ok(rest.to_vec()),
+        _ => Err(format!("a copy's stored part {n} is short")),
+    }
+}
+
+/// Waits while the client has read all there is: `None` when there is
+/// more, else the body's end or its error.
+async fn ahead(tee: &Rc<RefCell<Tee>>) -> Option<Option<Result<Vec<u8>, String>>> {
+    poll_fn(|cx| {
+        let mut t = tee.borrow_mut();
+        let read = t.read;
+        if t.copy.received > read {
+            return Poll::Ready(None);
+        }
+        match &t.upstream {
+            Upstream::Failed(e) => Poll::Ready(Some(Some(Err(e.clone())))),
+            Upstream::Whole if read >= t.copy.size() => Poll::Ready(Some(None)),
             _ => {
                 t.reader = Some(cx.waker().clone());
-                return Poll::Pending;
+                Poll::Pending
             }
-        },
-    };
-    if let Ok(bytes) = &piece {
-        // The pump waits on the reader for room, and for its end.
-        t.read += bytes.len() as u64;
-        let read = t.read;
-        t.copy.release(read);
-        t.wake_pump();
-    }
-    Poll::Ready(Some(piece))
+        }
+    })
+    .await
 }
 
 #[cfg(test)]

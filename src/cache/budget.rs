@@ -1,6 +1,7 @@
 //! The cache's bound on its size and its one copy in flight per blob, kept
 //! in the cache's store with its atomics so every instance agrees.
 
+use crate::cache::blob_storage::BlobStorage;
 use crate::cache::eviction::{
     self, Committed, DEFAULT_MAX_SIZE, HEAD_KEY, Lease, TAIL_KEY, TOTAL_KEY, queue_key,
 };
@@ -74,15 +75,20 @@ impl Drop for HeldLease {
     }
 }
 
-/// Counts a committed blob in, then evicts the oldest blobs while the
-/// cache is over `max`.
-pub fn admit(kv: &dyn Kv, record: &Committed, max: u64) -> Result<(), String> {
+/// Counts a committed blob in, then evicts the oldest blobs (their bytes
+/// from `storage`) while the cache is over `max`.
+pub async fn admit(
+    kv: &dyn Kv,
+    storage: &dyn BlobStorage,
+    record: &Committed,
+    max: u64,
+) -> Result<(), String> {
     let position = kv.increment(TAIL_KEY, 1)? - 1;
     let json = serde_json::to_vec(record).map_err(|e| e.to_string())?;
     kv.set(&queue_key(position), &json)?;
     let mut total = kv.increment(TOTAL_KEY, signed(record.size))?;
     while total > signed(max) {
-        let Some(freed) = evict_oldest(kv, position)? else {
+        let Some(freed) = evict_oldest(kv, storage, position).await? else {
             break;
         };
         total = kv.increment(TOTAL_KEY, -signed(freed))?;
@@ -92,7 +98,13 @@ pub fn admit(kv: &dyn Kv, record: &Committed, max: u64) -> Result<(), String> {
 
 /// Counts a stored manifest in, like a blob: what any client can make the
 /// cache fetch (up to 4 MiB each) is within the bound too.
-pub fn admit_manifest(kv: &dyn Kv, key: &str, size: u64, max: u64) {
+pub async fn admit_manifest(
+    kv: &dyn Kv,
+    storage: &dyn BlobStorage,
+    key: &str,
+    size: u64,
+    max: u64,
+) {
     let record = Committed {
         blob_key: key.to_string(),
         upload: String::new(),
@@ -101,15 +113,19 @@ pub fn admit_manifest(kv: &dyn Kv, key: &str, size: u64, max: u64) {
         size,
         manifest: true,
     };
-    if let Err(e) = admit(kv, &record, max) {
+    if let Err(e) = admit(kv, storage, &record, max).await {
         eprintln!("cache: cannot keep the cache within its bound: {e}");
     }
 }
 
 /// Removes the oldest committed blob older than `newest`: its entry (if
-/// still this copy's) and its chunks. The bytes freed, or `None` when
+/// still this copy's) and its bytes. The bytes freed, or `None` when
 /// nothing older is left.
-fn evict_oldest(kv: &dyn Kv, newest: i64) -> Result<Option<u64>, String> {
+async fn evict_oldest(
+    kv: &dyn Kv,
+    storage: &dyn BlobStorage,
+    newest: i64,
+) -> Result<Option<u64>, String> {
     let position = kv.increment(HEAD_KEY, 1)? - 1;
     if position >= newest {
         // Never the blob just admitted: give the place back.
@@ -130,8 +146,8 @@ fn evict_oldest(kv: &dyn Kv, newest: i64) -> Result<Option<u64>, String> {
     if record.manifest || current.is_some_and(|e| e.upload == record.upload) {
         kv.delete(&record.blob_key)?;
     }
-    for chunk in record.chunk_keys() {
-        kv.delete(&chunk)?;
+    if let Some(blob) = record.stored_blob() {
+        storage.delete(&blob).await?;
     }
     kv.delete(&key)?;
     Ok(Some(record.size))
@@ -149,10 +165,11 @@ mod tests {
     #[test]
     fn manifests_count_against_the_bound_and_are_evicted_oldest_first() {
         let kv = MemoryKv::default();
+        let blobs = crate::cache::blob_storage::memory::MemoryBlobs::default();
         for n in 0..5 {
             let key = format!("cache/manifest/s/r@sha256:{n}");
             kv.set(&key, b"manifest").unwrap();
-            admit_manifest(&kv, &key, 4 << 20, 10 << 20);
+            futures::executor::block_on(admit_manifest(&kv, &blobs, &key, 4 << 20, 10 << 20));
         }
         let kept: Vec<String> = kv
             .keys()

@@ -4,6 +4,8 @@
 //! counters and a record each), so the oldest are evicted without ever
 //! listing the store; a lease with an expiry marks the copy under way.
 
+use crate::cache::blob_storage::{StoredBlob, Upload};
+use crate::cache::layout;
 use serde::{Deserialize, Serialize};
 
 /// Bytes of committed blob chunks in the store (an atomic counter).
@@ -40,8 +42,26 @@ pub struct Committed {
 }
 
 impl Committed {
-    pub fn chunk_keys(&self) -> impl Iterator<Item = String> + '_ {
-        (0..self.chunks).map(|n| format!("{}{n}", self.chunk_prefix))
+    /// The blob whose bytes evicting this record removes; none for a
+    /// manifest. Its upload is read back from `chunk_prefix`
+    /// (`cache/chunk/<scope>/<digest>/<upload>/`), the records' layout
+    /// since before blob backends.
+    pub fn stored_blob(&self) -> Option<StoredBlob> {
+        if self.manifest {
+            return None;
+        }
+        let first_chunk = format!("{}0", self.chunk_prefix);
+        let (scope, digest, id) = layout::chunk_of(&first_chunk)?;
+        let parts = self.chunks.max(1);
+        Some(StoredBlob {
+            upload: Upload {
+                scope: layout::Scope::from_key_part(scope),
+                digest: digest.to_string(),
+                id: id.to_string(),
+            },
+            size: self.size,
+            part_size: self.size.div_ceil(parts).max(1),
+        })
     }
 }
 
@@ -110,18 +130,28 @@ mod tests {
     }
 
     #[test]
-    fn chunk_keys_follow_the_prefix() {
+    fn a_record_names_its_blob() {
         let c = Committed {
             blob_key: "b".into(),
             upload: "u".into(),
-            chunk_prefix: "cache/chunk/s/d/u/".into(),
-            chunks: 2,
-            size: 3,
+            chunk_prefix: "cache/chunk/s/sha256:d/u/".into(),
+            chunks: 3,
+            size: 10,
             manifest: false,
         };
+        let blob = c.stored_blob().unwrap();
         assert_eq!(
-            c.chunk_keys().collect::<Vec<_>>(),
-            ["cache/chunk/s/d/u/0", "cache/chunk/s/d/u/1"]
+            (blob.upload.scope.as_str(), blob.upload.digest.as_str()),
+            ("s", "sha256:d")
+        );
+        assert_eq!((blob.upload.id.as_str(), blob.parts()), ("u", 3));
+        assert!(
+            Committed {
+                manifest: true,
+                ..c
+            }
+            .stored_blob()
+            .is_none()
         );
     }
 }

@@ -224,15 +224,26 @@ impl TagEntry {
     }
 }
 
-/// A blob whose chunks are all stored and whose digest matched.
+/// A blob whose bytes are all stored and whose digest matched.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlobEntry {
     pub size: u64,
+    /// Its parts' size (all but the last).
     pub chunk_size: u64,
-    /// Which write of the blob the chunks belong to.
+    /// Which write of the blob holds its bytes.
     pub upload: String,
     pub private: bool,
     pub media_type: String,
+    /// The [`BlobStorage::name`] of the backend that holds the bytes: an
+    /// entry of another is a miss. Entries before backends were kv chunks.
+    ///
+    /// [`BlobStorage::name`]: crate::cache::blob_storage::BlobStorage::name
+    #[serde(default = "kv_store")]
+    pub store: String,
+}
+
+fn kv_store() -> String {
+    "kv".to_string()
 }
 
 impl BlobEntry {
@@ -338,6 +349,7 @@ mod tests {
             upload: "u".into(),
             private: false,
             media_type: String::new(),
+            store: kv_store(),
         };
         assert_eq!(b.chunks(), 3);
     }

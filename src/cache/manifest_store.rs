@@ -3,6 +3,7 @@
 //! Docker Hub does not count) and fetched again only when the digest moved;
 //! served stale while the upstream fails.
 
+use crate::cache::blob_storage;
 use crate::cache::budget as cache_budget;
 use crate::cache::layout::{ManifestEntry, Scope, TagEntry, TagState};
 use crate::cache::tag_entries::{load_tag, store, store_tag, variants};
@@ -254,9 +255,8 @@ async fn fetch<H: Host>(
     };
     let key = scope.manifest_key(repo.as_str(), &digest);
     // Under a key budget each manifest is one of its keys: bounded there.
-    if store(host, &key, &entry.encode(&bytes)) && host.cache().holds_blobs() {
-        let max = cache_budget::max_size(host);
-        cache_budget::admit_manifest(host.cache().as_ref(), &key, bytes.len() as u64, max);
+    if store(host, &key, &entry.encode(&bytes)) {
+        admit(host, &key, bytes.len() as u64).await;
     }
     if let Some(key) = tag_key {
         remember_tag(call, &key, &digest, &media_type, bytes.len() as u64);
@@ -273,6 +273,20 @@ async fn fetch<H: Host>(
 
 /// The manifest's digest, if it is the one asked for (by digest) or the
 /// one the upstream announced (by tag).
+/// Counts a stored manifest against the bound, evicting through the blob
+/// storage; under a key budget (no blob storage) it is one of its keys.
+async fn admit<H: Host>(host: &H, key: &str, size: u64) {
+    match blob_storage::open(host) {
+        Ok(Some(storage)) if host.cache().holds_blobs() => {
+            let max = cache_budget::max_size(host);
+            let cache = host.cache();
+            cache_budget::admit_manifest(cache.as_ref(), storage.as_ref(), key, size, max).await
+        }
+        Ok(_) => {}
+        Err(e) => eprintln!("cache: a manifest is outside the bound: {e}"),
+    }
+}
+
 fn checked_digest(
     bytes: &[u8],
     reference: &Reference,

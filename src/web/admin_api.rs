@@ -98,7 +98,7 @@ async fn api<H: Host>(
         },
         Operation::PutRoute(h) => put_route(host, req, &h).await,
         Operation::DeleteRoute(h) => delete_route(host, &h),
-        cache_op => cache(host, cache_op),
+        cache_op => cache(host, cache_op).await,
     }
 }
 
@@ -155,12 +155,12 @@ fn delete_route<H: Host>(host: &H, h: &str) -> Result<Response<H::Stream>, Regis
     })
 }
 
-fn cache<H: Host>(host: &H, op: Operation) -> Result<Response<H::Stream>, RegistryError> {
+async fn cache<H: Host>(host: &H, op: Operation) -> Result<Response<H::Stream>, RegistryError> {
     let figures = match op {
         Operation::CacheStats => cache_admin::figures(host),
-        Operation::CacheGc => cache_admin::collect_garbage(host),
+        Operation::CacheGc => cache_admin::collect_garbage(host).await,
         Operation::CacheDeleteRepository(r) => cache_admin::delete_repository(host, &r),
-        Operation::CacheDeleteBlob(d) => cache_admin::delete_blob(host, &d),
+        Operation::CacheDeleteBlob(d) => cache_admin::delete_blob(host, &d).await,
         _ => return Err(not_found()),
     };
     Ok(json(200, &figures.map_err(kv_error)?))

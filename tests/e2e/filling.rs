@@ -127,7 +127,7 @@ fn a_slow_first_client_holds_back_neither_the_copy_nor_its_followers() {
 }
 
 /// Blob GETs the open registry saw for `digest`.
-fn upstream_blob_gets(digest: &str) -> usize {
+pub(super) fn upstream_blob_gets(digest: &str) -> usize {
     std::thread::sleep(std::time::Duration::from_millis(300));
     let log = std::fs::read_to_string(env().dir.join("open.log")).unwrap_or_default();
     log.lines()
@@ -137,7 +137,13 @@ fn upstream_blob_gets(digest: &str) -> usize {
 
 /// `n` concurrent GETs of one cold blob, spread over `proxies`: every
 /// client gets the right bytes.
-fn crowd(proxies: &[String], repo: &str, digest: &str, size: usize, n: usize) -> Vec<Reply> {
+pub(super) fn crowd(
+    proxies: &[String],
+    repo: &str,
+    digest: &str,
+    size: usize,
+    n: usize,
+) -> Vec<Reply> {
     let replies: Vec<Result<Reply, String>> = std::thread::scope(|s| {
         let pulls: Vec<_> = (0..n)
             .map(|i| {

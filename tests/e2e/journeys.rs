@@ -14,7 +14,7 @@ fn clients() -> &'static Daemons {
 }
 
 /// How each client names one image, and what it must get.
-struct Journey<'a> {
+pub(super) struct Journey<'a> {
     docker: &'a str,
     ctr: &'a str,
     podman: &'a str,
@@ -38,7 +38,7 @@ fn succeeded(client: &str, out: &std::process::Output) -> String {
 }
 
 impl Journey<'_> {
-    fn run(&self) {
+    pub(super) fn run(&self) {
         let c = clients();
         if let Some((user, password)) = self.login {
             let registry = self.docker.split('/').next().unwrap();
@@ -75,7 +75,7 @@ fn addr(i: usize) -> String {
     env().proxies[i].addr.to_string()
 }
 
-fn plain<'a>(image: &'a str, digest: &'a str) -> Journey<'a> {
+pub(super) fn plain<'a>(image: &'a str, digest: &'a str) -> Journey<'a> {
     Journey {
         docker: image,
         ctr: image,

@@ -13,6 +13,7 @@ mod filling;
 mod hosted;
 mod instances;
 mod journeys;
+mod objects;
 mod operators;
 mod portable;
 mod private;

@@ -151,12 +151,28 @@ impl Garage {
         self.cli(&[&allow[..], &["--key", "proxy-key"]].concat());
     }
 
-    /// Objects in the bucket, as Garage counts them.
-    pub fn bucket_objects(&self) -> u64 {
-        let info = self.cli(&["bucket", "info", BUCKET]);
-        info.lines()
-            .find_map(|l| l.trim().strip_prefix("Objects:"))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no object count in {info}"))
+    /// Every key under `prefix` in the bucket with its size, as node
+    /// `node` lists them.
+    pub fn keys(&self, node: usize, prefix: &str) -> Vec<(String, u64)> {
+        let url = format!(
+            "{}/{BUCKET}?list-type=2&prefix={}",
+            self.endpoints[node],
+            prefix.replace('/', "%2F")
+        );
+        let out = Command::new("curl")
+            .args(["-sf", "--aws-sigv4", &format!("aws:amz:{REGION}:s3")])
+            .args(["--user", &format!("{}:{}", self.key_id, self.secret)])
+            .args(["-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD", &url])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "listing the bucket: {out:?}");
+        let xml = String::from_utf8_lossy(&out.stdout);
+        let listing = rusty_s3::actions::ListObjectsV2::parse_response(&xml).unwrap();
+        assert!(listing.next_continuation_token.is_none(), "over one page");
+        listing
+            .contents
+            .into_iter()
+            .map(|c| (c.key, c.size.unwrap_or_default()))
+            .collect()
     }
 }

@@ -121,7 +121,10 @@ async fn a_completed_upload_reads_whole_and_in_ranges(storage: &dyn BlobStorage)
     // A last part of a few bytes (a store may keep those apart).
     let short = &bytes[..part as usize + 100];
     let blob = stored(storage, "conf~ranges", short, part).await;
-    assert!(read(storage, &blob, 0, blob.size).await == short, "short last part");
+    assert!(
+        read(storage, &blob, 0, blob.size).await == short,
+        "short last part"
+    );
     storage.delete(&blob).await.unwrap();
 }
 

@@ -10,9 +10,12 @@ use std::rc::Rc;
 use std::time::Duration;
 use url::Url;
 
+/// Parts of uploads under way, by upload and number.
+type Parts = HashMap<(Upload, u64), Rc<Vec<u8>>>;
+
 #[derive(Default)]
 pub struct MemoryBlobs {
-    parts: RefCell<HashMap<(Upload, u64), Rc<Vec<u8>>>>,
+    parts: RefCell<Parts>,
     blobs: RefCell<HashMap<Upload, Vec<u8>>>,
 }
 

@@ -1,4 +1,7 @@
 use super::*;
+use crate::cache::blob_storage::kv_chunks::KvChunks;
+use crate::cache::blob_storage::memory::MemoryBlobs;
+use crate::cache::blob_storage::{BlobStorage, Upload};
 use crate::cache::budget::take_lease;
 use crate::cache::eviction::Lease;
 use crate::cache::layout::{BlobEntry, Scope};
@@ -17,12 +20,24 @@ struct Copying {
 /// A copy of `blob`, arriving in `pieces`, with its client's body and the
 /// copy's task.
 fn copying(blob: &[u8], pieces: usize) -> (Copying, Chunks, Tasks) {
-    copying_as(blob, pieces, &format!("sha256:{:x}", Sha256::digest(blob)))
+    copying_as(
+        blob,
+        pieces,
+        &format!("sha256:{:x}", Sha256::digest(blob)),
+        None,
+    )
 }
 
-fn copying_as(blob: &[u8], pieces: usize, digest: &str) -> (Copying, Chunks, Tasks) {
+/// Into `storage`, else key-value chunks in the same store as the index.
+fn copying_as(
+    blob: &[u8],
+    pieces: usize,
+    digest: &str,
+    storage: Option<Rc<dyn BlobStorage>>,
+) -> (Copying, Chunks, Tasks) {
     let digest = digest.to_string();
     let kv = Rc::new(MemoryKv::default());
+    let storage = storage.unwrap_or_else(|| Rc::new(KvChunks::new(kv.clone())));
     let scope = Scope::of(&url::Url::parse("https://r.example").unwrap(), None);
     let store: Rc<dyn Kv> = kv.clone();
     let lease = Lease::new(crate::now(), "u1", "repo", false);
@@ -33,11 +48,17 @@ fn copying_as(blob: &[u8], pieces: usize, digest: &str) -> (Copying, Chunks, Tas
         upload: "u1".into(),
         private: false,
         media_type: "application/octet-stream".into(),
+        store: storage.name(),
+    };
+    let upload = Upload {
+        scope: scope.clone(),
+        digest: digest.clone(),
+        id: "u1".into(),
     };
     let copy = BlobCopy::new(
         store,
-        scope.clone(),
-        &digest,
+        storage,
+        upload,
         entry,
         scope.seen_key("repo", &digest),
         lease,
@@ -115,6 +136,18 @@ fn a_client_far_behind_reads_back_from_the_store() {
 }
 
 #[test]
+fn a_client_far_behind_reads_the_completed_blob_once_its_parts_are_gone() {
+    // The in-memory backend, like a bucket, keeps no parts once complete.
+    let blob: Vec<u8> = (0..=250u8).rev().collect();
+    let digest = format!("sha256:{:x}", Sha256::digest(&blob));
+    let (copying, body, tasks) =
+        copying_as(&blob, 50, &digest, Some(Rc::new(MemoryBlobs::default())));
+    block_on(tasks.run());
+    assert!(copying.committed());
+    assert_eq!(block_on(read_all(body)).unwrap(), blob);
+}
+
+#[test]
 fn a_store_that_refuses_writes_still_streams_and_keeps_nothing() {
     let blob: Vec<u8> = (0..100u8).collect();
     let (copying, body, tasks) = copying(&blob, 5);
@@ -128,7 +161,8 @@ fn a_store_that_refuses_writes_still_streams_and_keeps_nothing() {
 #[test]
 fn a_blob_that_does_not_match_its_digest_is_not_kept() {
     let blob: Vec<u8> = (0..64u8).collect();
-    let (copying, body, tasks) = copying_as(&blob, 3, &format!("sha256:{}", "0".repeat(64)));
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    let (copying, body, tasks) = copying_as(&blob, 3, &wrong, None);
     let (read, ()) = block_on(futures::future::join(read_all(body), tasks.run()));
     assert!(read.is_ok());
     assert!(!copying.committed());

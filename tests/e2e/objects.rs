@@ -1,0 +1,259 @@
+//! Blobs in an S3-compatible bucket (a real Garage) under real Spin: every
+//! client pulls through it with the upstream gone, a cached blob is a
+//! redirect to a presigned URL, a crowd on two instances sharing Redis and
+//! one bucket costs one upstream GET, and a three-node cluster that loses a
+//! node during pulls loses nothing.
+
+use super::common::*;
+use super::filling::{crowd, upstream_blob_gets};
+use super::journeys::plain;
+use super::support::garage::Garage;
+use super::support::{self, env, registry, rt, spin};
+use std::sync::OnceLock;
+
+/// One Garage node for the tests of this module; each keeps to its own
+/// key prefix.
+fn garage() -> &'static Garage {
+    static GARAGE: OnceLock<Garage> = OnceLock::new();
+    GARAGE.get_or_init(|| Garage::start(&env().dir.join("garage"), 1))
+}
+
+/// The variables that put blobs in `garage` (through node `node`) under
+/// `prefix`.
+fn s3_variables(garage: &Garage, node: usize, prefix: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("blob_store", "s3".into()),
+        ("s3_endpoint", garage.endpoints[node].clone()),
+        ("s3_region", support::garage::REGION.into()),
+        ("s3_bucket", support::garage::BUCKET.into()),
+        ("s3_access_key_id", garage.key_id.clone()),
+        ("s3_secret_access_key", garage.secret.clone()),
+        ("s3_path_style", "true".into()),
+        ("s3_prefix", prefix.into()),
+    ]
+}
+
+fn start(app: &std::path::Path, name: &str, vars: &[(&'static str, String)]) -> spin::Instance {
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    spin::Instance::start(app, name, &vars)
+}
+
+/// The blobs under `prefix`, and the parts of copies left there.
+fn stored(garage: &Garage, prefix: &str) -> (Vec<(String, u64)>, usize) {
+    let blobs = garage.keys(0, &format!("{prefix}blobs/"));
+    let parts = garage.keys(0, &format!("{prefix}uploads/")).len();
+    (blobs, parts)
+}
+
+#[test]
+fn every_client_pulls_from_the_bucket_with_the_upstream_gone() {
+    let e = env();
+    let g = garage();
+    let down = rt().block_on(registry::start(&e.dir, "objects-down", ""));
+    let image = rt().block_on(registry::push_image(
+        down,
+        "objects/down",
+        "v1",
+        "objects-down",
+        "amd64",
+    ));
+    let app = spin::derive_app(&e.dir.join("objects-down"), &spin::Store::Sqlite, true);
+    let mut vars = s3_variables(g, 0, "down/");
+    vars.push(("default_upstream", format!("http://{down}")));
+    let proxy = start(&app, "a", &vars);
+    assert_eq!(
+        pulled_digest(&proxy.url(), "objects/down:v1", None, false),
+        image.digest
+    );
+    // Two layers and the config, each one object, once checked.
+    settles("three blobs in the bucket", || {
+        stored(g, "down/").0.len() == 3
+    });
+    registry::stop(&e.dir, "objects-down");
+    let name = format!("{}/objects/down:v1", proxy.addr);
+    plain(&name, &image.digest).run();
+    let (blobs, parts) = stored(g, "down/");
+    assert_eq!((blobs.len(), parts), (3, 0), "{blobs:?}");
+    let layer = format!("{}/v2/objects/down/blobs/{}", proxy.url(), image.layers[0]);
+    let r = get(&layer, &[]);
+    assert_eq!((r.status, r.header("x-cache")), (200, Some("HIT")));
+    assert_eq!(registry::sha256(&r.body), image.layers[0]);
+    // Bytes in the bucket: the blobs', not a byte more.
+    let kept: u64 = blobs
+        .iter()
+        .filter(|(k, _)| k.contains(&image.layers[0]))
+        .map(|(_, size)| size)
+        .sum();
+    assert_eq!(kept, r.body.len() as u64);
+    let ranged = get(&layer, &[("range", "bytes=10-19")]);
+    assert_eq!((ranged.status, &ranged.body[..]), (206, &r.body[10..20]));
+    let head = send("HEAD", &layer, &[], "");
+    assert_eq!(
+        head.header("content-length"),
+        Some(r.body.len().to_string().as_str())
+    );
+    proxy.stop();
+}
+
+#[test]
+fn a_cached_blob_is_a_redirect_to_a_presigned_url() {
+    let e = env();
+    let g = garage();
+    let image = rt().block_on(registry::push_image(
+        e.open,
+        "objects/redirect",
+        "v1",
+        "objects-redirect",
+        "amd64",
+    ));
+    // Two instances on one cache store and one bucket: one streams, one
+    // redirects.
+    let app = spin::derive_app(&e.dir.join("objects-redirect"), &spin::Store::Sqlite, true);
+    let mut vars = s3_variables(g, 0, "redirect/");
+    vars.push(("default_upstream", format!("http://{}", e.open)));
+    let streams = start(&app, "stream", &vars);
+    vars.push(("blob_delivery", "redirect".into()));
+    let redirects = start(&app, "redirect", &vars);
+    let path = format!("/v2/objects/redirect/blobs/{}", image.layers[1]);
+    let r = get(&format!("{}{path}", streams.url()), &[]);
+    assert_eq!((r.status, r.header("x-cache")), (200, Some("MISS")));
+    settles("the blob in the bucket", || {
+        stored(g, "redirect/").0.len() == 1
+    });
+
+    let before = upstream_blob_gets(&image.layers[1]);
+    let r = get(&format!("{}{path}", redirects.url()), &[]);
+    assert_eq!(r.status, 307, "{}", r.text());
+    let location = r.header("location").unwrap().to_string();
+    assert!(location.starts_with(&g.endpoints[0]), "{location}");
+    assert!(location.contains("X-Amz-Signature="), "{location}");
+    assert!(!location.contains(&g.secret), "the secret is in the URL");
+    assert_eq!(r.header("x-cache"), Some("HIT"));
+    let blob = get(&location, &[]);
+    assert_eq!(blob.status, 200);
+    assert_eq!(registry::sha256(&blob.body), image.layers[1]);
+    assert_eq!(
+        upstream_blob_gets(&image.layers[1]),
+        before,
+        "went upstream"
+    );
+    streams.stop();
+    redirects.stop();
+}
+
+#[test]
+fn a_crowd_on_two_instances_sharing_redis_and_a_bucket_fetches_once() {
+    let e = env();
+    let g = garage();
+    let dir = e.dir.join("objects-crowd");
+    let (redis, port) = support::redis::start(&dir);
+    let app = spin::derive_app(&dir.join("app"), &spin::Store::Redis(port), true);
+    let mut vars = s3_variables(g, 0, "crowd/");
+    vars.push(("default_upstream", format!("http://{}", e.open)));
+    let instances = [start(&app, "a", &vars), start(&app, "b", &vars)];
+    let size = 48 << 20;
+    let digest = rt().block_on(registry::push_big_blob(
+        e.open,
+        "objects/crowd",
+        91,
+        size as u64,
+    ));
+    let urls: Vec<String> = instances.iter().map(spin::Instance::url).collect();
+    crowd(&urls, "objects/crowd", &digest, size, 16);
+    assert_eq!(
+        upstream_blob_gets(&digest),
+        1,
+        "the crowd fetched more than once"
+    );
+    settles("the blob in the bucket, its parts gone", || {
+        let (blobs, parts) = stored(g, "crowd/");
+        blobs.len() == 1 && parts == 0
+    });
+    assert_eq!(stored(g, "crowd/").0[0].1, size as u64);
+    for i in &instances {
+        let r = get(&format!("{}/v2/objects/crowd/blobs/{digest}", i.url()), &[]);
+        assert_eq!((r.status, r.header("x-cache")), (200, Some("HIT")));
+        assert_eq!(registry::sha256(&r.body), digest);
+    }
+    for i in &instances {
+        i.stop();
+    }
+    redis.stop();
+}
+
+#[test]
+fn a_three_node_cluster_that_loses_a_node_during_pulls_loses_nothing() {
+    let e = env();
+    let cluster = Garage::start(&e.dir.join("garage-cluster"), 3);
+    let app = spin::derive_app(&e.dir.join("objects-cluster"), &spin::Store::Sqlite, true);
+    let mut vars = s3_variables(&cluster, 0, "cluster/");
+    vars.push(("default_upstream", format!("http://{}", e.open)));
+    let proxy = start(&app, "a", &vars);
+    let size = 32 << 20;
+    let digest = rt().block_on(registry::push_big_blob(
+        e.open,
+        "objects/cluster",
+        93,
+        size as u64,
+    ));
+    let url = proxy.url();
+    std::thread::scope(|s| {
+        let pulls = s.spawn(|| {
+            crowd(
+                std::slice::from_ref(&url),
+                "objects/cluster",
+                &digest,
+                size,
+                6,
+            )
+        });
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        cluster.nodes[2].stop();
+        pulls.join().unwrap();
+    });
+    // A request to the cluster may wait out the lost node (bounded by the
+    // proxy's 30 s for each bucket request).
+    let committed = || cluster.keys(0, "cluster/blobs/").len() == 1;
+    for _ in 0..400 {
+        if committed() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let log = proxy.component_log();
+    assert!(committed(), "{:?} {log}", cluster.keys(0, "cluster/"));
+    // Read back with the node still gone: two of three answer for it.
+    let r = get(&format!("{url}/v2/objects/cluster/blobs/{digest}"), &[]);
+    assert_eq!((r.status, r.header("x-cache")), (200, Some("HIT")));
+    assert_eq!(registry::sha256(&r.body), digest);
+    proxy.stop();
+    for node in &cluster.nodes {
+        node.stop();
+    }
+}
+
+#[test]
+fn a_missing_bucket_setting_is_named_and_manifests_still_serve() {
+    let e = env();
+    let app = spin::derive_app(&e.dir.join("objects-unset"), &spin::Store::Sqlite, true);
+    let upstream = format!("http://{}", e.open);
+    let vars = [
+        ("default_upstream", upstream.as_str()),
+        ("blob_store", "s3"),
+        ("s3_endpoint", "http://127.0.0.1:1"),
+    ];
+    let proxy = spin::Instance::start(&app, "a", &vars);
+    let single = &e.single;
+    let r = get(
+        &format!("{}/v2/test/single/blobs/{}", proxy.url(), single.layers[0]),
+        &[],
+    );
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.text().contains("s3_region"), "{}", r.text());
+    let m = get(
+        &format!("{}/v2/test/single/manifests/v1", proxy.url()),
+        &[("accept", ACCEPT_ALL)],
+    );
+    assert_eq!(m.status, 200);
+    proxy.stop();
+}
