@@ -19,14 +19,20 @@ use std::rc::Rc;
 /// Parts between renewals of the copy's lease.
 const LEASE_RENEWAL: u64 = 8;
 
-/// Parts handed to the storage in one write: a SQLite store commits (and
-/// syncs) once per write, so four 1 MiB chunks at a time take about half
-/// as long; a bucket takes them in parallel.
-const WRITE_BATCH: usize = 4;
+/// Bytes handed to the storage in one write, in whole parts (one at
+/// least): a SQLite store commits (and syncs) once per write, so four 1 MiB
+/// chunks at a time take about half as long. A bucket's parts are 5 MiB:
+/// one at a time, so no more of them wait in memory.
+const WRITE_BATCH: u64 = 4 << 20;
 
-/// Stored parts kept in memory until the client has read them, so a
-/// client a little behind does not read its copy back from the storage.
-const KEPT_STORED: u64 = 2;
+/// Bytes of stored parts kept in memory until the client has read them
+/// (one part at least), so a client a little behind does not read its
+/// copy back from the storage.
+const KEPT_STORED: u64 = 2 << 20;
+
+/// The most bytes handed to the client from memory at once: a part may be
+/// megabytes, and each piece is a copy.
+const MEMORY_PIECE: usize = 1 << 20;
 
 /// Marks a blob as the upstream's in one repository.
 pub(super) fn remember(kv: &dyn Kv, seen_key: &str) {
@@ -57,7 +63,7 @@ pub struct BlobCopy {
     pub(super) upload: Upload,
     entry: BlobEntry,
     /// Whole parts from number `first_held` on: the stored ones the client
-    /// has not read yet (at most [`KEPT_STORED`]), then those not stored
+    /// has not read yet (at most [`KEPT_STORED`] bytes), then those not stored
     /// yet; then the part being filled.
     whole: std::collections::VecDeque<Rc<Vec<u8>>>,
     first_held: u64,
@@ -145,7 +151,8 @@ impl BlobCopy {
         }
         let index = (n - self.first_held) as usize;
         let part = self.whole.get(index).map_or(&self.buf, |p| p.as_ref());
-        Held::Memory(part[offset..].to_vec())
+        let end = part.len().min(offset + MEMORY_PIECE);
+        Held::Memory(part[offset..end].to_vec())
     }
 
     /// The parts the client has read go (while storing, only stored ones).
@@ -160,10 +167,11 @@ impl BlobCopy {
         }
     }
 
-    /// Stored parts past [`KEPT_STORED`] go: a client that far behind
+    /// Stored parts past [`KEPT_STORED`] bytes go: a client that far behind
     /// reads them back from the storage.
     fn trim(&mut self) {
-        while self.first_held + KEPT_STORED < self.stored && !self.whole.is_empty() {
+        let kept = (KEPT_STORED / self.part_size() as u64).max(1);
+        while self.first_held + kept < self.stored && !self.whole.is_empty() {
             self.whole.pop_front();
             self.first_held += 1;
         }
@@ -181,11 +189,12 @@ impl BlobCopy {
         if all && !self.buf.is_empty() {
             self.whole.push_back(Rc::new(std::mem::take(&mut self.buf)));
         }
-        let ready = self.unstored() >= WRITE_BATCH || all && self.unstored() > 0;
+        let batch = (WRITE_BATCH / self.part_size() as u64).max(1) as usize;
+        let ready = self.unstored() >= batch || all && self.unstored() > 0;
         if !self.storing || self.handed > self.stored || !ready {
             return None;
         }
-        let take = self.unstored().min(WRITE_BATCH);
+        let take = self.unstored().min(batch);
         let skip = self.whole.len() - self.unstored();
         self.handed = self.stored + take as u64;
         let batch = self.whole.iter().skip(skip).take(take).cloned().collect();

@@ -343,6 +343,7 @@ async fn stored_piece(tee: &Rc<RefCell<Tee>>, n: u64, offset: usize) -> Result<V
         other => return Err(format!("a copy's stored part went missing ({other:?})")),
     };
     match part.get(offset..) {
+        Some(rest) if !rest.is_empty() && offset == 0 => Ok(part),
         Some(rest) if !rest.is_empty() => Ok(rest.to_vec()),
         _ => Err(format!("a copy's stored part {n} is short")),
     }

@@ -139,7 +139,7 @@ impl BlobStorage for S3Blobs {
         Box::pin(async move {
             let puts = (first..).zip(parts).map(|(n, bytes)| {
                 let key = self.part_key(upload, n);
-                async move { self.bucket.put(&key, bytes.to_vec()).await }
+                async move { self.bucket.put(&key, bytes).await }
             });
             let results: Vec<Result<(), String>> = futures::stream::iter(puts)
                 .buffered(PARALLEL)

@@ -22,6 +22,8 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 const XML_LIMIT: usize = 4 << 20;
 /// Keys per `DeleteObjects` request: S3's own limit.
 const DELETE_BATCH: usize = 1000;
+/// Bytes of a part handed to the runtime at a time.
+const SEND_PIECE: usize = 256 << 10;
 const S3_XML_NS: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
 
 pub struct Bucket {
@@ -103,7 +105,7 @@ impl Bucket {
     ) -> Result<Vec<u8>, String> {
         let response = self.send(method, url, headers, body).await?;
         let status = response.status;
-        let bytes = read_all(response.body, XML_LIMIT).await?;
+        let bytes = read_all(response.body, XML_LIMIT, None).await?;
         if !(200..300).contains(&status) {
             return Err(format!(
                 "the bucket answered {method} with {status} {}",
@@ -113,16 +115,21 @@ impl Bucket {
         Ok(bytes)
     }
 
-    pub async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), String> {
+    /// An object of `bytes`, sent from them in pieces (not copied whole:
+    /// the copy still holds them for its client).
+    pub async fn put(&self, key: &str, bytes: Rc<Vec<u8>>) -> Result<(), String> {
         let url = self
             .bucket
             .put_object(Some(&self.credentials), key)
             .sign(SIGN_TTL);
         let mut headers = Headers::default();
         headers.push("content-length", bytes.len().to_string());
-        self.ok("PUT", url, headers, Body::Bytes(bytes))
-            .await
-            .map(drop)
+        let len = bytes.len();
+        let pieces = (0..len)
+            .step_by(SEND_PIECE)
+            .map(move |at| Ok(bytes[at..(at + SEND_PIECE).min(len)].to_vec()));
+        let body = Body::Generated(Box::pin(futures::stream::iter(pieces)));
+        self.ok("PUT", url, headers, body).await.map(drop)
     }
 
     /// An object of at most `limit` bytes; `None` when there is none.
@@ -135,7 +142,8 @@ impl Bucket {
             .send("GET", url, Headers::default(), Body::Empty)
             .await?;
         let status = response.status;
-        let bytes = read_all(response.body, limit).await?;
+        let length = response.headers.get("content-length");
+        let bytes = read_all(response.body, limit, length).await?;
         match status {
             200 => Ok(Some(bytes)),
             404 => Ok(None),
@@ -167,7 +175,9 @@ impl Bucket {
                 .await
                 .map_err(|e| format!("the bucket cannot be reached: {e:?}"))?;
             if !matches!(response.status, 200 | 206) {
-                let bytes = read_all(response.body, XML_LIMIT).await.unwrap_or_default();
+                let bytes = read_all(response.body, XML_LIMIT, None)
+                    .await
+                    .unwrap_or_default();
                 let code = s3_code(&bytes);
                 return Err(format!(
                     "the bucket answered a blob GET with {} {code}",
@@ -344,7 +354,7 @@ impl Bucket {
         headers.push("content-length", bytes.len().to_string());
         let response = self.send("PUT", url, headers, Body::Bytes(bytes)).await?;
         let etag = response.headers.get("etag").map(str::to_string);
-        let answer = read_all(response.body, XML_LIMIT).await?;
+        let answer = read_all(response.body, XML_LIMIT, None).await?;
         match (response.status, etag) {
             (200, Some(etag)) => Ok(etag),
             (status, _) => Err(format!(
@@ -453,14 +463,20 @@ impl Bucket {
     }
 }
 
-/// A body of at most `limit` bytes.
-async fn read_all(body: Body<Chunks>, limit: usize) -> Result<Vec<u8>, String> {
+/// A body of at most `limit` bytes, `length` long if the answer said so
+/// (read into one allocation of that size: a part is megabytes).
+async fn read_all(
+    body: Body<Chunks>,
+    limit: usize,
+    length: Option<&str>,
+) -> Result<Vec<u8>, String> {
     let mut chunks = match body {
         Body::Empty => return Ok(Vec::new()),
         Body::Bytes(b) => return Ok(b),
         Body::Stream(c) | Body::Generated(c) => c,
     };
-    let mut out = Vec::new();
+    let length = length.and_then(|l| l.parse::<usize>().ok()).unwrap_or(0);
+    let mut out = Vec::with_capacity(length.min(limit));
     while let Some(chunk) = chunks.next().await {
         out.extend(chunk?);
         if out.len() > limit {
