@@ -13,6 +13,7 @@
 //! blob's key serves it in one piece.
 
 mod config;
+mod multipart;
 mod requests;
 
 pub use config::S3Config;
