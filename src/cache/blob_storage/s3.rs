@@ -205,5 +205,6 @@ impl BlobStorage for S3Blobs {
     }
 }
 
-#[cfg(test)]
-pub mod tests;
+// Against a Garage server, with the native test clients (not in wasm).
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests;
