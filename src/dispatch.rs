@@ -4,7 +4,7 @@
 
 use crate::auth::access::{Decided, UpstreamAuth, admissible, login_applies, upstream_auth};
 use crate::auth::{scope, token, token_request};
-use crate::cache::{blob_store, manifest_store};
+use crate::cache::{blob_redirect, blob_store, manifest_store};
 use crate::host::{Body, Host, Request, Response};
 use crate::oci::endpoint::{Endpoint, PathError};
 use crate::oci::error::{ErrorCode, RegistryError};
@@ -198,7 +198,7 @@ async fn dispatch<H: Host>(
             if method == "GET" && delivery::mode(&call) == BlobDelivery::Redirect =>
         {
             let cached = match blob_caching {
-                true => blob_store::presigned_redirect(&call, digest).await?,
+                true => blob_redirect::answer(&call, digest).await?,
                 false => None,
             };
             match cached {

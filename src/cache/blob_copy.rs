@@ -16,8 +16,9 @@ use crate::cache::layout::BlobEntry;
 use crate::host::Kv;
 use std::rc::Rc;
 
-/// Parts between renewals of the copy's lease.
-const LEASE_RENEWAL: u64 = 8;
+/// Bytes stored or checked between renewals of the copy's lease (one part
+/// at least; a bucket's parts are 5 MiB).
+const LEASE_RENEWAL: u64 = 8 << 20;
 
 /// Bytes handed to the storage in one write, in whole parts (one at
 /// least): a SQLite store commits (and syncs) once per write, so four 1 MiB
@@ -212,9 +213,20 @@ impl BlobCopy {
         let before = self.stored;
         self.stored += parts as u64;
         self.trim();
-        if before / LEASE_RENEWAL != self.stored / LEASE_RENEWAL {
+        let every = self.renewal_parts();
+        if before / every != self.stored / every {
             self.lease.renew();
         }
+    }
+
+    fn renewal_parts(&self) -> u64 {
+        (LEASE_RENEWAL / self.part_size() as u64).max(1)
+    }
+
+    /// Keeps the lease while the copy does something long (completing it
+    /// in a bucket is requests of its own).
+    pub(super) fn renew_lease(&mut self) {
+        self.lease.renew();
     }
 
     /// At the end of the upstream body: whether it had the blob's length.
@@ -235,7 +247,7 @@ impl BlobCopy {
         if !self.storing || n >= self.stored {
             return false;
         }
-        if (n + 1).is_multiple_of(LEASE_RENEWAL) {
+        if (n + 1).is_multiple_of(self.renewal_parts()) {
             self.lease.renew();
         }
         true

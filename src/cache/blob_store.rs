@@ -44,48 +44,12 @@ pub async fn get<H: Host>(
     {
         return call.relay().await;
     }
-    miss(call, storage, scope, digest, repo, seen_key).await
-}
-
-/// How long a presigned URL of a cached blob holds: the client follows it
-/// at once.
-const PRESIGNED_TTL: std::time::Duration = std::time::Duration::from_secs(300);
-
-/// With `blob_delivery = redirect`: a cached blob this client may have, as
-/// a `307` to a presigned URL of it, so no byte of it passes through the
-/// proxy; `None` when there is none (or the storage has no such URLs).
-pub async fn presigned_redirect<H: Host>(
-    call: &Call<'_, H>,
-    digest: &Digest,
-) -> Result<Option<Response<H::Stream>>, RegistryError> {
-    let Some(storage) = storage_of(call.host)? else {
-        return Ok(None);
-    };
-    let scope = super::scope(call);
-    let repo = call.upstream_name.as_ref().map(|n| n.as_str());
-    let seen_key = scope.seen_key(repo.unwrap_or_default(), digest.as_str());
-    let Some(entry) = hit(call, storage.as_ref(), &scope, digest, &seen_key).await? else {
-        return Ok(None);
-    };
-    let blob = stored_blob(&entry, &scope, digest.as_str());
-    let Some(url) = storage.presigned_get(&blob, PRESIGNED_TTL) else {
-        return Ok(None);
-    };
-    let mut headers = Headers::default();
-    headers.push("location", url.as_str());
-    headers.push("docker-content-digest", digest.as_str());
-    headers.push("cache-control", "no-store");
-    headers.push("x-cache", "HIT");
-    Ok(Some(Response {
-        status: 307,
-        headers,
-        body: Body::Empty,
-    }))
+    miss(call, storage, scope, digest, repo).await
 }
 
 /// The cached entry of `digest` that may answer this call (counted as a
 /// hit), if any.
-async fn hit<H: Host>(
+pub(super) async fn hit<H: Host>(
     call: &Call<'_, H>,
     storage: &dyn BlobStorage,
     scope: &Scope,
@@ -112,7 +76,7 @@ async fn hit<H: Host>(
 
 /// The blob storage, `None` where blobs are not kept (a key budget
 /// without a bucket), or a 503 naming the setting that stops it.
-fn storage_of<H: Host>(host: &H) -> Result<Option<Rc<dyn BlobStorage>>, RegistryError> {
+pub(super) fn storage_of<H: Host>(host: &H) -> Result<Option<Rc<dyn BlobStorage>>, RegistryError> {
     blob_storage::open(host).map_err(|e| {
         eprintln!("cache: {e}");
         RegistryError::new(503, ErrorCode::Unknown, e)
@@ -120,7 +84,7 @@ fn storage_of<H: Host>(host: &H) -> Result<Option<Rc<dyn BlobStorage>>, Registry
 }
 
 /// The stored blob an entry of `digest` in `scope` names.
-fn stored_blob(entry: &BlobEntry, scope: &Scope, digest: &str) -> StoredBlob {
+pub(super) fn stored_blob(entry: &BlobEntry, scope: &Scope, digest: &str) -> StoredBlob {
     StoredBlob {
         upload: Upload {
             scope: scope.clone(),
@@ -139,7 +103,6 @@ async fn miss<H: Host>(
     scope: Scope,
     digest: &Digest,
     repo: &str,
-    seen_key: String,
 ) -> Result<Response<H::Stream>, RegistryError> {
     let host = call.host;
     let lease_key = scope.lease_key(digest.as_str());
@@ -156,7 +119,7 @@ async fn miss<H: Host>(
         }
         return call.relay().await;
     };
-    copy(call, storage, scope, digest, seen_key, lease).await
+    copy(call, storage, scope, digest, lease).await
 }
 
 /// The upstream's blob, streamed to the client and copied into the cache
@@ -166,8 +129,7 @@ async fn copy<H: Host>(
     storage: Rc<dyn BlobStorage>,
     scope: Scope,
     digest: &Digest,
-    seen_key: String,
-    mut lease: HeldLease,
+    lease: HeldLease,
 ) -> Result<Response<H::Stream>, RegistryError> {
     let host = call.host;
     let resp = call.upstream("GET").await?;
@@ -191,33 +153,8 @@ async fn copy<H: Host>(
     };
     headers.push("x-cache", "MISS");
     stats::record(host, Outcome::Miss);
-    let media_type = headers
-        .get("content-type")
-        .unwrap_or("application/octet-stream")
-        .to_string();
-    lease.describe(size, &media_type);
-    let entry = BlobEntry {
-        size,
-        chunk_size: storage.part_size(settings.chunk_size),
-        upload: lease.lease().upload.clone(),
-        private: lease.lease().private,
-        media_type,
-        store: storage.name(),
-    };
-    let upload = Upload {
-        scope,
-        digest: digest.as_str().to_string(),
-        id: entry.upload.clone(),
-    };
-    let copy = BlobCopy::new(
-        host.cache(),
-        storage,
-        upload,
-        entry,
-        seen_key,
-        lease,
-        max_size,
-    );
+    let media_type = headers.get("content-type").map(str::to_string);
+    let copy = new_copy(call, storage, scope, digest, lease, size, media_type);
     Ok(Response {
         status: 200,
         headers,
@@ -228,6 +165,39 @@ async fn copy<H: Host>(
             host.timer(),
         )),
     })
+}
+
+/// The copy of `digest`, `size` bytes long, under `lease`; it says what it
+/// is in the lease, so others can follow it.
+pub(super) fn new_copy<H: Host>(
+    call: &Call<'_, H>,
+    storage: Rc<dyn BlobStorage>,
+    scope: Scope,
+    digest: &Digest,
+    mut lease: HeldLease,
+    size: u64,
+    media_type: Option<String>,
+) -> BlobCopy {
+    let repo = call.upstream_name.as_ref().map(|n| n.as_str());
+    let seen_key = scope.seen_key(repo.unwrap_or_default(), digest.as_str());
+    let media_type = media_type.unwrap_or_else(|| "application/octet-stream".to_string());
+    lease.describe(size, &media_type);
+    let entry = BlobEntry {
+        size,
+        chunk_size: storage.part_size(call.target.route.cache.chunk_size),
+        upload: lease.lease().upload.clone(),
+        private: lease.lease().private,
+        media_type,
+        store: storage.name(),
+    };
+    let upload = Upload {
+        scope,
+        digest: digest.as_str().to_string(),
+        id: entry.upload.clone(),
+    };
+    let kv = call.host.cache();
+    let max_size = cache_budget::max_size(call.host);
+    BlobCopy::new(kv, storage, upload, entry, seen_key, lease, max_size)
 }
 
 /// After a delete in one repository: the blob is no longer served there

@@ -17,7 +17,7 @@
 //! and the followers waiting for the commit matter more.
 
 use crate::cache::blob_copy::{self, BlobCopy, Held};
-use crate::host::{Chunks, Tasks, Timer};
+use crate::host::{Chunks, Task, Tasks, Timer};
 use futures::StreamExt;
 use sha2::{Digest as _, Sha256};
 use std::cell::RefCell;
@@ -59,6 +59,18 @@ struct Tee {
 }
 
 impl Tee {
+    fn new(copy: BlobCopy, reader_gone: bool) -> Self {
+        Self {
+            copy,
+            upstream: Upstream::Coming,
+            read: 0,
+            reader_gone,
+            reader_slow: false,
+            reader: None,
+            pump: None,
+        }
+    }
+
     fn wake_reader(&mut self) {
         if let Some(w) = self.reader.take() {
             w.wake();
@@ -77,17 +89,19 @@ pub fn start<S>(copy: BlobCopy, upstream: S, alongside: Tasks, timer: Rc<dyn Tim
 where
     S: futures::Stream<Item = Result<Vec<u8>, String>> + Unpin + 'static,
 {
-    let tee = Rc::new(RefCell::new(Tee {
-        copy,
-        upstream: Upstream::Coming,
-        read: 0,
-        reader_gone: false,
-        reader_slow: false,
-        reader: None,
-        pump: None,
-    }));
+    let tee = Rc::new(RefCell::new(Tee::new(copy, false)));
     alongside.push(Box::pin(pump(tee.clone(), upstream, timer)));
     reader(tee)
+}
+
+/// `copy` of `upstream` with no client reading it, as work to run: at the
+/// upstream's pace, to its commit.
+pub fn unread<S>(copy: BlobCopy, upstream: S, timer: Rc<dyn Timer>) -> Task
+where
+    S: futures::Stream<Item = Result<Vec<u8>, String>> + Unpin + 'static,
+{
+    let tee = Rc::new(RefCell::new(Tee::new(copy, true)));
+    Box::pin(pump(tee, upstream, timer))
 }
 
 /// Reads the upstream into the copy until it ends, then checks the copy;
@@ -244,6 +258,7 @@ async fn verify(tee: &Rc<RefCell<Tee>>) {
     if !tee.borrow().copy.storing || !tee.borrow().copy.matches(&hash) {
         return;
     }
+    tee.borrow_mut().copy.renew_lease();
     if let Err(e) = storage.complete(&blob).await {
         return eprintln!("cache: cannot complete a blob: {e}");
     }

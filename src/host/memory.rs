@@ -200,6 +200,7 @@ impl MemoryHost {
 
     /// Work left beside the answer (a blob's copy), run to its end.
     pub async fn settle(&self) {
+        self.alongside.close();
         self.alongside.run().await;
     }
 }

@@ -164,20 +164,50 @@ pub type Task = Pin<Box<dyn Future<Output = ()>>>;
 
 /// The request's queue of [`Task`]s, that body streams can keep.
 #[derive(Clone, Default)]
-pub struct Tasks(Rc<std::cell::RefCell<Vec<Task>>>);
+pub struct Tasks(Rc<std::cell::RefCell<Queue>>);
+
+#[derive(Default)]
+struct Queue {
+    tasks: Vec<Task>,
+    /// No task is pushed after the answer is made.
+    closed: bool,
+    waiting: Option<std::task::Waker>,
+}
 
 impl Tasks {
     pub fn push(&self, task: Task) {
-        self.0.borrow_mut().push(task);
+        let mut queue = self.0.borrow_mut();
+        queue.tasks.push(task);
+        if let Some(w) = queue.waiting.take() {
+            w.wake();
+        }
     }
 
-    /// Runs the tasks, and any they leave, in turn.
+    /// The answer is made: [`Tasks::run`] ends once the tasks left have.
+    pub fn close(&self) {
+        let mut queue = self.0.borrow_mut();
+        queue.closed = true;
+        if let Some(w) = queue.waiting.take() {
+            w.wake();
+        }
+    }
+
+    /// Runs the tasks, and any they leave, in turn, until the queue is
+    /// closed and empty.
     pub async fn run(&self) {
         loop {
-            let next = {
-                let mut tasks = self.0.borrow_mut();
-                (!tasks.is_empty()).then(|| tasks.remove(0))
-            };
+            let next = std::future::poll_fn(|cx| {
+                let mut queue = self.0.borrow_mut();
+                if !queue.tasks.is_empty() {
+                    return std::task::Poll::Ready(Some(queue.tasks.remove(0)));
+                }
+                if queue.closed {
+                    return std::task::Poll::Ready(None);
+                }
+                queue.waiting = Some(cx.waker().clone());
+                std::task::Poll::Pending
+            })
+            .await;
             match next {
                 Some(task) => task.await,
                 None => return,

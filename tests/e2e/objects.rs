@@ -257,3 +257,47 @@ fn a_missing_bucket_setting_is_named_and_manifests_still_serve() {
     assert_eq!(m.status, 200);
     proxy.stop();
 }
+
+#[test]
+fn the_hosted_profile_copies_a_miss_into_the_bucket_then_redirects() {
+    let e = env();
+    let g = garage();
+    let image = rt().block_on(registry::push_image(
+        e.open,
+        "objects/hosted",
+        "v1",
+        "objects-hosted",
+        "amd64",
+    ));
+    let app = spin::derive_app(&e.dir.join("objects-hosted"), &spin::Store::Sqlite, true);
+    let mut vars = s3_variables(g, 0, "hosted/");
+    vars.push(("default_upstream", format!("http://{}", e.open)));
+    vars.push(("blob_delivery", "redirect".into()));
+    vars.push(("kv_max_keys", "1000".into()));
+    let proxy = start(&app, "a", &vars);
+    let url = format!(
+        "{}/v2/objects/hosted/blobs/{}",
+        proxy.url(),
+        image.layers[0]
+    );
+    for outcome in ["MISS", "HIT"] {
+        let r = get(&url, &[]);
+        assert_eq!(
+            (r.status, r.header("x-cache")),
+            (307, Some(outcome)),
+            "{}",
+            r.text()
+        );
+        let location = r.header("location").unwrap().to_string();
+        assert!(location.starts_with(&g.endpoints[0]), "{location}");
+        let blob = get(&location, &[]);
+        assert_eq!(registry::sha256(&blob.body), image.layers[0]);
+    }
+    assert_eq!(
+        upstream_blob_gets(&image.layers[0]),
+        1,
+        "more than the copy went upstream"
+    );
+    assert_eq!(stored(g, "hosted/"), (stored(g, "hosted/").0, 0));
+    proxy.stop();
+}

@@ -187,7 +187,9 @@ async fn only_abandoned_uploads_are_collected(storage: &dyn BlobStorage) {
     let abandoned = upload_of("conf~gc", &bytes, long_ago);
     let going_on = upload_of("conf~gc", &bytes, crate::now());
     let completed_old = upload_of("conf~gc", &bytes[1..], long_ago);
-    for upload in [&abandoned, &going_on, &completed_old] {
+    // Completed long ago, but in no index entry (its entry was lost).
+    let orphan = upload_of("conf~gc", &bytes[2..], long_ago);
+    for upload in [&abandoned, &going_on, &completed_old, &orphan] {
         storage
             .put_parts(upload, 0, parts_of(&bytes, part)[..2].to_vec())
             .await
@@ -199,6 +201,11 @@ async fn only_abandoned_uploads_are_collected(storage: &dyn BlobStorage) {
         part_size: part,
     };
     storage.complete(&completed).await.unwrap();
+    let orphan = StoredBlob {
+        upload: orphan,
+        ..completed.clone()
+    };
+    storage.complete(&orphan).await.unwrap();
     let is_completed = |u: &Upload| *u == completed_old;
     let removed = storage
         .collect_abandoned(crate::now(), &is_completed)
@@ -206,6 +213,7 @@ async fn only_abandoned_uploads_are_collected(storage: &dyn BlobStorage) {
         .unwrap();
     assert!(removed >= 1, "nothing collected");
     assert_eq!(storage.get_part(&abandoned, 0).await.unwrap(), None);
+    assert!(unreadable(storage, &orphan).await, "an orphaned blob stays");
     assert!(storage.get_part(&going_on, 1).await.unwrap().is_some());
     assert!(read(storage, &completed, 0, 2 * part).await == bytes[..2 * part as usize]);
     storage.abort(&going_on, 2).await.unwrap();

@@ -100,13 +100,15 @@ impl BlobStorage for MemoryBlobs {
     fn collect_abandoned<'a>(
         &'a self,
         now: u64,
-        _: &'a dyn Fn(&Upload) -> bool,
+        completed: &'a dyn Fn(&Upload) -> bool,
     ) -> StoreFuture<'a, u64> {
         // Parts are never a completed blob here: completing moves them.
         let mut parts = self.parts.borrow_mut();
-        let before = parts.len();
+        let mut blobs = self.blobs.borrow_mut();
+        let before = parts.len() + blobs.len();
         parts.retain(|(u, _), _| !layout::upload_abandoned(&u.id, now));
-        Self::ready(Ok((before - parts.len()) as u64))
+        blobs.retain(|u, _| !layout::upload_abandoned(&u.id, now) || completed(u));
+        Self::ready(Ok((before - parts.len() - blobs.len()) as u64))
     }
 
     fn presigned_get(&self, _: &StoredBlob, _: Duration) -> Option<Url> {

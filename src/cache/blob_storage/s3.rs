@@ -73,23 +73,35 @@ impl S3Blobs {
     }
 
     /// The upload a key under `uploads/` or `blobs/` belongs to.
-    fn upload_of_key<'k>(&self, key: &'k str, folder: &str) -> Option<(&'k str, &'k str)> {
+    fn upload_of_key(&self, key: &str, folder: &str) -> Option<Upload> {
         let rest = key.strip_prefix(&self.prefix)?.strip_prefix(folder)?;
         let mut parts = rest.split('/');
-        let (_scope, digest, id) = (parts.next()?, parts.next()?, parts.next()?);
-        Some((digest, id))
+        let (scope, digest, id) = (parts.next()?, parts.next()?, parts.next()?);
+        Some(Upload {
+            scope: layout::Scope::from_key_part(scope),
+            digest: digest.to_string(),
+            id: id.to_string(),
+        })
     }
 
-    async fn collect_parts(&self, now: u64) -> Result<u64, String> {
+    /// Objects under `folder` of uploads begun before the grace that are
+    /// no `completed` blob: parts of abandoned copies, and blobs whose index
+    /// entry and queue record went (a key budget evicts keys on its own).
+    async fn collect_objects(
+        &self,
+        folder: &str,
+        now: u64,
+        completed: &dyn Fn(&Upload) -> bool,
+    ) -> Result<u64, String> {
         let keys = self
             .bucket
-            .list(&format!("{}uploads/", self.prefix))
+            .list(&format!("{}{folder}", self.prefix))
             .await?;
         let old: Vec<String> = keys
             .into_iter()
-            .filter(|k| {
-                self.upload_of_key(k, "uploads/")
-                    .is_none_or(|(_, id)| layout::upload_abandoned(id, now))
+            .filter(|k| match self.upload_of_key(k, folder) {
+                Some(u) => layout::upload_abandoned(&u.id, now) && !completed(&u),
+                None => false,
             })
             .collect();
         let removed = old.len() as u64;
@@ -108,7 +120,7 @@ impl S3Blobs {
         for (key, id) in uploads {
             let abandoned = self
                 .upload_of_key(&key, "blobs/")
-                .is_none_or(|(_, upload)| layout::upload_abandoned(upload, now));
+                .is_none_or(|u| layout::upload_abandoned(&u.id, now));
             if abandoned {
                 self.bucket.abort_multipart(&key, &id).await?;
                 removed += 1;
@@ -192,11 +204,13 @@ impl BlobStorage for S3Blobs {
     fn collect_abandoned<'a>(
         &'a self,
         now: u64,
-        _: &'a dyn Fn(&Upload) -> bool,
+        completed: &'a dyn Fn(&Upload) -> bool,
     ) -> StoreFuture<'a, u64> {
-        // Parts are never a completed blob here: completing copies them.
         Box::pin(async move {
-            Ok(self.collect_parts(now).await? + self.collect_completions(now).await?)
+            // Parts are never a completed blob here: completing copies them.
+            let parts = self.collect_objects("uploads/", now, &|_| false).await?;
+            let orphans = self.collect_objects("blobs/", now, completed).await?;
+            Ok(parts + orphans + self.collect_completions(now).await?)
         })
     }
 

@@ -75,6 +75,8 @@ fn copying_as(
         tasks.clone(),
         Rc::new(NoWait),
     );
+    // The answer is made: what runs beside it is all there.
+    tasks.close();
     (Copying { kv, scope, digest }, body, tasks)
 }
 

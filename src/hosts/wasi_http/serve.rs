@@ -59,8 +59,21 @@ pub async fn serve<P: Platform>(platform: P, req: IncomingRequest, out: Response
             _response: None,
         }),
     };
-    let (response, record) = exchange::handle(&host, request).await;
+    // Work beside the answer runs from the start, while the answer is made
+    // too (a hosted copy is waited for before the answer's head).
+    let answer = async {
+        let (response, record) = exchange::handle(&host, request).await;
+        host.alongside.close();
+        send_answer(out, &method, response).await;
+        record
+    };
+    let record = together(answer, host.alongside.run()).await;
+    let pages = core::arch::wasm32::memory_size::<0>();
+    exchange::finish(&host, record, Some(pages * 65536));
+}
 
+/// The answer's head and body, out through the runtime.
+async fn send_answer(out: ResponseOutparam, method: &str, response: host::Response<Stream>) {
     let outgoing = OutgoingResponse::new(body::fields(&response.headers));
     let _ = outgoing.set_status_code(response.status);
     let chunks: ChunkStream = match response.body {
@@ -73,25 +86,20 @@ pub async fn serve<P: Platform>(platform: P, req: IncomingRequest, out: Response
         host::Body::Stream(s) => s.chunks,
         host::Body::Generated(g) => g,
     };
-    let answer = async {
-        match respond::prefix(chunks).await {
-            Ok(prefix) => respond::send(out, outgoing, prefix).await,
-            Err(e) => {
-                eprintln!("response body failed before its first byte: {e}");
-                respond::send(out, outgoing, respond::Prefix::Whole(Vec::new())).await
-            }
+    match respond::prefix(chunks).await {
+        Ok(prefix) => respond::send(out, outgoing, prefix).await,
+        Err(e) => {
+            eprintln!("response body failed before its first byte: {e}");
+            respond::send(out, outgoing, respond::Prefix::Whole(Vec::new())).await
         }
-    };
-    together(answer, host.alongside.run()).await;
-    let pages = core::arch::wasm32::memory_size::<0>();
-    exchange::finish(&host, record, Some(pages * 65536));
+    }
 }
 
-/// Runs both to their end. Spin's executor polls again only once a
-/// pollable is ready, so a wake from one to the other (a copy handing the
-/// client its next bytes, a copy's check letting the answer go on) is
-/// acted on here, by polling both again at once.
-async fn together(first: impl Future<Output = ()>, second: impl Future<Output = ()>) {
+/// Runs both to their end; the first's output. Spin's executor polls again
+/// only once a pollable is ready, so a wake from one to the other (a copy
+/// handing the client its next bytes, a copy's check letting the answer go
+/// on) is acted on here, by polling both again at once.
+async fn together<T>(first: impl Future<Output = T>, second: impl Future<Output = ()>) -> T {
     struct Flag(AtomicBool);
     impl Wake for Flag {
         fn wake(self: Arc<Self>) {
@@ -101,15 +109,19 @@ async fn together(first: impl Future<Output = ()>, second: impl Future<Output = 
     let flag = Arc::new(Flag(AtomicBool::new(false)));
     let waker = Waker::from(flag.clone());
     let (mut first, mut second) = (pin!(first), pin!(second));
-    let (mut first_done, mut second_done) = (false, false);
+    let (mut first_out, mut second_done) = (None, false);
     poll_fn(|_| {
         loop {
             flag.0.store(false, Ordering::SeqCst);
             let mut cx = Context::from_waker(&waker);
-            first_done = first_done || first.as_mut().poll(&mut cx).is_ready();
+            if first_out.is_none()
+                && let Poll::Ready(out) = first.as_mut().poll(&mut cx)
+            {
+                first_out = Some(out);
+            }
             second_done = second_done || second.as_mut().poll(&mut cx).is_ready();
-            if first_done && second_done {
-                return Poll::Ready(());
+            if second_done && let Some(out) = first_out.take() {
+                return Poll::Ready(out);
             }
             if !flag.0.load(Ordering::SeqCst) {
                 return Poll::Pending;
