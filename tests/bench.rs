@@ -12,12 +12,22 @@
 #[path = "bench/crowd.rs"]
 mod crowd;
 #[cfg(not(target_arch = "wasm32"))]
+#[path = "bench/figures.rs"]
+mod figures;
+#[cfg(not(target_arch = "wasm32"))]
+#[allow(dead_code)]
+#[path = "support/garage.rs"]
+mod garage;
+#[cfg(not(target_arch = "wasm32"))]
 #[allow(dead_code)]
 #[path = "support/http.rs"]
 mod http;
 #[cfg(not(target_arch = "wasm32"))]
 #[path = "bench/logged.rs"]
 mod logged;
+#[cfg(not(target_arch = "wasm32"))]
+#[path = "bench/objects.rs"]
+mod objects;
 #[cfg(not(target_arch = "wasm32"))]
 #[path = "support/redis.rs"]
 mod redis;
@@ -45,7 +55,8 @@ fn main() {
 
 #[cfg(not(target_arch = "wasm32"))]
 mod bench {
-    use super::{crowd, http, logged, registry, spin, watched};
+    use super::figures::{fmt_spread, spread};
+    use super::{crowd, garage, http, logged, objects, registry, spin, watched};
     use bytes::Bytes;
     use http_body_util::BodyExt;
     use hyper_util::rt::TokioIo;
@@ -424,20 +435,6 @@ mod bench {
     }
 
     /// Median, min and max.
-    fn spread(mut xs: Vec<f64>) -> (f64, f64, f64) {
-        xs.sort_by(|a, b| a.total_cmp(b));
-        (xs[xs.len() / 2], xs[0], xs[xs.len() - 1])
-    }
-
-    fn fmt_spread(xs: Vec<f64>, digits: usize) -> String {
-        let (med, min, max) = spread(xs);
-        if min == max {
-            format!("{med:.digits$}")
-        } else {
-            format!("{med:.digits$} ({min:.digits$}–{max:.digits$})")
-        }
-    }
-
     /// `n` requests over `concurrency` kept-alive connections: latencies in ms
     /// and requests per second.
     async fn latency(
@@ -629,6 +626,17 @@ mod bench {
             crowd::measure(upstream, &dir, sizes, 500 + 2 * rep as u64, &mut on_redis).await;
         }
 
+        let garage = garage::Garage::start(&dir.join("garage"), 1);
+        let mut in_bucket = objects::Figures::default();
+        let object_sizes = (plan.big_layer.min(256 << 20), crowd_size);
+        for rep in 0..plan.repetitions {
+            let seed = 700 + 2 * rep as u64;
+            objects::measure(upstream, &dir, &garage, object_sizes, seed, &mut in_bucket).await;
+        }
+        for node in &garage.nodes {
+            node.stop();
+        }
+
         let latency = manifest_latency(upstream, &dir, plan, &big_digest).await;
         let big_digest_manifest = big_digest;
 
@@ -697,6 +705,11 @@ mod bench {
             fmt_spread(cached_component.clone(), 1)
         ));
         out.push_str(&crowd_section(&on_redis, plan.big_layer, crowd_size));
+        let key_value = (
+            ratio(&rows_cold[2], &rows_cold[0]),
+            ratio(&rows_warm[2], &rows_warm[0]),
+        );
+        out.push_str(&objects::section(&in_bucket, object_sizes, key_value));
         out.push_str(&targets(
             &rows_cold,
             &rows_warm,

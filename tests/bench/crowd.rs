@@ -24,7 +24,7 @@ pub struct Figures {
 
 /// GETs `digest` from each address at once, checks every body, and
 /// returns the wall time for all of them.
-async fn all_at_once(addrs: &[SocketAddr], repo: &str, digest: &str) -> Duration {
+pub async fn all_at_once(addrs: &[SocketAddr], repo: &str, digest: &str) -> Duration {
     let started = Instant::now();
     let gets = addrs.iter().map(|addr| async move {
         let mut hasher = Sha256::new();
@@ -40,7 +40,7 @@ async fn all_at_once(addrs: &[SocketAddr], repo: &str, digest: &str) -> Duration
     started.elapsed()
 }
 
-fn blob_gets(dir: &Path, repo: &str, digest: &str) -> usize {
+pub fn blob_gets(dir: &Path, repo: &str, digest: &str) -> usize {
     std::thread::sleep(Duration::from_millis(300));
     registry::access_log(dir, "upstream", repo)
         .iter()

@@ -305,7 +305,7 @@ pub async fn push_big_blob(registry: SocketAddr, name: &str, seed: u64, size: u6
     digest
 }
 
-fn futures_stream(it: impl Iterator<Item = Vec<u8>> + Send + Sync + 'static) -> Body {
+pub fn futures_stream(it: impl Iterator<Item = Vec<u8>> + Send + Sync + 'static) -> Body {
     let frames =
         futures::stream::iter(it.map(|c| Ok::<_, hyper::Error>(Frame::data(Bytes::from(c)))));
     StreamBody::new(frames).boxed()

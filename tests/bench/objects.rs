@@ -1,0 +1,374 @@
+//! Blobs in a Garage bucket under real Spin, side by side in one run with
+//! the bucket's own PUT and GET of the same bytes, the proxy with its cache
+//! off, and GETs straight from the registry: cold copies, warm reads
+//! streamed and by redirect, the `307` itself, and a crowd of 16 on two
+//! instances sharing Redis and the bucket.
+
+use super::figures::{fmt_spread, spread};
+use super::garage::{BUCKET, Garage, REGION};
+use super::{crowd, http, logged, redis, registry, spin};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper_util::rt::TokioIo;
+use rusty_s3::S3Action;
+use sha2::{Digest as _, Sha256};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// One run's figures: seconds, unless named otherwise.
+#[derive(Default)]
+pub struct Figures {
+    pub bucket_put: Vec<f64>,
+    pub bucket_get: Vec<f64>,
+    pub relay: Vec<f64>,
+    pub cold: Vec<f64>,
+    pub warm_stream: Vec<f64>,
+    pub presigned_get: Vec<f64>,
+    pub warm_redirect: Vec<f64>,
+    pub redirect_p50_ms: Vec<f64>,
+    pub crowd_direct: Vec<f64>,
+    pub crowd_proxied: Vec<f64>,
+    pub crowd_upstream_gets: Vec<usize>,
+    pub stored_per_byte: Vec<f64>,
+    pub component_mib: f64,
+    pub rss_mib: f64,
+}
+
+fn s3_variables(garage: &Garage, prefix: &str, upstream: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("default_upstream", upstream.to_string()),
+        ("blob_store", "s3".into()),
+        ("s3_endpoint", garage.endpoints[0].clone()),
+        ("s3_region", REGION.into()),
+        ("s3_bucket", BUCKET.into()),
+        ("s3_access_key_id", garage.key_id.clone()),
+        ("s3_secret_access_key", garage.secret.clone()),
+        ("s3_path_style", "true".into()),
+        ("s3_prefix", prefix.into()),
+    ]
+}
+
+fn start(app: &Path, name: &str, vars: &[(&'static str, String)]) -> spin::Instance {
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    spin::Instance::start(app, name, &vars)
+}
+
+fn bucket(garage: &Garage) -> (rusty_s3::Bucket, rusty_s3::Credentials) {
+    let endpoint = garage.endpoints[0].parse().unwrap();
+    let bucket = rusty_s3::Bucket::new(endpoint, rusty_s3::UrlStyle::Path, BUCKET, REGION).unwrap();
+    let credentials = rusty_s3::Credentials::new(&garage.key_id, &garage.secret);
+    (bucket, credentials)
+}
+
+/// A GET of `url` that hashes what it reads, as a client checks a blob;
+/// its time and the body's digest.
+async fn timed_get(url: &str) -> (f64, String) {
+    let started = Instant::now();
+    let mut hasher = Sha256::new();
+    let r = http::send_with("GET", url, &[], http::full(""), |c| hasher.update(c), false)
+        .await
+        .unwrap_or_else(|e| panic!("{url}: {e}"));
+    assert!(matches!(r.status, 200 | 307), "{url}: {}", r.status);
+    (
+        started.elapsed().as_secs_f64(),
+        format!("sha256:{:x}", hasher.finalize()),
+    )
+}
+
+/// The bucket's own PUT and GET of the blob's bytes (`seed`, `size`), by
+/// presigned URL, as the proxy sends them.
+async fn baseline(garage: &Garage, key: &str, seed: u64, size: u64) -> (f64, f64) {
+    let (bucket, creds) = bucket(garage);
+    let ttl = Duration::from_secs(600);
+    let put = bucket.put_object(Some(&creds), key).sign(ttl);
+    let body = registry::futures_stream(registry::chunks(seed, size, 1 << 20));
+    let length = size.to_string();
+    let started = Instant::now();
+    let r = http::send_with(
+        "PUT",
+        put.as_str(),
+        &[("content-length", &length)],
+        body,
+        |_| {},
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200, "bucket PUT");
+    let put_secs = started.elapsed().as_secs_f64();
+    let get = bucket.get_object(Some(&creds), key).sign(ttl);
+    let (get_secs, _) = timed_get(get.as_str()).await;
+    let delete = bucket.delete_object(Some(&creds), key).sign(ttl);
+    http::send_with(
+        "DELETE",
+        delete.as_str(),
+        &[],
+        http::full(""),
+        |_| {},
+        false,
+    )
+    .await
+    .unwrap();
+    (put_secs, get_secs)
+}
+
+/// `n` GETs of `path` on one kept-alive connection, each answered `307`:
+/// their latencies in ms.
+async fn redirect_latency(addr: SocketAddr, path: &str, n: usize) -> Vec<f64> {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let mut times = Vec::new();
+    for _ in 0..n {
+        let req = hyper::Request::builder()
+            .uri(path)
+            .header("host", addr.to_string())
+            .body(http::full(Bytes::new()))
+            .unwrap();
+        let t = Instant::now();
+        sender.ready().await.unwrap();
+        let resp = sender.send_request(req).await.unwrap();
+        assert_eq!(resp.status(), 307, "{path}");
+        resp.into_body().collect().await.unwrap();
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    times
+}
+
+/// Waits until the blob is in the bucket under `prefix`, its parts gone;
+/// the bytes there.
+fn committed(garage: &Garage, prefix: &str) -> u64 {
+    for _ in 0..1200 {
+        let blobs = garage.keys(0, &format!("{prefix}blobs/"));
+        if !blobs.is_empty() && garage.keys(0, &format!("{prefix}uploads/")).is_empty() {
+            return blobs.iter().map(|(_, size)| size).sum();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("no blob under {prefix} in the bucket");
+}
+
+/// One repetition: a fresh blob of `size` and one of `crowd_size` (cold
+/// everywhere), fresh prefixes in the bucket.
+pub async fn measure(
+    upstream: SocketAddr,
+    dir: &Path,
+    garage: &Garage,
+    sizes: (u64, u64),
+    seed: u64,
+    into: &mut Figures,
+) {
+    let (size, crowd_size) = sizes;
+    let repo = "bench/objects";
+    let digest = registry::push_big_blob(upstream, repo, seed, size).await;
+    let (put, get) = baseline(garage, &format!("baseline-{seed}"), seed, size).await;
+    into.bucket_put.push(put);
+    into.bucket_get.push(get);
+
+    let origin = format!("http://{upstream}");
+    let prefix = format!("bench-{seed}/");
+    let app = spin::derive_app(
+        &dir.join(format!("objects-{seed}")),
+        &spin::Store::Sqlite,
+        true,
+    );
+    let mut vars = s3_variables(garage, &prefix, &origin);
+    let streams = start(&app, "stream", &vars);
+    vars.push(("blob_delivery", "redirect".into()));
+    let redirects = start(&app, "redirect", &vars);
+    let relay_app = spin::derive_app(
+        &dir.join(format!("relay-{seed}")),
+        &spin::Store::Sqlite,
+        true,
+    );
+    let relay = start(&relay_app, "relay", &s3_variables(garage, &prefix, &origin));
+    let no_cache =
+        serde_json::json!({"upstream": origin, "cache": {"manifests": false, "blobs": false}});
+    spin::SqliteStore::of(&relay_app, "default").set(
+        &format!("route/{}", relay.addr),
+        no_cache.to_string().as_bytes(),
+    );
+
+    let path = format!("/v2/{repo}/blobs/{digest}");
+    let (secs, got) = timed_get(&format!("{}{path}", relay.url())).await;
+    assert_eq!(got, digest);
+    into.relay.push(secs);
+    let (secs, got) = timed_get(&format!("{}{path}", streams.url())).await;
+    assert_eq!(got, digest);
+    into.cold.push(secs);
+    let stored = committed(garage, &prefix);
+    into.stored_per_byte.push(stored as f64 / size as f64);
+    let (secs, got) = timed_get(&format!("{}{path}", streams.url())).await;
+    assert_eq!(got, digest);
+    into.warm_stream.push(secs);
+
+    // By redirect: the 307 and the presigned GET it names, against that GET alone.
+    let started = Instant::now();
+    let r = http::get(&format!("{}{path}", redirects.url()), &[]).await;
+    assert_eq!(r.status, 307);
+    let location = r.header("location").unwrap().to_string();
+    let (_, got) = timed_get(&location).await;
+    assert_eq!(got, digest);
+    into.warm_redirect.push(started.elapsed().as_secs_f64());
+    into.presigned_get.push(timed_get(&location).await.0);
+    let mut times = redirect_latency(redirects.addr, &path, 200).await;
+    times.sort_by(f64::total_cmp);
+    into.redirect_p50_ms.push(times[times.len() / 2]);
+
+    for i in [&streams, &redirects, &relay] {
+        logged::wait_for_requests(i, 1);
+        into.component_mib = into.component_mib.max(logged::peak_memory_mib(i));
+        into.rss_mib = into.rss_mib.max(i.peak_rss_mib());
+        i.stop();
+    }
+    crowd_on_redis(upstream, dir, garage, crowd_size, seed + 1, into).await;
+}
+
+/// 16 clients of one cold blob over two instances sharing Redis and the
+/// bucket, and 16 straight from the registry; every client hashes.
+async fn crowd_on_redis(
+    upstream: SocketAddr,
+    dir: &Path,
+    garage: &Garage,
+    size: u64,
+    seed: u64,
+    into: &mut Figures,
+) {
+    let repo = "bench/objects-crowd";
+    let digest = registry::push_big_blob(upstream, repo, seed, size).await;
+    let run = dir.join(format!("objects-redis-{seed}"));
+    let (server, port) = redis::start(&run);
+    let app = spin::derive_app(&run.join("app"), &spin::Store::Redis(port), true);
+    let vars = s3_variables(
+        garage,
+        &format!("bench-crowd-{seed}/"),
+        &format!("http://{upstream}"),
+    );
+    let instances = [start(&app, "a", &vars), start(&app, "b", &vars)];
+    let direct: Vec<SocketAddr> = vec![upstream; crowd::CLIENTS];
+    into.crowd_direct.push(
+        crowd::all_at_once(&direct, repo, &digest)
+            .await
+            .as_secs_f64(),
+    );
+    let before = crowd::blob_gets(dir, repo, &digest);
+    let split: Vec<SocketAddr> = (0..crowd::CLIENTS).map(|i| instances[i % 2].addr).collect();
+    into.crowd_proxied.push(
+        crowd::all_at_once(&split, repo, &digest)
+            .await
+            .as_secs_f64(),
+    );
+    into.crowd_upstream_gets
+        .push(crowd::blob_gets(dir, repo, &digest) - before);
+    logged::wait_for_requests(&instances[0], crowd::CLIENTS / 2);
+    logged::wait_for_requests(&instances[1], crowd::CLIENTS / 2);
+    for i in &instances {
+        into.component_mib = into.component_mib.max(logged::peak_memory_mib(i));
+        into.rss_mib = into.rss_mib.max(i.peak_rss_mib());
+        i.stop();
+    }
+    server.stop();
+}
+
+/// The object-storage section: each figure beside its baseline and target.
+pub fn section(f: &Figures, sizes: (u64, u64), key_value: (f64, f64)) -> String {
+    let (size, crowd_size) = sizes;
+    let med = |xs: &[f64]| spread(xs.to_vec()).0;
+    let cold_base: Vec<f64> = f
+        .relay
+        .iter()
+        .zip(&f.bucket_put)
+        .map(|(r, p)| r.max(*p))
+        .collect();
+    let gets: Vec<f64> = f.crowd_upstream_gets.iter().map(|&g| g as f64).collect();
+    let rows = [
+        (
+            "warm pull by redirect (s)",
+            fmt_spread(f.warm_redirect.clone(), 3),
+            "a GET of the same presigned URL",
+            fmt_spread(f.presigned_get.clone(), 3),
+            format!("{:.2}×", med(&f.warm_redirect) / med(&f.presigned_get)),
+            "≤ 1.05×",
+        ),
+        (
+            "the `307` itself, kept-alive, p50 (ms)",
+            fmt_spread(f.redirect_p50_ms.clone(), 2),
+            "–",
+            "–".into(),
+            "–".into(),
+            "≤ 2 ms",
+        ),
+        (
+            "warm blob streamed from the bucket (s)",
+            fmt_spread(f.warm_stream.clone(), 3),
+            "the bucket's own GET",
+            fmt_spread(f.bucket_get.clone(), 3),
+            format!("{:.2}×", med(&f.warm_stream) / med(&f.bucket_get)),
+            "≤ 1.35×",
+        ),
+        (
+            "cold, S3 (s)",
+            fmt_spread(f.cold.clone(), 3),
+            "the larger of the cache-off relay and the bucket's own PUT",
+            format!(
+                "{} (relay {}, PUT {})",
+                fmt_spread(cold_base.clone(), 3),
+                fmt_spread(f.relay.clone(), 3),
+                fmt_spread(f.bucket_put.clone(), 3)
+            ),
+            format!("{:.2}×", med(&f.cold) / med(&cold_base)),
+            "≤ 1.25×",
+        ),
+        (
+            "16 clients, 2 instances, cold, S3: wall (s)",
+            fmt_spread(f.crowd_proxied.clone(), 3),
+            "16 clients straight from the registry",
+            fmt_spread(f.crowd_direct.clone(), 3),
+            format!(
+                "{:.2}×; upstream GETs {}",
+                med(&f.crowd_proxied) / med(&f.crowd_direct),
+                fmt_spread(gets, 0)
+            ),
+            "≤ 1.5×, 1 GET",
+        ),
+        (
+            "bytes stored per blob byte",
+            fmt_spread(f.stored_per_byte.clone(), 3),
+            "–",
+            "–".into(),
+            "–".into(),
+            "≤ 1.01",
+        ),
+        (
+            "component peak linear memory (MiB)",
+            format!("{:.1}", f.component_mib),
+            "–",
+            "–".into(),
+            format!("process peak RSS {:.1} MiB", f.rss_mib),
+            "≤ 16 MiB",
+        ),
+        (
+            "key-value default, 1 layer: cold / warm, ratio to direct",
+            format!("{:.2}× / {:.2}×", key_value.0, key_value.1),
+            "direct (table above)",
+            "–".into(),
+            "–".into(),
+            "cold 0.16–0.26×, warm within 5%",
+        ),
+    ];
+    let mut out = format!(
+        "\n## Blobs in S3-compatible object storage (Garage 2.5, one node on loopback)\n\nOne {} MiB blob (the crowd: {} MiB), medians over the repetitions with (min–max); every client hashes what it reads, on both sides. On this machine Garage sets the pace, so the proxy is measured against the bucket's own PUT and GET of the same bytes by presigned URL.\n\n| measure | registry-proxy | baseline | baseline figure | ratio | target |\n| --- | --- | --- | --- | --- | --- |\n",
+        size >> 20,
+        crowd_size >> 20
+    );
+    for (name, proxy, base, base_figure, ratio, target) in rows {
+        out.push_str(&format!(
+            "| {name} | {proxy} | {base} | {base_figure} | {ratio} | {target} |\n"
+        ));
+    }
+    out
+}
