@@ -319,10 +319,28 @@ pub(super) async fn completed_part(
     Ok(part)
 }
 
-/// Admits a published blob to the bound (evicting the oldest past it).
+/// Admits a published blob to the bound (evicting the least recently
+/// used past it), and notes its place in the queue in its entry.
 pub(super) async fn admit(copy: (Rc<dyn Kv>, Rc<dyn BlobStorage>, u64), record: Committed) {
     let (kv, storage, max) = copy;
-    if let Err(e) = cache_budget::admit(kv.as_ref(), storage.as_ref(), &record, max).await {
+    let placed = cache_budget::admit(kv.as_ref(), storage.as_ref(), &record, max)
+        .await
+        .and_then(|position| {
+            let entry = kv
+                .get(&record.blob_key)?
+                .and_then(|v| serde_json::from_slice::<BlobEntry>(&v).ok())
+                .filter(|e| e.upload == record.upload);
+            let Some(entry) = entry else {
+                return Ok(());
+            };
+            let entry = BlobEntry {
+                queued: Some(position),
+                ..entry
+            };
+            let value = serde_json::to_vec(&entry).map_err(|e| e.to_string())?;
+            kv.set(&record.blob_key, &value)
+        });
+    if let Err(e) = placed {
         eprintln!("cache: cannot keep the cache within its bound: {e}");
     }
 }

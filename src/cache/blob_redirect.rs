@@ -86,6 +86,7 @@ fn presigns(storage: &dyn BlobStorage, scope: &Scope, digest: &Digest) -> bool {
         private: false,
         media_type: String::new(),
         store: storage.name(),
+        queued: None,
     };
     storage
         .presigned_get(&stored_blob(&probe, scope, digest.as_str()), PRESIGNED_TTL)

@@ -71,6 +71,8 @@ pub(super) async fn hit<H: Host>(
         return Ok(None);
     }
     stats::record(call.host, Outcome::Hit);
+    let cache = call.host.cache();
+    cache_budget::touch(cache.as_ref(), &scope.blob_key(digest.as_str()), &entry);
     Ok(Some(entry))
 }
 
@@ -189,6 +191,7 @@ pub(super) fn new_copy<H: Host>(
         private: lease.lease().private,
         media_type,
         store: storage.name(),
+        queued: None,
     };
     let upload = Upload {
         scope,

@@ -2,6 +2,7 @@
 //! in the cache's store with its atomics so every instance agrees.
 
 use crate::cache::blob_storage::BlobStorage;
+use crate::cache::layout::BlobEntry;
 use crate::cache::eviction::{
     self, Committed, DEFAULT_MAX_SIZE, HEAD_KEY, Lease, TAIL_KEY, TOTAL_KEY, queue_key,
 };
@@ -75,17 +76,16 @@ impl Drop for HeldLease {
     }
 }
 
-/// Counts a committed blob in, then evicts the oldest blobs (their bytes
-/// from `storage`) while the cache is over `max`.
+/// Counts a committed blob in, then evicts the least recently used blobs
+/// (their bytes from `storage`) while the cache is over `max`; the blob's
+/// place in the queue.
 pub async fn admit(
     kv: &dyn Kv,
     storage: &dyn BlobStorage,
     record: &Committed,
     max: u64,
-) -> Result<(), String> {
-    let position = kv.increment(TAIL_KEY, 1)? - 1;
-    let json = serde_json::to_vec(record).map_err(|e| e.to_string())?;
-    kv.set(&queue_key(position), &json)?;
+) -> Result<i64, String> {
+    let position = enqueue(kv, record)?;
     let mut total = kv.increment(TOTAL_KEY, signed(record.size))?;
     while total > signed(max) {
         let Some(freed) = evict_oldest(kv, storage, position).await? else {
@@ -93,7 +93,44 @@ pub async fn admit(
         };
         total = kv.increment(TOTAL_KEY, -signed(freed))?;
     }
-    Ok(())
+    Ok(position)
+}
+
+fn enqueue(kv: &dyn Kv, record: &Committed) -> Result<i64, String> {
+    let position = kv.increment(TAIL_KEY, 1)? - 1;
+    let json = serde_json::to_vec(record).map_err(|e| e.to_string())?;
+    kv.set(&queue_key(position), &json)?;
+    Ok(position)
+}
+
+/// A hit on the blob under `blob_key`: one among the oldest quarter of the
+/// queue moves to its newest end (its bytes counted once still), so what
+/// is in use is evicted last. Most hits read two counters and write
+/// nothing.
+pub fn touch(kv: &dyn Kv, blob_key: &str, entry: &BlobEntry) {
+    let Some(queued) = entry.queued else {
+        return;
+    };
+    let moved = (|| {
+        let (head, tail) = (kv.increment(HEAD_KEY, 0)?, kv.increment(TAIL_KEY, 0)?);
+        if queued >= head + (tail - head) / 4 {
+            return Ok(());
+        }
+        let Some(record) = kv.get(&queue_key(queued))? else {
+            return Ok(());
+        };
+        let record: Committed = serde_json::from_slice(&record).map_err(|e| e.to_string())?;
+        let position = enqueue(kv, &record)?;
+        let entry = BlobEntry {
+            queued: Some(position),
+            ..entry.clone()
+        };
+        let value = serde_json::to_vec(&entry).map_err(|e| e.to_string())?;
+        kv.set(blob_key, &value)
+    })();
+    if let Err(e) = moved {
+        eprintln!("cache: cannot move a blob in use to the end of the queue: {e}");
+    }
 }
 
 /// Counts a stored manifest in, like a blob: what any client can make the
@@ -142,8 +179,17 @@ async fn evict_oldest(
     };
     let current = kv
         .get(&record.blob_key)?
-        .and_then(|v| serde_json::from_slice::<crate::cache::layout::BlobEntry>(&v).ok());
-    if record.manifest || current.is_some_and(|e| e.upload == record.upload) {
+        .and_then(|v| serde_json::from_slice::<BlobEntry>(&v).ok())
+        .filter(|e| e.upload == record.upload);
+    if current
+        .as_ref()
+        .is_some_and(|e| e.queued.is_some_and(|q| q != position))
+    {
+        // Moved to the newest end since: only this old place goes.
+        kv.delete(&key)?;
+        return Ok(Some(0));
+    }
+    if record.manifest || current.is_some() {
         kv.delete(&record.blob_key)?;
     }
     if let Some(blob) = record.stored_blob() {
@@ -160,12 +206,13 @@ fn signed(n: u64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::blob_storage::memory::MemoryBlobs;
     use crate::host::memory::MemoryKv;
 
     #[test]
     fn manifests_count_against_the_bound_and_are_evicted_oldest_first() {
         let kv = MemoryKv::default();
-        let blobs = crate::cache::blob_storage::memory::MemoryBlobs::default();
+        let blobs = MemoryBlobs::default();
         for n in 0..5 {
             let key = format!("cache/manifest/s/r@sha256:{n}");
             kv.set(&key, b"manifest").unwrap();
@@ -181,6 +228,60 @@ mod tests {
             kept,
             ["cache/manifest/s/r@sha256:3", "cache/manifest/s/r@sha256:4"]
         );
+        assert_eq!(kv.increment(TOTAL_KEY, 0).unwrap(), 8 << 20);
+    }
+
+    /// Eight blobs of 1 MiB fill an 8 MiB cache; `n` as committed.
+    fn blob(kv: &MemoryKv, n: usize, blobs: &MemoryBlobs) -> String {
+        let key = format!("cache/blob/s/sha256:{n}");
+        let mut entry = BlobEntry {
+            size: 1 << 20,
+            chunk_size: 1 << 20,
+            upload: format!("u{n}"),
+            private: false,
+            media_type: String::new(),
+            store: "memory".into(),
+            queued: None,
+        };
+        kv.set(&key, &serde_json::to_vec(&entry).unwrap()).unwrap();
+        let record = Committed {
+            blob_key: key.clone(),
+            upload: entry.upload.clone(),
+            chunk_prefix: format!("cache/chunk/s/sha256:{n}/u{n}/"),
+            chunks: 1,
+            size: 1 << 20,
+            manifest: false,
+        };
+        let position = futures::executor::block_on(admit(kv, blobs, &record, 8 << 20)).unwrap();
+        entry.queued = Some(position);
+        kv.set(&key, &serde_json::to_vec(&entry).unwrap()).unwrap();
+        key
+    }
+
+    fn entry(kv: &MemoryKv, key: &str) -> Option<BlobEntry> {
+        kv.get(key).unwrap().map(|v| serde_json::from_slice(&v).unwrap())
+    }
+
+    #[test]
+    fn a_blob_in_use_is_evicted_after_the_unused_ones() {
+        let kv = MemoryKv::default();
+        let blobs = MemoryBlobs::default();
+        let keys: Vec<String> = (0..8).map(|n| blob(&kv, n, &blobs)).collect();
+        // The oldest is used: it moves to the newest end.
+        touch(&kv, &keys[0], &entry(&kv, &keys[0]).unwrap());
+        assert_eq!(entry(&kv, &keys[0]).unwrap().queued, Some(8));
+        // One used while among the newest stays where it is.
+        touch(&kv, &keys[7], &entry(&kv, &keys[7]).unwrap());
+        assert_eq!(entry(&kv, &keys[7]).unwrap().queued, Some(7));
+        blob(&kv, 8, &blobs);
+        assert!(entry(&kv, &keys[0]).is_some(), "the blob in use was evicted");
+        assert!(entry(&kv, &keys[1]).is_none(), "the oldest unused blob stayed");
+        assert_eq!(kv.increment(TOTAL_KEY, 0).unwrap(), 8 << 20);
+        // Its old place is gone, its new one evicts it in turn.
+        for n in 9..17 {
+            blob(&kv, n, &blobs);
+        }
+        assert!(entry(&kv, &keys[0]).is_none());
         assert_eq!(kv.increment(TOTAL_KEY, 0).unwrap(), 8 << 20);
     }
 }

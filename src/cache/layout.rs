@@ -240,6 +240,10 @@ pub struct BlobEntry {
     /// [`BlobStorage::name`]: crate::cache::blob_storage::BlobStorage::name
     #[serde(default = "kv_store")]
     pub store: String,
+    /// Its place in the eviction queue, moved to the newest end when it is
+    /// used while among the oldest (entries before that: never moved).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued: Option<i64>,
 }
 
 fn kv_store() -> String {
@@ -350,6 +354,7 @@ mod tests {
             private: false,
             media_type: String::new(),
             store: kv_store(),
+            queued: None,
         };
         assert_eq!(b.chunks(), 3);
     }
