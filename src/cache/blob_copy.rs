@@ -16,8 +16,8 @@ use crate::cache::layout::BlobEntry;
 use crate::host::Kv;
 use std::rc::Rc;
 
-/// Bytes stored or checked between renewals of the copy's lease (one part
-/// at least; a bucket's parts are 5 MiB).
+/// Bytes checked between renewals of the copy's lease (one part at least;
+/// a bucket's parts are 5 MiB). Each stored batch renews it too.
 const LEASE_RENEWAL: u64 = 8 << 20;
 
 /// Bytes handed to the storage in one write, in whole parts (one at
@@ -210,13 +210,9 @@ impl BlobCopy {
             self.storing = false;
             return;
         }
-        let before = self.stored;
         self.stored += parts as u64;
         self.trim();
-        let every = self.renewal_parts();
-        if before / every != self.stored / every {
-            self.lease.renew();
-        }
+        self.lease.stored(self.stored);
     }
 
     fn renewal_parts(&self) -> u64 {

@@ -119,25 +119,28 @@ impl Following {
     /// (read from the blob if the backend removed the parts by then).
     async fn next_part(&mut self) -> Result<Vec<u8>, String> {
         let upload = &self.blob.upload;
+        let last = self.next + 1 >= self.blob.parts();
         loop {
             // Committed first: a copy stores every part before it commits,
             // so a part read after that is there, or in the blob.
             let committed = self.committed();
-            let part = self.storage.get_part(upload, self.next).await?;
-            let last = part
+            let lease = current(self.kv.as_ref(), &self.lease_key)
+                .filter(|l| l.upload == upload.id && l.live(crate::now()));
+            // A copy that says how far it is is asked only for stored parts.
+            let stored = lease
                 .as_ref()
-                .is_some_and(|c| self.sent + c.len() as u64 >= self.blob.size);
-            match part {
-                Some(c) if !last || committed => return Ok(c),
-                None if committed => {
-                    return blob_copy::completed_part(self.storage.as_ref(), &self.blob, self.next)
-                        .await;
+                .is_none_or(|l| l.parts.is_none_or(|p| p > self.next));
+            if committed || (stored && !last) {
+                match self.storage.get_part(upload, self.next).await? {
+                    Some(part) => return Ok(part),
+                    None if committed => {
+                        let storage = self.storage.as_ref();
+                        return blob_copy::completed_part(storage, &self.blob, self.next).await;
+                    }
+                    None => {}
                 }
-                _ => {}
             }
-            let leading = current(self.kv.as_ref(), &self.lease_key)
-                .is_some_and(|l| l.upload == upload.id && l.live(crate::now()));
-            if !leading && !self.committed() {
+            if lease.is_none() && !self.committed() {
                 return Err("the copy this request followed stopped".to_string());
             }
             self.timer.sleep(POLL).await;

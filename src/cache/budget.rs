@@ -2,10 +2,10 @@
 //! in the cache's store with its atomics so every instance agrees.
 
 use crate::cache::blob_storage::BlobStorage;
-use crate::cache::layout::BlobEntry;
 use crate::cache::eviction::{
     self, Committed, DEFAULT_MAX_SIZE, HEAD_KEY, Lease, TAIL_KEY, TOTAL_KEY, queue_key,
 };
+use crate::cache::layout::BlobEntry;
 use crate::host::{Host, Kv};
 use std::rc::Rc;
 
@@ -58,6 +58,12 @@ impl HeldLease {
     pub fn describe(&mut self, size: u64, media_type: &str) {
         self.lease.size = Some(size);
         self.lease.media_type = Some(media_type.to_string());
+        self.renew();
+    }
+
+    /// Says how many parts are stored (and keeps the lease).
+    pub fn stored(&mut self, parts: u64) {
+        self.lease.parts = Some(parts);
         self.renew();
     }
 
@@ -259,7 +265,9 @@ mod tests {
     }
 
     fn entry(kv: &MemoryKv, key: &str) -> Option<BlobEntry> {
-        kv.get(key).unwrap().map(|v| serde_json::from_slice(&v).unwrap())
+        kv.get(key)
+            .unwrap()
+            .map(|v| serde_json::from_slice(&v).unwrap())
     }
 
     #[test]
@@ -274,8 +282,14 @@ mod tests {
         touch(&kv, &keys[7], &entry(&kv, &keys[7]).unwrap());
         assert_eq!(entry(&kv, &keys[7]).unwrap().queued, Some(7));
         blob(&kv, 8, &blobs);
-        assert!(entry(&kv, &keys[0]).is_some(), "the blob in use was evicted");
-        assert!(entry(&kv, &keys[1]).is_none(), "the oldest unused blob stayed");
+        assert!(
+            entry(&kv, &keys[0]).is_some(),
+            "the blob in use was evicted"
+        );
+        assert!(
+            entry(&kv, &keys[1]).is_none(),
+            "the oldest unused blob stayed"
+        );
         assert_eq!(kv.increment(TOTAL_KEY, 0).unwrap(), 8 << 20);
         // Its old place is gone, its new one evicts it in turn.
         for n in 9..17 {

@@ -81,6 +81,10 @@ pub struct Lease {
     pub size: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_type: Option<String>,
+    /// Parts stored so far, so followers ask the blob storage only for
+    /// parts that are there (a bucket's missing object is a request too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parts: Option<u64>,
 }
 
 impl Lease {
@@ -92,6 +96,7 @@ impl Lease {
             private,
             size: None,
             media_type: None,
+            parts: None,
         }
     }
 
