@@ -9,6 +9,7 @@ use super::filling::{crowd, upstream_blob_gets};
 use super::journeys::plain;
 use super::support::garage::Garage;
 use super::support::{self, env, registry, rt, spin};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 /// One Garage node for the tests of this module; each keeps to its own
@@ -36,6 +37,19 @@ fn s3_variables(garage: &Garage, node: usize, prefix: &str) -> Vec<(&'static str
 fn start(app: &std::path::Path, name: &str, vars: &[(&'static str, String)]) -> spin::Instance {
     let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
     spin::Instance::start(app, name, &vars)
+}
+
+/// A fresh image `objects/<name>` in the open registry, an app of its own,
+/// and the variables that proxy the registry with blobs under `<name>/`.
+fn open_image_and_app(name: &str) -> (registry::Pushed, PathBuf, Vec<(&'static str, String)>) {
+    let e = env();
+    let repo = format!("objects/{name}");
+    let seed = format!("objects-{name}");
+    let image = rt().block_on(registry::push_image(e.open, &repo, "v1", &seed, "amd64"));
+    let app = spin::derive_app(&e.dir.join(&seed), &spin::Store::Sqlite, true);
+    let mut vars = s3_variables(garage(), 0, &format!("{name}/"));
+    vars.push(("default_upstream", format!("http://{}", e.open)));
+    (image, app, vars)
 }
 
 /// The blobs under `prefix`, and the parts of copies left there.
@@ -97,20 +111,10 @@ fn every_client_pulls_from_the_bucket_with_the_upstream_gone() {
 
 #[test]
 fn a_cached_blob_is_a_redirect_to_a_presigned_url() {
-    let e = env();
     let g = garage();
-    let image = rt().block_on(registry::push_image(
-        e.open,
-        "objects/redirect",
-        "v1",
-        "objects-redirect",
-        "amd64",
-    ));
     // Two instances on one cache store and one bucket: one streams, one
     // redirects.
-    let app = spin::derive_app(&e.dir.join("objects-redirect"), &spin::Store::Sqlite, true);
-    let mut vars = s3_variables(g, 0, "redirect/");
-    vars.push(("default_upstream", format!("http://{}", e.open)));
+    let (image, app, mut vars) = open_image_and_app("redirect");
     let streams = start(&app, "stream", &vars);
     vars.push(("blob_delivery", "redirect".into()));
     let redirects = start(&app, "redirect", &vars);
@@ -260,18 +264,8 @@ fn a_missing_bucket_setting_is_named_and_manifests_still_serve() {
 
 #[test]
 fn the_hosted_profile_copies_a_miss_into_the_bucket_then_redirects() {
-    let e = env();
     let g = garage();
-    let image = rt().block_on(registry::push_image(
-        e.open,
-        "objects/hosted",
-        "v1",
-        "objects-hosted",
-        "amd64",
-    ));
-    let app = spin::derive_app(&e.dir.join("objects-hosted"), &spin::Store::Sqlite, true);
-    let mut vars = s3_variables(g, 0, "hosted/");
-    vars.push(("default_upstream", format!("http://{}", e.open)));
+    let (image, app, mut vars) = open_image_and_app("hosted");
     vars.push(("blob_delivery", "redirect".into()));
     vars.push(("kv_max_keys", "1000".into()));
     let proxy = start(&app, "a", &vars);

@@ -65,15 +65,20 @@ impl Bucket {
 
     /// A copy of one object inside the bucket.
     async fn copy(&self, dest: &str, source: &str) -> Result<(), String> {
-        let mut action = self.bucket.put_object(Some(&self.credentials), dest);
+        let action = self.bucket.put_object(Some(&self.credentials), dest);
+        let (url, headers) = self.copying(action, source);
+        self.ok("PUT", url, headers, Body::Empty).await.map(drop)
+    }
+
+    /// `action` signed to copy from `source`, and the header that says so.
+    fn copying<'a>(&self, mut action: impl S3Action<'a>, source: &str) -> (Url, Headers) {
         let source = self.copy_source(source);
         action
             .headers_mut()
             .insert("x-amz-copy-source", source.clone());
-        let url = action.sign(SIGN_TTL);
         let mut headers = Headers::default();
         headers.push("x-amz-copy-source", source);
-        self.ok("PUT", url, headers, Body::Empty).await.map(drop)
+        (action.sign(SIGN_TTL), headers)
     }
 
     /// A multipart upload of `key`: its id.
@@ -121,14 +126,8 @@ impl Bucket {
         number: u16,
         source: &str,
     ) -> Result<String, String> {
-        let mut action = UploadPart::new(&self.bucket, Some(&self.credentials), dest, number, id);
-        let source = self.copy_source(source);
-        action
-            .headers_mut()
-            .insert("x-amz-copy-source", source.clone());
-        let url = action.sign(SIGN_TTL);
-        let mut headers = Headers::default();
-        headers.push("x-amz-copy-source", source);
+        let action = UploadPart::new(&self.bucket, Some(&self.credentials), dest, number, id);
+        let (url, headers) = self.copying(action, source);
         let answer = self.ok("PUT", url, headers, Body::Empty).await?;
         instant_xml::from_str::<CopyPartResult>(&String::from_utf8_lossy(&answer))
             .map(|r| r.etag)
