@@ -97,7 +97,7 @@ fn a_slow_first_client_holds_back_neither_the_copy_nor_its_followers() {
     use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
     let e = env();
     let size = 64 << 20;
-    let digest = rt().block_on(registry::push_big_blob(e.open, "filling/slow", 91, size));
+    let digest = rt().block_on(registry::push_big_blob(e.open, "filling/slow", 101, size));
     let path = format!("/v2/filling/slow/blobs/{digest}");
     let done = AtomicBool::new(false);
     std::thread::scope(|s| {

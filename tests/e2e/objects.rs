@@ -159,7 +159,7 @@ fn a_crowd_on_two_instances_sharing_redis_and_a_bucket_fetches_once() {
     let digest = rt().block_on(registry::push_big_blob(
         e.open,
         "objects/crowd",
-        91,
+        97,
         size as u64,
     ));
     let urls: Vec<String> = instances.iter().map(spin::Instance::url).collect();
