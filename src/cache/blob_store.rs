@@ -35,7 +35,12 @@ pub async fn get<H: Host>(
     let seen_key = scope.seen_key(repo, digest.as_str());
     if let Some(entry) = hit(call, storage.as_ref(), &scope, digest, &seen_key).await? {
         let blob = stored_blob(&entry, &scope, digest.as_str());
-        return Ok(serve(call, storage.as_ref(), &blob, &entry.media_type));
+        let mut answer = serve(call, storage.as_ref(), &blob, &entry.media_type);
+        if !first_bytes(&mut answer.body).await {
+            // The storage failed before a byte went out: the upstream has it.
+            return call.relay().await;
+        }
+        return Ok(answer);
     }
     // Only a whole GET is worth keeping.
     if call.req.method != "GET"
@@ -201,6 +206,28 @@ pub(super) fn new_copy<H: Host>(
     let kv = call.host.cache();
     let max_size = cache_budget::max_size(call.host);
     BlobCopy::new(kv, storage, upload, entry, seen_key, lease, max_size)
+}
+
+/// Waits for a generated body's first bytes (the adapter sends the head
+/// with them anyway) and keeps them in front: false when the body failed
+/// before any, so the answer can still be another.
+async fn first_bytes<S>(body: &mut Body<S>) -> bool {
+    use futures::StreamExt;
+    let Body::Generated(chunks) = body else {
+        return true;
+    };
+    match chunks.next().await {
+        Some(Err(e)) => {
+            eprintln!("cache: a cached blob cannot be read, relaying it: {e}");
+            false
+        }
+        Some(Ok(first)) => {
+            let rest = std::mem::replace(chunks, Box::pin(futures::stream::empty()));
+            *chunks = Box::pin(futures::stream::iter([Ok(first)]).chain(rest));
+            true
+        }
+        None => true,
+    }
 }
 
 /// After a delete in one repository: the blob is no longer served there

@@ -222,6 +222,22 @@ fn a_blob_miss_is_copied_and_then_served_from_the_cache() {
 }
 
 #[test]
+fn a_cached_blob_the_store_lost_is_relayed_not_cut_short() {
+    let (host, _, blob) = Upstream::new().host();
+    let path = format!("/v2/library/app/blobs/{blob}");
+    ask(&host, "GET", &path, &[]);
+    for key in host.cache.keys().unwrap() {
+        if key.starts_with("cache/chunk/") {
+            host.cache.delete(&key).unwrap();
+        }
+    }
+    let (r, body) = ask(&host, "GET", &path, &[]);
+    assert_eq!((r.status, x_cache(&r)), (200, None));
+    assert_eq!(digest(&body), blob);
+    assert_eq!(host.sent_count("GET", "/blobs/"), 2);
+}
+
+#[test]
 fn a_cached_blob_answers_ranges() {
     let (host, _, blob) = Upstream::new().host();
     let path = format!("/v2/library/app/blobs/{blob}");
