@@ -219,12 +219,6 @@ impl BlobCopy {
         (LEASE_RENEWAL / self.part_size() as u64).max(1)
     }
 
-    /// Keeps the lease while the copy does something long (completing it
-    /// in a bucket is requests of its own).
-    pub(super) fn renew_lease(&mut self) {
-        self.lease.renew();
-    }
-
     /// At the end of the upstream body: whether it had the blob's length.
     pub(super) fn end(&mut self) -> bool {
         if self.received != self.entry.size {
@@ -249,14 +243,16 @@ impl BlobCopy {
         true
     }
 
-    /// Whether what was stored hashes to the digest.
-    pub(super) fn matches(&self, hash: &str) -> bool {
+    /// Whether what was stored hashes to the digest; followers learn it
+    /// from the lease.
+    pub(super) fn matches(&mut self, hash: &str) -> bool {
         let matches = hash == self.upload.digest;
-        if !matches {
-            eprintln!(
+        match matches {
+            true => self.lease.checked(),
+            false => eprintln!(
                 "cache: upstream blob {} does not match its digest; not cached",
                 self.upload.digest
-            );
+            ),
         }
         matches
     }

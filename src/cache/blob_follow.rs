@@ -2,8 +2,8 @@
 //! client as they land in the blob storage, from this instance or any other
 //! sharing it, so a crowd asking for one uncached blob costs one upstream
 //! fetch.
-//! The last bytes go out only once the copy is committed (its digest
-//! checked); a copy that stops (client gone, digest wrong, instance dead,
+//! The last bytes go out only once the copy's stored parts passed the
+//! digest check (before it is completed in a bucket); a copy that stops (client gone, digest wrong, instance dead,
 //! lease expired) makes its followers fail, and the next request starts
 //! afresh.
 
@@ -115,8 +115,8 @@ impl Following {
         }))
     }
 
-    /// The next part once stored; the last one once the copy is committed
-    /// (read from the blob if the backend removed the parts by then).
+    /// The next part once stored; the last one once the copy's digest check
+    /// passed (read from the blob if the backend removed the parts by then).
     async fn next_part(&mut self) -> Result<Vec<u8>, String> {
         let upload = &self.blob.upload;
         let last = self.next + 1 >= self.blob.parts();
@@ -130,7 +130,8 @@ impl Following {
             let stored = lease
                 .as_ref()
                 .is_none_or(|l| l.parts.is_none_or(|p| p > self.next));
-            if committed || (stored && !last) {
+            let checked = lease.as_ref().is_some_and(|l| l.checked);
+            if committed || (stored && (!last || checked)) {
                 match self.storage.get_part(upload, self.next).await? {
                     Some(part) => return Ok(part),
                     None if committed => {

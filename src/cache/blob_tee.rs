@@ -255,10 +255,9 @@ async fn verify(tee: &Rc<RefCell<Tee>>) {
         yield_now().await;
     }
     let hash = format!("sha256:{:x}", hasher.finalize());
-    if !tee.borrow().copy.storing || !tee.borrow().copy.matches(&hash) {
+    if !tee.borrow().copy.storing || !tee.borrow_mut().copy.matches(&hash) {
         return;
     }
-    tee.borrow_mut().copy.renew_lease();
     if let Err(e) = storage.complete(&blob).await {
         return eprintln!("cache: cannot complete a blob: {e}");
     }

@@ -67,6 +67,12 @@ impl HeldLease {
         self.renew();
     }
 
+    /// Says the stored parts passed the digest check (and keeps the lease).
+    pub fn checked(&mut self) {
+        self.lease.checked = true;
+        self.renew();
+    }
+
     /// Keeps the lease from expiring while the copy goes on.
     pub fn renew(&mut self) {
         self.lease.expires = crate::now() + eviction::LEASE_SECS;

@@ -85,6 +85,10 @@ pub struct Lease {
     /// parts that are there (a bucket's missing object is a request too).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parts: Option<u64>,
+    /// The stored parts hash to the digest: followers may take the last
+    /// one while the copy is still being completed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub checked: bool,
 }
 
 impl Lease {
@@ -97,6 +101,7 @@ impl Lease {
             size: None,
             media_type: None,
             parts: None,
+            checked: false,
         }
     }
 

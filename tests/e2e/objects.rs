@@ -216,8 +216,13 @@ fn a_three_node_cluster_that_loses_a_node_during_pulls_loses_nothing() {
         pulls.join().unwrap();
     });
     // A request to the cluster may wait out the lost node (bounded by the
-    // proxy's 30 s for each bucket request).
-    let committed = || cluster.keys(0, "cluster/blobs/").len() == 1;
+    // proxy's 30 s for each bucket request). Committed: in the bucket and
+    // in the index (a HEAD that hits).
+    let blob_url = format!("{url}/v2/objects/cluster/blobs/{digest}");
+    let committed = || {
+        cluster.keys(0, "cluster/blobs/").len() == 1
+            && send("HEAD", &blob_url, &[], "").header("x-cache") == Some("HIT")
+    };
     for _ in 0..400 {
         if committed() {
             break;
@@ -227,7 +232,7 @@ fn a_three_node_cluster_that_loses_a_node_during_pulls_loses_nothing() {
     let log = proxy.component_log();
     assert!(committed(), "{:?} {log}", cluster.keys(0, "cluster/"));
     // Read back with the node still gone: two of three answer for it.
-    let r = get(&format!("{url}/v2/objects/cluster/blobs/{digest}"), &[]);
+    let r = get(&blob_url, &[]);
     assert_eq!((r.status, r.header("x-cache")), (200, Some("HIT")));
     assert_eq!(registry::sha256(&r.body), digest);
     proxy.stop();
