@@ -18,6 +18,8 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 pub(super) const XML_LIMIT: usize = 4 << 20;
 /// Keys per `DeleteObjects` request: S3's own limit.
 const DELETE_BATCH: usize = 1000;
+/// Attempts at one part's PUT or GET.
+const TRIES: u32 = 3;
 /// Bytes of a part handed to the runtime at a time.
 const SEND_PIECE: usize = 256 << 10;
 
@@ -84,7 +86,13 @@ impl Bucket {
 
     /// An object of `bytes`, sent from them in pieces (not copied whole:
     /// the copy still holds them for its client).
+    /// A part, tried again while it fails (the bytes are still here to
+    /// send again).
     pub async fn put(&self, key: &str, bytes: Rc<Vec<u8>>) -> Result<(), String> {
+        retried("a part PUT", || self.put_once(key, bytes.clone())).await
+    }
+
+    async fn put_once(&self, key: &str, bytes: Rc<Vec<u8>>) -> Result<(), String> {
         let url = self
             .bucket
             .put_object(Some(&self.credentials), key)
@@ -99,8 +107,13 @@ impl Bucket {
         self.ok("PUT", url, headers, body).await.map(drop)
     }
 
-    /// An object of at most `limit` bytes; `None` when there is none.
+    /// An object of at most `limit` bytes; `None` when there is none. Tried
+    /// again while it fails.
     pub async fn get(&self, key: &str, limit: usize) -> Result<Option<Vec<u8>>, String> {
+        retried("a part GET", || self.get_once(key, limit)).await
+    }
+
+    async fn get_once(&self, key: &str, limit: usize) -> Result<Option<Vec<u8>>, String> {
         let url = self
             .bucket
             .get_object(Some(&self.credentials), key)
@@ -213,6 +226,25 @@ impl Bucket {
         self.bucket
             .get_object(Some(&self.credentials), key)
             .sign(ttl)
+    }
+}
+
+/// `attempt` up to [`TRIES`] times while it fails: a store that lost a
+/// node, or says `SlowDown`, answers the same request a moment later (AWS's
+/// own clients retry so too).
+async fn retried<T, F>(what: &str, mut attempt: impl FnMut() -> F) -> Result<T, String>
+where
+    F: std::future::Future<Output = Result<T, String>>,
+{
+    let mut tries = 1;
+    loop {
+        match attempt().await {
+            Err(e) if tries < TRIES => {
+                eprintln!("cache: the bucket failed {what}, asking again: {e}");
+                tries += 1;
+            }
+            done => return done,
+        }
     }
 }
 
