@@ -1,7 +1,8 @@
 //! Looking after the cache: its figures, removing what expired or was
 //! orphaned, and removing one repository's or one blob's entries.
 
-use crate::cache::blob_storage::{self, StoredBlob, Upload};
+use crate::cache::blob_storage::{self, Upload};
+use crate::cache::blob_store;
 use crate::cache::layout::{
     self as cache, BLOB_PREFIX, BlobEntry, CHUNK_PREFIX, MANIFEST_PREFIX, SEEN_PREFIX, Scope,
     TAG_PREFIX, TagEntry,
@@ -123,15 +124,7 @@ pub async fn delete_blob<H: Host>(host: &H, digest: &str) -> Result<serde_json::
             continue;
         }
         if let Some(storage) = storage.as_ref().filter(|s| s.name() == entry.store) {
-            let blob = StoredBlob {
-                upload: Upload {
-                    scope: Scope::from_key_part(scope),
-                    digest: digest.to_string(),
-                    id: entry.upload.clone(),
-                },
-                size: entry.size,
-                part_size: entry.chunk_size.max(1),
-            };
+            let blob = blob_store::stored_blob(&entry, &Scope::from_key_part(scope), digest);
             storage.delete(&blob).await?;
             removed += 1;
         }

@@ -149,11 +149,7 @@ impl Following {
     }
 
     fn committed(&self) -> bool {
-        self.kv
-            .get(&self.blob_key)
-            .ok()
-            .flatten()
-            .and_then(|v| serde_json::from_slice::<BlobEntry>(&v).ok())
+        BlobEntry::load(self.kv.as_ref(), &self.blob_key)
             .is_some_and(|e| e.upload == self.blob.upload.id)
     }
 }

@@ -158,11 +158,7 @@ fn committed_entry<H: Host>(
     digest: &Digest,
     upload: &str,
 ) -> Option<BlobEntry> {
-    call.host
-        .cache()
-        .get(&scope.blob_key(digest.as_str()))
-        .ok()
-        .flatten()
-        .and_then(|v| serde_json::from_slice::<BlobEntry>(&v).ok())
+    let cache = call.host.cache();
+    BlobEntry::load(cache.as_ref(), &scope.blob_key(digest.as_str()))
         .filter(|e| e.upload == upload && e.store == storage.name())
 }

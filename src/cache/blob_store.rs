@@ -61,13 +61,8 @@ pub(super) async fn hit<H: Host>(
     digest: &Digest,
     seen_key: &str,
 ) -> Result<Option<BlobEntry>, RegistryError> {
-    let entry = call
-        .host
-        .cache()
-        .get(&scope.blob_key(digest.as_str()))
-        .ok()
-        .flatten()
-        .and_then(|v| serde_json::from_slice::<BlobEntry>(&v).ok())
+    let cache = call.host.cache();
+    let entry = BlobEntry::load(cache.as_ref(), &scope.blob_key(digest.as_str()))
         .filter(|e| e.store == storage.name());
     let Some(entry) = entry else {
         return Ok(None);

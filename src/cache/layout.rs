@@ -251,6 +251,14 @@ fn kv_store() -> String {
 }
 
 impl BlobEntry {
+    /// The entry under `key`; none when absent, unreadable or not one.
+    pub fn load(kv: &dyn crate::host::Kv, key: &str) -> Option<Self> {
+        kv.get(key)
+            .ok()
+            .flatten()
+            .and_then(|v| serde_json::from_slice(&v).ok())
+    }
+
     pub fn chunks(&self) -> u64 {
         self.size.div_ceil(self.chunk_size.max(1))
     }
