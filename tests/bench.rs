@@ -6,7 +6,9 @@
 //!
 //! `cargo test --test bench` runs a smoke-sized version (CI checks it
 //! completes); `BENCH=full cargo test --test bench` (scripts/bench.sh) runs
-//! the full one and writes docs/benchmarks.md.
+//! the full one and writes docs/benchmarks.md. `BENCH=objects` runs only
+//! the object-storage section, full-sized, into target/benchmarks-objects.md:
+//! for working on that section without the other nine minutes.
 
 #[cfg(not(target_arch = "wasm32"))]
 #[path = "bench/crowd.rs"]
@@ -104,18 +106,25 @@ mod bench {
     const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
     pub fn main() {
-        let plan = Plan::new(std::env::var("BENCH").as_deref() == Ok("full"));
+        let mode = std::env::var("BENCH").unwrap_or_default();
+        let plan = Plan::new(mode == "full" || mode == "objects");
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
             .unwrap();
-        let report = rt.block_on(run(&plan));
-        println!("{report}");
-        let out = if plan.full {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/benchmarks.md")
-        } else {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/benchmarks-smoke.md")
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let (report, out) = match mode.as_str() {
+            "objects" => (
+                rt.block_on(objects_only(&plan)),
+                root.join("target/benchmarks-objects.md"),
+            ),
+            "full" => (rt.block_on(run(&plan)), root.join("docs/benchmarks.md")),
+            _ => (
+                rt.block_on(run(&plan)),
+                root.join("target/benchmarks-smoke.md"),
+            ),
         };
+        println!("{report}");
         std::fs::create_dir_all(out.parent().unwrap()).unwrap();
         std::fs::write(&out, report).unwrap();
         eprintln!("bench: wrote {}", out.display());
@@ -542,6 +551,35 @@ mod bench {
         )
     }
 
+    /// The object-storage repetitions against one Garage node.
+    async fn in_bucket(
+        plan: &Plan,
+        upstream: SocketAddr,
+        dir: &Path,
+        sizes: (u64, u64),
+    ) -> objects::Figures {
+        let garage = garage::Garage::start(&dir.join("garage"), 1);
+        let mut figures = objects::Figures::default();
+        for rep in 0..plan.repetitions {
+            let seed = 700 + 2 * rep as u64;
+            objects::measure(upstream, dir, &garage, sizes, seed, &mut figures).await;
+        }
+        for node in &garage.nodes {
+            node.stop();
+        }
+        figures
+    }
+
+    /// Only the object-storage section (`BENCH=objects`), without the
+    /// key-value default's figures it compares with.
+    async fn objects_only(plan: &Plan) -> String {
+        let dir = watched::work_dir("registry-proxy-bench-");
+        let upstream = registry::start(&dir, "upstream", "").await;
+        let sizes = (256 << 20, 256 << 20);
+        let figures = in_bucket(plan, upstream, &dir, sizes).await;
+        objects::section(&figures, sizes, (f64::NAN, f64::NAN))
+    }
+
     async fn run(plan: &Plan) -> String {
         let dir = watched::work_dir("registry-proxy-bench-");
         let upstream = registry::start(&dir, "upstream", "").await;
@@ -626,16 +664,8 @@ mod bench {
             crowd::measure(upstream, &dir, sizes, 500 + 2 * rep as u64, &mut on_redis).await;
         }
 
-        let garage = garage::Garage::start(&dir.join("garage"), 1);
-        let mut in_bucket = objects::Figures::default();
         let object_sizes = (plan.big_layer.min(256 << 20), crowd_size);
-        for rep in 0..plan.repetitions {
-            let seed = 700 + 2 * rep as u64;
-            objects::measure(upstream, &dir, &garage, object_sizes, seed, &mut in_bucket).await;
-        }
-        for node in &garage.nodes {
-            node.stop();
-        }
+        let in_bucket = in_bucket(plan, upstream, &dir, object_sizes).await;
 
         let latency = manifest_latency(upstream, &dir, plan, &big_digest).await;
         let big_digest_manifest = big_digest;

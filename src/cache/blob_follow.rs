@@ -132,7 +132,7 @@ impl Following {
                 .is_none_or(|l| l.parts.is_none_or(|p| p > self.next));
             let checked = lease.as_ref().is_some_and(|l| l.checked);
             if committed || (stored && (!last || checked)) {
-                match self.storage.get_part(upload, self.next).await? {
+                match self.storage.follow_part(upload, self.next).await? {
                     Some(part) => return Ok(part),
                     None if committed => {
                         let storage = self.storage.as_ref();

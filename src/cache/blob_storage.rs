@@ -6,11 +6,13 @@
 //! queue) stays in the key-value store whichever backend holds the bytes.
 //!
 //! Backends: [`kv_chunks`] (the default: parts are the cache store's
-//! chunks) and [`s3`] (an S3-compatible bucket over outbound HTTP). One
+//! chunks) and [`s3`] (an S3-compatible bucket over outbound HTTP), which
+//! [`staged`] fronts for followers where the store holds chunks. One
 //! conformance suite runs against each.
 
 pub mod kv_chunks;
 pub mod s3;
+pub mod staged;
 
 #[cfg(test)]
 pub mod conformance;
@@ -20,6 +22,7 @@ pub mod memory;
 use crate::cache::layout::Scope;
 use crate::host::{Chunks, Host};
 use std::future::Future;
+use std::ops::Range;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::time::Duration;
@@ -72,6 +75,30 @@ pub trait BlobStorage {
     ) -> StoreFuture<'a, ()>;
     /// Part `n` of an upload under way; `None` while it is not stored.
     fn get_part<'a>(&'a self, upload: &'a Upload, n: u64) -> StoreFuture<'a, Option<Vec<u8>>>;
+    /// Bytes `range` of part `n` of an upload under way (fewer where the
+    /// part is shorter), for a reader that needs only them: a part is 5 MiB
+    /// in a bucket, and a slow client's read-back held it whole beside the
+    /// copy's own.
+    fn get_part_range<'a>(
+        &'a self,
+        upload: &'a Upload,
+        n: u64,
+        range: Range<usize>,
+    ) -> StoreFuture<'a, Option<Vec<u8>>> {
+        Box::pin(async move {
+            let part = self.get_part(upload, n).await?;
+            Ok(part.map(|p| {
+                let end = range.end.min(p.len());
+                p[range.start.min(end)..end].to_vec()
+            }))
+        })
+    }
+    /// Part `n` for a reader following the upload: the same bytes, from
+    /// wherever the backend serves them fastest (the digest check reads
+    /// [`get_part`](Self::get_part), what the blob is made of).
+    fn follow_part<'a>(&'a self, upload: &'a Upload, n: u64) -> StoreFuture<'a, Option<Vec<u8>>> {
+        self.get_part(upload, n)
+    }
     /// Makes the upload's parts the blob. Called only once its digest was
     /// checked; nothing of the upload is served before.
     fn complete<'a>(&'a self, blob: &'a StoredBlob) -> StoreFuture<'a, ()>;
@@ -103,10 +130,17 @@ pub fn open<H: Host>(host: &H) -> Result<Option<Rc<dyn BlobStorage>>, String> {
     match choice.trim() {
         "" | "kv" if !host.cache().holds_blobs() => Ok(None),
         "" | "kv" => Ok(Some(Rc::new(kv_chunks::KvChunks::new(host.cache())))),
-        "s3" => Ok(Some(Rc::new(s3::S3Blobs::new(
-            s3::S3Config::read(host)?,
-            host.outbound(),
-        )?))),
+        "s3" => {
+            let bucket = Rc::new(s3::S3Blobs::new(
+                s3::S3Config::read(host)?,
+                host.outbound(),
+            )?);
+            // A store with room for chunks stages the copies under way.
+            Ok(Some(match host.cache().holds_blobs() {
+                true => Rc::new(staged::Staged::new(bucket, host.cache())),
+                false => bucket,
+            }))
+        }
         other => Err(format!("blob_store is {other:?}: it must be kv or s3")),
     }
 }

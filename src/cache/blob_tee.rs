@@ -342,24 +342,26 @@ async fn next_piece(tee: &Rc<RefCell<Tee>>) -> Option<Result<Vec<u8>, String>> {
     }
 }
 
-/// Part `n` from `offset` on, read back: from the part, or from the blob
-/// once completed (a backend may remove parts then).
+/// A piece of part `n` from `offset` on, read back: from the part, or from
+/// the blob once completed (a backend may remove parts then).
 async fn stored_piece(tee: &Rc<RefCell<Tee>>, n: u64, offset: usize) -> Result<Vec<u8>, String> {
     let (storage, blob) = {
         let t = tee.borrow();
         (t.copy.storage.clone(), t.copy.stored_blob())
     };
-    let part = match storage.get_part(&blob.upload, n).await {
-        Ok(Some(part)) => part,
+    let range = offset..offset + blob_copy::MEMORY_PIECE;
+    let piece = match storage.get_part_range(&blob.upload, n, range).await {
+        Ok(Some(piece)) => piece,
         Ok(None) if tee.borrow().copy.committed => {
-            blob_copy::completed_part(storage.as_ref(), &blob, n).await?
+            let start = n * blob.part_size + offset as u64;
+            let end = (start + blob_copy::MEMORY_PIECE as u64).min(blob.size);
+            blob_copy::completed_range(storage.as_ref(), &blob, start..end).await?
         }
         other => return Err(format!("a copy's stored part went missing ({other:?})")),
     };
-    match part.get(offset..) {
-        Some(rest) if !rest.is_empty() && offset == 0 => Ok(part),
-        Some(rest) if !rest.is_empty() => Ok(rest.to_vec()),
-        _ => Err(format!("a copy's stored part {n} is short")),
+    match piece.is_empty() {
+        false => Ok(piece),
+        true => Err(format!("a copy's stored part {n} is short")),
     }
 }
 

@@ -76,6 +76,12 @@ impl Scope {
         format!("{CHUNK_PREFIX}{}/{digest}/{upload}/", self.0)
     }
 
+    /// Every key an upload staged for its followers starts so: its staged
+    /// parts (by number) and the note that it is followed.
+    pub fn stage_prefix(&self, digest: &str, upload: &str) -> String {
+        format!("{STAGE_PREFIX}{}/{digest}/{upload}/", self.0)
+    }
+
     /// Held by the one request copying `digest` into the cache.
     pub fn lease_key(&self, digest: &str) -> String {
         format!("cache/lease/{}/{digest}", self.0)
@@ -87,6 +93,7 @@ pub const TAG_PREFIX: &str = "cache/tag/";
 pub const BLOB_PREFIX: &str = "cache/blob/";
 pub const SEEN_PREFIX: &str = "cache/seen/";
 pub const CHUNK_PREFIX: &str = "cache/chunk/";
+pub const STAGE_PREFIX: &str = "cache/stage/";
 pub const TAG_VARIANTS_PREFIX: &str = "cache/tag-variants/";
 
 /// The variants list a tag key belongs in.
@@ -112,9 +119,18 @@ pub fn repository_of(key: &str) -> Option<&str> {
         .map(|(repo, _)| repo)
 }
 
-/// A chunk key's blob digest and upload.
+/// A chunk key's scope, blob digest and upload.
 pub fn chunk_of(key: &str) -> Option<(&str, &str, &str)> {
-    let rest = key.strip_prefix(CHUNK_PREFIX)?;
+    upload_under(key, CHUNK_PREFIX)
+}
+
+/// A staged key's scope, blob digest and upload.
+pub fn staged_of(key: &str) -> Option<(&str, &str, &str)> {
+    upload_under(key, STAGE_PREFIX)
+}
+
+fn upload_under<'k>(key: &'k str, prefix: &str) -> Option<(&'k str, &'k str, &'k str)> {
+    let rest = key.strip_prefix(prefix)?;
     let (scope, rest) = rest.split_once('/')?;
     let mut parts = rest.rsplitn(3, '/');
     let (_n, upload, digest) = (parts.next()?, parts.next()?, parts.next()?);

@@ -163,7 +163,19 @@ fn a_crowd_on_two_instances_sharing_redis_and_a_bucket_fetches_once() {
         size as u64,
     ));
     let urls: Vec<String> = instances.iter().map(spin::Instance::url).collect();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let staged = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut most = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                most = most.max(staged_keys(port));
+            }
+            most
+        })
+    };
     crowd(&urls, "objects/crowd", &digest, size, 16);
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
     assert_eq!(
         upstream_blob_gets(&digest),
         1,
@@ -174,6 +186,13 @@ fn a_crowd_on_two_instances_sharing_redis_and_a_bucket_fetches_once() {
         blobs.len() == 1 && parts == 0
     });
     assert_eq!(stored(g, "crowd/").0[0].1, size as u64);
+    // The copy staged a bounded window in Redis for its followers (four
+    // parts and the note that it is followed), and it went with the copy.
+    let seen = staged.join().unwrap();
+    assert!((1..=5).contains(&seen), "{seen} keys staged at once");
+    settles("the staged parts gone from Redis", || {
+        staged_keys(port) == 0
+    });
     for i in &instances {
         let r = get(&format!("{}/v2/objects/crowd/blobs/{digest}", i.url()), &[]);
         assert_eq!((r.status, r.header("x-cache")), (200, Some("HIT")));
@@ -183,6 +202,26 @@ fn a_crowd_on_two_instances_sharing_redis_and_a_bucket_fetches_once() {
         i.stop();
     }
     redis.stop();
+}
+
+/// Keys staged for followers in the cache store (database 1 of the Redis on
+/// `port`).
+fn staged_keys(port: u16) -> usize {
+    let port = port.to_string();
+    let scan = std::process::Command::new("redis-cli")
+        .args([
+            "-p",
+            &port,
+            "-n",
+            "1",
+            "--scan",
+            "--pattern",
+            "cache/stage/*",
+        ])
+        .output()
+        .expect("redis-cli");
+    assert!(scan.status.success(), "redis-cli failed");
+    String::from_utf8_lossy(&scan.stdout).lines().count()
 }
 
 #[test]

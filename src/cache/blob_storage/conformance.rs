@@ -101,7 +101,22 @@ async fn parts_read_back_while_the_upload_goes_on(storage: &dyn BlobStorage) {
         storage.get_part(&upload, 2).await.unwrap().as_deref(),
         Some(&bytes[2 * part as usize..])
     );
+    // A follower reads the very same parts, wherever they come from.
+    for n in 0..3 {
+        let followed = storage.follow_part(&upload, n).await.unwrap();
+        assert_eq!(followed, storage.get_part(&upload, n).await.unwrap());
+    }
+    assert_eq!(storage.follow_part(&upload, 3).await.unwrap(), None);
+    // A slow reader's piece of a part, and one that runs past its end.
+    let p = part as usize;
+    let inside = storage.get_part_range(&upload, 1, 7..p - 7).await.unwrap();
+    assert_eq!(inside.as_deref(), Some(&bytes[p + 7..2 * p - 7]));
+    let past = storage.get_part_range(&upload, 2, 3..p).await.unwrap();
+    assert_eq!(past.as_deref(), Some(&bytes[2 * p + 3..]));
+    let none = storage.get_part_range(&upload, 3, 0..p).await.unwrap();
+    assert_eq!(none, None);
     storage.abort(&upload, 3).await.unwrap();
+    assert_eq!(storage.follow_part(&upload, 0).await.unwrap(), None);
 }
 
 async fn a_completed_upload_reads_whole_and_in_ranges(storage: &dyn BlobStorage) {

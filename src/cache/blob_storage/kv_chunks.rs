@@ -49,7 +49,11 @@ impl BlobStorage for KvChunks {
         parts: Vec<Rc<Vec<u8>>>,
     ) -> StoreFuture<'a, ()> {
         // One write for the batch: a SQLite store commits (and syncs) once
-        // per write.
+        // per write. A part alone is written from where it is, not copied.
+        if let [part] = parts.as_slice() {
+            let key = chunk_key(upload, first);
+            return Box::pin(std::future::ready(self.kv.set(&key, part)));
+        }
         let entries = (first..)
             .zip(parts)
             .map(|(n, bytes)| (chunk_key(upload, n), bytes.to_vec()))

@@ -23,12 +23,15 @@ use crate::cache::layout;
 use crate::host::{Chunks, Outbound};
 use futures::StreamExt;
 use requests::Bucket;
+use std::ops::Range;
 use std::rc::Rc;
 use std::time::Duration;
 use url::Url;
 
 /// The smallest part S3 takes in a multipart upload (but the last).
 const MIN_PART: u64 = 5 << 20;
+/// The largest part read back.
+const PART_LIMIT: usize = 64 << 20;
 /// Part copies, part writes and deletes sent at once.
 const PARALLEL: usize = 4;
 
@@ -163,9 +166,18 @@ impl BlobStorage for S3Blobs {
     }
 
     fn get_part<'a>(&'a self, upload: &'a Upload, n: u64) -> StoreFuture<'a, Option<Vec<u8>>> {
+        Box::pin(async move { self.bucket.get(&self.part_key(upload, n), PART_LIMIT).await })
+    }
+
+    fn get_part_range<'a>(
+        &'a self,
+        upload: &'a Upload,
+        n: u64,
+        range: Range<usize>,
+    ) -> StoreFuture<'a, Option<Vec<u8>>> {
         Box::pin(async move {
-            let limit = MIN_PART.max(64 << 20) as usize;
-            self.bucket.get(&self.part_key(upload, n), limit).await
+            let key = self.part_key(upload, n);
+            self.bucket.get_part_of(&key, range, PART_LIMIT).await
         })
     }
 

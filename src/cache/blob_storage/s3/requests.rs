@@ -6,6 +6,7 @@ use crate::host::{Body, Chunks, Headers, Outbound, OutboundRequest, Response};
 use futures::StreamExt;
 use rusty_s3::actions::{DeleteObjects, ListObjectsV2, ObjectIdentifier};
 use rusty_s3::{Credentials, S3Action, UrlStyle};
+use std::ops::Range;
 use std::rc::Rc;
 use std::time::Duration;
 use url::Url;
@@ -110,23 +111,48 @@ impl Bucket {
     /// An object of at most `limit` bytes; `None` when there is none. Tried
     /// again while it fails.
     pub async fn get(&self, key: &str, limit: usize) -> Result<Option<Vec<u8>>, String> {
-        retried("a part GET", || self.get_once(key, limit)).await
+        retried("a part GET", || self.get_once(key, None, limit)).await
     }
 
-    async fn get_once(&self, key: &str, limit: usize) -> Result<Option<Vec<u8>>, String> {
+    /// Bytes `range` of an object (fewer where it is shorter); `None` when
+    /// there is none. Tried again while it fails.
+    pub async fn get_part_of(
+        &self,
+        key: &str,
+        range: Range<usize>,
+        limit: usize,
+    ) -> Result<Option<Vec<u8>>, String> {
+        let once = || self.get_once(key, Some(range.clone()), limit);
+        retried("a part GET", once).await
+    }
+
+    async fn get_once(
+        &self,
+        key: &str,
+        range: Option<Range<usize>>,
+        limit: usize,
+    ) -> Result<Option<Vec<u8>>, String> {
         let url = self
             .bucket
             .get_object(Some(&self.credentials), key)
             .sign(SIGN_TTL);
-        let response = self
-            .send("GET", url, Headers::default(), Body::Empty)
-            .await?;
+        let mut headers = Headers::default();
+        if let Some(r) = range.clone().filter(|r| !r.is_empty()) {
+            headers.push("range", format!("bytes={}-{}", r.start, r.end - 1));
+        }
+        let response = self.send("GET", url, headers, Body::Empty).await?;
         let status = response.status;
         let length = response.headers.get("content-length");
         let bytes = read_all(response.body, limit, length).await?;
-        match status {
-            200 => Ok(Some(bytes)),
-            404 => Ok(None),
+        match (status, range) {
+            (206, _) => Ok(Some(bytes)),
+            // A store that ignores `Range` sends it all.
+            (200, Some(r)) => {
+                let end = r.end.min(bytes.len());
+                Ok(Some(bytes[r.start.min(end)..end].to_vec()))
+            }
+            (200, None) => Ok(Some(bytes)),
+            (404, _) => Ok(None),
             _ => Err(format!(
                 "the bucket answered GET with {status} {}",
                 s3_code(&bytes)
