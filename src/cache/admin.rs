@@ -4,8 +4,8 @@
 use crate::cache::blob_storage::{self, Upload};
 use crate::cache::blob_store;
 use crate::cache::layout::{
-    self as cache, BLOB_PREFIX, BlobEntry, CHUNK_PREFIX, MANIFEST_PREFIX, SEEN_PREFIX, Scope,
-    TAG_PREFIX, TagEntry,
+    self, BLOB_PREFIX, BlobEntry, CHUNK_PREFIX, LEASE_GATE_PREFIX, MANIFEST_PREFIX, SEEN_PREFIX,
+    Scope, TAG_PREFIX, TagEntry,
 };
 use crate::host::Host;
 use crate::telemetry::stats;
@@ -60,6 +60,14 @@ pub async fn collect_garbage<H: Host>(host: &H) -> Result<serde_json::Value, Str
             tags += 1;
         }
     }
+    // A gate left open by a request that stopped before it took the lease
+    // would keep every later one from taking it.
+    for gate in keys.iter().filter(|k| k.starts_with(LEASE_GATE_PREFIX)) {
+        let lease = layout::lease_of_gate(gate).unwrap_or_default();
+        if host.cache().get(&lease)?.is_none() {
+            host.cache().delete(gate)?;
+        }
+    }
     let uploads = match blob_storage::open(host)? {
         Some(storage) => {
             let completed = completed_uploads(host, &keys)?;
@@ -103,7 +111,7 @@ fn blob_entries<H: Host>(host: &H, keys: &[String]) -> Result<Vec<(String, BlobE
 pub fn delete_repository<H: Host>(host: &H, repository: &str) -> Result<serde_json::Value, String> {
     let mut removed = 0;
     for k in host.cache().keys()? {
-        if cache::repository_of(&k) == Some(repository) {
+        if layout::repository_of(&k) == Some(repository) {
             host.cache().delete(&k)?;
             removed += 1;
         }

@@ -10,7 +10,7 @@
 use crate::cache::blob_copy;
 use crate::cache::blob_storage::{BlobStorage, StoredBlob, Upload};
 use crate::cache::eviction::Lease;
-use crate::cache::layout::{BlobEntry, Scope};
+use crate::cache::layout::{self, BlobEntry, Scope};
 use crate::host::{Body, Chunks, Headers, Host, Kv, Response, Timer};
 use crate::oci::digest::Digest;
 use crate::relay::Call;
@@ -19,6 +19,8 @@ use std::time::Duration;
 
 /// How often a follower looks for the next part.
 const POLL: Duration = Duration::from_millis(20);
+/// Polls for a lease whose gate is open: a second at most.
+const GATE_WAITS: u32 = 50;
 
 /// The answer that follows the copy under `lease_key`, or `None` when that
 /// copy cannot be followed (another repository, private, gone).
@@ -37,8 +39,19 @@ pub async fn follow<H: Host>(
     let repo = call.upstream_name.as_ref()?.as_str();
     // The leader takes its lease before it asks the upstream: wait for the
     // upstream's answer (size and type), as a client of it would.
+    let mut gate_waits = 0;
     let (lease, size, media_type) = loop {
-        let lease = current(kv.as_ref(), lease_key)?;
+        let Some(lease) = current(kv.as_ref(), lease_key) else {
+            // The request that opened the gate is about to take the lease.
+            let gate = layout::lease_gate_key(lease_key);
+            let opened = kv.get(&gate).ok().flatten().is_some();
+            if !opened || gate_waits >= GATE_WAITS {
+                return None;
+            }
+            gate_waits += 1;
+            timer.sleep(POLL).await;
+            continue;
+        };
         if !lease.live(crate::now()) || lease.private || lease.repository != repo {
             return None;
         }

@@ -5,7 +5,7 @@ use crate::cache::blob_storage::BlobStorage;
 use crate::cache::eviction::{
     self, Committed, DEFAULT_MAX_SIZE, HEAD_KEY, Lease, TAIL_KEY, TOTAL_KEY, queue_key,
 };
-use crate::cache::layout::BlobEntry;
+use crate::cache::layout::{self, BlobEntry};
 use crate::host::{Host, Kv};
 use std::rc::Rc;
 
@@ -31,10 +31,28 @@ pub struct HeldLease {
 }
 
 /// Takes the lease on copying a blob; none while another copy holds it.
+///
+/// Where no lease is, only the request that opens the lease's gate may
+/// take it: Spin 4.0.2's SQLite store swaps a missing key unconditionally,
+/// so a crowd's first requests each took the lease, and their followers
+/// failed as the copies overwrote each other's. The gate is a counter
+/// (atomic in every store); the holder closes it as it lets go.
 pub fn take_lease(kv: Rc<dyn Kv>, key: &str, lease: Lease) -> Option<HeldLease> {
     let now = crate::now();
-    let free = |current: Option<&[u8]>| eviction::lease_free(current, now);
-    match kv.swap_if(key, &free, &lease.to_bytes()) {
+    let gate = layout::lease_gate_key(key);
+    let opened = std::cell::Cell::new(false);
+    let free = |current: Option<&[u8]>| match current {
+        None => {
+            opened.set(kv.increment(&gate, 1).is_ok_and(|n| n == 1));
+            opened.get()
+        }
+        Some(_) => eviction::lease_free(current, now),
+    };
+    let taken = kv.swap_if(key, &free, &lease.to_bytes());
+    if opened.get() && !matches!(taken, Ok(true)) {
+        let _ = kv.delete(&gate);
+    }
+    match taken {
         Ok(true) => Some(HeldLease {
             kv,
             key: key.to_string(),
@@ -83,8 +101,15 @@ impl HeldLease {
 }
 
 impl Drop for HeldLease {
+    /// Lets go of the lease, unless another copy took it over (this one
+    /// stalled past it), and closes its gate for the next.
     fn drop(&mut self) {
+        let ours = self.lease.to_bytes();
+        if self.kv.get(&self.key).ok().flatten().as_deref() != Some(&ours[..]) {
+            return;
+        }
         let _ = self.kv.delete(&self.key);
+        let _ = self.kv.delete(&layout::lease_gate_key(&self.key));
     }
 }
 
@@ -303,5 +328,51 @@ mod tests {
         }
         assert!(entry(&kv, &keys[0]).is_none());
         assert_eq!(kv.increment(TOTAL_KEY, 0).unwrap(), 8 << 20);
+    }
+
+    /// A store that swaps as Spin 4.0.2's SQLite does when each of a crowd
+    /// looked before any wrote: the key seen missing, then set regardless.
+    struct SwapsBlind(MemoryKv);
+
+    impl Kv for SwapsBlind {
+        fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+            self.0.get(key)
+        }
+        fn set(&self, key: &str, value: &[u8]) -> Result<(), String> {
+            self.0.set(key, value)
+        }
+        fn delete(&self, key: &str) -> Result<(), String> {
+            self.0.delete(key)
+        }
+        fn keys(&self) -> Result<Vec<String>, String> {
+            self.0.keys()
+        }
+        fn increment(&self, key: &str, delta: i64) -> Result<i64, String> {
+            self.0.increment(key, delta)
+        }
+        fn swap_if(
+            &self,
+            key: &str,
+            expect: &dyn Fn(Option<&[u8]>) -> bool,
+            value: &[u8],
+        ) -> Result<bool, String> {
+            if !expect(None) {
+                return Ok(false);
+            }
+            self.0.set(key, value).map(|()| true)
+        }
+    }
+
+    #[test]
+    fn a_crowd_that_finds_no_lease_lets_one_take_it() {
+        let kv: Rc<dyn Kv> = Rc::new(SwapsBlind(MemoryKv::default()));
+        let key = "cache/lease/s/sha256:0";
+        let lease = |u: &str| Lease::new(crate::now(), u, "r", false);
+        let first = take_lease(kv.clone(), key, lease("a")).expect("the first takes it");
+        assert!(take_lease(kv.clone(), key, lease("b")).is_none());
+        assert_eq!(kv.get(key).unwrap(), Some(lease("a").to_bytes()));
+        drop(first);
+        assert!(kv.keys().unwrap().is_empty(), "let go, gate closed");
+        assert!(take_lease(kv.clone(), key, lease("c")).is_some());
     }
 }

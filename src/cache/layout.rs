@@ -84,7 +84,7 @@ impl Scope {
 
     /// Held by the one request copying `digest` into the cache.
     pub fn lease_key(&self, digest: &str) -> String {
-        format!("cache/lease/{}/{digest}", self.0)
+        format!("{LEASE_PREFIX}{}/{digest}", self.0)
     }
 }
 
@@ -94,6 +94,20 @@ pub const BLOB_PREFIX: &str = "cache/blob/";
 pub const SEEN_PREFIX: &str = "cache/seen/";
 pub const CHUNK_PREFIX: &str = "cache/chunk/";
 pub const STAGE_PREFIX: &str = "cache/stage/";
+const LEASE_PREFIX: &str = "cache/lease/";
+pub const LEASE_GATE_PREFIX: &str = "cache/lease-gate/";
+
+/// The counter that admits one request to take a missing lease.
+pub fn lease_gate_key(lease_key: &str) -> String {
+    let rest = lease_key.strip_prefix(LEASE_PREFIX).unwrap_or(lease_key);
+    format!("{LEASE_GATE_PREFIX}{rest}")
+}
+
+/// The lease a gate admits to.
+pub fn lease_of_gate(gate_key: &str) -> Option<String> {
+    let rest = gate_key.strip_prefix(LEASE_GATE_PREFIX)?;
+    Some(format!("{LEASE_PREFIX}{rest}"))
+}
 pub const TAG_VARIANTS_PREFIX: &str = "cache/tag-variants/";
 
 /// The variants list a tag key belongs in.
