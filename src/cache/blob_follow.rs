@@ -84,6 +84,7 @@ pub async fn follow<H: Host>(
         sent: 0,
         next: 0,
     };
+    following.storage.follow(&following.blob.upload);
     Some(Response {
         status: 200,
         headers,

@@ -66,6 +66,15 @@ pub trait BlobStorage {
     /// Whether others may read an upload's parts while it goes on, so a
     /// crowd follows one copy instead of each fetching the blob.
     fn followable(&self) -> bool;
+    /// Notes that a reader follows the upload from its start, so the
+    /// backend may serve it [`follow_part`](Self::follow_part) from nearer.
+    fn follow(&self, _upload: &Upload) {}
+    /// Whether the copy hashes what it stores while it is stored, rather
+    /// than read it back after the answer: where the store's writes wait
+    /// on the network and readers follow, who wait for the check.
+    fn check_on_the_way(&self, _upload: &Upload) -> bool {
+        false
+    }
     /// Stores parts `first..` of an upload, in order.
     fn put_parts<'a>(
         &'a self,

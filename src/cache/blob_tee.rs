@@ -56,6 +56,9 @@ struct Tee {
     reader_slow: bool,
     reader: Option<Waker>,
     pump: Option<Waker>,
+    /// The digest of what was stored, hashed on the way: parts `0..hashed`.
+    running: Sha256,
+    hashed: u64,
 }
 
 impl Tee {
@@ -68,6 +71,8 @@ impl Tee {
             reader_slow: false,
             reader: None,
             pump: None,
+            running: Sha256::new(),
+            hashed: 0,
         }
     }
 
@@ -119,8 +124,10 @@ where
             t.pump = Some(cx.waker().clone());
             Poll::Pending
         });
-        futures::future::select(Box::pin(read_all), timer.sleep(CHECK_DELAY)).await;
-        verify(&tee).await;
+        if !check::hashed_all(&tee.borrow()) {
+            futures::future::select(Box::pin(read_all), timer.sleep(CHECK_DELAY)).await;
+        }
+        check::verify(&tee).await;
     }
     abort_unfinished(&tee).await;
 }
@@ -172,7 +179,7 @@ async fn store(tee: &Rc<RefCell<Tee>>, all: bool) {
             (t.copy.storage.clone(), t.copy.upload.clone())
         };
         let count = parts.len();
-        let result = storage.put_parts(&upload, first, parts).await;
+        let result = check::store_batch(tee, storage.as_ref(), &upload, first, parts).await;
         let mut t = tee.borrow_mut();
         t.copy.batch_done(count, result);
         t.wake_reader();
@@ -230,48 +237,6 @@ async fn room(tee: &Rc<RefCell<Tee>>, timer: &Rc<dyn Timer>) -> bool {
         futures::future::Either::Right(_) => {
             tee.borrow_mut().reader_slow = true;
             true
-        }
-    }
-}
-
-/// Reads the stored parts back and completes the blob if they match;
-/// other work of the request runs between parts.
-async fn verify(tee: &Rc<RefCell<Tee>>) {
-    let (storage, blob) = {
-        let t = tee.borrow();
-        (t.copy.storage.clone(), t.copy.stored_blob())
-    };
-    let mut hasher = Sha256::new();
-    for n in 0.. {
-        if !tee.borrow_mut().copy.check_part(n) {
-            break;
-        }
-        match storage.get_part(&blob.upload, n).await {
-            Ok(Some(part)) => hasher.update(&part),
-            other => {
-                return eprintln!("cache: a copy's part {n} went missing ({other:?}); not cached");
-            }
-        }
-        yield_now().await;
-    }
-    let hash = format!("sha256:{:x}", hasher.finalize());
-    if !tee.borrow().copy.storing || !tee.borrow_mut().copy.matches(&hash) {
-        return;
-    }
-    if let Err(e) = storage.complete(&blob).await {
-        return eprintln!("cache: cannot complete a blob: {e}");
-    }
-    let published = tee.borrow_mut().copy.publish();
-    match published {
-        Ok(record) => {
-            let bound = tee.borrow().copy.bound();
-            blob_copy::admit(bound, record).await;
-        }
-        Err(e) => {
-            eprintln!("cache: cannot commit a blob: {e}");
-            if let Err(e) = storage.delete(&blob).await {
-                eprintln!("cache: cannot remove an uncommitted blob: {e}");
-            }
         }
     }
 }
@@ -386,5 +351,6 @@ async fn ahead(tee: &Rc<RefCell<Tee>>) -> Option<Option<Result<Vec<u8>, String>>
     .await
 }
 
+mod check;
 #[cfg(test)]
 mod tests;

@@ -6,10 +6,11 @@
 //! the registry 2.3–2.5 s; a crowd reading a copy's parts from the bucket
 //! ran at 3.3–3.7x sixteen direct clients.
 //!
-//! The stage serves only followers. The digest check, the blob and every
-//! hit come from the bucket, so nothing the bucket did not keep is ever
-//! served as cached; a follower that falls behind the window, or a stage
-//! that fails, reads the bucket's part instead. A copy nobody follows
+//! The stage serves only followers: the blob and every hit come from the
+//! bucket, and the digest check covers what the bucket was sent, so
+//! nothing the bucket did not keep is ever served as cached. A follower
+//! that falls behind the window, or a stage that fails, reads the bucket's
+//! part instead. A copy nobody follows
 //! stages nothing: on the embedded SQLite store staging cost a lone cold
 //! pull 1.6 s → 2.7 s.
 
@@ -53,7 +54,7 @@ impl Staged {
         let end = first + parts.len() as u64;
         let stale = first.saturating_sub(STAGED_PARTS)..end.saturating_sub(STAGED_PARTS);
         let staged = self.remove(upload, stale).and_then(|()| {
-            if self.kv.get(&followed_key(upload))?.is_none() {
+            if !self.followed(upload)? {
                 return Ok(());
             }
             (first..)
@@ -63,6 +64,10 @@ impl Staged {
         if let Err(e) = staged {
             eprintln!("cache: cannot stage a part for followers: {e}");
         }
+    }
+
+    fn followed(&self, upload: &Upload) -> Result<bool, String> {
+        Ok(self.kv.get(&followed_key(upload))?.is_some())
     }
 
     fn remove(&self, upload: &Upload, parts: Range<u64>) -> Result<(), String> {
@@ -113,6 +118,16 @@ impl BlobStorage for Staged {
         self.bucket.followable()
     }
 
+    fn follow(&self, upload: &Upload) {
+        if let Err(e) = self.kv.set(&followed_key(upload), b"1") {
+            eprintln!("cache: cannot ask for staged parts: {e}");
+        }
+    }
+
+    fn check_on_the_way(&self, upload: &Upload) -> bool {
+        self.followed(upload).unwrap_or(false)
+    }
+
     fn put_parts<'a>(
         &'a self,
         upload: &'a Upload,
@@ -144,15 +159,7 @@ impl BlobStorage for Staged {
             if let Ok(Some(part)) = self.kv.get(&part_key(upload, n)) {
                 return Ok(Some(part));
             }
-            let part = self.bucket.get_part(upload, n).await?;
-            // While the upload goes on, the copy stages its next parts.
-            let marked = part
-                .as_ref()
-                .map(|_| self.kv.set(&followed_key(upload), b"1"));
-            if let Some(Err(e)) = marked {
-                eprintln!("cache: cannot ask for staged parts: {e}");
-            }
-            Ok(part)
+            self.bucket.get_part(upload, n).await
         })
     }
 
@@ -234,7 +241,8 @@ mod tests {
                 .await
                 .unwrap();
             assert!(kv.keys().unwrap().is_empty(), "nobody follows yet");
-            storage.follow_part(&upload, 0).await.unwrap();
+            storage.follow(&upload);
+            assert!(storage.check_on_the_way(&upload));
             for n in 1..parts {
                 let bytes = Rc::new(vec![n as u8; part]);
                 storage.put_parts(&upload, n, vec![bytes]).await.unwrap();
@@ -263,7 +271,7 @@ mod tests {
                     .put_parts(u, 0, vec![Rc::new(vec![1; part])])
                     .await
                     .unwrap();
-                storage.follow_part(u, 0).await.unwrap();
+                storage.follow(u);
                 storage
                     .put_parts(u, 1, vec![Rc::new(vec![2; part])])
                     .await

@@ -170,3 +170,18 @@ fn a_blob_that_does_not_match_its_digest_is_not_kept() {
     assert!(read.is_ok());
     assert!(!copying.committed());
 }
+
+#[test]
+fn a_copy_into_a_bucket_is_checked_on_the_way() {
+    // The in-memory backend stands for a bucket: hashed as it is stored.
+    let blob: Vec<u8> = (0..=220u8).collect();
+    let right = format!("sha256:{:x}", Sha256::digest(&blob));
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    for (digest, kept) in [(right, true), (wrong, false)] {
+        let bucket = Some(Rc::new(MemoryBlobs::default()) as Rc<dyn BlobStorage>);
+        let (copying, body, tasks) = copying_as(&blob, 7, &digest, bucket);
+        let (read, ()) = block_on(futures::future::join(read_all(body), tasks.run()));
+        assert_eq!(read.unwrap(), blob);
+        assert_eq!(copying.committed(), kept, "{digest}");
+    }
+}
