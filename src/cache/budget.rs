@@ -42,10 +42,18 @@ pub fn take_lease(kv: Rc<dyn Kv>, key: &str, lease: Lease) -> Option<HeldLease> 
     let gate = layout::lease_gate_key(key);
     let opened = std::cell::Cell::new(false);
     let free = |current: Option<&[u8]>| match current {
-        None => {
-            opened.set(kv.increment(&gate, 1).is_ok_and(|n| n == 1));
-            opened.get()
-        }
+        None => match kv.increment(&gate, 1) {
+            Ok(n) => {
+                opened.set(n == 1);
+                n == 1
+            }
+            // A gate that cannot be read holds back no copy: the swap
+            // alone decides, as before there was one.
+            Err(e) => {
+                eprintln!("cache: cannot open a copy lease's gate: {e}");
+                true
+            }
+        },
         Some(_) => eviction::lease_free(current, now),
     };
     let taken = kv.swap_if(key, &free, &lease.to_bytes());
