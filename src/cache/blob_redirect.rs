@@ -12,7 +12,7 @@ use crate::cache::blob_store::{self, hit, storage_of, stored_blob};
 use crate::cache::blob_tee;
 use crate::cache::budget as cache_budget;
 use crate::cache::eviction::Lease;
-use crate::cache::layout::{self as cache, BlobEntry, Scope};
+use crate::cache::layout::{self, BlobEntry, Scope};
 use crate::host::notes::Outcome;
 use crate::host::{Body, Headers, Host, Response};
 use crate::oci::digest::Digest;
@@ -105,7 +105,7 @@ async fn copied<H: Host>(
 ) -> Result<Option<BlobEntry>, RegistryError> {
     let host = call.host;
     let lease_key = scope.lease_key(digest.as_str());
-    let upload = cache::upload_id(crate::now(), crate::random_u64());
+    let upload = layout::upload_id(crate::now(), crate::random_u64());
     let repo = call.upstream_name.as_ref().map(|n| n.as_str());
     let lease = Lease::new(crate::now(), &upload, repo.unwrap_or_default(), false);
     let Some(lease) = cache_budget::take_lease(host.cache(), &lease_key, lease) else {

@@ -6,7 +6,7 @@ use crate::cache::blob_copy::{BlobCopy, remember};
 use crate::cache::blob_storage::{self, BlobStorage, StoredBlob, Upload};
 use crate::cache::budget::{self as cache_budget, HeldLease};
 use crate::cache::eviction::Lease;
-use crate::cache::layout::{self as cache, BlobEntry, Scope};
+use crate::cache::layout::{self, BlobEntry, Scope};
 use crate::cache::{blob_follow, blob_tee};
 use crate::host::notes::Outcome;
 use crate::host::{Body, Headers, Host, Response};
@@ -108,7 +108,7 @@ async fn miss<H: Host>(
 ) -> Result<Response<H::Stream>, RegistryError> {
     let host = call.host;
     let lease_key = scope.lease_key(digest.as_str());
-    let upload = cache::upload_id(crate::now(), crate::random_u64());
+    let upload = layout::upload_id(crate::now(), crate::random_u64());
     let private = call.with_client_credentials();
     let lease = Lease::new(crate::now(), &upload, repo, private);
     let Some(lease) = cache_budget::take_lease(host.cache(), &lease_key, lease) else {
