@@ -3,9 +3,9 @@
 //! sharing it, so a crowd asking for one uncached blob costs one upstream
 //! fetch.
 //! The last bytes go out only once the copy's stored parts passed the
-//! digest check (before it is completed in a bucket); a copy that stops (client gone, digest wrong, instance dead,
-//! lease expired) makes its followers fail, and the next request starts
-//! afresh.
+//! digest check (before it is completed in a bucket); a copy that stops
+//! (client gone, digest wrong, instance dead, lease expired) makes its
+//! followers fail, and the next request starts afresh.
 
 use crate::cache::blob_copy;
 use crate::cache::blob_storage::{BlobStorage, StoredBlob, Upload};

@@ -96,10 +96,7 @@ pub trait BlobStorage {
     ) -> StoreFuture<'a, Option<Vec<u8>>> {
         Box::pin(async move {
             let part = self.get_part(upload, n).await?;
-            Ok(part.map(|p| {
-                let end = range.end.min(p.len());
-                p[range.start.min(end)..end].to_vec()
-            }))
+            Ok(part.map(|p| part_range(&p, range)))
         })
     }
     /// Part `n` for a reader following the upload: the same bytes, from
@@ -129,6 +126,12 @@ pub trait BlobStorage {
     /// A URL that serves the blob for `ttl` to whoever has it, signed, with
     /// no credential in it: where the backend has such URLs.
     fn presigned_get(&self, blob: &StoredBlob, ttl: Duration) -> Option<Url>;
+}
+
+/// Bytes `range` of a part, fewer where the part is shorter.
+fn part_range(part: &[u8], range: Range<usize>) -> Vec<u8> {
+    let end = range.end.min(part.len());
+    part[range.start.min(end)..end].to_vec()
 }
 
 /// The backend the `blob_store` variable names (`kv`, the default, or `s3`),

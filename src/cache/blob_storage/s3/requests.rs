@@ -85,14 +85,14 @@ impl Bucket {
         Ok(bytes)
     }
 
-    /// An object of `bytes`, sent from them in pieces (not copied whole:
-    /// the copy still holds them for its client).
     /// A part, tried again while it fails (the bytes are still here to
     /// send again).
     pub async fn put(&self, key: &str, bytes: Rc<Vec<u8>>) -> Result<(), String> {
         retried("a part PUT", || self.put_once(key, bytes.clone())).await
     }
 
+    /// An object of `bytes`, sent from them in pieces (not copied whole:
+    /// the copy still holds them for its client).
     async fn put_once(&self, key: &str, bytes: Rc<Vec<u8>>) -> Result<(), String> {
         let url = self
             .bucket
@@ -147,10 +147,7 @@ impl Bucket {
         match (status, range) {
             (206, _) => Ok(Some(bytes)),
             // A store that ignores `Range` sends it all.
-            (200, Some(r)) => {
-                let end = r.end.min(bytes.len());
-                Ok(Some(bytes[r.start.min(end)..end].to_vec()))
-            }
+            (200, Some(r)) => Ok(Some(super::super::part_range(&bytes, r))),
             (200, None) => Ok(Some(bytes)),
             (404, _) => Ok(None),
             _ => Err(format!(
