@@ -11,6 +11,9 @@
 //! for working on that section without the other nine minutes.
 
 #[cfg(not(target_arch = "wasm32"))]
+#[path = "bench/cpu.rs"]
+mod cpu;
+#[cfg(not(target_arch = "wasm32"))]
 #[path = "bench/crowd.rs"]
 mod crowd;
 #[cfg(not(target_arch = "wasm32"))]

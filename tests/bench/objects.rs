@@ -4,9 +4,10 @@
 //! streamed and by redirect, the `307` itself, and a crowd of 16 on two
 //! instances sharing Redis and the bucket.
 
+use super::cpu::Usage;
 use super::figures::{fmt_spread, spread};
 use super::garage::{BUCKET, Garage, REGION};
-use super::{crowd, http, logged, redis, registry, spin};
+use super::{cpu, crowd, http, logged, redis, registry, spin};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
@@ -30,6 +31,12 @@ pub struct Figures {
     pub crowd_direct: Vec<f64>,
     pub crowd_proxied: Vec<f64>,
     pub crowd_upstream_gets: Vec<usize>,
+    /// CPU seconds by kind of process: the bucket's own PUT and GET, one
+    /// cold copy through the proxy, and each crowd, direct and proxied.
+    pub baseline_cpu: Vec<Usage>,
+    pub cold_cpu: Vec<Usage>,
+    pub crowd_cpu_direct: Vec<Usage>,
+    pub crowd_cpu_proxied: Vec<Usage>,
     pub stored_per_byte: Vec<f64>,
     pub component_mib: f64,
     pub rss_mib: f64,
@@ -165,7 +172,9 @@ pub async fn measure(
     let (size, crowd_size) = sizes;
     let repo = "bench/objects";
     let digest = registry::push_big_blob(upstream, repo, seed, size).await;
+    let cpu = Usage::now();
     let (put, get) = baseline(garage, &format!("baseline-{seed}"), seed, size).await;
+    into.baseline_cpu.push(Usage::now().since(&cpu));
     into.bucket_put.push(put);
     into.bucket_get.push(get);
 
@@ -197,9 +206,13 @@ pub async fn measure(
     let (secs, got) = timed_get(&format!("{}{path}", relay.url())).await;
     assert_eq!(got, digest);
     into.relay.push(secs);
+    let cpu = Usage::now();
     let (secs, got) = timed_get(&format!("{}{path}", streams.url())).await;
     assert_eq!(got, digest);
     into.cold.push(secs);
+    // The copy's check and completion run after the answer: wait for them.
+    logged::wait_for_requests(&streams, 1);
+    into.cold_cpu.push(Usage::now().since(&cpu));
     let stored = committed(garage, &prefix);
     into.stored_per_byte.push(stored as f64 / size as f64);
     let (secs, got) = timed_get(&format!("{}{path}", streams.url())).await;
@@ -250,18 +263,22 @@ async fn crowd_on_redis(
     );
     let instances = [start(&app, "a", &vars), start(&app, "b", &vars)];
     let direct: Vec<SocketAddr> = vec![upstream; crowd::CLIENTS];
+    let cpu = Usage::now();
     into.crowd_direct.push(
         crowd::all_at_once(&direct, repo, &digest)
             .await
             .as_secs_f64(),
     );
+    into.crowd_cpu_direct.push(Usage::now().since(&cpu));
     let before = crowd::blob_gets(dir, repo, &digest);
     let split: Vec<SocketAddr> = (0..crowd::CLIENTS).map(|i| instances[i % 2].addr).collect();
+    let cpu = Usage::now();
     into.crowd_proxied.push(
         crowd::all_at_once(&split, repo, &digest)
             .await
             .as_secs_f64(),
     );
+    into.crowd_cpu_proxied.push(Usage::now().since(&cpu));
     into.crowd_upstream_gets
         .push(crowd::blob_gets(dir, repo, &digest) - before);
     logged::wait_for_requests(&instances[0], crowd::CLIENTS / 2);
@@ -370,5 +387,12 @@ pub fn section(f: &Figures, sizes: (u64, u64), key_value: (f64, f64)) -> String 
             "| {name} | {proxy} | {base} | {base_figure} | {ratio} | {target} |\n"
         ));
     }
+    out.push_str(&format!(
+        "\nCPU seconds spent, medians, by kind of process (two cores: a wall of W s offers 2W):\n- the bucket's own PUT and GET of the blob: {};\n- one cold copy through the proxy, its check and completion included: {};\n- the crowd through the proxy: {};\n- the crowd straight from the registry: {}.\n",
+        cpu::table(&f.baseline_cpu),
+        cpu::table(&f.cold_cpu),
+        cpu::table(&f.crowd_cpu_proxied),
+        cpu::table(&f.crowd_cpu_direct)
+    ));
     out
 }
