@@ -5,6 +5,7 @@
 use crate::auth::access::{Decided, UpstreamAuth, admissible, login_applies, upstream_auth};
 use crate::auth::{scope, token, token_request};
 use crate::cache::{blob_redirect, blob_store, manifest_store};
+use crate::host::notes::Outcome;
 use crate::host::{Body, Host, Request, Response};
 use crate::oci::endpoint::{Endpoint, PathError};
 use crate::oci::error::{ErrorCode, RegistryError};
@@ -173,11 +174,17 @@ async fn dispatch<H: Host>(
     let body = std::mem::replace(&mut req.body, Body::Empty);
     let call = relay::Call::new(host, target, &incoming.origin, endpoint, &req, auth)?;
     let cache = &target.route.cache;
-    let caching = host.store_persists();
+    let method = req.method.as_str();
+    let cacheable = match endpoint {
+        Endpoint::Manifest { .. } => cache.manifests,
+        Endpoint::Blob { .. } => cache.blobs,
+        _ => false,
+    };
+    let bypass = cacheable && host.store_persists() && bypassed(host, method);
+    let caching = host.store_persists() && !bypass;
     // Whether the blob storage is there is the blob cache's own question.
     let blob_caching = caching && cache.blobs;
-    let method = req.method.as_str();
-    Ok(match (endpoint, &call.upstream_name) {
+    let mut resp = match (endpoint, &call.upstream_name) {
         _ if !matches!(method, "GET" | "HEAD") => {
             let resp = call.relay_write(body).await?;
             if (200..300).contains(&resp.status) {
@@ -213,7 +220,28 @@ async fn dispatch<H: Host>(
             blob_store::get(&call, digest).await?
         }
         _ => call.relay().await?,
-    })
+    };
+    if bypass {
+        resp.headers.push("x-cache", "BYPASS");
+    }
+    Ok(resp)
+}
+
+/// Whether a read the cache would answer goes past it, because the cache
+/// store is away: the upstream answers, and nothing is cached or counted
+/// against the store's bound. Writes never touch the cache store first.
+fn bypassed<H: Host>(host: &H, method: &str) -> bool {
+    if !matches!(method, "GET" | "HEAD") {
+        return false;
+    }
+    match host.cache().reachable() {
+        Ok(()) => false,
+        Err(e) => {
+            eprintln!("cache store away, relaying from the upstream: {e}");
+            stats::record(host, Outcome::Bypass);
+            true
+        }
+    }
 }
 
 fn query_param(query: Option<&str>, name: &str) -> Option<String> {

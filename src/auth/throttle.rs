@@ -154,8 +154,15 @@ pub struct Attempt {
 
 /// Counts a check for `client` before it is made; refuses a client past
 /// the bound (429) and, failing closed, a store that will not count (503).
+/// While the counters' store is away the instance counts in its own
+/// memory: per instance then, but still bounded, and the operator can
+/// still sign in and see what is down.
 pub fn attempt<H: Host>(host: &H, client: &Client) -> Result<Attempt, RegistryError> {
-    attempt_in(host.counters(), client)
+    let counters = host.counters();
+    match counters.reachable() {
+        Ok(()) => attempt_in(counters, client),
+        Err(_) => attempt_in(host.health(), client),
+    }
 }
 
 fn attempt_in(counters: Rc<dyn Kv>, client: &Client) -> Result<Attempt, RegistryError> {

@@ -39,6 +39,7 @@ pub fn figures<H: Host>(host: &H) -> Result<serde_json::Value, String> {
         "revalidated": stats.revalidated,
         "stale": stats.stale,
         "coalesced": stats.coalesced,
+        "bypassed": stats.bypassed,
     }))
 }
 

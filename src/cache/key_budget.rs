@@ -154,6 +154,10 @@ impl Kv for Budgeted {
         false
     }
 
+    fn reachable(&self) -> Result<(), String> {
+        self.inner.reachable()
+    }
+
     fn swap_if(
         &self,
         key: &str,

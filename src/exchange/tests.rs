@@ -1,6 +1,8 @@
 //! The proxy's logic, request to answer, on the in-memory host: what the
 //! cache spares the upstream, and what it never keeps or crosses.
 
+mod outages;
+
 use super::handle;
 use crate::host::memory::{Answer, MemoryHost, Sent};
 use crate::host::{Body, Headers, Host, Kv, Request, Response};

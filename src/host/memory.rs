@@ -10,15 +10,30 @@ use std::collections::BTreeMap;
 pub struct MemoryKv {
     entries: RefCell<BTreeMap<String, Vec<u8>>>,
     refuse_writes: Cell<bool>,
+    away: Cell<bool>,
 }
 
 impl MemoryKv {
+    /// From now on the store does not answer at all, as a Redis that was
+    /// stopped; `false` brings it back with what it held.
+    pub fn go_away(&self, away: bool) {
+        self.away.set(away);
+    }
+
+    fn answers(&self) -> Result<(), String> {
+        match self.away.get() {
+            true => Err("connection refused".into()),
+            false => Ok(()),
+        }
+    }
+
     /// From now on every write fails, as a store that refuses them would.
     pub fn refuse_writes(&self, refuse: bool) {
         self.refuse_writes.set(refuse);
     }
 
     fn writable(&self) -> Result<(), String> {
+        self.answers()?;
         match self.refuse_writes.get() {
             true => Err("the store refuses writes".into()),
             false => Ok(()),
@@ -28,6 +43,7 @@ impl MemoryKv {
 
 impl Kv for MemoryKv {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+        self.answers()?;
         Ok(self.entries.borrow().get(key).cloned())
     }
 
@@ -44,7 +60,12 @@ impl Kv for MemoryKv {
     }
 
     fn keys(&self) -> Result<Vec<String>, String> {
+        self.answers()?;
         Ok(self.entries.borrow().keys().cloned().collect())
+    }
+
+    fn reachable(&self) -> Result<(), String> {
+        self.answers()
     }
 
     fn increment(&self, key: &str, delta: i64) -> Result<i64, String> {
@@ -156,6 +177,7 @@ pub struct MemoryHost {
     pub kv: std::rc::Rc<MemoryKv>,
     pub cache: std::rc::Rc<MemoryKv>,
     pub counters: std::rc::Rc<MemoryKv>,
+    pub health: std::rc::Rc<MemoryKv>,
     pub upstream: std::rc::Rc<Upstream>,
     tally: super::notes::Tally,
     alongside: super::Tasks,
@@ -168,6 +190,7 @@ impl MemoryHost {
             kv: Default::default(),
             cache: Default::default(),
             counters: Default::default(),
+            health: Default::default(),
             upstream: std::rc::Rc::new(Upstream {
                 script: Box::new(script),
                 sent: Default::default(),
@@ -229,6 +252,10 @@ impl super::Host for MemoryHost {
 
     fn counters(&self) -> std::rc::Rc<dyn Kv> {
         self.counters.clone()
+    }
+
+    fn health(&self) -> std::rc::Rc<dyn Kv> {
+        self.health.clone()
     }
 
     fn tally(&self) -> &super::notes::Tally {

@@ -5,6 +5,7 @@
 #[cfg(test)]
 pub mod memory;
 pub mod notes;
+pub mod stores;
 
 use futures::StreamExt;
 use std::future::Future;
@@ -129,6 +130,11 @@ pub trait Kv {
     /// Adds `delta` to a counter atomically and returns its new value. A
     /// counter is never written any other way (stores encode it their way).
     fn increment(&self, key: &str, delta: i64) -> Result<i64, String>;
+    /// Whether the store answers: `Err` says why not (a Redis that refuses
+    /// the connection). A store whose calls fail later still counts as up.
+    fn reachable(&self) -> Result<(), String> {
+        Ok(())
+    }
     /// Whether the store has room for blob chunks (a key budget has not).
     fn holds_blobs(&self) -> bool {
         true
@@ -247,6 +253,9 @@ pub trait Host {
     }
     /// The counters' store (hit and miss counts), written after the answer.
     fn counters(&self) -> Rc<dyn Kv>;
+    /// This instance's own memory, which no outage takes away: what it
+    /// learned of the other stores while they answered.
+    fn health(&self) -> Rc<dyn Kv>;
     /// This request's cache outcomes, counted once the answer is out.
     fn tally(&self) -> &crate::host::notes::Tally;
 

@@ -12,15 +12,18 @@ pub enum Outcome {
     Stale,
     /// A miss served by following another request's copy.
     Coalesced,
+    /// The cache store was away: relayed from the upstream, nothing kept.
+    Bypass,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 5] = [
+    pub const ALL: [Outcome; 6] = [
         Outcome::Hit,
         Outcome::Miss,
         Outcome::Revalidated,
         Outcome::Stale,
         Outcome::Coalesced,
+        Outcome::Bypass,
     ];
 
     pub fn name(self) -> &'static str {
@@ -30,12 +33,13 @@ impl Outcome {
             Outcome::Revalidated => "revalidated",
             Outcome::Stale => "stale",
             Outcome::Coalesced => "coalesced",
+            Outcome::Bypass => "bypass",
         }
     }
 
     /// Whether the body came from the cache.
     pub fn served_cached(self) -> bool {
-        self != Outcome::Miss
+        !matches!(self, Outcome::Miss | Outcome::Bypass)
     }
 }
 

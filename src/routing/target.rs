@@ -51,19 +51,56 @@ fn invalid(key: &str, e: &dyn std::fmt::Display) -> RegistryError {
 
 /// A stored route, parsed; a value that is not a valid route is an error
 /// naming its key, never a fallthrough.
+///
+/// While the routes store is away, a name this instance has read a stored
+/// route under is refused (its settings, a login or a deny list among
+/// them, cannot be read, and a built-in route must not stand in for
+/// them); any other name counts as having none, so the built-in routes
+/// and the default upstream still answer.
 fn stored<H: Host>(host: &H, name: &str) -> Result<Option<Route>, RegistryError> {
     let key = route::key_for(name);
+    let seen_key = format!("stored-route/{name}");
     match host.kv_get(&key) {
         Ok(Some(bytes)) => {
+            let health = host.health();
+            if !matches!(health.get(&seen_key), Ok(Some(_))) {
+                let _ = health.set(&seen_key, b"1");
+            }
             let config = RouteConfig::from_json(&bytes).map_err(|e| invalid(&key, &e))?;
             config.resolve().map(Some).map_err(|e| invalid(&key, &e))
         }
         Ok(None) => Ok(None),
-        Err(e) => Err(RegistryError::new(
-            500,
-            ErrorCode::Unknown,
-            format!("key-value store: {e}"),
-        )),
+        Err(e) => match host.kv().reachable() {
+            Err(away) if !matches!(host.health().get(&seen_key), Ok(Some(_))) => {
+                eprintln!("routes store away, {name} takes the built-in routes: {away}");
+                Ok(None)
+            }
+            Err(away) => Err(routes_away(&away)),
+            Ok(()) => Err(RegistryError::new(
+                500,
+                ErrorCode::Unknown,
+                format!("key-value store: {e}"),
+            )),
+        },
+    }
+}
+
+/// The answer to a request that needs a stored route while the routes
+/// store is away: try again later.
+fn routes_away(why: &str) -> RegistryError {
+    RegistryError::new(
+        503,
+        ErrorCode::Unknown,
+        format!("the routes store (key-value store \"default\") is away: {why}"),
+    )
+}
+
+/// Nothing routes the request: with the routes store away, a stored route
+/// may, so the client is asked to come back.
+fn no_route<H: Host>(host: &H, nothing: RegistryError) -> RegistryError {
+    match host.kv().reachable() {
+        Err(away) => routes_away(&away),
+        Ok(()) => nothing,
     }
 }
 
@@ -116,11 +153,12 @@ pub fn for_registry<H: Host>(
                 .resolve()
                 .map_err(|e| invalid(&registry, &e))?,
             None => by_upstream(host, &registry)?.ok_or_else(|| {
-                RegistryError::new(
+                let unknown = RegistryError::new(
                     404,
                     ErrorCode::NameUnknown,
                     format!("registry {registry} is not configured on this proxy"),
-                )
+                );
+                no_route(host, unknown)
             })?,
         },
     };
@@ -138,7 +176,8 @@ pub fn for_registry<H: Host>(
 /// and no built-in registry has it, since it reads every route.
 fn by_upstream<H: Host>(host: &H, registry: &str) -> Result<Option<Route>, RegistryError> {
     let keys = host.kv_keys().map_err(|e| {
-        RegistryError::new(500, ErrorCode::Unknown, format!("key-value store: {e}"))
+        let failed = RegistryError::new(500, ErrorCode::Unknown, format!("key-value store: {e}"));
+        no_route(host, failed)
     })?;
     for key in keys.iter().filter(|k| k.starts_with(route::KEY_PREFIX)) {
         let Ok(Some(bytes)) = host.kv_get(key) else {
@@ -193,10 +232,13 @@ pub fn for_request<H: Host>(
             route,
             namespace: None,
         }),
-        None => Err(RegistryError::new(
-            404,
-            ErrorCode::NameUnknown,
-            format!("no route for host {}", hosts[0]),
+        None => Err(no_route(
+            host,
+            RegistryError::new(
+                404,
+                ErrorCode::NameUnknown,
+                format!("no route for host {}", hosts[0]),
+            ),
         )
         .with_routes(table(host))),
     }

@@ -27,7 +27,7 @@ pub const REQUESTS: Metric = Metric {
 };
 pub const CACHE: Metric = Metric {
     name: "registry_proxy_cache_total",
-    help: "Cache outcomes: hit, miss, revalidated, stale, coalesced (a miss served by following another request's copy).",
+    help: "Cache outcomes: hit, miss, revalidated, stale, coalesced (a miss served by following another request's copy), bypass (the cache store away: relayed).",
     labels: &["outcome"],
 };
 pub const UPSTREAM: Metric = Metric {
@@ -71,6 +71,21 @@ pub fn key(metric: &Metric, values: &[&str]) -> String {
         key.extend(v.chars().filter(|c| *c != SEPARATOR).take(100));
     }
     key
+}
+
+/// A gauge of whether each store answers, 1 or 0, read at the scrape.
+pub fn stores_up(stores: &[(&str, Result<(), String>)]) -> String {
+    let mut out = String::from(
+        "# HELP registry_proxy_store_up Whether the store answers (1) or is away (0): routes, cache, counters.\n# TYPE registry_proxy_store_up gauge\n",
+    );
+    for (name, state) in stores {
+        let _ = writeln!(
+            out,
+            "registry_proxy_store_up{{store=\"{name}\"}} {}",
+            u8::from(state.is_ok())
+        );
+    }
+    out
 }
 
 /// Prometheus text format (version 0.0.4) of the counters, given as key and

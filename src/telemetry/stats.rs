@@ -150,6 +150,7 @@ pub struct Stats {
     pub revalidated: u64,
     pub stale: u64,
     pub coalesced: u64,
+    pub bypassed: u64,
 }
 
 pub fn load<H: Host>(host: &H) -> Stats {
@@ -159,12 +160,13 @@ pub fn load<H: Host>(host: &H) -> Stats {
             .increment(&metrics::key(&CACHE, &[o.name()]), 0)
             .map_or(0, |n| u64::try_from(n).unwrap_or(0))
     };
-    let [hits, misses, revalidated, stale, coalesced] = Outcome::ALL.map(read);
+    let [hits, misses, revalidated, stale, coalesced, bypassed] = Outcome::ALL.map(read);
     Stats {
         hits,
         misses,
         revalidated,
         stale,
         coalesced,
+        bypassed,
     }
 }

@@ -266,9 +266,11 @@ pub fn metrics<H: Host>(
         .with_challenge(r#"Bearer realm="registry-proxy metrics""#.to_string()));
     }
     let counters = host.counters();
-    let keys = counters.keys().map_err(|e| {
-        RegistryError::new(500, ErrorCode::Unknown, format!("key-value store: {e}"))
-    })?;
+    // The stores' state is news even when the counters' store is away.
+    let keys = counters.keys().unwrap_or_else(|e| {
+        eprintln!("metrics: the counters cannot be read: {e}");
+        Vec::new()
+    });
     let values: Vec<(String, i64)> = keys
         .into_iter()
         .filter(|k| k.starts_with(metrics::PREFIX))
@@ -280,7 +282,14 @@ pub fn metrics<H: Host>(
     Ok(Response {
         status: 200,
         headers,
-        body: Body::Bytes(metrics::exposition(&values).into_bytes()),
+        body: Body::Bytes(
+            format!(
+                "{}{}",
+                metrics::exposition(&values),
+                metrics::stores_up(&stores(host))
+            )
+            .into_bytes(),
+        ),
     })
 }
 
@@ -319,7 +328,17 @@ fn gather<H: Host>(host: &H, prefix: &str) -> Status {
         minutes,
         errors,
         now,
+        stores: stores(host),
     }
+}
+
+/// Each store by what it holds, and whether it answers.
+fn stores<H: Host>(host: &H) -> Vec<(&'static str, Result<(), String>)> {
+    vec![
+        ("routes", host.kv().reachable()),
+        ("cache", host.cache().reachable()),
+        ("counters", host.counters().reachable()),
+    ]
 }
 
 /// Every stored route with its upstream, or why it does not validate.

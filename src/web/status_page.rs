@@ -36,6 +36,8 @@ pub struct Status {
     /// Newest first.
     pub errors: Vec<RecentError>,
     pub now: u64,
+    /// Each store, and why it does not answer when it does not.
+    pub stores: Vec<(&'static str, Result<(), String>)>,
 }
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;line-height:1.5}table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:.3rem .6rem;text-align:left}code{background:#f4f4f4;border-radius:4px}.bar{fill:#2a7}.none{fill:#ddd}";
@@ -75,10 +77,12 @@ pub fn render(s: &Status) -> String {
     let ratio = percent(served - s.totals.misses, served);
     let body = format!(
         "<h1>registry-proxy</h1>\n<form method=\"post\" action=\"{path}/logout\"><button type=\"submit\">Sign out</button></form>\n\
-         <h2>Cache</h2>\n<p id=\"cache\">{} of {} in cached blobs; {} hits, {} misses, {} revalidated, {} stale, {} coalesced (hit ratio {ratio}).</p>\n\
+         <h2>Stores</h2>\n{}\n\
+         <h2>Cache</h2>\n<p id=\"cache\">{} of {} in cached blobs; {} hits, {} misses, {} revalidated, {} stale, {} coalesced, {} bypassed while the cache store was away (hit ratio {ratio}).</p>\n\
          <h2>Hit ratio, last hour</h2>\n{}\n\
          <h2>Routes</h2>\n<table id=\"routes\"><tr><th>route</th><th>upstream</th></tr>\n{routes}</table>\n\
          <h2>Recent upstream errors</h2>\n{}",
+        stores(&s.stores),
         size(s.cache_bytes),
         size(s.cache_max),
         s.totals.hits,
@@ -86,11 +90,27 @@ pub fn render(s: &Status) -> String {
         s.totals.revalidated,
         s.totals.stale,
         s.totals.coalesced,
+        s.totals.bypassed,
         chart(&s.minutes),
         errors(&s.errors, s.now),
         path = esc(&s.admin_path),
     );
     page("registry-proxy: status", &body)
+}
+
+/// A list item a store: up, or down with why.
+fn stores(stores: &[(&str, Result<(), String>)]) -> String {
+    let items: String = stores
+        .iter()
+        .map(|(name, state)| match state {
+            Ok(()) => format!("<li id=\"store-{name}\">{name}: up</li>"),
+            Err(e) => format!(
+                "<li id=\"store-{name}\">{name}: <strong>down</strong> ({})</li>",
+                esc(e)
+            ),
+        })
+        .collect();
+    format!("<ul id=\"stores\">{items}</ul>")
 }
 
 fn percent(part: u64, whole: u64) -> String {
@@ -180,7 +200,9 @@ mod tests {
                 revalidated: 0,
                 stale: 0,
                 coalesced: 0,
+                bypassed: 0,
             },
+            stores: vec![("routes", Ok(())), ("cache", Err("refused".into()))],
             minutes: vec![
                 Minute::default(),
                 Minute {

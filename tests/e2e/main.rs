@@ -15,6 +15,7 @@ mod instances;
 mod journeys;
 mod objects;
 mod operators;
+mod outages;
 mod portable;
 mod private;
 mod pull;

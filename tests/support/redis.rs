@@ -6,8 +6,13 @@ use super::watched::{self, Watched};
 use std::path::Path;
 
 pub fn start(dir: &Path) -> (Watched, u16) {
-    std::fs::create_dir_all(dir).unwrap();
     let port = free_port();
+    (start_on(dir, port), port)
+}
+
+/// A Redis on `port`: a fresh one, or one back where it was stopped.
+pub fn start_on(dir: &Path, port: u16) -> Watched {
+    std::fs::create_dir_all(dir).unwrap();
     let port_arg = port.to_string();
     let redis = watched::spawn(
         "redis-server",
@@ -26,7 +31,7 @@ pub fn start(dir: &Path) -> (Watched, u16) {
     );
     for _ in 0..100 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return (redis, port);
+            return redis;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }

@@ -118,6 +118,10 @@ impl<P: Platform> host::Host for WasiHost<P> {
         self.platform.store("stats")
     }
 
+    fn health(&self) -> Rc<dyn host::Kv> {
+        self.platform.store("health")
+    }
+
     async fn send(
         &self,
         request: host::OutboundRequest<Stream>,

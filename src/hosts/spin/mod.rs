@@ -2,8 +2,12 @@
 //! key-value stores the component's `key_value_stores` names, each as
 //! runtime-config.toml places it.
 
+mod redis_stores;
+
 use super::wasi_http::{self, Platform};
 use crate::host;
+use crate::host::stores::Stores;
+use redis_stores::RedisStore;
 use spin_sdk::key_value::Store;
 use spin_sdk::wit::wasi::keyvalue;
 use std::rc::Rc;
@@ -21,6 +25,14 @@ wasi::http::proxy::export!(Component);
 
 struct SpinPlatform;
 
+impl SpinPlatform {
+    fn redis_store(&self, label: &str) -> Result<RedisStore, String> {
+        let address = self.variable("redis_address")?.unwrap_or_default();
+        let password = self.variable("redis_password")?;
+        Ok(RedisStore::new(label, &address, password.as_deref()))
+    }
+}
+
 impl Platform for SpinPlatform {
     fn variable(&self, name: &str) -> Result<Option<String>, String> {
         use spin_sdk::variables::Error;
@@ -32,7 +44,22 @@ impl Platform for SpinPlatform {
     }
 
     fn store(&self, label: &str) -> Rc<dyn host::Kv> {
-        Rc::new(SpinKv::open(label))
+        // This instance's own memory stays with it, wherever the rest is.
+        if label == "health" {
+            return Rc::new(SpinKv::open(label));
+        }
+        match self
+            .variable("stores")
+            .and_then(|v| Stores::parse(v.as_deref()))
+        {
+            Ok(Stores::Runtime) => Rc::new(SpinKv::open(label)),
+            Ok(Stores::Redis) => match self.redis_store(label) {
+                Ok(store) => Rc::new(store),
+                Err(e) => Rc::new(Unusable(e)),
+            },
+            // A store that cannot be placed is no store: never another.
+            Err(e) => Rc::new(Unusable(e)),
+        }
     }
 
     fn store_persists(&self) -> bool {
@@ -41,6 +68,38 @@ impl Platform for SpinPlatform {
 
     fn sets_spin_headers(&self) -> bool {
         true
+    }
+}
+
+/// A store whose setting is wrong: every call fails with why.
+struct Unusable(String);
+
+impl host::Kv for Unusable {
+    fn get(&self, _: &str) -> Result<Option<Vec<u8>>, String> {
+        Err(self.0.clone())
+    }
+    fn set(&self, _: &str, _: &[u8]) -> Result<(), String> {
+        Err(self.0.clone())
+    }
+    fn delete(&self, _: &str) -> Result<(), String> {
+        Err(self.0.clone())
+    }
+    fn keys(&self) -> Result<Vec<String>, String> {
+        Err(self.0.clone())
+    }
+    fn increment(&self, _: &str, _: i64) -> Result<i64, String> {
+        Err(self.0.clone())
+    }
+    fn swap_if(
+        &self,
+        _: &str,
+        _: &dyn Fn(Option<&[u8]>) -> bool,
+        _: &[u8],
+    ) -> Result<bool, String> {
+        Err(self.0.clone())
+    }
+    fn reachable(&self) -> Result<(), String> {
+        Err(self.0.clone())
     }
 }
 
@@ -89,6 +148,10 @@ impl host::Kv for SpinKv {
 
     fn keys(&self) -> Result<Vec<String>, String> {
         self.store()?.get_keys().map_err(|e| e.to_string())
+    }
+
+    fn reachable(&self) -> Result<(), String> {
+        self.store().map(|_| ())
     }
 
     fn increment(&self, key: &str, delta: i64) -> Result<i64, String> {

@@ -1,0 +1,139 @@
+//! A store that goes away and comes back, under real Spin: with the stores
+//! in Redis (`stores = redis`), Redis killed during pulls answers every
+//! request within the bound, pulls go on from the upstream, and the cache
+//! fills again within seconds of Redis's return.
+
+use super::common::*;
+use super::support::{self, env, registry, rt, spin};
+use std::time::{Duration, Instant};
+
+/// The bound on a request while a store is away.
+const BOUND: Duration = Duration::from_secs(2);
+
+/// A GET and how long it took.
+fn timed(url: &str, headers: &[(&str, &str)]) -> (support::http::Reply, Duration) {
+    let started = Instant::now();
+    let reply = get(url, headers);
+    (reply, started.elapsed())
+}
+
+#[test]
+fn redis_killed_and_back_costs_a_bounded_wait_and_the_cache_fills_again() {
+    let e = env();
+    let dir = e.dir.join("outages");
+    let (redis, port) = support::redis::start(&dir.join("redis"));
+    let app = spin::derive_app(&dir.join("app"), &spin::Store::Sqlite, true);
+    let upstream = format!("http://{}", e.open);
+    let address = format!("redis://127.0.0.1:{port}");
+    let variables = [
+        ("default_upstream", upstream.as_str()),
+        ("stores", "redis"),
+        ("redis_address", address.as_str()),
+        ("admin_token", support::ADMIN_TOKEN),
+    ];
+    let proxy = spin::Instance::start(&app, "outages", &variables);
+    let seed = format!("outage-{}", rand_suffix());
+    let cached = rt().block_on(registry::push_image(
+        e.open,
+        "outage/cached",
+        "v1",
+        &seed,
+        "amd64",
+    ));
+    let seed = format!("outage-never-{}", rand_suffix());
+    let never = rt().block_on(registry::push_image(
+        e.open,
+        "outage/never",
+        "v1",
+        &seed,
+        "amd64",
+    ));
+    let accept = [("accept", ACCEPT_ALL)];
+    let manifest = format!("{}/v2/outage/cached/manifests/v1", proxy.url());
+    let blob = format!(
+        "{}/v2/outage/cached/blobs/{}",
+        proxy.url(),
+        cached.layers[0]
+    );
+    for url in [&manifest, &blob] {
+        assert_eq!(get(url, &accept).header("x-cache"), Some("MISS"), "{url}");
+    }
+    settles("the blob is cached", || {
+        get(&blob, &accept).header("x-cache") == Some("HIT")
+    });
+
+    redis.stop();
+    let home = format!("{}/", proxy.url());
+    let base = format!("{}/v2/", proxy.url());
+    let mut slowest = Duration::ZERO;
+    for url in [&home, &base, &manifest, &blob] {
+        let (r, took) = timed(url, &accept);
+        assert!(took < BOUND, "{url} took {took:?} with Redis away");
+        assert!(r.status == 200 || r.status == 401, "{url}: {}", r.status);
+        slowest = slowest.max(took);
+    }
+    eprintln!("outages: the slowest answer with Redis away took {slowest:?}");
+    let (r, _) = timed(&blob, &accept);
+    assert_eq!(r.header("x-cache"), Some("BYPASS"));
+    assert_eq!(
+        r.body.len() as u64,
+        r.header("content-length").unwrap().parse::<u64>().unwrap()
+    );
+    // A pull of what was never cached, and one of what was, go on.
+    let proxy_host = proxy.url();
+    assert_eq!(
+        pulled_digest(&proxy_host, "outage/never:v1", None, false),
+        never.digest
+    );
+    assert_eq!(
+        pulled_digest(&proxy_host, "outage/cached:v1", None, false),
+        cached.digest
+    );
+
+    // The status page and the metrics say which store is away.
+    let admin = format!("Bearer {}", support::ADMIN_TOKEN);
+    let (metrics, took) = timed(
+        &format!("{}/_registry-proxy/metrics", proxy.url()),
+        &[("authorization", admin.as_str())],
+    );
+    assert!(took < BOUND);
+    let text = metrics.text();
+    assert!(
+        text.contains("registry_proxy_store_up{store=\"cache\"} 0"),
+        "{text}"
+    );
+
+    // Back on the same port: within 5 s the cache is used again.
+    let _back = support::redis::start_on(&dir.join("redis"), port);
+    let returned = Instant::now();
+    let never_blob = format!("{}/v2/outage/never/blobs/{}", proxy.url(), never.layers[0]);
+    let mut outcome = None;
+    while returned.elapsed() < Duration::from_secs(5) && outcome != Some("MISS".to_string()) {
+        outcome = get(&never_blob, &accept)
+            .header("x-cache")
+            .map(String::from);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        outcome.as_deref(),
+        Some("MISS"),
+        "the cache was not back within 5 s"
+    );
+    eprintln!(
+        "outages: the cache was used again {:?} after Redis returned",
+        returned.elapsed()
+    );
+    settles("what Redis lost is cached again", || {
+        get(&never_blob, &accept).header("x-cache") == Some("HIT")
+    });
+    let text = get(
+        &format!("{}/_registry-proxy/metrics", proxy.url()),
+        &[("authorization", admin.as_str())],
+    )
+    .text();
+    assert!(
+        text.contains("registry_proxy_store_up{store=\"cache\"} 1"),
+        "{text}"
+    );
+    proxy.stop();
+}
