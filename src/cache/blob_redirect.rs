@@ -7,6 +7,7 @@
 //! redirect, as without a bucket, and the copy goes on beside the answer
 //! as long as the platform lets it.
 
+use crate::cache::blob_health;
 use crate::cache::blob_storage::BlobStorage;
 use crate::cache::blob_store::{self, hit, storage_of, stored_blob};
 use crate::cache::blob_tee;
@@ -43,6 +44,11 @@ pub async fn answer<H: Host>(
     let repo = call.upstream_name.as_ref().map(|n| n.as_str());
     let seen_key = scope.seen_key(repo.unwrap_or_default(), digest.as_str());
     if let Some(entry) = hit(call, storage.as_ref(), &scope, digest, &seen_key).await? {
+        // Never a client sent to a bucket that is away.
+        if !blob_health::answers(call.host, storage.as_ref()).await {
+            stats::record_instead(call.host, Outcome::Bypass);
+            return Ok(None);
+        }
         return Ok(presigned(storage.as_ref(), &entry, &scope, digest, "HIT"));
     }
     let keeps = digest.as_str().starts_with("sha256:") && !call.with_client_credentials();

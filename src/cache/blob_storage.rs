@@ -126,6 +126,11 @@ pub trait BlobStorage {
     /// A URL that serves the blob for `ttl` to whoever has it, signed, with
     /// no credential in it: where the backend has such URLs.
     fn presigned_get(&self, blob: &StoredBlob, ttl: Duration) -> Option<Url>;
+    /// Whether the backend answers at all, whatever it holds; one that
+    /// lives in the cache store answers when that store does.
+    fn answers(&self) -> StoreFuture<'_, ()> {
+        Box::pin(std::future::ready(Ok(())))
+    }
 }
 
 /// Bytes `range` of a part, fewer where the part is shorter.

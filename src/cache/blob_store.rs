@@ -7,7 +7,7 @@ use crate::cache::blob_storage::{self, BlobStorage, StoredBlob, Upload};
 use crate::cache::budget::{self as cache_budget, HeldLease};
 use crate::cache::eviction::Lease;
 use crate::cache::layout::{self, BlobEntry, Scope};
-use crate::cache::{blob_follow, blob_tee};
+use crate::cache::{blob_follow, blob_health, blob_tee};
 use crate::host::notes::Outcome;
 use crate::host::{Body, Headers, Host, Response};
 use crate::oci::digest::Digest;
@@ -34,6 +34,10 @@ pub async fn get<H: Host>(
         .unwrap_or_default();
     let seen_key = scope.seen_key(repo, digest.as_str());
     if let Some(entry) = hit(call, storage.as_ref(), &scope, digest, &seen_key).await? {
+        if !blob_health::answers(host, storage.as_ref()).await {
+            stats::record_instead(host, Outcome::Bypass);
+            return call.relay().await;
+        }
         let blob = stored_blob(&entry, &scope, digest.as_str());
         let mut answer = serve(call, storage.as_ref(), &blob, &entry.media_type);
         if !first_bytes(&mut answer.body).await {

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod blob_copy;
 pub mod blob_follow;
+pub mod blob_health;
 pub mod blob_redirect;
 pub mod blob_storage;
 pub mod blob_store;

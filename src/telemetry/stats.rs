@@ -14,6 +14,14 @@ pub fn record<H: Host>(host: &H, outcome: Outcome) {
     host.tally().0.borrow_mut().outcomes.push(outcome);
 }
 
+/// The outcome a request's last one turned into (a hit whose bucket was
+/// away, relayed): counted instead of it.
+pub fn record_instead<H: Host>(host: &H, outcome: Outcome) {
+    let mut notes = host.tally().0.borrow_mut();
+    notes.outcomes.pop();
+    notes.outcomes.push(outcome);
+}
+
 pub fn note_route<H: Host>(host: &H, route: &str) {
     host.tally().0.borrow_mut().route = Some(route.to_string());
 }

@@ -97,6 +97,32 @@ impl Garage {
         garage
     }
 
+    /// Node `i` stopped at once (SIGKILL), as a crash would.
+    pub fn kill(&self, i: usize) {
+        self.nodes[i].stop();
+    }
+
+    /// Node `i` started again on its own data and ports.
+    pub fn restart(&mut self, i: usize) {
+        let path = self.configs[i].clone();
+        let dir = path.parent().unwrap().to_path_buf();
+        let args = ["-c", path.to_str().unwrap(), "server"];
+        let node = watched::spawn(
+            binary().to_str().unwrap(),
+            &args,
+            &dir,
+            &dir.join("server.log"),
+        );
+        self.nodes[i] = node;
+        let port = self.endpoints[i]
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        wait_for_port(port, "garage server");
+    }
+
     /// `garage <args>` against node 0; its output.
     pub fn cli(&self, args: &[&str]) -> String {
         let out = Command::new(binary())

@@ -226,6 +226,14 @@ impl BlobStorage for S3Blobs {
         })
     }
 
+    /// A GET of a key no blob has: a 404 is an answer.
+    fn answers(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            let probe = format!("{}health-probe", self.prefix);
+            self.bucket.answers(&probe).await
+        })
+    }
+
     fn presigned_get(&self, blob: &StoredBlob, ttl: Duration) -> Option<Url> {
         Some(self.bucket.presigned_get(&self.blob_key(&blob.upload), ttl))
     }

@@ -183,6 +183,10 @@ impl BlobStorage for Staged {
         self.bucket.read(blob, start, end)
     }
 
+    fn answers(&self) -> StoreFuture<'_, ()> {
+        self.bucket.answers()
+    }
+
     fn delete<'a>(&'a self, blob: &'a StoredBlob) -> StoreFuture<'a, ()> {
         self.bucket.delete(blob)
     }

@@ -126,6 +126,12 @@ impl Bucket {
         retried("a part GET", once).await
     }
 
+    /// Whether the bucket answers at all: one GET of `key`, which need not
+    /// exist (a 404 is an answer).
+    pub async fn answers(&self, key: &str) -> Result<(), String> {
+        self.get_once(key, None, 64 << 10).await.map(drop)
+    }
+
     async fn get_once(
         &self,
         key: &str,
