@@ -233,3 +233,33 @@ fn a_bucket_killed_and_back_streams_from_the_upstream_meanwhile() {
     streams.stop();
     redirects.stop();
 }
+
+#[test]
+fn an_upstream_that_resets_mid_blob_fails_the_client_and_leaves_nothing() {
+    let e = env();
+    let image = rt().block_on(registry::push_image(
+        e.open,
+        "outage/reset",
+        "v1",
+        &format!("outage-reset-{}", rand_suffix()),
+        "amd64",
+    ));
+    let layer = &image.layers[0];
+    let url = format!("{}/v2/outage/reset/blobs/{layer}", e.proxy(support::OPEN));
+    let host = [("host", "corrupt.test")];
+    let _turn = FRONT_BLOBS.lock().unwrap_or_else(|p| p.into_inner());
+    let cut = &e.corrupting.cut;
+    cut.store(true, std::sync::atomic::Ordering::SeqCst);
+    let cut_short = try_get(&url, &host);
+    cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    let whole = cut_short
+        .as_ref()
+        .is_ok_and(|r| r.status == 200 && registry::sha256(&r.body) == *layer);
+    assert!(!whole, "a blob cut short upstream reached the client whole");
+    settles("removing the cut copy's chunks", || {
+        chunk_uploads(&e.cache, layer).is_empty()
+    });
+    let r = get(&url, &host);
+    assert_eq!((r.status, r.header("x-cache")), (200, Some("MISS")));
+    assert_eq!(registry::sha256(&r.body), *layer);
+}

@@ -16,11 +16,13 @@ pub struct Seen {
 }
 
 /// A front that flips one byte of every blob it relays while `corrupt` is
-/// set, and answers manifest requests 429 (as Docker Hub's pull limit does)
-/// while `throttle` is.
+/// set, closes every blob's connection halfway while `cut` is, and answers
+/// manifest requests 429 (as Docker Hub's pull limit does) while
+/// `throttle` is.
 pub struct Corrupting {
     pub addr: SocketAddr,
     pub corrupt: Arc<std::sync::atomic::AtomicBool>,
+    pub cut: Arc<std::sync::atomic::AtomicBool>,
     pub throttle: Arc<std::sync::atomic::AtomicBool>,
     /// Manifest requests hang (longer than the proxy waits).
     pub hang: Arc<std::sync::atomic::AtomicBool>,
@@ -30,9 +32,12 @@ pub async fn corrupting(registry: SocketAddr) -> Corrupting {
     let corrupt = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let throttle = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let hang = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (flag, throttled, hanging) = (corrupt.clone(), throttle.clone(), hang.clone());
+    let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (flag, throttled, hanging, cutting) =
+        (corrupt.clone(), throttle.clone(), hang.clone(), cut.clone());
     let handler: Handler = Arc::new(move |req| {
         let (flag, throttled, hanging) = (flag.clone(), throttled.clone(), hanging.clone());
+        let cutting = cutting.clone();
         Box::pin(async move {
             if req.uri().path().contains("/manifests/")
                 && hanging.load(std::sync::atomic::Ordering::SeqCst)
@@ -60,7 +65,9 @@ pub async fn corrupting(registry: SocketAddr) -> Corrupting {
                 .map(|p| p.as_str().to_string())
                 .unwrap_or_default();
             let resp = relay(registry, &pq, req).await;
-            if !blob || !flag.load(std::sync::atomic::Ordering::SeqCst) {
+            let corrupts = flag.load(std::sync::atomic::Ordering::SeqCst);
+            let cuts = cutting.load(std::sync::atomic::Ordering::SeqCst);
+            if !blob || !(corrupts || cuts) {
                 return resp;
             }
             let (parts, body) = resp.into_parts();
@@ -68,6 +75,12 @@ pub async fn corrupting(registry: SocketAddr) -> Corrupting {
                 .await
                 .map(|b| b.to_bytes().to_vec())
                 .unwrap_or_default();
+            if cuts {
+                // Content-Length stays the whole blob's: the connection
+                // closes with half of it sent, as an upstream that resets.
+                bytes.truncate(bytes.len() / 2);
+                return hyper::Response::from_parts(parts, http::unsized_body(bytes));
+            }
             if let Some(b) = bytes.first_mut() {
                 *b ^= 0xff;
             }
@@ -77,6 +90,7 @@ pub async fn corrupting(registry: SocketAddr) -> Corrupting {
     Corrupting {
         addr: http::serve("127.0.0.1", handler).await,
         corrupt,
+        cut,
         throttle,
         hang,
     }

@@ -22,6 +22,13 @@ pub fn full(b: impl Into<Bytes>) -> Body {
     Full::new(b.into()).map_err(|never| match never {}).boxed()
 }
 
+/// `b` as a body that does not say its size, so a `Content-Length` header
+/// stands: one longer than `b` makes the server close the connection short.
+pub fn unsized_body(b: impl Into<Bytes>) -> Body {
+    let frame = Ok::<_, hyper::Error>(hyper::body::Frame::data(b.into()));
+    http_body_util::StreamBody::new(futures::stream::iter([frame])).boxed()
+}
+
 pub fn response(
     status: u16,
     headers: &[(&str, &str)],
