@@ -342,25 +342,37 @@ mod bench {
         out
     }
 
-    fn crowd_section(f: &crowd::Figures, single: u64, crowd_size: u64) -> String {
+    fn crowd_section(ways: [&crowd::Figures; 2], single: u64, crowd_size: u64) -> String {
         let secs = |xs: &Vec<f64>| fmt_spread(xs.clone(), 2);
-        format!(
+        let mut out = String::from(
             "\n## Cold GETs with the cache on Redis, two instances sharing it\n\n\
-             | GET | direct (s) | registry-proxy (s) | upstream blob GETs through the proxy |\n| --- | --- | --- | --- |\n\
-             | one {} MiB blob, one client | {} | {} | – |\n\
-             | one {} MiB blob, {} clients at once, split over the two instances | {} | {} | {:?} |\n\n\
-             Component peak linear memory {:.1} MiB; `spin up` peak RSS {:.0} MiB per instance.\n",
-            single >> 20,
-            secs(&f.single_direct),
-            secs(&f.single_proxied),
-            crowd_size >> 20,
-            crowd::CLIENTS,
-            secs(&f.crowd_direct),
-            secs(&f.crowd_proxied),
-            f.crowd_upstream_gets,
-            f.component_mib,
-            f.rss_mib,
-        )
+             Each way to Redis in turn, on fresh blobs: `stores = redis` (the proxy's own connection per request, the README's multi-instance setup) and Spin's key-value store on Redis (runtime-config.toml's Redis tables).\n\n\
+             | GET | way to Redis | direct (s) | registry-proxy (s) | upstream blob GETs through the proxy |\n| --- | --- | --- | --- | --- |\n",
+        );
+        for (f, way) in ways.iter().zip(["`stores = redis`", "Spin key-value"]) {
+            out.push_str(&format!(
+                "| one {} MiB blob, one client | {way} | {} | {} | – |\n\
+                 | one {} MiB blob, {} clients at once, split over the two instances | {way} | {} | {} | {:?} |\n\
+                 | a warm manifest by digest, p50 of {} (ms) | {way} | – | {} | – |\n",
+                single >> 20,
+                secs(&f.single_direct),
+                secs(&f.single_proxied),
+                crowd_size >> 20,
+                crowd::CLIENTS,
+                secs(&f.crowd_direct),
+                secs(&f.crowd_proxied),
+                f.crowd_upstream_gets,
+                crowd::MANIFEST_GETS,
+                secs(&f.manifest_p50_ms),
+            ));
+        }
+        let [a, b] = ways;
+        out.push_str(&format!(
+            "\nComponent peak linear memory {:.1} MiB; `spin up` peak RSS {:.0} MiB per instance.\n",
+            a.component_mib.max(b.component_mib),
+            a.rss_mib.max(b.rss_mib),
+        ));
+        out
     }
 
     /// Manifest requests direct and through registry-proxy, side by side.
@@ -660,11 +672,15 @@ mod bench {
             registry::stop(&peer_dir, "peer");
         }
 
-        let mut on_redis = crowd::Figures::default();
+        // Both ways to Redis in turn, each repetition on fresh blobs.
+        let (mut on_redis, mut on_spin_kv) = (crowd::Figures::default(), crowd::Figures::default());
         let crowd_size = if plan.full { 256 << 20 } else { plan.big_layer };
-        for rep in 0..plan.repetitions {
+        for rep in 0..plan.repetitions as u64 {
             let sizes = (plan.big_layer, crowd_size);
-            crowd::measure(upstream, &dir, sizes, 500 + 2 * rep as u64, &mut on_redis).await;
+            let way = crowd::Way::Outbound;
+            crowd::measure(upstream, &dir, sizes, 500 + 4 * rep, way, &mut on_redis).await;
+            let way = crowd::Way::SpinKeyValue;
+            crowd::measure(upstream, &dir, sizes, 502 + 4 * rep, way, &mut on_spin_kv).await;
         }
 
         let object_sizes = (plan.big_layer.min(256 << 20), crowd_size);
@@ -737,7 +753,11 @@ mod bench {
             fmt_spread(component.clone(), 1),
             fmt_spread(cached_component.clone(), 1)
         ));
-        out.push_str(&crowd_section(&on_redis, plan.big_layer, crowd_size));
+        out.push_str(&crowd_section(
+            [&on_redis, &on_spin_kv],
+            plan.big_layer,
+            crowd_size,
+        ));
         let key_value = (
             ratio(&rows_cold[2], &rows_cold[0]),
             ratio(&rows_warm[2], &rows_warm[0]),

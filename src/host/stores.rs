@@ -26,15 +26,19 @@ impl Stores {
     }
 }
 
-/// The URL of store `label` in the Redis at `address` (`redis://host:port`,
-/// as `allowed_outbound_hosts` has it), with the password if there is one.
-/// It holds the password: never log it.
-pub fn redis_url(label: &str, address: &str, password: Option<&str>) -> Result<String, String> {
-    let db = DATABASES
+/// The Redis database of store `label`.
+pub fn redis_database(label: &str) -> Result<u8, String> {
+    DATABASES
         .iter()
         .find(|(l, _)| *l == label)
-        .map(|(_, db)| db)
-        .ok_or_else(|| format!("no Redis database for the store {label:?}"))?;
+        .map(|(_, db)| *db)
+        .ok_or_else(|| format!("no Redis database for the store {label:?}"))
+}
+
+/// The URL of the Redis at `address` (`redis://host:port`, as
+/// `allowed_outbound_hosts` has it), with the password if there is one.
+/// It holds the password: never log it.
+pub fn redis_url(address: &str, password: Option<&str>) -> Result<String, String> {
     let rest = address
         .trim()
         .strip_prefix("redis://")
@@ -47,7 +51,7 @@ pub fn redis_url(label: &str, address: &str, password: Option<&str>) -> Result<S
         ),
         None => String::new(),
     };
-    Ok(format!("redis://{auth}{rest}/{db}"))
+    Ok(format!("redis://{auth}{rest}"))
 }
 
 #[cfg(test)]
@@ -56,13 +60,17 @@ mod tests {
 
     #[test]
     fn each_store_has_its_database_and_the_password_goes_in_the_url() {
-        let url = redis_url("cache", "redis://127.0.0.1:6379", Some("p@ss"));
-        assert_eq!(url.as_deref(), Ok("redis://:p%40ss@127.0.0.1:6379/1"));
-        let url = redis_url("default", "redis://redis:6379", None);
-        assert_eq!(url.as_deref(), Ok("redis://redis:6379/0"));
+        let db = |l| redis_database(l);
         assert_eq!(
-            redis_url("stats", "redis://r:1", Some("")).as_deref(),
-            Ok("redis://r:1/2")
+            (db("default"), db("cache"), db("stats")),
+            (Ok(0), Ok(1), Ok(2))
+        );
+        assert!(db("health").is_err());
+        let url = redis_url("redis://127.0.0.1:6379", Some("p@ss"));
+        assert_eq!(url.as_deref(), Ok("redis://:p%40ss@127.0.0.1:6379"));
+        assert_eq!(
+            redis_url("redis://r:1", Some("")).as_deref(),
+            Ok("redis://r:1")
         );
     }
 
@@ -74,7 +82,7 @@ mod tests {
             "http://h",
             "redis://",
         ] {
-            let e = redis_url("stats", address, None).unwrap_err();
+            let e = redis_url(address, None).unwrap_err();
             assert!(e.contains("redis_address"), "{address}: {e}");
         }
     }

@@ -1,6 +1,8 @@
 //! Cold blob GETs with the cache on Redis, where two Spin instances share
 //! it: one client, then a crowd of 16 split over both instances, each side
-//! by side with the same GETs straight from the registry.
+//! by side with the same GETs straight from the registry; and warm manifest
+//! GETs, which show what a store call costs. Both ways to Redis: Spin's
+//! key-value store, and the proxy's own connections (`stores = redis`).
 
 use super::{http, logged, redis, registry, spin};
 use sha2::{Digest as _, Sha256};
@@ -10,6 +12,18 @@ use std::time::{Duration, Instant};
 
 pub const CLIENTS: usize = 16;
 
+/// How the instances reach Redis.
+#[derive(Clone, Copy)]
+pub enum Way {
+    /// runtime-config.toml's Redis tables: Spin's key-value store.
+    SpinKeyValue,
+    /// `stores = redis`: Spin's outbound Redis, a connection per request.
+    Outbound,
+}
+
+/// Sequential warm GETs of one manifest by digest, for their p50.
+pub const MANIFEST_GETS: usize = 100;
+
 /// One repetition's figures.
 #[derive(Default)]
 pub struct Figures {
@@ -18,6 +32,8 @@ pub struct Figures {
     pub crowd_direct: Vec<f64>,
     pub crowd_proxied: Vec<f64>,
     pub crowd_upstream_gets: Vec<usize>,
+    /// p50 of a warm manifest GET by digest, ms.
+    pub manifest_p50_ms: Vec<f64>,
     pub component_mib: f64,
     pub rss_mib: f64,
 }
@@ -55,6 +71,7 @@ pub async fn measure(
     dir: &Path,
     sizes: (u64, u64),
     seed: u64,
+    way: Way,
     into: &mut Figures,
 ) {
     let (single_size, crowd_size) = sizes;
@@ -63,9 +80,23 @@ pub async fn measure(
     let crowd = registry::push_big_blob(upstream, repo, seed + 1, crowd_size).await;
     let run = dir.join(format!("redis-{seed}"));
     let (server, port) = redis::start(&run);
-    let app = spin::derive_app(&run.join("app"), &spin::Store::Redis(port), true);
     let route = format!("http://{upstream}");
-    let vars = [("default_upstream", route.as_str())];
+    let address = format!("redis://127.0.0.1:{port}");
+    let (store, vars) = match way {
+        Way::SpinKeyValue => (
+            spin::Store::Redis(port),
+            vec![("default_upstream", route.as_str())],
+        ),
+        Way::Outbound => (
+            spin::Store::Sqlite,
+            vec![
+                ("default_upstream", route.as_str()),
+                ("stores", "redis"),
+                ("redis_address", address.as_str()),
+            ],
+        ),
+    };
+    let app = spin::derive_app(&run.join("app"), &store, true);
     let instances = [
         spin::Instance::start(&app, "a", &vars),
         spin::Instance::start(&app, "b", &vars),
@@ -91,10 +122,36 @@ pub async fn measure(
     // The copies' checks run after the answers: their memory too.
     logged::wait_for_requests(&instances[0], 1 + CLIENTS / 2);
     logged::wait_for_requests(&instances[1], CLIENTS / 2);
+    into.manifest_p50_ms
+        .push(manifest_p50(upstream, instances[0].addr, seed).await);
     for i in &instances {
         into.component_mib = into.component_mib.max(logged::peak_memory_mib(i));
         into.rss_mib = into.rss_mib.max(i.peak_rss_mib());
         i.stop();
     }
     server.stop();
+}
+
+/// The p50 of warm GETs of one manifest by digest through `proxy`, in ms.
+async fn manifest_p50(upstream: SocketAddr, proxy: SocketAddr, seed: u64) -> f64 {
+    let image = registry::push_image(
+        upstream,
+        "bench/warm",
+        "v1",
+        &format!("warm-{seed}"),
+        "amd64",
+    )
+    .await;
+    let url = format!("http://{proxy}/v2/bench/warm/manifests/{}", image.digest);
+    let accept = [("accept", "application/vnd.oci.image.manifest.v1+json")];
+    assert_eq!(http::get(&url, &accept).await.status, 200, "{url}");
+    let mut times = Vec::with_capacity(MANIFEST_GETS);
+    for _ in 0..MANIFEST_GETS {
+        let started = Instant::now();
+        let r = http::get(&url, &accept).await;
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+        assert_eq!(r.header("x-cache"), Some("HIT"), "{url}");
+    }
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
 }

@@ -8,15 +8,34 @@ use super::support::{self, env, registry, rt, spin};
 
 #[test]
 fn two_instances_sharing_redis_share_routes_cache_and_counters() {
+    share_through_redis(false);
+}
+
+#[test]
+fn two_instances_on_stores_redis_share_routes_cache_and_counters() {
+    share_through_redis(true);
+}
+
+/// Through Spin's key-value store on Redis (runtime-config.toml's Redis
+/// tables), or with `stores = redis`.
+fn share_through_redis(outbound: bool) {
     let e = env();
-    let dir = e.dir.join("instances");
+    let dir = e.dir.join(format!("instances-{outbound}"));
     std::fs::create_dir_all(&dir).unwrap();
     let (redis, port) = support::redis::start(&dir);
-    let app = spin::derive_app(&dir.join("app"), &spin::Store::Redis(port), true);
-    let variables = [
+    let store = match outbound {
+        true => spin::Store::Sqlite,
+        false => spin::Store::Redis(port),
+    };
+    let app = spin::derive_app(&dir.join("app"), &store, true);
+    let address = format!("redis://127.0.0.1:{port}");
+    let mut variables = vec![
         ("default_upstream", ""),
         ("admin_token", support::ADMIN_TOKEN),
     ];
+    if outbound {
+        variables.extend([("stores", "redis"), ("redis_address", address.as_str())]);
+    }
     let a = spin::Instance::start(&app, "a", &variables);
     let b = spin::Instance::start(&app, "b", &variables);
     let admin = format!("Bearer {}", support::ADMIN_TOKEN);
@@ -31,16 +50,12 @@ fn two_instances_sharing_redis_share_routes_cache_and_counters() {
         &route,
     );
     assert_eq!(put.status, 201, "{}", put.text());
-    let image = rt().block_on(registry::push_image(
-        e.open,
-        "shared/one",
-        "v1",
-        "shared-one",
-        "amd64",
-    ));
+    // Each way its own repository: the upstream's log counts per name.
+    let repo = if outbound { "shared/two" } else { "shared/one" };
+    let image = rt().block_on(registry::push_image(e.open, repo, "v1", repo, "amd64"));
     let host = [("host", "shared.test"), ("accept", ACCEPT_ALL)];
-    let manifest = format!("/v2/shared/one/manifests/{}", image.digest);
-    let blob = format!("/v2/shared/one/blobs/{}", image.layers[0]);
+    let manifest = format!("/v2/{repo}/manifests/{}", image.digest);
+    let blob = format!("/v2/{repo}/blobs/{}", image.layers[0]);
 
     // The cache a fills answers on b, without the upstream.
     for path in [&manifest, &blob] {
@@ -52,7 +67,7 @@ fn two_instances_sharing_redis_share_routes_cache_and_counters() {
         );
     }
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let upstream_before = upstream_log("open", "shared/one").len();
+    let upstream_before = upstream_log("open", repo).len();
     for path in [&manifest, &blob] {
         let r = get(&format!("{}{path}", b.url()), &host);
         assert_eq!(
@@ -65,7 +80,7 @@ fn two_instances_sharing_redis_share_routes_cache_and_counters() {
     assert_eq!(r.body, image.manifest);
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(
-        upstream_log("open", "shared/one").len(),
+        upstream_log("open", repo).len(),
         upstream_before,
         "b went upstream for what a had cached"
     );

@@ -7,9 +7,10 @@ mod redis_stores;
 use super::wasi_http::{self, Platform};
 use crate::host;
 use crate::host::stores::Stores;
-use redis_stores::RedisStore;
+use redis_stores::{RedisConnection, RedisStore};
 use spin_sdk::key_value::Store;
 use spin_sdk::wit::wasi::keyvalue;
+use std::cell::OnceCell;
 use std::rc::Rc;
 use wasi::http::types::{IncomingRequest, ResponseOutparam};
 
@@ -17,19 +18,27 @@ struct Component;
 
 impl wasi::exports::http::incoming_handler::Guest for Component {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
-        spin_executor::run(wasi_http::serve(SpinPlatform, request, out));
+        spin_executor::run(wasi_http::serve(SpinPlatform::default(), request, out));
     }
 }
 
 wasi::http::proxy::export!(Component);
 
-struct SpinPlatform;
+/// One request's view of Spin: with `stores = redis`, one connection to
+/// Redis for all the stores it opens.
+#[derive(Default)]
+struct SpinPlatform {
+    redis: OnceCell<Result<Rc<RedisConnection>, String>>,
+}
 
 impl SpinPlatform {
     fn redis_store(&self, label: &str) -> Result<RedisStore, String> {
-        let address = self.variable("redis_address")?.unwrap_or_default();
-        let password = self.variable("redis_password")?;
-        Ok(RedisStore::new(label, &address, password.as_deref()))
+        let redis = self.redis.get_or_init(|| {
+            let address = self.variable("redis_address")?.unwrap_or_default();
+            let password = self.variable("redis_password")?;
+            Ok(RedisConnection::new(&address, password.as_deref()))
+        });
+        Ok(RedisStore::new(label, redis.clone()?))
     }
 }
 
