@@ -222,8 +222,8 @@ async fn dispatch<H: Host>(
         _ => call.relay().await?,
     };
     // Whichever store was away (the cache's, the bucket), the answer says so.
-    let bypassed = host.tally().0.borrow().outcomes.last() == Some(&Outcome::Bypass);
-    if bypassed && resp.headers.get("x-cache").is_none() {
+    let passed_by = host.tally().0.borrow().outcomes.last() == Some(&Outcome::Bypass);
+    if passed_by && resp.headers.get("x-cache").is_none() {
         resp.headers.push("x-cache", "BYPASS");
     }
     Ok(resp)
