@@ -14,7 +14,7 @@ use crate::routing::delivery::BlobDelivery;
 use crate::routing::host_header;
 use crate::routing::naming::split_registry_host;
 use crate::routing::origin::proxy_origin;
-use crate::routing::target::{self as routing, Incoming, Naming, Target};
+use crate::routing::target::{self, Incoming, Naming, Target};
 use crate::telemetry::stats;
 use crate::web::{admin_api, pages};
 
@@ -39,7 +39,7 @@ pub(crate) async fn serve<H: Host>(
     }
     if req.path == "/" {
         stats::note_request(host, "page", None);
-        let route = routing::for_host(host, &incoming.hosts)?.map(|(_, r)| r);
+        let route = target::for_host(host, &incoming.hosts)?.map(|(_, r)| r);
         return Ok(pages::home_page(
             host,
             &incoming.origin,
@@ -115,7 +115,7 @@ async fn api<H: Host>(
         (None, Some(ns)) => Some((ns.clone(), Naming::Beside)),
         (None, None) => None,
     };
-    let target = match routing::for_request(host, &incoming.hosts, named) {
+    let target = match target::for_request(host, &incoming.hosts, named) {
         // A host with no route still answers every client's first request:
         // its pulls may name their registry in the path or with `ns=`.
         Err(e) if e.status == 404 && matches!(endpoint, Endpoint::Base) => {
@@ -154,7 +154,7 @@ async fn token_request<H: Host>(
             .map_err(|m| RegistryError::new(400, ErrorCode::Denied, m))?,
     };
     let named = registry.map(|r| (r, Naming::InName));
-    let target = routing::for_request(host, &incoming.hosts, named)?;
+    let target = target::for_request(host, &incoming.hosts, named)?;
     stats::note_route(host, &target.name);
     let login = login_applies(host, incoming, &target)?;
     token::handle(host, &target, params, login).await

@@ -6,7 +6,7 @@ use crate::auth::login;
 use crate::host::{Host, Request, Response};
 use crate::oci::endpoint::Endpoint;
 use crate::oci::error::{ErrorCode, RegistryError};
-use crate::routing::target::{self as routing, Incoming, Target};
+use crate::routing::target::{self, Incoming, Target};
 
 /// Whether the route serves the repository (by either of its names) and
 /// the endpoint takes the method.
@@ -133,7 +133,7 @@ pub fn login_applies<H: Host>(
     if target.namespace.is_none() {
         return Ok(false);
     }
-    match routing::for_host(host, &incoming.hosts)? {
+    match target::for_host(host, &incoming.hosts)? {
         Some((_, route)) => login::required(host, &route),
         None => Ok(false),
     }

@@ -10,9 +10,9 @@
 //! runs the copy at the upstream's pace and hands its bytes to the client.
 
 use crate::cache::blob_storage::{BlobStorage, StoredBlob, Upload};
-use crate::cache::budget::{self as cache_budget, HeldLease};
-use crate::cache::eviction::Committed;
+use crate::cache::bound::{self, Committed};
 use crate::cache::layout::BlobEntry;
+use crate::cache::lease::HeldLease;
 use crate::host::Kv;
 use std::rc::Rc;
 
@@ -362,7 +362,7 @@ pub(super) async fn completed_range(
 /// used past it), and notes its place in the queue in its entry.
 pub(super) async fn admit(copy: (Rc<dyn Kv>, Rc<dyn BlobStorage>, u64), record: Committed) {
     let (kv, storage, max) = copy;
-    let placed = cache_budget::admit(kv.as_ref(), storage.as_ref(), &record, max)
+    let placed = bound::admit(kv.as_ref(), storage.as_ref(), &record, max)
         .await
         .and_then(|position| {
             let entry = kv

@@ -9,8 +9,8 @@
 
 use crate::cache::blob_copy;
 use crate::cache::blob_storage::{BlobStorage, StoredBlob, Upload};
-use crate::cache::eviction::Lease;
 use crate::cache::layout::{self, BlobEntry, Scope};
+use crate::cache::lease::Lease;
 use crate::host::{Body, Chunks, Headers, Host, Kv, Response, Timer};
 use crate::oci::digest::Digest;
 use crate::relay::Call;

@@ -11,9 +11,9 @@ use crate::cache::blob_health;
 use crate::cache::blob_storage::BlobStorage;
 use crate::cache::blob_store::{self, hit, storage_of, stored_blob};
 use crate::cache::blob_tee;
-use crate::cache::budget as cache_budget;
-use crate::cache::eviction::Lease;
+use crate::cache::bound;
 use crate::cache::layout::{self, BlobEntry, Scope};
+use crate::cache::lease::{self, Lease};
 use crate::host::notes::Outcome;
 use crate::host::{Body, Headers, Host, Response};
 use crate::oci::digest::Digest;
@@ -114,7 +114,7 @@ async fn copied<H: Host>(
     let upload = layout::upload_id(crate::now(), crate::random_u64());
     let repo = call.upstream_name.as_ref().map(|n| n.as_str());
     let lease = Lease::new(crate::now(), &upload, repo.unwrap_or_default(), false);
-    let Some(lease) = cache_budget::take_lease(host.cache(), &lease_key, lease) else {
+    let Some(lease) = lease::take_lease(host.cache(), &lease_key, lease) else {
         return Ok(None);
     };
     let resp = call.upstream("GET").await?;
@@ -123,7 +123,7 @@ async fn copied<H: Host>(
         .headers
         .get("content-length")
         .and_then(|l| l.parse::<u64>().ok())
-        .filter(|&s| s <= settings.max_blob_size && s <= cache_budget::max_size(host));
+        .filter(|&s| s <= settings.max_blob_size && s <= bound::max_size(host));
     let (Some(size), 200, Body::Stream(upstream)) = (size, resp.status, resp.body) else {
         return Ok(None);
     };

@@ -4,9 +4,9 @@
 
 use crate::cache::blob_copy::{BlobCopy, remember};
 use crate::cache::blob_storage::{self, BlobStorage, StoredBlob, Upload};
-use crate::cache::budget::{self as cache_budget, HeldLease};
-use crate::cache::eviction::Lease;
+use crate::cache::bound;
 use crate::cache::layout::{self, BlobEntry, Scope};
+use crate::cache::lease::{self, HeldLease, Lease};
 use crate::cache::{blob_follow, blob_health, blob_tee};
 use crate::host::notes::Outcome;
 use crate::host::{Body, Headers, Host, Response};
@@ -76,7 +76,7 @@ pub(super) async fn hit<H: Host>(
     }
     stats::record(call.host, Outcome::Hit);
     let cache = call.host.cache();
-    cache_budget::touch(cache.as_ref(), &scope.blob_key(digest.as_str()), &entry);
+    bound::touch(cache.as_ref(), &scope.blob_key(digest.as_str()), &entry);
     Ok(Some(entry))
 }
 
@@ -115,7 +115,7 @@ async fn miss<H: Host>(
     let upload = layout::upload_id(crate::now(), crate::random_u64());
     let private = call.with_client_credentials();
     let lease = Lease::new(crate::now(), &upload, repo, private);
-    let Some(lease) = cache_budget::take_lease(host.cache(), &lease_key, lease) else {
+    let Some(lease) = lease::take_lease(host.cache(), &lease_key, lease) else {
         if !private
             && let Some(answer) =
                 blob_follow::follow(call, storage, &scope, digest, &lease_key).await
@@ -144,7 +144,7 @@ async fn copy<H: Host>(
         .get("content-length")
         .and_then(|l| l.parse::<u64>().ok());
     let settings = &call.target.route.cache;
-    let max_size = cache_budget::max_size(host);
+    let max_size = bound::max_size(host);
     let fits = |s: u64| s <= settings.max_blob_size && s <= max_size;
     let (Some(size), true) = (size, resp.status == 200 && size.is_some_and(fits)) else {
         return Ok(call.pass_back(resp));
@@ -203,7 +203,7 @@ pub(super) fn new_copy<H: Host>(
         id: entry.upload.clone(),
     };
     let kv = call.host.cache();
-    let max_size = cache_budget::max_size(call.host);
+    let max_size = bound::max_size(call.host);
     BlobCopy::new(kv, storage, upload, entry, seen_key, lease, max_size)
 }
 

@@ -4,7 +4,7 @@
 //! served stale while the upstream fails.
 
 use crate::cache::blob_storage;
-use crate::cache::budget as cache_budget;
+use crate::cache::bound;
 use crate::cache::layout::{ManifestEntry, Scope, TagEntry, TagState};
 use crate::cache::tag_entries::{load_tag, store, store_tag, variants};
 use crate::host::notes::Outcome;
@@ -278,9 +278,9 @@ async fn fetch<H: Host>(
 async fn admit<H: Host>(host: &H, key: &str, size: u64) {
     match blob_storage::open(host) {
         Ok(Some(storage)) if host.cache().holds_blobs() => {
-            let max = cache_budget::max_size(host);
+            let max = bound::max_size(host);
             let cache = host.cache();
-            cache_budget::admit_manifest(cache.as_ref(), storage.as_ref(), key, size, max).await
+            bound::admit_manifest(cache.as_ref(), storage.as_ref(), key, size, max).await
         }
         Ok(_) => {}
         Err(e) => eprintln!("cache: a manifest is outside the bound: {e}"),

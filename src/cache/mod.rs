@@ -9,10 +9,10 @@ pub mod blob_redirect;
 pub mod blob_storage;
 pub mod blob_store;
 pub mod blob_tee;
-pub mod budget;
-pub mod eviction;
+pub mod bound;
 pub mod key_budget;
 pub mod layout;
+pub mod lease;
 pub mod manifest_store;
 pub mod tag_entries;
 

@@ -397,7 +397,7 @@ fn manifests_count_against_the_cache_bound() {
     ask(&host, "GET", &path, &[("accept", DOCKER)]);
     let total = host
         .cache
-        .increment(crate::cache::eviction::TOTAL_KEY, 0)
+        .increment(crate::cache::bound::TOTAL_KEY, 0)
         .unwrap();
     assert!(total > 0, "the manifest's bytes were not counted");
 }

@@ -15,7 +15,7 @@ use crate::oci::error::{ErrorCode, RegistryError};
 use crate::oci::media_type::Accepted;
 use crate::oci::reference::RepositoryName;
 use crate::routing::target::Target;
-use crate::upstream::fetch as upstream;
+use crate::upstream::fetch;
 use links::{rename_tag_list, rewrite_link, to_client_url};
 
 /// Request headers relayed upstream on API calls.
@@ -176,11 +176,9 @@ impl<'a, H: Host> Call<'a, H> {
             async move {
                 let authorization = authorization.as_deref();
                 if follow {
-                    upstream::fetch(self.host, route, method, url, headers, authorization, body)
-                        .await
+                    fetch::fetch(self.host, route, method, url, headers, authorization, body).await
                 } else {
-                    upstream::unfollowed(self.host, route, method, url, headers, authorization)
-                        .await
+                    fetch::unfollowed(self.host, route, method, url, headers, authorization).await
                 }
             }
         };

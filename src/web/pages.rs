@@ -6,7 +6,7 @@ use crate::oci::error::{ErrorCode, RegistryError};
 use crate::oci::reference::RepositoryName;
 use crate::routing::naming::split_registry_host;
 use crate::routing::route::Route;
-use crate::routing::target::{self as routing, Naming};
+use crate::routing::target::{self, Naming};
 use crate::web::browser;
 use crate::web::home;
 
@@ -29,7 +29,7 @@ pub fn browser_redirect<H: Host>(
         Some((r, rest)) => (Some(r), rest.to_string()),
         None => (None, name),
     };
-    let target = routing::for_request(host, hosts, registry.map(|r| (r, Naming::InName)))?;
+    let target = target::for_request(host, hosts, registry.map(|r| (r, Naming::InName)))?;
     let name = RepositoryName::parse(&name)
         .map_err(|e| RegistryError::new(400, ErrorCode::NameInvalid, e.to_string()))?;
     let upstream_name = target.mapping.to_upstream(&name).ok_or_else(not_found)?;
@@ -54,7 +54,7 @@ pub fn home_page<H: Host>(
     let here = route.map(|r| r.upstream.origin().ascii_serialization());
     let browser = headers.get_all("accept").any(|a| a.contains("text/html"));
     let (content_type, body) = if browser {
-        let routes: Vec<(String, String)> = routing::table(host).into_iter().collect();
+        let routes: Vec<(String, String)> = target::table(host).into_iter().collect();
         (
             "text/html; charset=utf-8",
             home::render_html(origin, here.as_deref(), &routes),

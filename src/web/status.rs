@@ -4,8 +4,7 @@
 //! admin token or the metrics token).
 
 use crate::auth::throttle;
-use crate::cache::budget as cache_budget;
-use crate::cache::eviction::TOTAL_KEY;
+use crate::cache::bound::{self, TOTAL_KEY};
 use crate::host::{Body, Headers, Host, Request, Response};
 use crate::oci::error::{ErrorCode, RegistryError};
 use crate::routing::route::{self, RouteConfig};
@@ -323,7 +322,7 @@ fn gather<H: Host>(host: &H, prefix: &str) -> Status {
             .cache()
             .increment(TOTAL_KEY, 0)
             .map_or(0, |v| v.max(0) as u64),
-        cache_max: cache_budget::max_size(host),
+        cache_max: bound::max_size(host),
         totals: stats::load(host),
         minutes,
         errors,

@@ -1,13 +1,65 @@
-//! The cache's bound on its size and its one copy in flight per blob, kept
-//! in the cache's store with its atomics so every instance agrees.
+//! The cache's bound on its size (`cache_max_size`): committed blobs and
+//! manifests join a first-in, first-out queue in the cache's store (two
+//! atomic counters and a record each), so the oldest are evicted without
+//! ever listing the store, and one in use moves to the newest end.
 
-use crate::cache::blob_storage::BlobStorage;
-use crate::cache::eviction::{
-    self, Committed, DEFAULT_MAX_SIZE, HEAD_KEY, Lease, TAIL_KEY, TOTAL_KEY, queue_key,
-};
+use crate::cache::blob_storage::{BlobStorage, StoredBlob, Upload};
 use crate::cache::layout::{self, BlobEntry};
 use crate::host::{Host, Kv};
-use std::rc::Rc;
+use serde::{Deserialize, Serialize};
+
+/// Bytes of committed blob chunks in the store (an atomic counter).
+pub const TOTAL_KEY: &str = "cache/budget/bytes";
+/// The next queue position to evict, and the next to fill (counters).
+pub const HEAD_KEY: &str = "cache/budget/head";
+pub const TAIL_KEY: &str = "cache/budget/tail";
+
+/// The cache bound when the `cache_max_size` variable is empty.
+pub const DEFAULT_MAX_SIZE: u64 = 10 << 30;
+
+pub fn queue_key(position: i64) -> String {
+    format!("cache/budget/queue/{position}")
+}
+
+/// A committed blob, as its queue record: what evicting it removes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Committed {
+    pub blob_key: String,
+    /// Only the entry of this copy is removed (a later copy may have
+    /// replaced it).
+    pub upload: String,
+    /// Chunk `n`'s key is this followed by `n`.
+    pub chunk_prefix: String,
+    pub chunks: u64,
+    pub size: u64,
+    /// A manifest, kept whole under `blob_key`: evicting it removes that key.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub manifest: bool,
+}
+
+impl Committed {
+    /// The blob whose bytes evicting this record removes; none for a
+    /// manifest. Its upload is read back from `chunk_prefix`
+    /// (`cache/chunk/<scope>/<digest>/<upload>/`), the records' layout
+    /// since before blob backends.
+    pub fn stored_blob(&self) -> Option<StoredBlob> {
+        if self.manifest {
+            return None;
+        }
+        let first_chunk = format!("{}0", self.chunk_prefix);
+        let (scope, digest, id) = layout::chunk_of(&first_chunk)?;
+        let parts = self.chunks.max(1);
+        Some(StoredBlob {
+            upload: Upload {
+                scope: layout::Scope::from_key_part(scope),
+                digest: digest.to_string(),
+                id: id.to_string(),
+            },
+            size: self.size,
+            part_size: self.size.div_ceil(parts).max(1),
+        })
+    }
+}
 
 /// The `cache_max_size` variable, or the default when it is empty or not a size.
 pub fn max_size<H: Host>(host: &H) -> u64 {
@@ -20,104 +72,6 @@ pub fn max_size<H: Host>(host: &H) -> u64 {
             eprintln!("cache_max_size {v:?} is not a size (like 10GiB); using the default");
             DEFAULT_MAX_SIZE
         }),
-    }
-}
-
-/// The lease on copying one blob, held until dropped.
-pub struct HeldLease {
-    kv: Rc<dyn Kv>,
-    key: String,
-    lease: Lease,
-}
-
-/// Takes the lease on copying a blob; none while another copy holds it.
-///
-/// Where no lease is, only the request that opens the lease's gate may
-/// take it: Spin 4.0.2's SQLite store swaps a missing key unconditionally,
-/// so a crowd's first requests each took the lease, and their followers
-/// failed as the copies overwrote each other's. The gate is a counter
-/// (atomic in every store); the holder closes it as it lets go.
-pub fn take_lease(kv: Rc<dyn Kv>, key: &str, lease: Lease) -> Option<HeldLease> {
-    let now = crate::now();
-    let gate = layout::lease_gate_key(key);
-    let opened = std::cell::Cell::new(false);
-    let free = |current: Option<&[u8]>| match current {
-        None => match kv.increment(&gate, 1) {
-            Ok(n) => {
-                opened.set(n == 1);
-                n == 1
-            }
-            // A gate that cannot be read holds back no copy: the swap
-            // alone decides, as before there was one.
-            Err(e) => {
-                eprintln!("cache: cannot open a copy lease's gate: {e}");
-                true
-            }
-        },
-        Some(_) => eviction::lease_free(current, now),
-    };
-    let taken = kv.swap_if(key, &free, &lease.to_bytes());
-    if opened.get() && !matches!(taken, Ok(true)) {
-        let _ = kv.delete(&gate);
-    }
-    match taken {
-        Ok(true) => Some(HeldLease {
-            kv,
-            key: key.to_string(),
-            lease,
-        }),
-        Ok(false) => None,
-        Err(e) => {
-            eprintln!("cache: cannot take a copy's lease, streaming only: {e}");
-            None
-        }
-    }
-}
-
-impl HeldLease {
-    /// The lease as taken: its upload, repository, privacy.
-    pub fn lease(&self) -> &Lease {
-        &self.lease
-    }
-
-    /// Says what the blob is, so others can follow the copy.
-    pub fn describe(&mut self, size: u64, media_type: &str) {
-        self.lease.size = Some(size);
-        self.lease.media_type = Some(media_type.to_string());
-        self.renew();
-    }
-
-    /// Says how many parts are stored (and keeps the lease).
-    pub fn stored(&mut self, parts: u64) {
-        self.lease.parts = Some(parts);
-        self.renew();
-    }
-
-    /// Says the stored parts passed the digest check (and keeps the lease).
-    pub fn checked(&mut self) {
-        self.lease.checked = true;
-        self.renew();
-    }
-
-    /// Keeps the lease from expiring while the copy goes on.
-    pub fn renew(&mut self) {
-        self.lease.expires = crate::now() + eviction::LEASE_SECS;
-        if let Err(e) = self.kv.set(&self.key, &self.lease.to_bytes()) {
-            eprintln!("cache: cannot renew a copy's lease: {e}");
-        }
-    }
-}
-
-impl Drop for HeldLease {
-    /// Lets go of the lease, unless another copy took it over (this one
-    /// stalled past it), and closes its gate for the next.
-    fn drop(&mut self) {
-        let ours = self.lease.to_bytes();
-        if self.kv.get(&self.key).ok().flatten().as_deref() != Some(&ours[..]) {
-            return;
-        }
-        let _ = self.kv.delete(&self.key);
-        let _ = self.kv.delete(&layout::lease_gate_key(&self.key));
     }
 }
 
@@ -255,6 +209,31 @@ mod tests {
     use crate::host::memory::MemoryKv;
 
     #[test]
+    fn a_record_names_its_blob() {
+        let c = Committed {
+            blob_key: "b".into(),
+            upload: "u".into(),
+            chunk_prefix: "cache/chunk/s/sha256:d/u/".into(),
+            chunks: 3,
+            size: 10,
+            manifest: false,
+        };
+        let blob = c.stored_blob().unwrap();
+        assert_eq!(
+            (blob.upload.scope.as_str(), blob.upload.digest.as_str()),
+            ("s", "sha256:d")
+        );
+        assert_eq!((blob.upload.id.as_str(), blob.parts()), ("u", 3));
+        assert!(
+            Committed {
+                manifest: true,
+                ..c
+            }
+            .stored_blob()
+            .is_none()
+        );
+    }
+    #[test]
     fn manifests_count_against_the_bound_and_are_evicted_oldest_first() {
         let kv = MemoryKv::default();
         let blobs = MemoryBlobs::default();
@@ -336,51 +315,5 @@ mod tests {
         }
         assert!(entry(&kv, &keys[0]).is_none());
         assert_eq!(kv.increment(TOTAL_KEY, 0).unwrap(), 8 << 20);
-    }
-
-    /// A store that swaps as Spin 4.0.2's SQLite does when each of a crowd
-    /// looked before any wrote: the key seen missing, then set regardless.
-    struct SwapsBlind(MemoryKv);
-
-    impl Kv for SwapsBlind {
-        fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
-            self.0.get(key)
-        }
-        fn set(&self, key: &str, value: &[u8]) -> Result<(), String> {
-            self.0.set(key, value)
-        }
-        fn delete(&self, key: &str) -> Result<(), String> {
-            self.0.delete(key)
-        }
-        fn keys(&self) -> Result<Vec<String>, String> {
-            self.0.keys()
-        }
-        fn increment(&self, key: &str, delta: i64) -> Result<i64, String> {
-            self.0.increment(key, delta)
-        }
-        fn swap_if(
-            &self,
-            key: &str,
-            expect: &dyn Fn(Option<&[u8]>) -> bool,
-            value: &[u8],
-        ) -> Result<bool, String> {
-            if !expect(None) {
-                return Ok(false);
-            }
-            self.0.set(key, value).map(|()| true)
-        }
-    }
-
-    #[test]
-    fn a_crowd_that_finds_no_lease_lets_one_take_it() {
-        let kv: Rc<dyn Kv> = Rc::new(SwapsBlind(MemoryKv::default()));
-        let key = "cache/lease/s/sha256:0";
-        let lease = |u: &str| Lease::new(crate::now(), u, "r", false);
-        let first = take_lease(kv.clone(), key, lease("a")).expect("the first takes it");
-        assert!(take_lease(kv.clone(), key, lease("b")).is_none());
-        assert_eq!(kv.get(key).unwrap(), Some(lease("a").to_bytes()));
-        drop(first);
-        assert!(kv.keys().unwrap().is_empty(), "let go, gate closed");
-        assert!(take_lease(kv.clone(), key, lease("c")).is_some());
     }
 }

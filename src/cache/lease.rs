@@ -1,0 +1,233 @@
+//! The one copy in flight per blob: a lease in the cache's store, with an
+//! expiry the copy renews, that concurrent requests read to follow the copy
+//! instead of fetching the blob again. Taken and let go with the store's
+//! atomics, so every instance agrees.
+
+use crate::cache::layout;
+use crate::host::Kv;
+use serde::{Deserialize, Serialize};
+use std::rc::Rc;
+
+/// How long a copy may go without renewing its lease before another
+/// request may take over (the copy renews it as it stores chunks).
+pub const LEASE_SECS: u64 = 15;
+
+/// The lease of the one copy of a blob under way: which copy, until when,
+/// and, once the upstream answered, what the blob is, so concurrent
+/// requests can follow the copy instead of fetching the blob again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub expires: u64,
+    pub upload: String,
+    /// The repository the copy was asked for: distribution keeps blobs per
+    /// repository, so only requests for the same one follow it.
+    pub repository: String,
+    /// A copy made with a client's own credentials is followed by nobody.
+    pub private: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    /// Parts stored so far, so followers ask the blob storage only for
+    /// parts that are there (a bucket's missing object is a request too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parts: Option<u64>,
+    /// The stored parts hash to the digest: followers may take the last
+    /// one while the copy is still being completed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub checked: bool,
+}
+
+impl Lease {
+    pub fn new(now: u64, upload: &str, repository: &str, private: bool) -> Self {
+        Self {
+            expires: now + LEASE_SECS,
+            upload: upload.to_string(),
+            repository: repository.to_string(),
+            private,
+            size: None,
+            media_type: None,
+            parts: None,
+            checked: false,
+        }
+    }
+
+    pub fn parse(value: &[u8]) -> Option<Self> {
+        serde_json::from_slice(value).ok()
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    pub fn live(&self, now: u64) -> bool {
+        self.expires > now
+    }
+}
+
+/// Whether a lease may be taken: none, expired, or unreadable.
+pub fn lease_free(current: Option<&[u8]>, now: u64) -> bool {
+    current
+        .and_then(Lease::parse)
+        .is_none_or(|lease| !lease.live(now))
+}
+
+/// The lease on copying one blob, held until dropped.
+pub struct HeldLease {
+    kv: Rc<dyn Kv>,
+    key: String,
+    lease: Lease,
+}
+
+/// Takes the lease on copying a blob; none while another copy holds it.
+///
+/// Where no lease is, only the request that opens the lease's gate may
+/// take it: Spin 4.0.2's SQLite store swaps a missing key unconditionally,
+/// so a crowd's first requests each took the lease, and their followers
+/// failed as the copies overwrote each other's. The gate is a counter
+/// (atomic in every store); the holder closes it as it lets go.
+pub fn take_lease(kv: Rc<dyn Kv>, key: &str, lease: Lease) -> Option<HeldLease> {
+    let now = crate::now();
+    let gate = layout::lease_gate_key(key);
+    let opened = std::cell::Cell::new(false);
+    let free = |current: Option<&[u8]>| match current {
+        None => match kv.increment(&gate, 1) {
+            Ok(n) => {
+                opened.set(n == 1);
+                n == 1
+            }
+            // A gate that cannot be read holds back no copy: the swap
+            // alone decides, as before there was one.
+            Err(e) => {
+                eprintln!("cache: cannot open a copy lease's gate: {e}");
+                true
+            }
+        },
+        Some(_) => lease_free(current, now),
+    };
+    let taken = kv.swap_if(key, &free, &lease.to_bytes());
+    if opened.get() && !matches!(taken, Ok(true)) {
+        let _ = kv.delete(&gate);
+    }
+    match taken {
+        Ok(true) => Some(HeldLease {
+            kv,
+            key: key.to_string(),
+            lease,
+        }),
+        Ok(false) => None,
+        Err(e) => {
+            eprintln!("cache: cannot take a copy's lease, streaming only: {e}");
+            None
+        }
+    }
+}
+
+impl HeldLease {
+    /// The lease as taken: its upload, repository, privacy.
+    pub fn lease(&self) -> &Lease {
+        &self.lease
+    }
+
+    /// Says what the blob is, so others can follow the copy.
+    pub fn describe(&mut self, size: u64, media_type: &str) {
+        self.lease.size = Some(size);
+        self.lease.media_type = Some(media_type.to_string());
+        self.renew();
+    }
+
+    /// Says how many parts are stored (and keeps the lease).
+    pub fn stored(&mut self, parts: u64) {
+        self.lease.parts = Some(parts);
+        self.renew();
+    }
+
+    /// Says the stored parts passed the digest check (and keeps the lease).
+    pub fn checked(&mut self) {
+        self.lease.checked = true;
+        self.renew();
+    }
+
+    /// Keeps the lease from expiring while the copy goes on.
+    pub fn renew(&mut self) {
+        self.lease.expires = crate::now() + LEASE_SECS;
+        if let Err(e) = self.kv.set(&self.key, &self.lease.to_bytes()) {
+            eprintln!("cache: cannot renew a copy's lease: {e}");
+        }
+    }
+}
+
+impl Drop for HeldLease {
+    /// Lets go of the lease, unless another copy took it over (this one
+    /// stalled past it), and closes its gate for the next.
+    fn drop(&mut self) {
+        let ours = self.lease.to_bytes();
+        if self.kv.get(&self.key).ok().flatten().as_deref() != Some(&ours[..]) {
+            return;
+        }
+        let _ = self.kv.delete(&self.key);
+        let _ = self.kv.delete(&layout::lease_gate_key(&self.key));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::memory::MemoryKv;
+
+    #[test]
+    fn leases() {
+        let lease = Lease::new(100, "u", "r", false).to_bytes();
+        assert!(lease_free(None, 100));
+        assert!(!lease_free(Some(&lease), 100));
+        assert!(lease_free(Some(&lease), 100 + LEASE_SECS));
+        assert!(lease_free(Some(b"garbage"), 100));
+        assert_eq!(Lease::parse(&lease).unwrap().upload, "u");
+    }
+
+    /// A store that swaps as Spin 4.0.2's SQLite does when each of a crowd
+    /// looked before any wrote: the key seen missing, then set regardless.
+    struct SwapsBlind(MemoryKv);
+
+    impl Kv for SwapsBlind {
+        fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+            self.0.get(key)
+        }
+        fn set(&self, key: &str, value: &[u8]) -> Result<(), String> {
+            self.0.set(key, value)
+        }
+        fn delete(&self, key: &str) -> Result<(), String> {
+            self.0.delete(key)
+        }
+        fn keys(&self) -> Result<Vec<String>, String> {
+            self.0.keys()
+        }
+        fn increment(&self, key: &str, delta: i64) -> Result<i64, String> {
+            self.0.increment(key, delta)
+        }
+        fn swap_if(
+            &self,
+            key: &str,
+            expect: &dyn Fn(Option<&[u8]>) -> bool,
+            value: &[u8],
+        ) -> Result<bool, String> {
+            if !expect(None) {
+                return Ok(false);
+            }
+            self.0.set(key, value).map(|()| true)
+        }
+    }
+
+    #[test]
+    fn a_crowd_that_finds_no_lease_lets_one_take_it() {
+        let kv: Rc<dyn Kv> = Rc::new(SwapsBlind(MemoryKv::default()));
+        let key = "cache/lease/s/sha256:0";
+        let lease = |u: &str| Lease::new(crate::now(), u, "r", false);
+        let first = take_lease(kv.clone(), key, lease("a")).expect("the first takes it");
+        assert!(take_lease(kv.clone(), key, lease("b")).is_none());
+        assert_eq!(kv.get(key).unwrap(), Some(lease("a").to_bytes()));
+        drop(first);
+        assert!(kv.keys().unwrap().is_empty(), "let go, gate closed");
+        assert!(take_lease(kv.clone(), key, lease("c")).is_some());
+    }
+}
