@@ -9,8 +9,8 @@ use crate::host::notes::Outcome;
 use crate::host::{Body, Host, Request, Response};
 use crate::oci::endpoint::{Endpoint, PathError};
 use crate::oci::error::{ErrorCode, RegistryError};
-use crate::relay::{self, delivery};
-use crate::routing::delivery::BlobDelivery;
+use crate::relay::{self, upstream_redirect};
+use crate::routing::blob_delivery::BlobDelivery;
 use crate::routing::host_header;
 use crate::routing::naming::split_registry_host;
 use crate::routing::origin::proxy_origin;
@@ -27,7 +27,7 @@ pub(crate) async fn serve<H: Host>(
     req: Request<H::Stream>,
 ) -> Result<Response<H::Stream>, RegistryError> {
     let incoming = incoming(host, &req)?;
-    let admin_prefix = crate::web::admin::prefix(host.variable("admin_path"));
+    let admin_prefix = crate::web::operations::prefix(host.variable("admin_path"));
     if let Some(rest) = req
         .path
         .strip_prefix(admin_prefix.as_str())
@@ -130,7 +130,7 @@ async fn api<H: Host>(
         Decided::Auth(auth) => auth,
         Decided::Answer(answer) => return Ok(answer),
     };
-    let mut resp = dispatch(host, incoming, &target, &endpoint, req, &auth).await?;
+    let mut resp = service(host, incoming, &target, &endpoint, req, &auth).await?;
     // The distribution spec's proxying: say which namespace answered, as
     // the proxy read it (never the client's raw text).
     if let (Some(_), Some(namespace)) = (ns, &target.namespace) {
@@ -162,7 +162,7 @@ async fn token_request<H: Host>(
 
 /// The service that answers: a write relayed (and what it replaced
 /// forgotten), the manifest or blob cache, or the plain relay.
-async fn dispatch<H: Host>(
+async fn service<H: Host>(
     host: &H,
     incoming: &Incoming,
     target: &Target,
@@ -202,7 +202,7 @@ async fn dispatch<H: Host>(
             resp
         }
         (Endpoint::Blob { digest, .. }, _)
-            if method == "GET" && delivery::mode(&call) == BlobDelivery::Redirect =>
+            if method == "GET" && upstream_redirect::mode(&call) == BlobDelivery::Redirect =>
         {
             let cached = match blob_caching {
                 true => blob_redirect::answer(&call, digest).await?,
@@ -210,7 +210,7 @@ async fn dispatch<H: Host>(
             };
             match cached {
                 Some(answer) => answer,
-                None => delivery::redirect(&call, digest).await?,
+                None => upstream_redirect::redirect(&call, digest).await?,
             }
         }
         (Endpoint::Manifest { reference, .. }, Some(repo)) if caching && cache.manifests => {

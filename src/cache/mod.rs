@@ -1,7 +1,6 @@
 //! The pull-through cache in the key-value store: its layout and bound,
 //! and the stores that stand in for the upstream's manifests and blobs.
 
-pub mod admin;
 pub mod blob_copy;
 pub mod blob_follow;
 pub mod blob_health;
@@ -15,6 +14,7 @@ pub mod layout;
 pub mod lease;
 pub mod manifest_store;
 pub mod tag_entries;
+pub mod upkeep;
 
 use crate::host::Host;
 use crate::relay::Call;

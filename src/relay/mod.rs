@@ -2,8 +2,8 @@
 //! endpoint, whose credentials go with it, and what of the answer goes back
 //! in the client's names ([`links`]).
 
-pub mod delivery;
 pub mod links;
+pub mod upstream_redirect;
 
 use crate::auth::access::{UpstreamAuth, actions_for};
 use crate::auth::challenge::{PROXY_SERVICE, rewrite_for_proxy};

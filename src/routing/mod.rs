@@ -2,8 +2,8 @@
 //! how names travel between client and upstream, allow/deny patterns, and
 //! the hosts a route may reach.
 
+pub mod blob_delivery;
 pub mod cache_settings;
-pub mod delivery;
 pub mod host_header;
 pub mod naming;
 pub mod origin;

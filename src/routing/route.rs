@@ -4,8 +4,8 @@
 
 use crate::oci::error::FieldError;
 use crate::oci::reference::RepositoryName;
+use crate::routing::blob_delivery::BlobDelivery;
 use crate::routing::cache_settings::CacheSettings;
-use crate::routing::delivery::BlobDelivery;
 use crate::routing::naming::NameMapping;
 use crate::routing::pattern::RepositoryPattern;
 use crate::routing::policy::{AllowedHosts, HostPattern};

@@ -4,11 +4,11 @@
 //! to the `metrics_token` variable.
 
 use crate::auth::throttle;
-use crate::cache::admin as cache_admin;
+use crate::cache::upkeep;
 use crate::host::{Body, Headers, Host, Request, Response};
 use crate::oci::error::{ErrorCode, RegistryError};
 use crate::routing::route::{self, RouteConfig};
-use crate::web::admin::{self, Operation, OperationError};
+use crate::web::operations::{self, Operation, OperationError};
 use crate::web::status;
 
 const BODY_LIMIT: usize = 64 * 1024;
@@ -34,7 +34,7 @@ pub async fn handle<H: Host>(
     let metrics_token = host.variable("metrics_token").filter(|t| !t.is_empty());
     let op = match (
         token.is_some() || metrics_token.is_some(),
-        admin::parse(&req.method, path),
+        operations::parse(&req.method, path),
     ) {
         (false, _) => return Err(not_found()),
         (true, parsed) => parsed.map_err(operation_error)?,
@@ -73,7 +73,7 @@ async fn api<H: Host>(
 ) -> Result<Response<H::Stream>, RegistryError> {
     let bearer = req.headers.get("authorization");
     let passed = bearer.is_some()
-        && throttle::checked(host, &req.headers, || admin::authorized(bearer, token))?;
+        && throttle::checked(host, &req.headers, || operations::authorized(bearer, token))?;
     if !passed {
         return Err(RegistryError::new(
             401,
@@ -157,10 +157,10 @@ fn delete_route<H: Host>(host: &H, h: &str) -> Result<Response<H::Stream>, Regis
 
 async fn cache<H: Host>(host: &H, op: Operation) -> Result<Response<H::Stream>, RegistryError> {
     let figures = match op {
-        Operation::CacheStats => cache_admin::figures(host),
-        Operation::CacheGc => cache_admin::collect_garbage(host).await,
-        Operation::CacheDeleteRepository(r) => cache_admin::delete_repository(host, &r),
-        Operation::CacheDeleteBlob(d) => cache_admin::delete_blob(host, &d).await,
+        Operation::CacheStats => upkeep::figures(host),
+        Operation::CacheGc => upkeep::collect_garbage(host).await,
+        Operation::CacheDeleteRepository(r) => upkeep::delete_repository(host, &r),
+        Operation::CacheDeleteBlob(d) => upkeep::delete_blob(host, &d).await,
         _ => return Err(not_found()),
     };
     Ok(json(200, &figures.map_err(kv_error)?))

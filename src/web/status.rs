@@ -10,7 +10,7 @@ use crate::oci::error::{ErrorCode, RegistryError};
 use crate::routing::route::{self, RouteConfig};
 use crate::telemetry::metrics;
 use crate::telemetry::stats;
-use crate::web::admin::{authorized, cookie_token};
+use crate::web::operations::{authorized, cookie_token};
 use crate::web::status_page::{self, COOKIE, Minute, RecentError, Status};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;

@@ -12,7 +12,7 @@ use super::Call;
 use crate::host::{Body, Chunks, Headers, Host, Response};
 use crate::oci::digest::Digest;
 use crate::oci::error::{ErrorCode, RegistryError};
-use crate::routing::delivery::BlobDelivery;
+use crate::routing::blob_delivery::BlobDelivery;
 use crate::routing::policy;
 use crate::upstream::fetch::{REDIRECTS, refused};
 use futures::{Stream, StreamExt};
