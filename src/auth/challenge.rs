@@ -4,7 +4,11 @@
 
 use crate::auth::scope;
 use crate::auth::www_authenticate::{self, Challenge};
+use crate::host::Host;
+use crate::oci::error::{ErrorCode, RegistryError};
 use crate::routing::naming::NameMapping;
+use crate::routing::route::Route;
+use crate::upstream::fetch::get;
 use serde::{Deserialize, Serialize};
 
 /// Rewrites an upstream `WWW-Authenticate` value: Bearer challenges get the
@@ -90,6 +94,49 @@ impl UpstreamRealm {
             expires: now + REALM_TTL_SECS,
         })
     }
+}
+
+/// The upstream's realm and service, from the key-value store or, when
+/// absent or stale, from the upstream's `/v2/` challenge.
+pub async fn discover<H: Host>(host: &H, route: &Route) -> Result<UpstreamRealm, RegistryError> {
+    let now = crate::now();
+    let key = realm_key(&route.upstream.origin().ascii_serialization());
+    if let Ok(Some(bytes)) = host.cache().get(&key)
+        && let Ok(r) = serde_json::from_slice::<UpstreamRealm>(&bytes)
+        && r.expires > now
+    {
+        return Ok(r);
+    }
+    let url = route
+        .upstream
+        .join("/v2/")
+        .expect("a fixed path joins any http(s) URL");
+    let resp = get(host, route, url, None).await?;
+    let realm = match resp.status {
+        200..=299 => UpstreamRealm::anonymous(now),
+        401 => resp
+            .headers
+            .get("www-authenticate")
+            .and_then(|h| UpstreamRealm::from_header(h, now))
+            .ok_or_else(|| {
+                RegistryError::new(
+                    404,
+                    ErrorCode::Unsupported,
+                    "the upstream registry has no Bearer token realm",
+                )
+            })?,
+        s => {
+            return Err(RegistryError::bad_gateway(format!(
+                "upstream /v2/ answered {s}"
+            )));
+        }
+    };
+    if let Ok(json) = serde_json::to_vec(&realm)
+        && let Err(e) = host.cache().set(&key, &json)
+    {
+        eprintln!("key-value: cannot store {key}: {e}");
+    }
+    Ok(realm)
 }
 
 #[cfg(test)]

@@ -2,8 +2,8 @@
 //! the upstream tokens it gets with them, kept in the key-value store per
 //! scope until shortly before they expire so every instance shares them.
 
+use crate::auth::challenge::discover;
 use crate::auth::kept_tokens;
-use crate::auth::token::discover;
 use crate::host::{Body, Headers, Host};
 use crate::oci::error::{ErrorCode, RegistryError};
 use crate::oci::reference::RepositoryName;

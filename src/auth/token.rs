@@ -1,7 +1,7 @@
 //! `/v2/auth`: the realm the proxy advertises. It discovers the upstream's
 //! own realm, rewrites scopes to upstream names and relays the token request.
 
-use crate::auth::challenge::{ANONYMOUS_TOKEN, UpstreamRealm, realm_key};
+use crate::auth::challenge::{ANONYMOUS_TOKEN, UpstreamRealm, discover};
 use crate::auth::token_request::{TokenParams, token_json};
 use crate::auth::{anonymous_tokens, scope};
 use crate::host::notes::TokenAnswer;
@@ -153,52 +153,6 @@ async fn anonymous<H: Host>(
         .map_err(|e| RegistryError::bad_gateway(format!("upstream token: {e}")))?;
     anonymous_tokens::keep(host, &realm_url, &body);
     Ok(Response::json(200, body))
-}
-
-/// The upstream's realm and service, from the key-value store or, when
-/// absent or stale, from the upstream's `/v2/` challenge.
-pub(super) async fn discover<H: Host>(
-    host: &H,
-    route: &Route,
-) -> Result<UpstreamRealm, RegistryError> {
-    let now = crate::now();
-    let key = realm_key(&route.upstream.origin().ascii_serialization());
-    if let Ok(Some(bytes)) = host.cache().get(&key)
-        && let Ok(r) = serde_json::from_slice::<UpstreamRealm>(&bytes)
-        && r.expires > now
-    {
-        return Ok(r);
-    }
-    let url = route
-        .upstream
-        .join("/v2/")
-        .expect("a fixed path joins any http(s) URL");
-    let resp = get(host, route, url, None).await?;
-    let realm = match resp.status {
-        200..=299 => UpstreamRealm::anonymous(now),
-        401 => resp
-            .headers
-            .get("www-authenticate")
-            .and_then(|h| UpstreamRealm::from_header(h, now))
-            .ok_or_else(|| {
-                RegistryError::new(
-                    404,
-                    ErrorCode::Unsupported,
-                    "the upstream registry has no Bearer token realm",
-                )
-            })?,
-        s => {
-            return Err(RegistryError::bad_gateway(format!(
-                "upstream /v2/ answered {s}"
-            )));
-        }
-    };
-    if let Ok(json) = serde_json::to_vec(&realm)
-        && let Err(e) = host.cache().set(&key, &json)
-    {
-        eprintln!("key-value: cannot store {key}: {e}");
-    }
-    Ok(realm)
 }
 
 fn scope_values(req: &TokenParams, target: &Target) -> Vec<String> {
