@@ -59,19 +59,17 @@ fn invalid(key: &str, e: &dyn std::fmt::Display) -> RegistryError {
 /// and the default upstream still answer.
 fn stored<H: Host>(host: &H, name: &str) -> Result<Option<Route>, RegistryError> {
     let key = route::key_for(name);
-    let seen_key = format!("stored-route/{name}");
     match host.kv_get(&key) {
         Ok(Some(bytes)) => {
-            let health = host.health();
-            if !matches!(health.get(&seen_key), Ok(Some(_))) {
-                let _ = health.set(&seen_key, b"1");
+            if !seen_stored(host, name) {
+                let _ = host.health().set(&seen_key(name), b"1");
             }
             let config = RouteConfig::from_json(&bytes).map_err(|e| invalid(&key, &e))?;
             config.resolve().map(Some).map_err(|e| invalid(&key, &e))
         }
         Ok(None) => Ok(None),
         Err(e) => match host.kv().reachable() {
-            Err(away) if !matches!(host.health().get(&seen_key), Ok(Some(_))) => {
+            Err(away) if !seen_stored(host, name) => {
                 eprintln!("routes store away, {name} takes the built-in routes: {away}");
                 Ok(None)
             }
@@ -83,6 +81,15 @@ fn stored<H: Host>(host: &H, name: &str) -> Result<Option<Route>, RegistryError>
             )),
         },
     }
+}
+
+/// Where the instance's own memory notes that `name` has a stored route.
+fn seen_key(name: &str) -> String {
+    format!("stored-route/{name}")
+}
+
+fn seen_stored<H: Host>(host: &H, name: &str) -> bool {
+    matches!(host.health().get(&seen_key(name)), Ok(Some(_)))
 }
 
 /// The answer to a request that needs a stored route while the routes
