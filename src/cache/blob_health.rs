@@ -18,13 +18,17 @@ const DOWN_FOR: u64 = 2;
 
 /// Whether `storage` answers, asked when no recent answer is remembered.
 pub async fn answers<H: Host>(host: &H, storage: &dyn BlobStorage) -> bool {
+    // Nothing to ask (chunks in the cache store): no memory to read either.
+    let Some(probe) = storage.answers() else {
+        return true;
+    };
     let health = host.health();
     let key = format!("blob-storage/{}", storage.name());
     let now = crate::now();
     if let Some(up) = remembered(health.get(&key).ok().flatten(), now) {
         return up;
     }
-    let up = match futures::future::select(storage.answers(), host.timer().sleep(BOUND)).await {
+    let up = match futures::future::select(probe, host.timer().sleep(BOUND)).await {
         Either::Left((answered, _)) => answered.is_ok(),
         Either::Right(_) => false,
     };

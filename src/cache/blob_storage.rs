@@ -126,10 +126,11 @@ pub trait BlobStorage {
     /// A URL that serves the blob for `ttl` to whoever has it, signed, with
     /// no credential in it: where the backend has such URLs.
     fn presigned_get(&self, blob: &StoredBlob, ttl: Duration) -> Option<Url>;
-    /// Whether the backend answers at all, whatever it holds; one that
-    /// lives in the cache store answers when that store does.
-    fn answers(&self) -> StoreFuture<'_, ()> {
-        Box::pin(std::future::ready(Ok(())))
+    /// A request that says whether the backend answers at all, whatever
+    /// it holds; `None` for one that lives in the cache store, which
+    /// answers when that store does (and is asked before).
+    fn answers(&self) -> Option<StoreFuture<'_, ()>> {
+        None
     }
 }
 

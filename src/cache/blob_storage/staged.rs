@@ -183,7 +183,7 @@ impl BlobStorage for Staged {
         self.bucket.read(blob, start, end)
     }
 
-    fn answers(&self) -> StoreFuture<'_, ()> {
+    fn answers(&self) -> Option<StoreFuture<'_, ()>> {
         self.bucket.answers()
     }
 
