@@ -21,7 +21,11 @@ fn garage() -> &'static Garage {
 
 /// The variables that put blobs in `garage` (through node `node`) under
 /// `prefix`.
-fn s3_variables(garage: &Garage, node: usize, prefix: &str) -> Vec<(&'static str, String)> {
+pub(super) fn s3_variables(
+    garage: &Garage,
+    node: usize,
+    prefix: &str,
+) -> Vec<(&'static str, String)> {
     vec![
         ("blob_store", "s3".into()),
         ("s3_endpoint", garage.endpoints[node].clone()),
@@ -34,7 +38,11 @@ fn s3_variables(garage: &Garage, node: usize, prefix: &str) -> Vec<(&'static str
     ]
 }
 
-fn start(app: &std::path::Path, name: &str, vars: &[(&'static str, String)]) -> spin::Instance {
+pub(super) fn start(
+    app: &std::path::Path,
+    name: &str,
+    vars: &[(&'static str, String)],
+) -> spin::Instance {
     let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
     spin::Instance::start(app, name, &vars)
 }

@@ -4,6 +4,7 @@
 //! fills again within seconds of Redis's return.
 
 use super::common::*;
+use super::objects::{s3_variables, start};
 use super::support::{self, env, registry, rt, spin};
 use std::time::{Duration, Instant};
 
@@ -138,35 +139,14 @@ fn redis_killed_and_back_costs_a_bounded_wait_and_the_cache_fills_again() {
     proxy.stop();
 }
 
-/// The variables that put blobs in `garage` under `prefix`.
-fn bucket_variables(
-    garage: &support::garage::Garage,
-    upstream: &str,
-) -> Vec<(&'static str, String)> {
-    vec![
-        ("default_upstream", upstream.to_string()),
-        ("blob_store", "s3".into()),
-        ("s3_endpoint", garage.endpoints[0].clone()),
-        ("s3_region", support::garage::REGION.into()),
-        ("s3_bucket", support::garage::BUCKET.into()),
-        ("s3_access_key_id", garage.key_id.clone()),
-        ("s3_secret_access_key", garage.secret.clone()),
-        ("s3_path_style", "true".into()),
-    ]
-}
-
-fn start(app: &std::path::Path, name: &str, vars: &[(&'static str, String)]) -> spin::Instance {
-    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    spin::Instance::start(app, name, &vars)
-}
-
 #[test]
 fn a_bucket_killed_and_back_streams_from_the_upstream_meanwhile() {
     let e = env();
     let dir = e.dir.join("bucket-outage");
     let mut garage = support::garage::Garage::start(&dir.join("garage"), 1);
     let app = spin::derive_app(&dir.join("app"), &spin::Store::Sqlite, true);
-    let mut vars = bucket_variables(&garage, &format!("http://{}", e.open));
+    let mut vars = s3_variables(&garage, 0, "");
+    vars.push(("default_upstream", format!("http://{}", e.open)));
     let streams = start(&app, "stream", &vars);
     vars.push(("blob_delivery", "redirect".into()));
     let redirects = start(&app, "redirect", &vars);
