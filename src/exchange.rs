@@ -76,9 +76,7 @@ pub fn finish<H: Host>(host: &H, exchange: Exchange, memory: Option<usize>) {
 
 fn log_line<H: Host>(host: &H, e: &Exchange, memory: Option<usize>) -> String {
     let notes = host.tally().0.borrow();
-    let unix_millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
+    let unix_millis = crate::now_millis();
     let upstream_status = notes
         .upstream
         .last()

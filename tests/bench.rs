@@ -8,7 +8,8 @@
 //! completes); `BENCH=full cargo test --test bench` (scripts/bench.sh) runs
 //! the full one and writes docs/benchmarks.md. `BENCH=objects` runs only
 //! the object-storage section, full-sized, into target/benchmarks-objects.md:
-//! for working on that section without the other nine minutes.
+//! for working on that section without the other nine minutes;
+//! `BENCH=soak` the ten-minute soak alone, into target/benchmarks-soak.md.
 
 #[cfg(not(target_arch = "wasm32"))]
 #[path = "bench/cpu.rs"]
@@ -41,6 +42,9 @@ mod redis;
 #[path = "support/registry.rs"]
 mod registry;
 #[cfg(not(target_arch = "wasm32"))]
+#[path = "bench/soak.rs"]
+mod soak;
+#[cfg(not(target_arch = "wasm32"))]
 #[allow(dead_code)]
 #[path = "support/spin.rs"]
 mod spin;
@@ -61,7 +65,7 @@ fn main() {
 #[cfg(not(target_arch = "wasm32"))]
 mod bench {
     use super::figures::{fmt_spread, spread};
-    use super::{crowd, garage, http, logged, objects, registry, spin, watched};
+    use super::{crowd, garage, http, logged, objects, registry, soak, spin, watched};
     use bytes::Bytes;
     use http_body_util::BodyExt;
     use hyper_util::rt::TokioIo;
@@ -78,6 +82,8 @@ mod bench {
         small_layer: u64,
         repetitions: usize,
         latency_requests: usize,
+        /// The soak's length, and how often it samples memory.
+        soak: (Duration, Duration),
     }
 
     impl Plan {
@@ -90,6 +96,7 @@ mod bench {
                     small_layer: 256 << 10,
                     repetitions: 3,
                     latency_requests: 2000,
+                    soak: (Duration::from_secs(600), Duration::from_secs(30)),
                 }
             } else {
                 Plan {
@@ -99,6 +106,7 @@ mod bench {
                     small_layer: 16 << 10,
                     repetitions: 1,
                     latency_requests: 64,
+                    soak: (Duration::from_secs(20), Duration::from_secs(5)),
                 }
             }
         }
@@ -110,7 +118,7 @@ mod bench {
 
     pub fn main() {
         let mode = std::env::var("BENCH").unwrap_or_default();
-        let plan = Plan::new(mode == "full" || mode == "objects");
+        let plan = Plan::new(matches!(mode.as_str(), "full" | "objects" | "soak"));
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -120,6 +128,10 @@ mod bench {
             "objects" => (
                 rt.block_on(objects_only(&plan)),
                 root.join("target/benchmarks-objects.md"),
+            ),
+            "soak" => (
+                rt.block_on(soak_only(&plan)),
+                root.join("target/benchmarks-soak.md"),
             ),
             "full" => (rt.block_on(run(&plan)), root.join("docs/benchmarks.md")),
             _ => (
@@ -174,7 +186,7 @@ mod bench {
 
         /// Peak resident memory of the Spin processes, in MiB.
         fn peak_rss_mib(&self) -> f64 {
-            self.spin.peak_rss_mib()
+            self.spin.rss_mib(spin::Rss::Peak)
         }
 
         /// Waits until every request so far is done, its copies checked.
@@ -595,6 +607,25 @@ mod bench {
         objects::section(&figures, sizes, (f64::NAN, f64::NAN))
     }
 
+    /// The soak alone; a failed pull fails a smoke-sized run.
+    async fn soak_only(plan: &Plan) -> String {
+        let dir = watched::work_dir("registry-proxy-bench-");
+        let upstream = registry::start(&dir, "upstream", "").await;
+        let report = soaked(plan, upstream, &dir).await;
+        registry::stop(&dir, "upstream");
+        report
+    }
+
+    async fn soaked(plan: &Plan, upstream: SocketAddr, dir: &Path) -> String {
+        let (length, every) = plan.soak;
+        let s = soak::run(upstream, &dir.join("soak"), length, every).await;
+        let report = soak::section(&s);
+        if !plan.full {
+            assert!(s.failed == 0 && s.pulls > 0, "{report}");
+        }
+        report
+    }
+
     async fn run(plan: &Plan) -> String {
         let dir = watched::work_dir("registry-proxy-bench-");
         let upstream = registry::start(&dir, "upstream", "").await;
@@ -763,6 +794,7 @@ mod bench {
             ratio(&rows_warm[2], &rows_warm[0]),
         );
         out.push_str(&objects::section(&in_bucket, object_sizes, key_value));
+        out.push_str(&soaked(plan, upstream, &dir).await);
         out.push_str(&targets(
             &rows_cold,
             &rows_warm,

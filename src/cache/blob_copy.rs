@@ -16,10 +16,6 @@ use crate::cache::lease::HeldLease;
 use crate::host::Kv;
 use std::rc::Rc;
 
-/// Bytes checked between renewals of the copy's lease (one part at least;
-/// a bucket's parts are 5 MiB). Each stored batch renews it too.
-const LEASE_RENEWAL: u64 = 8 << 20;
-
 /// Bytes handed to the storage in one write, in whole parts (one at
 /// least): a SQLite store commits (and syncs) once per write, so four 1 MiB
 /// chunks at a time take about half as long. A bucket's parts are 5 MiB:
@@ -253,10 +249,6 @@ impl BlobCopy {
         self.lease.stored(self.stored);
     }
 
-    fn renewal_parts(&self) -> u64 {
-        (LEASE_RENEWAL / self.part_size() as u64).max(1)
-    }
-
     /// At the end of the upstream body: whether it had the blob's length.
     pub(super) fn end(&mut self) -> bool {
         if self.received != self.entry.size {
@@ -269,16 +261,15 @@ impl BlobCopy {
         true
     }
 
-    /// Whether part `n` is stored, for the check (renewing the lease now
-    /// and then); false once storing stopped.
-    pub(super) fn check_part(&mut self, n: u64) -> bool {
-        if !self.storing || n >= self.stored {
-            return false;
-        }
-        if (n + 1).is_multiple_of(self.renewal_parts()) {
-            self.lease.renew();
-        }
-        true
+    /// Whether part `n` is stored, for the check; false once storing
+    /// stopped.
+    pub(super) fn check_part(&self, n: u64) -> bool {
+        self.storing && n < self.stored
+    }
+
+    /// Says in the lease that the copy is still under way.
+    pub(super) fn beat(&mut self) {
+        self.lease.renew();
     }
 
     /// Whether what was stored hashes to the digest; followers learn it

@@ -10,7 +10,7 @@
 use crate::cache::blob_copy;
 use crate::cache::blob_storage::{BlobStorage, StoredBlob, Upload};
 use crate::cache::layout::{self, BlobEntry, Scope};
-use crate::cache::lease::Lease;
+use crate::cache::lease::{Lease, Pulse, Watch};
 use crate::host::{Body, Chunks, Headers, Host, Kv, Response, Timer};
 use crate::oci::digest::Digest;
 use crate::relay::Call;
@@ -22,43 +22,40 @@ const POLL: Duration = Duration::from_millis(20);
 /// Polls for a lease whose gate is open: a second at most.
 const GATE_WAITS: u32 = 50;
 
-/// The answer that follows the copy under `lease_key`, or `None` when that
-/// copy cannot be followed (another repository, private, gone).
+/// What following the copy under a lease came to.
+pub enum Followed<S> {
+    /// The answer that follows it.
+    Answer(Response<S>),
+    /// Its lease stopped beating: the copy is gone, and this was its lease.
+    Gone(Vec<u8>),
+    /// It cannot be followed: another repository, private, no lease.
+    Not,
+}
+
+/// Follows the copy under `lease_key` once it is seen alive: its lease
+/// beats, and says what the blob is (the leader takes its lease before it
+/// asks the upstream, so this waits for the upstream's answer, as a client
+/// of it would).
 pub async fn follow<H: Host>(
     call: &Call<'_, H>,
     storage: Rc<dyn BlobStorage>,
     scope: &Scope,
     digest: &Digest,
     lease_key: &str,
-) -> Option<Response<H::Stream>> {
+) -> Followed<H::Stream> {
+    let Some(repo) = call.upstream_name.as_ref().map(|n| n.as_str()) else {
+        return Followed::Not;
+    };
     if !storage.followable() {
-        return None;
+        return Followed::Not;
     }
     let kv = call.host.cache();
     let timer = call.host.timer();
-    let repo = call.upstream_name.as_ref()?.as_str();
-    // The leader takes its lease before it asks the upstream: wait for the
-    // upstream's answer (size and type), as a client of it would.
-    let mut gate_waits = 0;
-    let (lease, size, media_type) = loop {
-        let Some(lease) = current(kv.as_ref(), lease_key) else {
-            // The request that opened the gate is about to take the lease.
-            let gate = layout::lease_gate_key(lease_key);
-            let opened = kv.get(&gate).ok().flatten().is_some();
-            if !opened || gate_waits >= GATE_WAITS {
-                return None;
-            }
-            gate_waits += 1;
-            timer.sleep(POLL).await;
-            continue;
-        };
-        if !lease.live(crate::now()) || lease.private || lease.repository != repo {
-            return None;
-        }
-        if let (Some(size), Some(media_type)) = (lease.size, lease.media_type.clone()) {
-            break (lease, size, media_type);
-        }
-        timer.sleep(POLL).await;
+    let (lease, size, media_type) = match alive(kv.as_ref(), timer.as_ref(), lease_key, repo).await
+    {
+        Seen::Alive(lease, size, media_type) => (lease, size, media_type),
+        Seen::Gone(gone) => return Followed::Gone(gone),
+        Seen::Not => return Followed::Not,
     };
     let mut headers = Headers::default();
     headers.push("content-type", media_type);
@@ -83,20 +80,62 @@ pub async fn follow<H: Host>(
         },
         sent: 0,
         next: 0,
+        watch: Watch::default(),
     };
     following.storage.follow(&following.blob.upload);
-    Some(Response {
+    Followed::Answer(Response {
         status: 200,
         headers,
         body: Body::Generated(following.into_stream()),
     })
 }
 
-fn current(kv: &dyn Kv, lease_key: &str) -> Option<Lease> {
-    kv.get(lease_key)
-        .ok()
-        .flatten()
-        .and_then(|v| Lease::parse(&v))
+/// What watching a lease before following it showed.
+enum Seen {
+    Alive(Lease, u64, String),
+    Gone(Vec<u8>),
+    Not,
+}
+
+/// Watches the lease until its copy is seen beating and says what the
+/// blob is, or is seen gone.
+async fn alive(kv: &dyn Kv, timer: &dyn Timer, lease_key: &str, repo: &str) -> Seen {
+    let mut gate_waits = 0;
+    let mut watch = Watch::default();
+    loop {
+        let Some((value, lease)) = current(kv, lease_key) else {
+            // The request that opened the gate is about to take the lease.
+            let gate = layout::lease_gate_key(lease_key);
+            let opened = kv.get(&gate).ok().flatten().is_some();
+            if !opened || gate_waits >= GATE_WAITS {
+                return Seen::Not;
+            }
+            gate_waits += 1;
+            timer.sleep(POLL).await;
+            continue;
+        };
+        if !lease.live(crate::now()) || lease.private || lease.repository != repo {
+            return Seen::Not;
+        }
+        match (
+            watch.see(&value, crate::now_millis()),
+            lease.size,
+            lease.media_type.clone(),
+        ) {
+            (Pulse::Gone, _, _) => return Seen::Gone(value),
+            (Pulse::Alive, Some(size), Some(media_type)) => {
+                return Seen::Alive(lease, size, media_type);
+            }
+            _ => timer.sleep(POLL).await,
+        }
+    }
+}
+
+/// The lease under `lease_key`, as stored and as read.
+fn current(kv: &dyn Kv, lease_key: &str) -> Option<(Vec<u8>, Lease)> {
+    let value = kv.get(lease_key).ok().flatten()?;
+    let lease = Lease::parse(&value)?;
+    Some((value, lease))
 }
 
 struct Following {
@@ -108,6 +147,8 @@ struct Following {
     blob: StoredBlob,
     sent: u64,
     next: u64,
+    /// The copy's lease, whose beats say it goes on.
+    watch: Watch,
 }
 
 impl Following {
@@ -139,7 +180,11 @@ impl Following {
             // so a part read after that is there, or in the blob.
             let committed = self.committed();
             let lease = current(self.kv.as_ref(), &self.lease_key)
-                .filter(|l| l.upload == upload.id && l.live(crate::now()));
+                .filter(|(value, l)| {
+                    let beating = self.watch.see(value, crate::now_millis()) != Pulse::Gone;
+                    l.upload == upload.id && l.live(crate::now()) && beating
+                })
+                .map(|(_, l)| l);
             // A copy that says how far it is is asked only for stored parts.
             let stored = lease
                 .as_ref()

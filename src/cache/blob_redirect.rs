@@ -114,10 +114,11 @@ async fn copied<H: Host>(
     let upload = layout::upload_id(crate::now(), crate::random_u64());
     let repo = call.upstream_name.as_ref().map(|n| n.as_str());
     let lease = Lease::new(crate::now(), &upload, repo.unwrap_or_default(), false);
-    let Some(lease) = lease::take_lease(host.cache(), &lease_key, lease) else {
+    let Some(mut lease) = lease::take_lease(host.cache(), &lease_key, lease) else {
         return Ok(None);
     };
-    let resp = call.upstream("GET").await?;
+    let asked = call.upstream("GET");
+    let resp = lease::beating(asked, host.timer().as_ref(), || lease.renew()).await?;
     let settings = &call.target.route.cache;
     let size = resp
         .headers

@@ -3,11 +3,12 @@
 //! are read back from it, with `HEAD` and `Range`.
 
 use crate::cache::blob_copy::{BlobCopy, remember};
+use crate::cache::blob_follow::{self, Followed};
 use crate::cache::blob_storage::{self, BlobStorage, StoredBlob, Upload};
 use crate::cache::bound;
 use crate::cache::layout::{self, BlobEntry, Scope};
 use crate::cache::lease::{self, HeldLease, Lease};
-use crate::cache::{blob_follow, blob_health, blob_tee};
+use crate::cache::{blob_health, blob_tee};
 use crate::host::notes::Outcome;
 use crate::host::{Body, Headers, Host, Response};
 use crate::oci::digest::Digest;
@@ -115,15 +116,24 @@ async fn miss<H: Host>(
     let upload = layout::upload_id(crate::now(), crate::random_u64());
     let private = call.with_client_credentials();
     let lease = Lease::new(crate::now(), &upload, repo, private);
-    let Some(lease) = lease::take_lease(host.cache(), &lease_key, lease) else {
-        if !private
-            && let Some(answer) =
-                blob_follow::follow(call, storage, &scope, digest, &lease_key).await
-        {
-            stats::record(host, Outcome::Coalesced);
-            return Ok(answer);
+    let Some(lease) = lease::take_lease(host.cache(), &lease_key, lease.clone()) else {
+        if private {
+            return call.relay().await;
         }
-        return call.relay().await;
+        return match blob_follow::follow(call, storage.clone(), &scope, digest, &lease_key).await {
+            Followed::Answer(answer) => {
+                stats::record(host, Outcome::Coalesced);
+                Ok(answer)
+            }
+            // Its instance is gone: this request copies in its place.
+            Followed::Gone(gone) => {
+                match lease::take_over(host.cache(), &lease_key, &gone, lease) {
+                    Some(lease) => copy(call, storage, scope, digest, lease).await,
+                    None => call.relay().await,
+                }
+            }
+            Followed::Not => call.relay().await,
+        };
     };
     copy(call, storage, scope, digest, lease).await
 }
@@ -135,10 +145,11 @@ async fn copy<H: Host>(
     storage: Rc<dyn BlobStorage>,
     scope: Scope,
     digest: &Digest,
-    lease: HeldLease,
+    mut lease: HeldLease,
 ) -> Result<Response<H::Stream>, RegistryError> {
     let host = call.host;
-    let resp = call.upstream("GET").await?;
+    let asked = call.upstream("GET");
+    let resp = lease::beating(asked, host.timer().as_ref(), || lease.renew()).await?;
     let size = resp
         .headers
         .get("content-length")

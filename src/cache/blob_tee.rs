@@ -17,6 +17,7 @@
 //! and the followers waiting for the commit matter more.
 
 use crate::cache::blob_copy::{self, BlobCopy, Held};
+use crate::cache::lease;
 use crate::host::{Chunks, Task, Tasks, Timer};
 use futures::StreamExt;
 use sha2::{Digest as _, Sha256};
@@ -95,7 +96,7 @@ where
     S: futures::Stream<Item = Result<Vec<u8>, String>> + Unpin + 'static,
 {
     let tee = Rc::new(RefCell::new(Tee::new(copy, false)));
-    alongside.push(Box::pin(pump(tee.clone(), upstream, timer)));
+    alongside.push(beating_pump(tee.clone(), upstream, timer));
     reader(tee)
 }
 
@@ -106,7 +107,18 @@ where
     S: futures::Stream<Item = Result<Vec<u8>, String>> + Unpin + 'static,
 {
     let tee = Rc::new(RefCell::new(Tee::new(copy, true)));
-    Box::pin(pump(tee, upstream, timer))
+    beating_pump(tee, upstream, timer)
+}
+
+/// The pump, beating in the copy's lease until it ends.
+fn beating_pump<S>(tee: Rc<RefCell<Tee>>, upstream: S, timer: Rc<dyn Timer>) -> Task
+where
+    S: futures::Stream<Item = Result<Vec<u8>, String>> + Unpin + 'static,
+{
+    Box::pin(async move {
+        let work = pump(tee.clone(), upstream, timer.clone());
+        lease::beating(work, timer.as_ref(), || tee.borrow_mut().copy.beat()).await
+    })
 }
 
 /// Reads the upstream into the copy until it ends, then checks the copy;

@@ -1,16 +1,29 @@
 //! The one copy in flight per blob: a lease in the cache's store, with an
 //! expiry the copy renews, that concurrent requests read to follow the copy
 //! instead of fetching the blob again. Taken and let go with the store's
-//! atomics, so every instance agrees.
+//! atomics, so every instance agrees. The copy beats in its lease while it
+//! runs, so a request that finds a lease no longer beating (its instance
+//! was killed) takes it over instead of following a copy that is gone.
 
 use crate::cache::layout;
-use crate::host::Kv;
+use crate::host::{Kv, Timer};
 use serde::{Deserialize, Serialize};
+use std::future::Future;
 use std::rc::Rc;
+use std::time::Duration;
 
 /// How long a copy may go without renewing its lease before another
-/// request may take over (the copy renews it as it stores chunks).
+/// request may take over, whatever the beats say.
 pub const LEASE_SECS: u64 = 15;
+
+/// How often a copy rewrites its lease to say it is still there: a
+/// follower waits for one beat before it answers its client.
+pub const BEAT: Duration = Duration::from_millis(250);
+
+/// A lease unchanged this long belongs to a copy that is gone. Twelve
+/// beats, so a copy short of CPU on a crowded machine is not taken for
+/// dead; the wait counts the watcher's own polls, never two clocks.
+pub const GONE_AFTER: Duration = Duration::from_secs(3);
 
 /// The lease of the one copy of a blob under way: which copy, until when,
 /// and, once the upstream answered, what the blob is, so concurrent
@@ -36,6 +49,10 @@ pub struct Lease {
     /// one while the copy is still being completed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub checked: bool,
+    /// When the copy last said it is there (Unix milliseconds): each beat
+    /// changes the lease.
+    #[serde(default)]
+    pub beat: u64,
 }
 
 impl Lease {
@@ -49,6 +66,7 @@ impl Lease {
             media_type: None,
             parts: None,
             checked: false,
+            beat: crate::now_millis(),
         }
     }
 
@@ -123,6 +141,76 @@ pub fn take_lease(kv: Rc<dyn Kv>, key: &str, lease: Lease) -> Option<HeldLease> 
     }
 }
 
+/// Takes over the lease `gone` of a copy that stopped beating: only if it
+/// is still that lease, so of a crowd that saw it stop one takes it.
+pub fn take_over(kv: Rc<dyn Kv>, key: &str, gone: &[u8], lease: Lease) -> Option<HeldLease> {
+    match kv.swap_if(key, &|current| current == Some(gone), &lease.to_bytes()) {
+        Ok(true) => Some(HeldLease {
+            kv,
+            key: key.to_string(),
+            lease,
+        }),
+        Ok(false) => None,
+        Err(e) => {
+            eprintln!("cache: cannot take over a stopped copy's lease: {e}");
+            None
+        }
+    }
+}
+
+/// Runs `work` while `beat` is called every [`BEAT`]: a copy keeps its
+/// lease beating while it waits on the upstream and while it copies.
+pub async fn beating<T>(
+    work: impl Future<Output = T>,
+    timer: &dyn Timer,
+    mut beat: impl FnMut(),
+) -> T {
+    let mut work = std::pin::pin!(work);
+    loop {
+        match futures::future::select(work.as_mut(), timer.sleep(BEAT)).await {
+            futures::future::Either::Left((out, _)) => return out,
+            futures::future::Either::Right(((), _)) => beat(),
+        }
+    }
+}
+
+/// What a request watching a lease learned of the copy behind it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pulse {
+    /// The lease changed while watched, within [`GONE_AFTER`].
+    Alive,
+    /// Not seen to change yet.
+    Unsure,
+    /// Unchanged for [`GONE_AFTER`]: the copy is gone.
+    Gone,
+}
+
+/// Watches one lease's value between polls.
+#[derive(Default)]
+pub struct Watch {
+    seen: Option<Vec<u8>>,
+    /// When it was first seen as it is now (this instance's milliseconds).
+    since: u64,
+    changed: bool,
+}
+
+impl Watch {
+    /// The lease as read at `now` (Unix milliseconds, this instance's).
+    pub fn see(&mut self, current: &[u8], now: u64) -> Pulse {
+        if self.seen.as_deref() != Some(current) {
+            self.changed = self.seen.is_some();
+            self.seen = Some(current.to_vec());
+            self.since = now;
+        }
+        let still = Duration::from_millis(now.saturating_sub(self.since));
+        match (still >= GONE_AFTER, self.changed) {
+            (true, _) => Pulse::Gone,
+            (false, true) => Pulse::Alive,
+            (false, false) => Pulse::Unsure,
+        }
+    }
+}
+
 impl HeldLease {
     /// The lease as taken: its upload, repository, privacy.
     pub fn lease(&self) -> &Lease {
@@ -148,9 +236,10 @@ impl HeldLease {
         self.renew();
     }
 
-    /// Keeps the lease from expiring while the copy goes on.
+    /// Keeps the lease from expiring while the copy goes on, and beats.
     pub fn renew(&mut self) {
         self.lease.expires = crate::now() + LEASE_SECS;
+        self.lease.beat = crate::now_millis();
         if let Err(e) = self.kv.set(&self.key, &self.lease.to_bytes()) {
             eprintln!("cache: cannot renew a copy's lease: {e}");
         }
@@ -183,6 +272,32 @@ mod tests {
         assert!(lease_free(Some(&lease), 100 + LEASE_SECS));
         assert!(lease_free(Some(b"garbage"), 100));
         assert_eq!(Lease::parse(&lease).unwrap().upload, "u");
+    }
+
+    #[test]
+    fn a_lease_that_stops_changing_is_gone_and_one_that_beats_is_alive() {
+        let gone = GONE_AFTER.as_millis() as u64;
+        let mut watch = Watch::default();
+        assert_eq!(watch.see(b"a", 1000), Pulse::Unsure);
+        assert_eq!(watch.see(b"a", 1000 + gone / 2), Pulse::Unsure);
+        assert_eq!(watch.see(b"b", 1000 + gone / 2), Pulse::Alive);
+        assert_eq!(watch.see(b"b", 1000 + gone), Pulse::Alive);
+        assert_eq!(watch.see(b"b", 1000 + gone + gone / 2), Pulse::Gone);
+        let mut never_seen_beating = Watch::default();
+        never_seen_beating.see(b"a", 1000);
+        assert_eq!(never_seen_beating.see(b"a", 1000 + gone), Pulse::Gone);
+    }
+
+    #[test]
+    fn only_the_lease_that_stopped_is_taken_over() {
+        let kv: Rc<dyn Kv> = Rc::new(MemoryKv::default());
+        let key = "cache/lease/s/sha256:0";
+        let gone = Lease::new(1, "gone", "r", false).to_bytes();
+        kv.set(key, &gone).unwrap();
+        let lease = |u: &str| Lease::new(crate::now(), u, "r", false);
+        let held = take_over(kv.clone(), key, &gone, lease("a")).expect("the stopped lease");
+        assert!(take_over(kv.clone(), key, &gone, lease("b")).is_none());
+        assert_eq!(held.lease().upload, "a");
     }
 
     /// A store that swaps as Spin 4.0.2's SQLite does when each of a crowd

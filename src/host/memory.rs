@@ -284,7 +284,8 @@ impl super::Host for MemoryHost {
     }
 }
 
-/// A timer whose every wait is over at once.
+/// A timer whose every wait is over as soon as the other futures of the
+/// request had their turn (a wait that never gave way would starve them).
 pub struct NoWait;
 
 impl super::Timer for NoWait {
@@ -292,6 +293,14 @@ impl super::Timer for NoWait {
         &self,
         _: std::time::Duration,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
-        Box::pin(std::future::ready(()))
+        let mut waited = false;
+        Box::pin(std::future::poll_fn(move |cx| {
+            if waited {
+                return std::task::Poll::Ready(());
+            }
+            waited = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }))
     }
 }

@@ -126,7 +126,7 @@ pub async fn measure(
         .push(manifest_p50(upstream, instances[0].addr, seed).await);
     for i in &instances {
         into.component_mib = into.component_mib.max(logged::peak_memory_mib(i));
-        into.rss_mib = into.rss_mib.max(i.peak_rss_mib());
+        into.rss_mib = into.rss_mib.max(i.rss_mib(spin::Rss::Peak));
         i.stop();
     }
     server.stop();

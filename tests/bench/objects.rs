@@ -235,7 +235,7 @@ pub async fn measure(
     for i in [&streams, &redirects, &relay] {
         logged::wait_for_requests(i, 1);
         into.component_mib = into.component_mib.max(logged::peak_memory_mib(i));
-        into.rss_mib = into.rss_mib.max(i.peak_rss_mib());
+        into.rss_mib = into.rss_mib.max(i.rss_mib(spin::Rss::Peak));
         i.stop();
     }
     crowd_on_redis(upstream, dir, garage, crowd_size, seed + 1, into).await;
@@ -285,7 +285,7 @@ async fn crowd_on_redis(
     logged::wait_for_requests(&instances[1], crowd::CLIENTS / 2);
     for i in &instances {
         into.component_mib = into.component_mib.max(logged::peak_memory_mib(i));
-        into.rss_mib = into.rss_mib.max(i.peak_rss_mib());
+        into.rss_mib = into.rss_mib.max(i.rss_mib(spin::Rss::Peak));
         i.stop();
     }
     server.stop();

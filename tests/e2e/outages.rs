@@ -243,3 +243,57 @@ fn an_upstream_that_resets_mid_blob_fails_the_client_and_leaves_nothing() {
     assert_eq!((r.status, r.header("x-cache")), (200, Some("MISS")));
     assert_eq!(registry::sha256(&r.body), *layer);
 }
+
+#[test]
+fn a_copy_whose_instance_was_killed_is_taken_over_and_the_first_get_is_whole() {
+    let e = env();
+    let dir = e.dir.join("killed-copy");
+    let app = spin::derive_app(&dir.join("app"), &spin::Store::Sqlite, true);
+    let upstream = format!("http://{}", e.corrupting.addr);
+    let variables = [("default_upstream", upstream.as_str())];
+    let seed = format!("killed-copy-{}", rand_suffix());
+    let image = rt().block_on(registry::push_image(
+        e.open,
+        "outage/killed",
+        "v1",
+        &seed,
+        "amd64",
+    ));
+    let layer = image.layers[0].clone();
+    let cache = spin::SqliteStore::of(&app, "cache");
+    let leases = || {
+        cache
+            .keys()
+            .into_iter()
+            .filter(|k| k.starts_with("cache/lease/") && k.ends_with(&layer))
+            .count()
+    };
+    let _turn = FRONT_BLOBS.lock().unwrap_or_else(|p| p.into_inner());
+    let stall = e.corrupting.stall.clone();
+    stall.store(true, std::sync::atomic::Ordering::SeqCst);
+    let first = spin::Instance::start(&app, "first", &variables);
+    let url = format!("{}/v2/outage/killed/blobs/{layer}", first.url());
+    let client = std::thread::spawn(move || try_get(&url, &[]));
+    settles("the copy holds the blob's lease", || leases() == 1);
+    // SIGKILL: the copy's lease stays behind, live for its whole expiry.
+    first.stop();
+    let _ = client.join();
+    stall.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(leases(), 1, "the killed copy's lease is still there");
+
+    let second = spin::Instance::start(&app, "second", &variables);
+    let url = format!("{}/v2/outage/killed/blobs/{layer}", second.url());
+    let started = Instant::now();
+    let r = get(&url, &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(registry::sha256(&r.body), layer, "the first GET is whole");
+    assert_eq!(r.header("x-cache"), Some("MISS"), "copied in its place");
+    eprintln!(
+        "outages: the first GET after the restart took {:?}",
+        started.elapsed()
+    );
+    settles("the blob is cached", || {
+        get(&url, &[]).header("x-cache") == Some("HIT")
+    });
+    second.stop();
+}

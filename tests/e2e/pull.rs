@@ -682,7 +682,7 @@ fn a_256_mib_layer_streams_with_bounded_component_memory() {
         (SIZE >> 20) as f64 / secs,
         peak as f64 / (1 << 20) as f64,
         small_peak as f64 / (1 << 20) as f64,
-        e.proxies[OPEN].peak_rss_mib()
+        e.proxies[OPEN].rss_mib(super::support::spin::Rss::Peak)
     );
     assert!(
         peak < 16 << 20,

@@ -16,8 +16,9 @@ pub struct Seen {
 }
 
 /// A front that flips one byte of every blob it relays while `corrupt` is
-/// set, closes every blob's connection halfway while `cut` is, and answers
-/// manifest requests 429 (as Docker Hub's pull limit does) while
+/// set, closes every blob's connection halfway while `cut` is, sends half
+/// of every blob and then holds the connection while `stall` is, and
+/// answers manifest requests 429 (as Docker Hub's pull limit does) while
 /// `throttle` is.
 pub struct Corrupting {
     pub addr: SocketAddr,
@@ -26,6 +27,7 @@ pub struct Corrupting {
     pub throttle: Arc<std::sync::atomic::AtomicBool>,
     /// Manifest requests hang (longer than the proxy waits).
     pub hang: Arc<std::sync::atomic::AtomicBool>,
+    pub stall: Arc<std::sync::atomic::AtomicBool>,
 }
 
 pub async fn corrupting(registry: SocketAddr) -> Corrupting {
@@ -33,11 +35,13 @@ pub async fn corrupting(registry: SocketAddr) -> Corrupting {
     let throttle = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let hang = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stall = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (flag, throttled, hanging, cutting) =
         (corrupt.clone(), throttle.clone(), hang.clone(), cut.clone());
+    let stalling = stall.clone();
     let handler: Handler = Arc::new(move |req| {
         let (flag, throttled, hanging) = (flag.clone(), throttled.clone(), hanging.clone());
-        let cutting = cutting.clone();
+        let (cutting, stalling) = (cutting.clone(), stalling.clone());
         Box::pin(async move {
             if req.uri().path().contains("/manifests/")
                 && hanging.load(std::sync::atomic::Ordering::SeqCst)
@@ -67,7 +71,8 @@ pub async fn corrupting(registry: SocketAddr) -> Corrupting {
             let resp = relay(registry, &pq, req).await;
             let corrupts = flag.load(std::sync::atomic::Ordering::SeqCst);
             let cuts = cutting.load(std::sync::atomic::Ordering::SeqCst);
-            if !blob || !(corrupts || cuts) {
+            let stalls = stalling.load(std::sync::atomic::Ordering::SeqCst);
+            if !blob || !(corrupts || cuts || stalls) {
                 return resp;
             }
             let (parts, body) = resp.into_parts();
@@ -75,6 +80,11 @@ pub async fn corrupting(registry: SocketAddr) -> Corrupting {
                 .await
                 .map(|b| b.to_bytes().to_vec())
                 .unwrap_or_default();
+            if stalls {
+                bytes.truncate(bytes.len() / 2);
+                let body = http::held_body(bytes, stalling);
+                return hyper::Response::from_parts(parts, body);
+            }
             if cuts {
                 // Content-Length stays the whole blob's: the connection
                 // closes with half of it sent, as an upstream that resets.
@@ -93,6 +103,7 @@ pub async fn corrupting(registry: SocketAddr) -> Corrupting {
         cut,
         throttle,
         hang,
+        stall,
     }
 }
 

@@ -29,6 +29,23 @@ pub fn unsized_body(b: impl Into<Bytes>) -> Body {
     http_body_util::StreamBody::new(futures::stream::iter([frame])).boxed()
 }
 
+/// `b`, then nothing while `held` is set (a minute at most), then the end:
+/// an upstream that stalls partway through a body it said is longer.
+pub fn held_body(b: impl Into<Bytes>, held: Arc<std::sync::atomic::AtomicBool>) -> Body {
+    use futures::StreamExt;
+    let first = futures::stream::iter([Ok::<_, hyper::Error>(hyper::body::Frame::data(b.into()))]);
+    let hold = futures::stream::once(async move {
+        for _ in 0..1200 {
+            if !held.load(std::sync::atomic::Ordering::SeqCst) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .filter_map(|()| async { None });
+    BodyExt::boxed(http_body_util::StreamBody::new(first.chain(hold)))
+}
+
 pub fn response(
     status: u16,
     headers: &[(&str, &str)],

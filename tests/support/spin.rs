@@ -4,6 +4,7 @@
 //! loopback upstreams allowed, and (for several instances) Redis as the
 //! store.
 
+pub use super::watched::Rss;
 use super::watched::{self, Watched};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -201,8 +202,9 @@ impl Instance {
             .collect()
     }
 
-    pub fn peak_rss_mib(&self) -> f64 {
-        self.process.peak_rss_mib()
+    /// Resident memory of the instance's processes, MiB.
+    pub fn rss_mib(&self, figure: Rss) -> f64 {
+        self.process.rss_mib(figure)
     }
 
     pub fn stop(&self) {

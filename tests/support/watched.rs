@@ -14,6 +14,14 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Which resident memory figure.
+#[derive(Clone, Copy)]
+pub enum Rss {
+    Peak,
+    #[allow(dead_code, reason = "the benchmark's soak samples it; the e2e tests read peaks")]
+    Now,
+}
+
 /// A started server: its process group.
 pub struct Watched {
     pub pgid: u32,
@@ -53,8 +61,16 @@ impl Watched {
             .status();
     }
 
-    /// The group's peak resident memory (sum over its processes, MiB).
-    pub fn peak_rss_mib(&self) -> f64 {
+    /// The group's resident memory (sum over its processes, MiB).
+    pub fn rss_mib(&self, figure: Rss) -> f64 {
+        self.status_mib(match figure {
+            Rss::Peak => "VmHWM:",
+            Rss::Now => "VmRSS:",
+        })
+    }
+
+    /// A `/proc/<pid>/status` figure in kB, summed over the group, in MiB.
+    fn status_mib(&self, field: &str) -> f64 {
         let pids = std::fs::read_dir("/proc").unwrap().filter_map(|e| {
             let pid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -66,7 +82,7 @@ impl Watched {
         let kib: u64 = pids
             .filter_map(|pid| {
                 let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-                let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+                let line = status.lines().find(|l| l.starts_with(field))?;
                 line.split_whitespace().nth(1)?.parse::<u64>().ok()
             })
             .sum();
