@@ -3,8 +3,8 @@
 //! A request goes one way through the layers: [`exchange`] takes it from a
 //! host adapter, [`dispatch`] finds its endpoint ([`oci`]), its route
 //! ([`routing`]) and who may do what with whose credentials ([`auth`]),
-//! then the service that answers: the [`cache`], the [`upstream`] relay, or
-//! a page of [`web`]. [`telemetry`] counts what happened. All of it is
+//! then the service that answers: the [`cache`], the [`relay`] of one API
+//! request over an [`upstream`] call, or a page of [`web`]. [`telemetry`] counts what happened. All of it is
 //! written against [`host::Host`] and tested natively; only [`hosts`] (Spin,
 //! and plain `wasmtime serve`) is compiled for the component alone.
 

@@ -5,7 +5,9 @@
 //! The last bytes go out only once the copy's stored parts passed the
 //! digest check (before it is completed in a bucket); a copy that stops
 //! (client gone, digest wrong, instance dead, lease expired) makes its
-//! followers fail, and the next request starts afresh.
+//! followers fail, and the next request starts afresh. A request follows
+//! only a copy it has seen beat in its lease: one whose lease stands still
+//! (its instance was killed) it takes over, before its client saw a byte.
 
 use crate::cache::blob_copy;
 use crate::cache::blob_storage::{BlobStorage, StoredBlob, Upload};

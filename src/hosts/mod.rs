@@ -9,5 +9,10 @@ mod wasi_http;
 #[cfg(feature = "spin")]
 mod spin;
 
+// One component exports one wasi:http handler: the two builds are one or
+// the other (`--no-default-features --features portable` for wasmtime).
+#[cfg(all(feature = "portable", feature = "spin"))]
+compile_error!("the `spin` and `portable` features build two different components: choose one");
+
 #[cfg(all(feature = "portable", not(feature = "spin")))]
 mod portable;
