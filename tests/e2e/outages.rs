@@ -297,3 +297,76 @@ fn a_copy_whose_instance_was_killed_is_taken_over_and_the_first_get_is_whole() {
     });
     second.stop();
 }
+
+#[test]
+fn a_redis_that_hangs_holds_only_the_first_requests_and_is_used_again_once_it_answers() {
+    let e = env();
+    let dir = e.dir.join("hung-redis");
+    let (redis, port) = support::redis::start(&dir.join("redis"));
+    let app = spin::derive_app(&dir.join("app"), &spin::Store::Sqlite, true);
+    let upstream = format!("http://{}", e.open);
+    let address = format!("redis://127.0.0.1:{port}");
+    let variables = [
+        ("default_upstream", upstream.as_str()),
+        ("stores", "redis"),
+        ("redis_address", address.as_str()),
+    ];
+    let proxy = spin::Instance::start(&app, "hung", &variables);
+    let seed = format!("hung-{}", rand_suffix());
+    let image = rt().block_on(registry::push_image(
+        e.open,
+        "outage/hung",
+        "v1",
+        &seed,
+        "amd64",
+    ));
+    let accept = [("accept", ACCEPT_ALL)];
+    let manifest = format!("{}/v2/outage/hung/manifests/v1", proxy.url());
+    let blob = |n: usize| format!("{}/v2/outage/hung/blobs/{}", proxy.url(), image.layers[n]);
+    assert_eq!(get(&blob(0), &accept).header("x-cache"), Some("MISS"));
+    settles("the blob is cached", || {
+        get(&blob(0), &accept).header("x-cache") == Some("HIT")
+    });
+
+    // SIGSTOP: Redis holds its connections and answers nothing.
+    redis.pause();
+    let url = manifest.clone();
+    let first = std::thread::spawn(move || timed(&url, &[("accept", ACCEPT_ALL)]));
+    std::thread::sleep(BOUND + Duration::from_millis(500));
+    let home = format!("{}/", proxy.url());
+    let base = format!("{}/v2/", proxy.url());
+    let mut slowest = Duration::ZERO;
+    for url in [&home, &base, &manifest, &blob(0), &blob(1)] {
+        let (r, took) = timed(url, &accept);
+        assert!(took < BOUND, "{url} took {took:?} with Redis hung");
+        assert!(r.status == 200 || r.status == 401, "{url}: {}", r.status);
+        slowest = slowest.max(took);
+    }
+    eprintln!("outages: the slowest answer with Redis hung took {slowest:?}");
+    let (r, _) = timed(&blob(1), &accept);
+    assert_eq!(r.header("x-cache"), Some("BYPASS"));
+    assert_eq!(registry::sha256(&r.body), image.layers[1]);
+
+    // SIGCONT: the request that waited gets its answer, and within 5 s
+    // the cache is used again.
+    redis.resume();
+    let resumed = Instant::now();
+    let (r, took) = first.join().unwrap();
+    assert_eq!(r.status, 200, "the request that waited on Redis");
+    eprintln!("outages: the request caught by the hang took {took:?}");
+    let mut outcome = None;
+    while resumed.elapsed() < Duration::from_secs(5) && outcome.as_deref() != Some("MISS") {
+        outcome = get(&blob(1), &accept).header("x-cache").map(String::from);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        outcome.as_deref(),
+        Some("MISS"),
+        "Redis not used within 5 s"
+    );
+    eprintln!(
+        "outages: Redis was used again {:?} after it went on",
+        resumed.elapsed()
+    );
+    proxy.stop();
+}

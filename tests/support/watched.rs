@@ -18,7 +18,10 @@ pub fn free_port() -> u16 {
 #[derive(Clone, Copy)]
 pub enum Rss {
     Peak,
-    #[allow(dead_code, reason = "the benchmark's soak samples it; the e2e tests read peaks")]
+    #[allow(
+        dead_code,
+        reason = "the benchmark's soak samples it; the e2e tests read peaks"
+    )]
     Now,
 }
 
@@ -54,11 +57,26 @@ pub fn spawn(program: &str, args: &[&str], cwd: &Path, log: &Path) -> Watched {
 }
 
 impl Watched {
+    /// Stops the server without ending it (`SIGSTOP`): it holds its
+    /// connections and answers nothing, as a hung server does, until
+    /// [`Watched::resume`].
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let _ = Command::new("kill")
+            .args([signal, "--", &format!("-{}", self.pgid)])
+            .status();
+    }
+
     /// Ends the server and everything it started.
     pub fn stop(&self) {
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.pgid)])
-            .status();
+        self.signal("-KILL");
     }
 
     /// The group's resident memory (sum over its processes, MiB).

@@ -36,7 +36,8 @@ impl SpinPlatform {
         let redis = self.redis.get_or_init(|| {
             let address = self.variable("redis_address")?.unwrap_or_default();
             let password = self.variable("redis_password")?;
-            Ok(RedisConnection::new(&address, password.as_deref()))
+            let health: Rc<dyn host::Kv> = Rc::new(SpinKv::open("health"));
+            Ok(RedisConnection::new(&address, password.as_deref(), health))
         });
         Ok(RedisStore::new(label, redis.clone()?))
     }

@@ -9,11 +9,79 @@
 //! request's own is refused at once while Redis is down, and the next
 //! request's connects as soon as Redis is back. One for all the stores:
 //! a connection to loopback Redis costs about 0.5 ms, a `SELECT` 0.05.
+//!
+//! A Redis that hangs rather than refuses (stopped, a network that drops
+//! packets) cannot be timed out from a wasi:http 0.2 handler: its calls
+//! block until Redis answers. So each call is marked, while it waits, in
+//! the instance's own memory (the `health` store), and a request that
+//! finds a call waiting longer than [`HUNG_AFTER_MS`] treats Redis as away
+//! from its start: only the requests of the first two seconds wait.
 
-use crate::host::{self, stores};
+use crate::host::{self, Kv, stores};
 use spin_sdk::redis::{Connection, Error, RedisParameter, RedisResult};
 use std::cell::{Cell, OnceCell};
 use std::rc::Rc;
+
+/// A call to Redis waiting this long says Redis hangs.
+const HUNG_AFTER_MS: u64 = 2_000;
+/// A mark this old is a request that ended without taking it back (a trap,
+/// a platform's time limit): forgotten, so it cannot keep Redis away.
+const FORGET_AFTER_MS: u64 = 60_000;
+/// Where calls waiting on Redis are marked, in the health store.
+const CALL_PREFIX: &str = "redis-call/";
+
+/// This request's calls to Redis, marked in the instance's memory while
+/// they wait, and what the marks of the others said when it began.
+struct Calls {
+    health: Rc<dyn Kv>,
+    mark: String,
+    verdict: OnceCell<Result<(), String>>,
+}
+
+impl Calls {
+    fn new(health: Rc<dyn Kv>) -> Self {
+        Self {
+            health,
+            mark: format!("{CALL_PREFIX}{:016x}", crate::random_u64()),
+            verdict: OnceCell::new(),
+        }
+    }
+
+    /// Whether Redis may be called: not while another call has been
+    /// waiting on it longer than [`HUNG_AFTER_MS`]. Read once a request.
+    fn allowed(&self) -> Result<(), String> {
+        self.verdict.get_or_init(|| self.read_marks()).clone()
+    }
+
+    fn read_marks(&self) -> Result<(), String> {
+        let now = crate::now_millis();
+        let keys = self.health.keys().unwrap_or_default();
+        let waiting = keys
+            .iter()
+            .filter(|k| k.starts_with(CALL_PREFIX))
+            .filter_map(|k| self.health.get(k).ok().flatten())
+            .filter_map(|v| std::str::from_utf8(&v).ok()?.parse::<u64>().ok())
+            .map(|since| now.saturating_sub(since))
+            .filter(|&waited| (HUNG_AFTER_MS..FORGET_AFTER_MS).contains(&waited))
+            .max();
+        match waiting {
+            Some(ms) => Err(format!(
+                "Redis has not answered a call for {:.1} s: taken as away",
+                ms as f64 / 1000.0
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs `call`, marked as waiting on Redis until it returns.
+    fn around<T>(&self, call: impl FnOnce() -> T) -> T {
+        let since = crate::now_millis().to_string();
+        let _ = self.health.set(&self.mark, since.as_bytes());
+        let out = call();
+        let _ = self.health.delete(&self.mark);
+        out
+    }
+}
 
 /// Sets KEYS[1] to ARGV[3] if it holds ARGV[2] (or nothing, when ARGV[1]
 /// is 0): one atomic step, on every Redis since 2.6.
@@ -29,30 +97,38 @@ pub struct RedisConnection {
     connection: OnceCell<Result<Connection, String>>,
     /// The database the connection is on, once one was selected.
     selected: Cell<Option<u8>>,
+    calls: Calls,
 }
 
 impl RedisConnection {
-    pub fn new(address: &str, password: Option<&str>) -> Rc<Self> {
+    /// `health` is the instance's own memory, where calls are marked.
+    pub fn new(address: &str, password: Option<&str>, health: Rc<dyn Kv>) -> Rc<Self> {
         Rc::new(Self {
             url: stores::redis_url(address, password),
             connection: OnceCell::new(),
             selected: Cell::new(None),
+            calls: Calls::new(health),
         })
     }
 
     /// The connection, switched to database `db`.
     fn on(&self, db: u8) -> Result<&Connection, String> {
+        self.calls.allowed()?;
         let connection = self
             .connection
             .get_or_init(|| {
-                Connection::open(self.url.as_deref().map_err(Clone::clone)?).map_err(describe)
+                let url = self.url.as_deref().map_err(Clone::clone)?;
+                self.calls
+                    .around(|| Connection::open(url))
+                    .map_err(describe)
             })
             .as_ref()
             .map_err(Clone::clone)?;
         if self.selected.get() != Some(db) {
             self.selected.set(None);
-            connection
-                .execute("SELECT", &[RedisParameter::Int64(db.into())])
+            let select = [RedisParameter::Int64(db.into())];
+            self.calls
+                .around(|| connection.execute("SELECT", &select))
                 .map_err(describe)?;
             self.selected.set(Some(db));
         }
@@ -89,10 +165,17 @@ impl RedisStore {
         format!("Redis store {:?}: {e}", self.label)
     }
 
-    fn execute(&self, command: &str, args: &[RedisParameter]) -> Result<Vec<RedisResult>, String> {
-        self.connection()?
-            .execute(command, args)
+    /// One call on the connection, marked while it waits.
+    fn call<T>(&self, f: impl FnOnce(&Connection) -> Result<T, Error>) -> Result<T, String> {
+        let connection = self.connection()?;
+        self.redis
+            .calls
+            .around(|| f(connection))
             .map_err(|e| self.failed(e))
+    }
+
+    fn execute(&self, command: &str, args: &[RedisParameter]) -> Result<Vec<RedisResult>, String> {
+        self.call(|c| c.execute(command, args))
     }
 }
 
@@ -109,13 +192,11 @@ fn integer(results: &[RedisResult]) -> Result<i64, String> {
 
 impl host::Kv for RedisStore {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
-        self.connection()?.get(key).map_err(|e| self.failed(e))
+        self.call(|c| c.get(key))
     }
 
     fn set(&self, key: &str, value: &[u8]) -> Result<(), String> {
-        self.connection()?
-            .set(key, value)
-            .map_err(|e| self.failed(e))
+        self.call(|c| c.set(key, value))
     }
 
     /// One `MSET`: one round trip.
@@ -136,10 +217,7 @@ impl host::Kv for RedisStore {
     }
 
     fn delete(&self, key: &str) -> Result<(), String> {
-        self.connection()?
-            .del(&[key.to_string()])
-            .map(|_| ())
-            .map_err(|e| self.failed(e))
+        self.call(|c| c.del(&[key.to_string()])).map(|_| ())
     }
 
     /// `KEYS *`, as Spin's own Redis store lists.
