@@ -9,7 +9,8 @@
 //! the full one and writes docs/benchmarks.md. `BENCH=objects` runs only
 //! the object-storage section, full-sized, into target/benchmarks-objects.md:
 //! for working on that section without the other nine minutes;
-//! `BENCH=soak` the ten-minute soak alone, into target/benchmarks-soak.md.
+//! `BENCH=soak` the ten-minute soak alone, into target/benchmarks-soak.md
+//! (`SOAK_SECS` sets another length).
 
 #[cfg(not(target_arch = "wasm32"))]
 #[path = "bench/cpu.rs"]
@@ -617,7 +618,11 @@ mod bench {
     }
 
     async fn soaked(plan: &Plan, upstream: SocketAddr, dir: &Path) -> String {
-        let (length, every) = plan.soak;
+        let (mut length, every) = plan.soak;
+        // SOAK_SECS shortens (or lengthens) it, for comparing settings.
+        if let Some(secs) = std::env::var("SOAK_SECS").ok().and_then(|s| s.parse().ok()) {
+            length = Duration::from_secs(secs);
+        }
         let s = soak::run(upstream, &dir.join("soak"), length, every).await;
         let report = soak::section(&s);
         if !plan.full {
