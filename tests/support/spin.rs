@@ -115,6 +115,16 @@ impl Instance {
     /// Starts `spin up` on a free port with `variables`, and waits until it
     /// answers.
     pub fn start(app: &Path, name: &str, variables: &[(&str, &str)]) -> Instance {
+        Self::start_with(app, name, variables, &[])
+    }
+
+    /// [`Instance::start`] with `env` set for Spin (an allocator setting).
+    pub fn start_with(
+        app: &Path,
+        name: &str,
+        variables: &[(&str, &str)],
+        env: &[(&str, &str)],
+    ) -> Instance {
         let addr: SocketAddr = format!("127.0.0.1:{}", super::registry::free_port())
             .parse()
             .unwrap();
@@ -138,7 +148,7 @@ impl Instance {
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let spin = binary();
-        let process = watched::spawn(spin.to_str().unwrap(), &args, app, &output);
+        let process = watched::spawn_with(spin.to_str().unwrap(), &args, env, app, &output);
         let instance = Instance {
             addr,
             process,

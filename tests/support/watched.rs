@@ -32,6 +32,17 @@ pub struct Watched {
 
 /// Runs `program args` in `cwd`, its output in `log`.
 pub fn spawn(program: &str, args: &[&str], cwd: &Path, log: &Path) -> Watched {
+    spawn_with(program, args, &[], cwd, log)
+}
+
+/// [`spawn`] with `env` set for the server.
+pub fn spawn_with(
+    program: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    cwd: &Path,
+    log: &Path,
+) -> Watched {
     let log = std::fs::File::create(log).unwrap();
     // `setsid` makes the server a group leader; the group is what stops.
     let script = r#"p=$1; shift; setsid "$@" >&2 & c=$!; echo $c; exec >/dev/null; while kill -0 "$p" 2>/dev/null && kill -0 $c 2>/dev/null; do sleep 0.5; done; kill -- -$c 2>/dev/null"#;
@@ -42,6 +53,7 @@ pub fn spawn(program: &str, args: &[&str], cwd: &Path, log: &Path) -> Watched {
         .arg(std::process::id().to_string())
         .arg(program)
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(cwd)
         .stdout(Stdio::piped())
         .stderr(log)
