@@ -22,6 +22,9 @@ use crate::web::{admin_api, pages};
 /// bytes; tags and digests add little).
 const PATH_LIMIT: usize = 2048;
 
+/// Answers one request: the status page, admin API and pages under their
+/// paths, the token endpoint, and the registry API by its endpoint, its
+/// route, whose credentials go upstream, then the service that answers.
 pub(crate) async fn serve<H: Host>(
     host: &H,
     req: Request<H::Stream>,

@@ -20,6 +20,9 @@ pub struct Exchange {
     bytes: Rc<Cell<u64>>,
 }
 
+/// The entry point for a host adapter: the proxy's answer to `req`, its
+/// body counted as it goes out, and the record [`finish`] logs once it is.
+/// An error anywhere below becomes its OCI error answer here.
 pub async fn handle<H: Host>(host: &H, req: Request<H::Stream>) -> (Response<H::Stream>, Exchange) {
     let started = Instant::now();
     let method = req.method.clone();

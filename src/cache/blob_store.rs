@@ -19,6 +19,10 @@ use crate::relay::Call;
 use crate::telemetry::stats;
 use std::rc::Rc;
 
+/// A blob `GET` or `HEAD` through the cache: a hit streams from the blob
+/// storage (a range of it for `Range`); a whole `GET` that misses is copied
+/// in as it streams to the client, one copy per blob across instances
+/// (the others follow it); anything else is relayed.
 pub async fn get<H: Host>(
     call: &Call<'_, H>,
     digest: &Digest,

@@ -35,6 +35,10 @@ struct Cached {
     bytes: Option<Vec<u8>>,
 }
 
+/// A manifest `GET` or `HEAD` through the cache: by digest from its entry,
+/// by tag from the tag's entry within its TTL (revalidated upstream with a
+/// `HEAD` after it), otherwise relayed and kept byte for byte with its
+/// digest checked.
 pub async fn get<H: Host>(
     call: &Call<'_, H>,
     repo: &RepositoryName,

@@ -10,6 +10,10 @@ use url::Url;
 
 pub const REDIRECTS: [u16; 5] = [301, 302, 303, 307, 308];
 
+/// One call to the route's upstream: `url` must be an allowed host, and so
+/// must every redirect target, followed up to five hops for `GET` and
+/// `HEAD` only, with `authorization` sent only to the origin it was sent
+/// to first.
 pub async fn fetch<H: Host>(
     host: &H,
     route: &Route,
