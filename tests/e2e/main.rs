@@ -6,6 +6,8 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod allowed_hosts;
+mod bad_input;
 mod boundaries;
 mod cache;
 mod common;
@@ -22,3 +24,5 @@ mod pull;
 mod push;
 mod routing;
 mod safety;
+mod stored_routes;
+mod tokens;

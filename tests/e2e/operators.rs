@@ -1,9 +1,10 @@
-//! What operators see (issue 16): Prometheus metrics, one JSON access log
-//! line a request, and the status page, signed into in a real browser.
+//! What operators and visitors see (issue 16): Prometheus metrics, one JSON
+//! access log line a request, the status page, signed into in a real
+//! browser, and the home page.
 
 use super::common::*;
 use super::support::browser::Browser;
-use super::support::{self, ADMIN_TOKEN, METRICS_TOKEN, OPEN, env, registry, rt, spin};
+use super::support::{self, ADMIN_TOKEN, AUTH, HUB, METRICS_TOKEN, OPEN, env, registry, rt, spin};
 use std::sync::OnceLock;
 
 fn admin_url(path: &str) -> String {
@@ -246,4 +247,32 @@ fn the_status_page_signs_in_and_shows_routes_cache_and_errors_in_chromium() {
     browser.click("form[action$='/logout'] button");
     // Signed out: the form is back.
     browser.element("input[name=token]");
+}
+
+#[test]
+fn home_page_for_browsers_and_text_for_others() {
+    let e = env();
+    let r = get(
+        &format!("{}/", e.proxy(HUB)),
+        &[("accept", "text/html,application/xhtml+xml")],
+    );
+    assert_eq!(r.status, 200);
+    assert!(r.header("content-type").unwrap().starts_with("text/html"));
+    let html = r.text();
+    assert!(html.contains(&format!(
+        "docker pull {}/library/alpine",
+        e.proxies[HUB].addr
+    )));
+    assert!(html.contains("registry-mirrors") && html.contains("hosts.toml"));
+    // The page shows its own route, never the other stored ones.
+    assert!(
+        html.contains(&e.open.to_string()),
+        "this host's upstream missing"
+    );
+    assert!(
+        !html.contains(&e.proxies[AUTH].addr.to_string()),
+        "another stored route is listed"
+    );
+    let t = get(&format!("{}/", e.proxy(HUB)), &[]);
+    assert!(t.header("content-type").unwrap().starts_with("text/plain"));
 }
