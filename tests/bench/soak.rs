@@ -2,8 +2,8 @@
 //! multi-instance set-up), 32 clients pulling images at once for minutes,
 //! with new images pushed as it runs so cached and uncached pulls mix.
 //! Every pull checks every digest, as a real client does; the Spin
-//! processes' resident memory is sampled as it goes. Spin runs with
-//! `MALLOC_ARENA_MAX=2`, as the README advises for a busy instance.
+//! processes' resident memory is sampled as it goes. Spin runs with the
+//! environment the README advises for a busy instance.
 
 use super::{http, redis, registry, spin};
 use sha2::{Digest as _, Sha256};
@@ -41,10 +41,14 @@ pub async fn run(upstream: SocketAddr, dir: &Path, length: Duration, every: Dura
         ("redis_address", address.as_str()),
     ];
     let app = spin::derive_app(&dir.join("app"), &spin::Store::Sqlite, true);
-    // As the README's deployment section runs a busy Spin: without a cap on
-    // glibc's arenas, its resident memory kept growing (594 -> 762 MiB from
-    // the first minute to the tenth of this soak).
-    let env = [("MALLOC_ARENA_MAX", "2")];
+    // As the README's deployment section runs a busy Spin: as it comes, its
+    // resident memory kept growing (594 -> 762 MiB from the first minute to
+    // the tenth of this soak), in glibc's arenas and the wasm memory slots
+    // wasmtime keeps resident.
+    let env = [
+        ("MALLOC_ARENA_MAX", "2"),
+        ("SPIN_WASMTIME_LINEAR_MEMORY_KEEP_RESIDENT", "0"),
+    ];
     let instances = [
         spin::Instance::start_with(&app, "a", &vars, &env),
         spin::Instance::start_with(&app, "b", &vars, &env),
