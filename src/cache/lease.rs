@@ -127,6 +127,25 @@ pub fn take_lease(kv: Rc<dyn Kv>, key: &str, lease: Lease) -> Option<HeldLease> 
     if opened.get() && !matches!(taken, Ok(true)) {
         let _ = kv.delete(&gate);
     }
+    held(kv, key, lease, taken, "take a copy's lease, streaming only")
+}
+
+/// Takes over the lease `gone` of a copy that stopped beating: only if it
+/// is still that lease, so of a crowd that saw it stop one takes it.
+pub fn take_over(kv: Rc<dyn Kv>, key: &str, gone: &[u8], lease: Lease) -> Option<HeldLease> {
+    let taken = kv.swap_if(key, &|current| current == Some(gone), &lease.to_bytes());
+    held(kv, key, lease, taken, "take over a stopped copy's lease")
+}
+
+/// The lease, held if the swap that wrote it went through; a failed swap
+/// is logged as what could not be done.
+fn held(
+    kv: Rc<dyn Kv>,
+    key: &str,
+    lease: Lease,
+    taken: Result<bool, String>,
+    doing: &str,
+) -> Option<HeldLease> {
     match taken {
         Ok(true) => Some(HeldLease {
             kv,
@@ -135,24 +154,7 @@ pub fn take_lease(kv: Rc<dyn Kv>, key: &str, lease: Lease) -> Option<HeldLease> 
         }),
         Ok(false) => None,
         Err(e) => {
-            eprintln!("cache: cannot take a copy's lease, streaming only: {e}");
-            None
-        }
-    }
-}
-
-/// Takes over the lease `gone` of a copy that stopped beating: only if it
-/// is still that lease, so of a crowd that saw it stop one takes it.
-pub fn take_over(kv: Rc<dyn Kv>, key: &str, gone: &[u8], lease: Lease) -> Option<HeldLease> {
-    match kv.swap_if(key, &|current| current == Some(gone), &lease.to_bytes()) {
-        Ok(true) => Some(HeldLease {
-            kv,
-            key: key.to_string(),
-            lease,
-        }),
-        Ok(false) => None,
-        Err(e) => {
-            eprintln!("cache: cannot take over a stopped copy's lease: {e}");
+            eprintln!("cache: cannot {doing}: {e}");
             None
         }
     }
