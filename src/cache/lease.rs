@@ -342,7 +342,7 @@ mod tests {
         let lease = |u: &str| Lease::new(crate::now(), u, "r", false);
         let first = take_lease(kv.clone(), key, lease("a")).expect("the first takes it");
         assert!(take_lease(kv.clone(), key, lease("b")).is_none());
-        assert_eq!(kv.get(key).unwrap(), Some(lease("a").to_bytes()));
+        assert_eq!(kv.get(key).unwrap(), Some(first.lease().to_bytes()));
         drop(first);
         assert!(kv.keys().unwrap().is_empty(), "let go, gate closed");
         assert!(take_lease(kv.clone(), key, lease("c")).is_some());
