@@ -78,17 +78,15 @@ pub async fn run(upstream: SocketAddr, dir: &Path, length: Duration, every: Dura
             })
         })
         .collect();
+    let sample = || {
+        let mib = instances.iter().map(|i| i.rss_mib(spin::Rss::Now));
+        (started.elapsed().as_secs(), mib.collect())
+    };
     let mut rss = Vec::new();
     let mut pushed: u64 = 8;
     while started.elapsed() < length {
         let next = started.elapsed() + every;
-        rss.push((
-            started.elapsed().as_secs(),
-            instances
-                .iter()
-                .map(|i| i.rss_mib(spin::Rss::Now))
-                .collect(),
-        ));
+        rss.push(sample());
         // A new image now and then: pulls of it are cold.
         let image = push(upstream, pushed).await;
         pool.lock().unwrap().push(image);
@@ -96,13 +94,7 @@ pub async fn run(upstream: SocketAddr, dir: &Path, length: Duration, every: Dura
         tokio::time::sleep(next.saturating_sub(started.elapsed())).await;
     }
     futures::future::join_all(clients).await;
-    rss.push((
-        started.elapsed().as_secs(),
-        instances
-            .iter()
-            .map(|i| i.rss_mib(spin::Rss::Now))
-            .collect(),
-    ));
+    rss.push(sample());
     for i in &instances {
         i.stop();
     }
