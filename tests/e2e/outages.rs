@@ -5,6 +5,7 @@
 
 use super::common::*;
 use super::objects::{s3_variables, start};
+use super::support::watched::Watched;
 use super::support::{self, env, registry, rt, spin};
 use std::time::{Duration, Instant};
 
@@ -18,13 +19,12 @@ fn timed(url: &str, headers: &[(&str, &str)]) -> (support::http::Reply, Duration
     (reply, started.elapsed())
 }
 
-#[test]
-fn redis_killed_and_back_costs_a_bounded_wait_and_the_cache_fills_again() {
-    let e = env();
-    let dir = e.dir.join("outages");
+/// An instance with its stores in a Redis of its own (`stores = redis`),
+/// relaying the open registry; the Redis and its port.
+fn on_redis(dir: &std::path::Path, name: &str) -> (spin::Instance, Watched, u16) {
     let (redis, port) = support::redis::start(&dir.join("redis"));
     let app = spin::derive_app(&dir.join("app"), &spin::Store::Sqlite, true);
-    let upstream = format!("http://{}", e.open);
+    let upstream = format!("http://{}", env().open);
     let address = format!("redis://127.0.0.1:{port}");
     let variables = [
         ("default_upstream", upstream.as_str()),
@@ -32,7 +32,14 @@ fn redis_killed_and_back_costs_a_bounded_wait_and_the_cache_fills_again() {
         ("redis_address", address.as_str()),
         ("admin_token", support::ADMIN_TOKEN),
     ];
-    let proxy = spin::Instance::start(&app, "outages", &variables);
+    (spin::Instance::start(&app, name, &variables), redis, port)
+}
+
+#[test]
+fn redis_killed_and_back_costs_a_bounded_wait_and_the_cache_fills_again() {
+    let e = env();
+    let dir = e.dir.join("outages");
+    let (proxy, redis, port) = on_redis(&dir, "outages");
     let seed = format!("outage-{}", rand_suffix());
     let cached = rt().block_on(registry::push_image(
         e.open,
@@ -301,17 +308,7 @@ fn a_copy_whose_instance_was_killed_is_taken_over_and_the_first_get_is_whole() {
 #[test]
 fn a_redis_that_hangs_holds_only_the_first_requests_and_is_used_again_once_it_answers() {
     let e = env();
-    let dir = e.dir.join("hung-redis");
-    let (redis, port) = support::redis::start(&dir.join("redis"));
-    let app = spin::derive_app(&dir.join("app"), &spin::Store::Sqlite, true);
-    let upstream = format!("http://{}", e.open);
-    let address = format!("redis://127.0.0.1:{port}");
-    let variables = [
-        ("default_upstream", upstream.as_str()),
-        ("stores", "redis"),
-        ("redis_address", address.as_str()),
-    ];
-    let proxy = spin::Instance::start(&app, "hung", &variables);
+    let (proxy, redis, _) = on_redis(&e.dir.join("hung-redis"), "hung");
     let seed = format!("hung-{}", rand_suffix());
     let image = rt().block_on(registry::push_image(
         e.open,
