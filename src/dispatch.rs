@@ -38,7 +38,7 @@ pub(crate) async fn serve<H: Host>(
     {
         let rest = rest.to_string();
         stats::note_request(host, "admin", None);
-        return admin_api::handle(host, req, &rest, &admin_prefix, &incoming.origin).await;
+        return admin_api::handle(host, req, &rest, &admin_prefix, &incoming).await;
     }
     if req.path == "/" {
         stats::note_request(host, "page", None);

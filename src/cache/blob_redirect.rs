@@ -93,6 +93,7 @@ fn presigns(storage: &dyn BlobStorage, scope: &Scope, digest: &Digest) -> bool {
         media_type: String::new(),
         store: storage.name(),
         queued: None,
+        read: None,
     };
     storage
         .presigned_get(&stored_blob(&probe, scope, digest.as_str()), PRESIGNED_TTL)

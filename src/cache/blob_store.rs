@@ -80,8 +80,14 @@ pub(super) async fn hit<H: Host>(
         return Ok(None);
     }
     stats::record(call.host, Outcome::Hit);
-    let cache = call.host.cache();
-    bound::touch(cache.as_ref(), &scope.blob_key(digest.as_str()), &entry);
+    let key = scope.blob_key(digest.as_str());
+    let entry = bound::note_read(
+        cache.as_ref(),
+        &key,
+        entry,
+        call.target.route.cache.blob_ttl,
+    );
+    bound::touch(cache.as_ref(), &entry);
     Ok(Some(entry))
 }
 
@@ -211,6 +217,7 @@ pub(super) fn new_copy<H: Host>(
         media_type,
         store: storage.name(),
         queued: None,
+        read: None,
     };
     let upload = Upload {
         scope,

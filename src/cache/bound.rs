@@ -5,6 +5,7 @@
 
 use crate::cache::blob_storage::{BlobStorage, StoredBlob, Upload};
 use crate::cache::layout::{self, BlobEntry};
+use crate::cache::pins;
 use crate::host::{Host, Kv};
 use serde::{Deserialize, Serialize};
 
@@ -106,7 +107,7 @@ fn enqueue(kv: &dyn Kv, record: &Committed) -> Result<i64, String> {
 /// queue moves to its newest end (its bytes counted once still), so what
 /// is in use is evicted last. Most hits read two counters and write
 /// nothing.
-pub fn touch(kv: &dyn Kv, blob_key: &str, entry: &BlobEntry) {
+pub fn touch(kv: &dyn Kv, entry: &BlobEntry) {
     let Some(queued) = entry.queued else {
         return;
     };
@@ -119,17 +120,64 @@ pub fn touch(kv: &dyn Kv, blob_key: &str, entry: &BlobEntry) {
             return Ok(());
         };
         let record: Committed = serde_json::from_slice(&record).map_err(|e| e.to_string())?;
-        let position = enqueue(kv, &record)?;
+        to_newest_end(kv, &record, Some(entry)).map(|_| ())
+    })();
+    if let Err(e) = moved {
+        eprintln!("cache: cannot move a blob in use to the end of the queue: {e}");
+    }
+}
+
+/// A blob removed by other means than eviction (its TTL): its place in
+/// the queue goes, and its bytes from the total.
+pub fn forget(kv: &dyn Kv, entry: &BlobEntry) -> Result<(), String> {
+    let Some(position) = entry.queued else {
+        // Entries from before the queue moved: eviction frees them in turn.
+        return Ok(());
+    };
+    if kv.get(&queue_key(position))?.is_some() {
+        kv.delete(&queue_key(position))?;
+        kv.increment(TOTAL_KEY, -signed(entry.size))?;
+    }
+    Ok(())
+}
+
+/// A hit on a blob of a route with a `blob_ttl`: when it was read, written
+/// at most every eighth of the TTL, so `gc` keeps what is in use and most
+/// hits write nothing.
+pub fn note_read(kv: &dyn Kv, key: &str, entry: BlobEntry, blob_ttl: u64) -> BlobEntry {
+    let now = crate::now();
+    if blob_ttl == 0 || entry.last_read() + blob_ttl / 8 > now {
+        return entry;
+    }
+    let read = BlobEntry {
+        read: Some(now),
+        ..entry
+    };
+    match serde_json::to_vec(&read).map(|v| kv.set(key, &v)) {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => eprintln!("cache: cannot note a blob read: {e}"),
+        Err(e) => eprintln!("cache: cannot note a blob read: {e}"),
+    }
+    read
+}
+
+/// Queues `record` again at the newest end, and its blob's entry with it
+/// (the old place is skipped when its turn comes); the new place.
+fn to_newest_end(
+    kv: &dyn Kv,
+    record: &Committed,
+    entry: Option<&BlobEntry>,
+) -> Result<i64, String> {
+    let position = enqueue(kv, record)?;
+    if let Some(entry) = entry {
         let entry = BlobEntry {
             queued: Some(position),
             ..entry.clone()
         };
         let value = serde_json::to_vec(&entry).map_err(|e| e.to_string())?;
-        kv.set(blob_key, &value)
-    })();
-    if let Err(e) = moved {
-        eprintln!("cache: cannot move a blob in use to the end of the queue: {e}");
+        kv.set(&record.blob_key, &value)?;
     }
+    Ok(position)
 }
 
 /// Counts a stored manifest in, like a blob: what any client can make the
@@ -185,6 +233,13 @@ async fn evict_oldest(
         .is_some_and(|e| e.queued.is_some_and(|q| q != position))
     {
         // Moved to the newest end since: only this old place goes.
+        kv.delete(&key)?;
+        return Ok(Some(0));
+    }
+    if pins::is_pinned(kv, &record.blob_key) {
+        // Kept, its bytes still counted: it waits at the newest end, past
+        // the record being admitted, so one admission moves it once.
+        to_newest_end(kv, &record, current.as_ref())?;
         kv.delete(&key)?;
         return Ok(Some(0));
     }
@@ -266,6 +321,7 @@ mod tests {
             media_type: String::new(),
             store: "memory".into(),
             queued: None,
+            read: None,
         };
         kv.set(&key, &serde_json::to_vec(&entry).unwrap()).unwrap();
         let record = Committed {
@@ -294,10 +350,10 @@ mod tests {
         let blobs = MemoryBlobs::default();
         let keys: Vec<String> = (0..8).map(|n| blob(&kv, n, &blobs)).collect();
         // The oldest is used: it moves to the newest end.
-        touch(&kv, &keys[0], &entry(&kv, &keys[0]).unwrap());
+        touch(&kv, &entry(&kv, &keys[0]).unwrap());
         assert_eq!(entry(&kv, &keys[0]).unwrap().queued, Some(8));
         // One used while among the newest stays where it is.
-        touch(&kv, &keys[7], &entry(&kv, &keys[7]).unwrap());
+        touch(&kv, &entry(&kv, &keys[7]).unwrap());
         assert_eq!(entry(&kv, &keys[7]).unwrap().queued, Some(7));
         blob(&kv, 8, &blobs);
         assert!(

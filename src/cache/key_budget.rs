@@ -12,6 +12,7 @@
 //! The order lives in one index value, changed by compare-and-swap so that
 //! instances sharing the store agree.
 
+use crate::cache::pins;
 use crate::host::Kv;
 use std::rc::Rc;
 
@@ -95,7 +96,12 @@ impl Budgeted {
                 length -= keys[over].len() + 3;
                 over += 1;
             }
-            let evicted: Vec<String> = keys.drain(..over).collect();
+            // Pinned keys are kept, at the newest end: pins count against
+            // the budget and never leave it.
+            let (kept, evicted): (Vec<String>, Vec<String>) = keys
+                .drain(..over)
+                .partition(|k| pins::is_pinned(self.inner.as_ref(), k));
+            keys.extend(kept);
             let value = serde_json::to_vec(&keys).map_err(|e| e.to_string())?;
             let unchanged = |now: Option<&[u8]>| now == current.as_deref();
             if self.inner.swap_if(INDEX_KEY, &unchanged, &value)? {
@@ -130,6 +136,10 @@ impl Kv for Budgeted {
                 value.len(),
                 self.limits.max_value
             ));
+        }
+        // The pins' own records are few and never evicted.
+        if pins::is_bookkeeping(key) {
+            return self.inner.set(key, value);
         }
         for old in self.admit(key)? {
             self.inner.delete(&old)?;

@@ -39,6 +39,16 @@ impl Scope {
         &self.0
     }
 
+    /// The upstream's origin (`https://ghcr.io`) and the route's account,
+    /// as people read them.
+    pub fn upstream_and_account(&self) -> (String, Option<&str>) {
+        let (upstream, account) = match self.0.split_once('@') {
+            Some((u, a)) => (u, Some(a)),
+            None => (self.0.as_str(), None),
+        };
+        (upstream.replacen('~', "://", 1), account)
+    }
+
     pub fn manifest_key(&self, repo: &str, digest: &str) -> String {
         format!("{MANIFEST_PREFIX}{}/{repo}@{digest}", self.0)
     }
@@ -162,11 +172,15 @@ pub const UPLOAD_GRACE_SECS: u64 = 6 * 3600;
 
 /// Whether the chunks of `upload` belong to an abandoned copy by now.
 pub fn upload_abandoned(upload: &str, now: u64) -> bool {
-    let started = upload
+    upload_started(upload) + UPLOAD_GRACE_SECS <= now
+}
+
+/// When an upload began, from its id (0 for one that does not say).
+fn upload_started(upload: &str) -> u64 {
+    upload
         .split_once('-')
         .and_then(|(t, _)| u64::from_str_radix(t, 16).ok())
-        .unwrap_or(0);
-    started + UPLOAD_GRACE_SECS <= now
+        .unwrap_or(0)
 }
 
 /// A cached manifest: this header as a JSON line, then the exact bytes.
@@ -274,6 +288,11 @@ pub struct BlobEntry {
     /// used while among the oldest (entries before that: never moved).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queued: Option<i64>,
+    /// Unix seconds it was last read, kept only for a route with a
+    /// `blob_ttl` (and then written at most every eighth of it); none: not
+    /// read since its copy began.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read: Option<u64>,
 }
 
 fn kv_store() -> String {
@@ -291,6 +310,11 @@ impl BlobEntry {
 
     pub fn chunks(&self) -> u64 {
         self.size.div_ceil(self.chunk_size.max(1))
+    }
+
+    /// Unix seconds it was last read, or its copy began.
+    pub fn last_read(&self) -> u64 {
+        self.read.unwrap_or_else(|| upload_started(&self.upload))
     }
 }
 
@@ -393,6 +417,7 @@ mod tests {
             media_type: String::new(),
             store: kv_store(),
             queued: None,
+            read: None,
         };
         assert_eq!(b.chunks(), 3);
     }

@@ -38,14 +38,27 @@ struct Cached {
 /// A manifest `GET` or `HEAD` through the cache: by digest from its entry,
 /// by tag from the tag's entry within its TTL (revalidated upstream with a
 /// `HEAD` after it), otherwise relayed and kept byte for byte with its
-/// digest checked.
+/// digest checked. The repository counts as read once it answered.
 pub async fn get<H: Host>(
     call: &Call<'_, H>,
     repo: &RepositoryName,
     reference: &Reference,
 ) -> Result<Response<H::Stream>, RegistryError> {
-    let host = call.host;
     let scope = super::scope(call);
+    let answer = lookup(call, &scope, repo, reference).await;
+    if answer.as_ref().is_ok_and(|r| r.status == 200) {
+        stats::note_read(call.host, &format!("{}/{repo}", scope.as_str()));
+    }
+    answer
+}
+
+async fn lookup<H: Host>(
+    call: &Call<'_, H>,
+    scope: &Scope,
+    repo: &RepositoryName,
+    reference: &Reference,
+) -> Result<Response<H::Stream>, RegistryError> {
+    let host = call.host;
     let tag_key = match reference {
         Reference::Digest(d) => {
             if let Some((entry, bytes)) = load(host, &scope, repo, d.as_str())

@@ -13,6 +13,9 @@ pub mod key_budget;
 pub mod layout;
 pub mod lease;
 pub mod manifest_store;
+pub mod pins;
+pub mod prefetch;
+pub mod repositories;
 pub mod tag_entries;
 pub mod upkeep;
 

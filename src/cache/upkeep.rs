@@ -2,15 +2,16 @@
 //! orphaned, and removing one repository's or one blob's entries.
 
 use crate::cache::blob_storage::{self, Upload};
-use crate::cache::blob_store;
 use crate::cache::layout::{
     self, BLOB_PREFIX, BlobEntry, CHUNK_PREFIX, LEASE_GATE_PREFIX, MANIFEST_PREFIX, SEEN_PREFIX,
     Scope, TAG_PREFIX, TagEntry,
 };
+use crate::cache::{blob_store, bound, pins};
 use crate::host::Host;
+use crate::routing::route;
 use crate::telemetry::stats;
 use serde_json::json;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 pub fn figures<H: Host>(host: &H) -> Result<serde_json::Value, String> {
     let keys = host.cache().keys()?;
@@ -69,6 +70,7 @@ pub async fn collect_garbage<H: Host>(host: &H) -> Result<serde_json::Value, Str
             host.cache().delete(gate)?;
         }
     }
+    let (blobs, freed) = unread_blobs(host, &keys, now).await?;
     let uploads = match blob_storage::open(host)? {
         Some(storage) => {
             let completed = completed_uploads(host, &keys)?;
@@ -77,7 +79,71 @@ pub async fn collect_garbage<H: Host>(host: &H) -> Result<serde_json::Value, Str
         }
         None => 0,
     };
-    Ok(json!({ "removed": { "tags": tags, "uploads": uploads } }))
+    Ok(json!({
+        "removed": { "tags": tags, "uploads": uploads, "blobs": blobs },
+        "freed": { "objects": blobs, "bytes": freed },
+    }))
+}
+
+/// Removes the blobs of routes with a `blob_ttl` not read for that long
+/// (pinned ones stay), with their bytes: how many, and their bytes.
+async fn unread_blobs<H: Host>(host: &H, keys: &[String], now: u64) -> Result<(u64, u64), String> {
+    let ttls = blob_ttls(host)?;
+    if ttls.is_empty() {
+        return Ok((0, 0));
+    }
+    let (cache, storage) = (host.cache(), blob_storage::open(host)?);
+    let (mut objects, mut bytes) = (0, 0);
+    for (key, entry) in blob_entries(host, keys)? {
+        let Some((scope, digest)) = key[BLOB_PREFIX.len()..].split_once('/') else {
+            continue;
+        };
+        let Some(ttl) = ttls.get(scope) else {
+            continue;
+        };
+        if entry.last_read() + ttl > now || pins::is_pinned(cache.as_ref(), &key) {
+            continue;
+        }
+        if let Some(storage) = storage.as_ref().filter(|s| s.name() == entry.store) {
+            let blob = blob_store::stored_blob(&entry, &Scope::from_key_part(scope), digest);
+            storage.delete(&blob).await?;
+        }
+        cache.delete(&key)?;
+        bound::forget(cache.as_ref(), &entry)?;
+        objects += 1;
+        bytes += entry.size;
+    }
+    Ok((objects, bytes))
+}
+
+/// Each cache partition of a stored route with a `blob_ttl`, and the
+/// longest TTL a route gives it.
+fn blob_ttls<H: Host>(host: &H) -> Result<HashMap<String, u64>, String> {
+    let mut ttls = HashMap::new();
+    for (_, route) in route::stored_routes(host.kv().as_ref())? {
+        let Some(route) = route.ok().filter(|r| r.cache.blob_ttl > 0) else {
+            continue;
+        };
+        let ttl = route.cache.blob_ttl;
+        for account in [None, route.credentials.as_deref()] {
+            let scope = Scope::of(&route.upstream, account).as_str().to_string();
+            let longest = ttls.entry(scope).or_insert(ttl);
+            *longest = (*longest).max(ttl);
+        }
+    }
+    Ok(ttls)
+}
+
+/// `GET <admin_path>/cache/pins`: every pin, with what it holds.
+pub fn pins<H: Host>(host: &H) -> Result<serde_json::Value, String> {
+    let mut listed = serde_json::Map::new();
+    for (id, record) in pins::records(host.cache().as_ref())? {
+        let bytes: u64 = record.objects.iter().map(|o| o.size).sum();
+        let about =
+            json!({"objects": record.objects.len(), "bytes": bytes, "pinned_at": record.pinned_at});
+        listed.insert(id, about);
+    }
+    Ok(json!({ "pins": listed }))
 }
 
 /// Every committed blob's upload, from the index.

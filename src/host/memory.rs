@@ -172,14 +172,15 @@ impl super::Outbound for Upstream {
 /// [`MemoryKv`] stores, an upstream that answers from a script and keeps
 /// what it was sent, and a timer that does not wait. Never a runtime to ship
 /// against: the end-to-end tests run under real Spin.
+#[derive(Clone)]
 pub struct MemoryHost {
-    variables: RefCell<BTreeMap<String, Result<String, String>>>,
+    variables: std::rc::Rc<RefCell<BTreeMap<String, Result<String, String>>>>,
     pub kv: std::rc::Rc<MemoryKv>,
     pub cache: std::rc::Rc<MemoryKv>,
     pub counters: std::rc::Rc<MemoryKv>,
     pub health: std::rc::Rc<MemoryKv>,
     pub upstream: std::rc::Rc<Upstream>,
-    tally: super::notes::Tally,
+    tally: std::rc::Rc<super::notes::Tally>,
     alongside: super::Tasks,
 }
 

@@ -175,8 +175,10 @@ pub struct Tasks(Rc<std::cell::RefCell<Queue>>);
 #[derive(Default)]
 struct Queue {
     tasks: Vec<Task>,
-    /// No task is pushed after the answer is made.
+    /// No task is pushed after the answer is made, unless held open.
     closed: bool,
+    /// Bodies that may still push tasks (a prefetch's copies).
+    holds: usize,
     waiting: Option<std::task::Waker>,
 }
 
@@ -187,6 +189,13 @@ impl Tasks {
         if let Some(w) = queue.waiting.take() {
             w.wake();
         }
+    }
+
+    /// Keeps [`Tasks::run`] going past [`Tasks::close`] until the hold is
+    /// dropped: for a body that starts work beside itself as it streams.
+    pub fn hold(&self) -> Hold {
+        self.0.borrow_mut().holds += 1;
+        Hold(self.clone())
     }
 
     /// The answer is made: [`Tasks::run`] ends once the tasks left have.
@@ -207,7 +216,7 @@ impl Tasks {
                 if !queue.tasks.is_empty() {
                     return std::task::Poll::Ready(Some(queue.tasks.remove(0)));
                 }
-                if queue.closed {
+                if queue.closed && queue.holds == 0 {
                     return std::task::Poll::Ready(None);
                 }
                 queue.waiting = Some(cx.waker().clone());
@@ -222,12 +231,28 @@ impl Tasks {
     }
 }
 
+/// Holds a request's [`Tasks`] open while it lives.
+pub struct Hold(Tasks);
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        let mut queue = (self.0).0.borrow_mut();
+        queue.holds -= 1;
+        if let Some(w) = queue.waiting.take() {
+            w.wake();
+        }
+    }
+}
+
 /// Waiting without blocking the runtime.
 pub trait Timer {
     fn sleep(&self, duration: std::time::Duration) -> Pin<Box<dyn Future<Output = ()>>>;
 }
 
-pub trait Host {
+/// A handle on the runtime for one request: its clones are the same
+/// request's (stores, notes, work beside the answer), so a body the proxy
+/// generates can keep one (a prefetch's progress).
+pub trait Host: Clone + 'static {
     /// The runtime's body stream.
     type Stream: futures::Stream<Item = Result<Vec<u8>, String>> + Unpin + 'static;
 

@@ -100,6 +100,9 @@ pub struct Notes {
     pub token: Option<TokenAnswer>,
     /// The realm's status for each token fetched with a route's credentials.
     pub route_tokens: Vec<u16>,
+    /// The cached repository (`<scope>/<name>`) a manifest was answered
+    /// from or for: the status page's "last read".
+    pub read: Option<String>,
 }
 
 /// The request's notes.

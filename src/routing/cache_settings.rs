@@ -16,6 +16,9 @@ pub struct CacheSettings {
     pub chunk_size: u64,
     /// Seconds past the TTL a cached tag is still served while the upstream fails.
     pub stale_if_error: u64,
+    /// Seconds a blob stays cached unread before `gc` removes it; 0 keeps
+    /// blobs until the size bound evicts them.
+    pub blob_ttl: u64,
 }
 
 impl Default for CacheSettings {
@@ -27,6 +30,7 @@ impl Default for CacheSettings {
             max_blob_size: 8 << 30,
             chunk_size: 1 << 20,
             stale_if_error: 86_400,
+            blob_ttl: 0,
         }
     }
 }
@@ -36,8 +40,9 @@ impl CacheSettings {
         if !(64 << 10..=64 << 20).contains(&self.chunk_size) {
             return Err("chunk_size must be between 64 KiB and 64 MiB".into());
         }
-        if self.tag_ttl > 365 * 86_400 || self.stale_if_error > 365 * 86_400 {
-            return Err("tag_ttl and stale_if_error are at most a year".into());
+        let year = 365 * 86_400;
+        if self.tag_ttl > year || self.stale_if_error > year || self.blob_ttl > 10 * year {
+            return Err("tag_ttl and stale_if_error are at most a year, blob_ttl ten years".into());
         }
         Ok(())
     }

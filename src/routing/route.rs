@@ -21,6 +21,20 @@ pub fn key_for(host: &str) -> String {
     format!("{KEY_PREFIX}{host}")
 }
 
+/// Every stored route by its host: the route, or why it is invalid.
+pub fn stored_routes(
+    kv: &dyn crate::host::Kv,
+) -> Result<Vec<(String, Result<Route, RouteError>)>, String> {
+    let mut routes = Vec::new();
+    for key in kv.keys()?.iter().filter(|k| k.starts_with(KEY_PREFIX)) {
+        if let Some(bytes) = kv.get(key)? {
+            let route = RouteConfig::from_json(&bytes).and_then(|c| c.resolve());
+            routes.push((key[KEY_PREFIX.len()..].to_string(), route));
+        }
+    }
+    Ok(routes)
+}
+
 /// The JSON schema of a stored route.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -47,6 +47,16 @@ pub fn note_route_token<H: Host>(host: &H, status: u16) {
     host.tally().0.borrow_mut().route_tokens.push(status);
 }
 
+/// A cached repository read, `<scope>/<name>`.
+pub fn note_read<H: Host>(host: &H, repository: &str) {
+    host.tally().0.borrow_mut().read = Some(repository.to_string());
+}
+
+/// When a cached repository (`<scope>/<name>`) was last read: unix seconds.
+pub fn read_key(repository: &str) -> String {
+    format!("read|{repository}")
+}
+
 /// Where the answer's body came from, for the bytes counter.
 pub fn source(notes: &Notes) -> Option<&'static str> {
     match notes.outcomes.last() {
@@ -112,6 +122,9 @@ pub fn flush<H: Host>(host: &H, status: u16, bytes: u64) {
         count_minute(host, last.served_cached());
     }
     remember_errors(host, &notes);
+    if let Some(repository) = &notes.read {
+        let _ = counters.set(&read_key(repository), crate::now().to_string().as_bytes());
+    }
 }
 
 /// This minute's cache lookups and hits; the first lookup of a minute drops

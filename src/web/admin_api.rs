@@ -4,12 +4,13 @@
 //! to the `metrics_token` variable.
 
 use crate::auth::throttle;
-use crate::cache::upkeep;
+use crate::cache::{repositories, upkeep};
 use crate::host::{Body, Headers, Host, Request, Response};
 use crate::oci::error::{ErrorCode, RegistryError};
 use crate::routing::route::{self, RouteConfig};
+use crate::routing::target::Incoming;
 use crate::web::operations::{self, Operation, OperationError};
-use crate::web::status;
+use crate::web::{prefetch, status};
 
 const BODY_LIMIT: usize = 64 * 1024;
 
@@ -28,8 +29,9 @@ pub async fn handle<H: Host>(
     req: Request<H::Stream>,
     path: &str,
     prefix: &str,
-    origin: &str,
+    incoming: &Incoming,
 ) -> Result<Response<H::Stream>, RegistryError> {
+    let origin = incoming.origin.as_str();
     let token = host.variable("admin_token").filter(|t| !t.is_empty());
     let metrics_token = host.variable("metrics_token").filter(|t| !t.is_empty());
     let op = match (
@@ -46,7 +48,7 @@ pub async fn handle<H: Host>(
         (Operation::StatusPage, Some(t)) => Ok(status::page(host, &req, prefix, &t)),
         (Operation::SignIn, Some(t)) => status::sign_in(host, req, prefix, origin, &t).await,
         (Operation::SignOut, Some(_)) => Ok(status::sign_out(prefix, origin)),
-        (op, Some(t)) => api(host, req, op, &t).await,
+        (op, Some(t)) => api(host, req, op, &t, incoming).await,
     }
 }
 
@@ -70,6 +72,7 @@ async fn api<H: Host>(
     req: Request<H::Stream>,
     op: Operation,
     token: &str,
+    incoming: &Incoming,
 ) -> Result<Response<H::Stream>, RegistryError> {
     let bearer = req.headers.get("authorization");
     let passed = bearer.is_some()
@@ -98,6 +101,14 @@ async fn api<H: Host>(
         },
         Operation::PutRoute(h) => put_route(host, req, &h).await,
         Operation::DeleteRoute(h) => delete_route(host, &h),
+        Operation::Prefetch => {
+            let body = host.read_body(req.body, BODY_LIMIT).await.map_err(|e| {
+                RegistryError::new(400, ErrorCode::Unsupported, format!("prefetch body: {e}"))
+            })?;
+            prefetch::start(host, incoming, &body)
+        }
+        Operation::Pin(image) => prefetch::pin(host, incoming, &image).await,
+        Operation::Unpin(image) => prefetch::unpin(host, incoming, &image),
         cache_op => cache(host, cache_op).await,
     }
 }
@@ -161,6 +172,8 @@ async fn cache<H: Host>(host: &H, op: Operation) -> Result<Response<H::Stream>, 
         Operation::CacheGc => upkeep::collect_garbage(host).await,
         Operation::CacheDeleteRepository(r) => upkeep::delete_repository(host, &r),
         Operation::CacheDeleteBlob(d) => upkeep::delete_blob(host, &d).await,
+        Operation::CacheRepositories => repositories::list(host),
+        Operation::ListPins => upkeep::pins(host),
         _ => return Err(not_found()),
     };
     Ok(json(200, &figures.map_err(kv_error)?))

@@ -6,5 +6,6 @@ pub mod browser;
 pub mod home;
 pub mod operations;
 pub mod pages;
+pub mod prefetch;
 pub mod status;
 pub mod status_page;

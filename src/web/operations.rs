@@ -26,6 +26,14 @@ pub enum Operation {
     CacheDeleteRepository(String),
     /// One blob, wherever it was fetched from.
     CacheDeleteBlob(String),
+    /// What is cached, by repository.
+    CacheRepositories,
+    /// An image fetched into the cache (the body names it).
+    Prefetch,
+    ListPins,
+    /// An image (as pulled through the proxy) kept out of eviction.
+    Pin(String),
+    Unpin(String),
 }
 
 impl Operation {
@@ -41,6 +49,8 @@ impl Operation {
                 | Operation::ListRoutes
                 | Operation::GetRoute(_)
                 | Operation::CacheStats
+                | Operation::CacheRepositories
+                | Operation::ListPins
         )
     }
 }
@@ -93,6 +103,19 @@ fn cache_operation(method: &str, rest: &str) -> Result<Operation, OperationError
     match (method, rest) {
         ("GET", "") => Ok(Operation::CacheStats),
         ("POST", "/gc") => Ok(Operation::CacheGc),
+        ("GET", "/repositories") => Ok(Operation::CacheRepositories),
+        ("POST", "/prefetch") => Ok(Operation::Prefetch),
+        ("GET", "/pins") => Ok(Operation::ListPins),
+        ("POST" | "DELETE", r) if r.starts_with("/pins/") => {
+            let image = &r["/pins/".len()..];
+            if image.is_empty() || image.len() > 512 || image.contains(char::is_whitespace) {
+                return Err(bad(image));
+            }
+            Ok(match method {
+                "POST" => Operation::Pin(image.to_string()),
+                _ => Operation::Unpin(image.to_string()),
+            })
+        }
         ("DELETE", r) if r.starts_with("/repositories/") => {
             let name = &r["/repositories/".len()..];
             RepositoryName::parse(name)
@@ -105,7 +128,9 @@ fn cache_operation(method: &str, rest: &str) -> Result<Operation, OperationError
                 .map(|d| Operation::CacheDeleteBlob(d.to_string()))
                 .map_err(|_| bad(d))
         }
-        (_, "" | "/gc") => Err(OperationError::MethodNotAllowed),
+        (_, "" | "/gc" | "/repositories" | "/prefetch" | "/pins") => {
+            Err(OperationError::MethodNotAllowed)
+        }
         _ => Err(OperationError::NotFound),
     }
 }
@@ -182,6 +207,20 @@ mod tests {
         assert!(parse("PUT", "/routes/a.test").unwrap().writes());
         assert!(parse("DELETE", "/routes/a.test").unwrap().writes());
         assert!(parse("POST", "/cache/gc").unwrap().writes());
+        assert!(parse("POST", "/cache/prefetch").unwrap().writes());
+        assert!(!parse("GET", "/cache/repositories").unwrap().writes());
+        assert_eq!(
+            parse("POST", "/cache/pins/team/multi:v1"),
+            Ok(Operation::Pin("team/multi:v1".into()))
+        );
+        assert_eq!(
+            parse("DELETE", "/cache/pins/ghcr.io/o/i:1"),
+            Ok(Operation::Unpin("ghcr.io/o/i:1".into()))
+        );
+        assert_eq!(
+            parse("GET", "/cache/prefetch"),
+            Err(OperationError::MethodNotAllowed)
+        );
     }
 
     #[test]

@@ -49,6 +49,7 @@ fn copying_as(
         media_type: "application/octet-stream".into(),
         store: storage.name(),
         queued: None,
+        read: None,
     };
     let upload = Upload {
         scope: scope.clone(),

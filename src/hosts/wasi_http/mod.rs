@@ -68,15 +68,28 @@ impl futures::Stream for Stream {
     }
 }
 
+/// One request's handle on the runtime; its clones are the same request's.
 struct WasiHost<P> {
-    platform: P,
+    platform: Rc<P>,
     kv: Rc<dyn host::Kv>,
     cache: Rc<dyn host::Kv>,
-    tally: Tally,
+    tally: Rc<Tally>,
     alongside: host::Tasks,
 }
 
-impl<P: Platform> host::Host for WasiHost<P> {
+impl<P> Clone for WasiHost<P> {
+    fn clone(&self) -> Self {
+        Self {
+            platform: self.platform.clone(),
+            kv: self.kv.clone(),
+            cache: self.cache.clone(),
+            tally: self.tally.clone(),
+            alongside: self.alongside.clone(),
+        }
+    }
+}
+
+impl<P: Platform + 'static> host::Host for WasiHost<P> {
     type Stream = Stream;
 
     fn variable(&self, name: &str) -> Option<String> {

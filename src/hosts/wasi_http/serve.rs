@@ -12,7 +12,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use wasi::http::types::{IncomingRequest, Method, OutgoingResponse, ResponseOutparam};
 
-pub async fn serve<P: Platform>(platform: P, req: IncomingRequest, out: ResponseOutparam) {
+pub async fn serve<P: Platform + 'static>(
+    platform: P,
+    req: IncomingRequest,
+    out: ResponseOutparam,
+) {
     let mut headers = body::headers_of(&req.headers());
     super::runtime_headers_only(&mut headers, platform.sets_spin_headers());
     // wasi-http carries the request's Host as its authority, not as a header.
@@ -45,7 +49,7 @@ pub async fn serve<P: Platform>(platform: P, req: IncomingRequest, out: Response
     let host = WasiHost {
         kv: platform.store("default"),
         cache,
-        platform,
+        platform: std::rc::Rc::new(platform),
         tally: Default::default(),
         alongside: Default::default(),
     };
