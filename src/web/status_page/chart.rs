@@ -30,11 +30,12 @@ pub fn chart(minutes: &[Minute]) -> String {
         .map(|(i, m)| bar(LEFT + i * SLOT, m))
         .collect();
     format!(
-        "<svg id=\"ratio\" role=\"img\" aria-label=\"cache hit ratio per minute, last {} minutes\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\">{}{}{bars}</svg>\n\
+        "<svg id=\"ratio\" role=\"img\" aria-label=\"cache hit ratio per minute, last {} minutes\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\">{}{bars}{}</svg>\n\
          <p class=\"note\">Each bar is a minute (UTC): the share of its cache lookups that hit. Grey: no lookups. Hover a bar for its figures.</p>\n",
         minutes.len(),
-        y_axis(plot_w),
         x_axis(minutes.len(), plot_w),
+        // Over the bars: the grey ones would hide the gridlines otherwise.
+        y_axis(plot_w),
     )
 }
 
