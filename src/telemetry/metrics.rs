@@ -73,6 +73,14 @@ pub fn key(metric: &Metric, values: &[&str]) -> String {
     key
 }
 
+/// The label values of a key [`key`] made for `metric`; `None` for a key
+/// of another metric, or with another number of labels.
+pub fn labels<'a>(metric: &Metric, key: &'a str) -> Option<Vec<&'a str>> {
+    let rest = key.strip_prefix(PREFIX)?.strip_prefix(metric.name)?;
+    let values: Vec<&str> = rest.strip_prefix(SEPARATOR)?.split(SEPARATOR).collect();
+    (values.len() == metric.labels.len()).then_some(values)
+}
+
 /// A gauge of whether each store answers, 1 or 0, read at the scrape.
 pub fn stores_up(stores: &[(&str, Result<(), String>)]) -> String {
     let mut out = String::from(
@@ -184,6 +192,17 @@ mod tests {
         );
         assert!(text.contains("# TYPE registry_proxy_upstream_requests_total counter\n"));
         assert!(!text.contains("unknown_metric") && !text.contains(" 9\n"));
+    }
+
+    #[test]
+    fn labels_read_back_what_key_wrote() {
+        let k = key(&REQUESTS, &["default", "blob", "2xx"]);
+        assert_eq!(labels(&REQUESTS, &k), Some(vec!["default", "blob", "2xx"]));
+        assert_eq!(labels(&CACHE, &k), None);
+        // A metric whose name starts like another's is another metric.
+        let longer = format!("{PREFIX}{}_x|a|b|c", REQUESTS.name);
+        assert_eq!(labels(&REQUESTS, &longer), None);
+        assert_eq!(labels(&REQUESTS, &key(&CACHE, &["hit"])), None);
     }
 
     #[test]

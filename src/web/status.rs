@@ -7,7 +7,6 @@ use crate::auth::throttle;
 use crate::cache::bound::{self, TOTAL_KEY};
 use crate::host::{Body, Headers, Host, Request, Response};
 use crate::oci::error::{ErrorCode, RegistryError};
-use crate::routing::route::{self, RouteConfig};
 use crate::telemetry::metrics;
 use crate::telemetry::stats;
 use crate::web::operations::{authorized, cookie_token};
@@ -25,6 +24,7 @@ const SESSION_SECS: u64 = 12 * 60 * 60;
 /// refuses the old ones instead of misreading them.
 const SESSION_VERSION: &str = "v1";
 
+mod routes;
 #[cfg(test)]
 mod tests;
 
@@ -293,17 +293,57 @@ pub fn metrics<H: Host>(
 }
 
 fn gather<H: Host>(host: &H, prefix: &str) -> Status {
+    let now = crate::now();
+    let default_upstream = variable(host, "default_upstream", "");
+    Status {
+        admin_path: prefix.to_string(),
+        version: env!("CARGO_PKG_VERSION"),
+        routes: routes::rows(host, &default_upstream),
+        default_upstream,
+        cache_bytes: host
+            .cache()
+            .increment(TOTAL_KEY, 0)
+            .map_or(0, |v| v.max(0) as u64),
+        cache_max: bound::max_size(host),
+        // filled by cache::repositories
+        repositories: Vec::new(),
+        totals: stats::load(host),
+        minutes: minutes(host, now),
+        errors: recent_errors(host),
+        now,
+        // Unset or empty means the same as the defaults the runtime reads.
+        store_kind: variable(host, "stores", "spin"),
+        blob_store: variable(host, "blob_store", "kv"),
+        stores: stores(host),
+    }
+}
+
+/// A variable, trimmed; `fallback` when it is unset or empty.
+fn variable<H: Host>(host: &H, name: &str, fallback: &str) -> String {
+    host.variable(name)
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| fallback.to_string())
+}
+
+/// The chart's hour, oldest minute first.
+fn minutes<H: Host>(host: &H, now: u64) -> Vec<Minute> {
     let counters = host.counters();
     let read = |k: &str| counters.increment(k, 0).map_or(0, |v| v.max(0) as u64);
-    let now = crate::now();
     let minute = now / 60;
-    let minutes = (0..stats::RATIO_MINUTES)
+    (0..stats::RATIO_MINUTES)
         .rev()
         .map(|ago| Minute {
+            at: (minute - ago) * 60,
             lookups: read(&stats::ratio_key(minute - ago, "lookups")),
             hits: read(&stats::ratio_key(minute - ago, "hits")),
         })
-        .collect();
+        .collect()
+}
+
+/// The upstream failures kept, newest first.
+fn recent_errors<H: Host>(host: &H) -> Vec<RecentError> {
+    let counters = host.counters();
     let mut errors: Vec<RecentError> = (0..stats::RECENT_ERRORS)
         .filter_map(|n| counters.get(&stats::error_key(n)).ok().flatten())
         .filter_map(|v| serde_json::from_slice::<serde_json::Value>(&v).ok())
@@ -315,20 +355,7 @@ fn gather<H: Host>(host: &H, prefix: &str) -> Status {
         })
         .collect();
     errors.sort_by_key(|e| std::cmp::Reverse(e.time));
-    Status {
-        admin_path: prefix.to_string(),
-        routes: stored_routes(host),
-        cache_bytes: host
-            .cache()
-            .increment(TOTAL_KEY, 0)
-            .map_or(0, |v| v.max(0) as u64),
-        cache_max: bound::max_size(host),
-        totals: stats::load(host),
-        minutes,
-        errors,
-        now,
-        stores: stores(host),
-    }
+    errors
 }
 
 /// Each store by what it holds, and whether it answers.
@@ -338,24 +365,4 @@ fn stores<H: Host>(host: &H) -> Vec<(&'static str, Result<(), String>)> {
         ("cache", host.cache().reachable()),
         ("counters", host.counters().reachable()),
     ]
-}
-
-/// Every stored route with its upstream, or why it does not validate.
-fn stored_routes<H: Host>(host: &H) -> Vec<(String, String)> {
-    let mut routes: Vec<(String, String)> = host
-        .kv_keys()
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|k| {
-            let name = k.strip_prefix(route::KEY_PREFIX)?.to_string();
-            let bytes = host.kv_get(&k).ok()??;
-            let upstream = match RouteConfig::from_json(&bytes).and_then(|c| c.resolve()) {
-                Ok(r) => r.upstream.to_string(),
-                Err(e) => format!("invalid: {e}"),
-            };
-            Some((name, upstream))
-        })
-        .collect();
-    routes.sort();
-    routes
 }

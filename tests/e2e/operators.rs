@@ -5,6 +5,7 @@
 use super::common::*;
 use super::support::browser::Browser;
 use super::support::{self, ADMIN_TOKEN, AUTH, HUB, METRICS_TOKEN, OPEN, env, registry, rt, spin};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 fn admin_url(path: &str) -> String {
@@ -228,12 +229,24 @@ fn the_status_page_signs_in_and_shows_routes_cache_and_errors_in_chromium() {
         errors.contains("127.0.0.1:1") && errors.contains("down.test"),
         "{errors}"
     );
+    // The sign-in app has default_upstream empty: the page says so.
+    let default = browser.text("#default-upstream");
+    assert!(default.contains("Default upstream: none"), "{default}");
     let source = browser.source();
     assert!(
-        source.contains("<svg") && source.contains("lookups hit"),
-        "no chart"
+        source.contains("<svg") && source.contains(">100%</text>"),
+        "no chart with its scale"
+    );
+    // The hit above is on a bar of its own minute, with its figures.
+    assert!(
+        source.contains("% hit</title></rect>"),
+        "no minute's figures"
     );
     assert!(!source.contains("<script"));
+    let shot =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/e2e-screenshots/status-page.png");
+    browser.screenshot(&shot);
+    println!("status page screenshot: {}", shot.display());
 
     let cookies = browser.cookies();
     let kept = cookies

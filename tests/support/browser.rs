@@ -1,9 +1,11 @@
 //! A real browser for the status page: Debian's headless Chromium, driven
-//! through chromedriver's W3C WebDriver API.
+//! through chromedriver's W3C WebDriver API (and, for screenshots of the
+//! whole page, the Chrome DevTools Protocol chromedriver passes through).
 
 use super::http::{self, Reply};
 use super::watched::{self, Watched};
 use super::{registry, rt};
+use base64::Engine as _;
 use serde_json::{Value, json};
 use std::path::Path;
 
@@ -136,6 +138,37 @@ impl Browser {
             .as_str()
             .unwrap_or_default()
             .to_string()
+    }
+
+    /// Saves the whole page, not only the window, as a PNG at `path`:
+    /// a person can then look at what the test saw.
+    pub fn screenshot(&self, path: &Path) {
+        let cdp = |cmd: &str, params: Value| {
+            call(
+                "POST",
+                &format!("{}/goog/cdp/execute", self.session),
+                json!({"cmd": cmd, "params": params}),
+            )
+        };
+        // WebDriver's own screenshot stops at the window's edge: the
+        // layout's size lets DevTools capture beyond it.
+        let size = &cdp("Page.getLayoutMetrics", json!({}))["cssContentSize"];
+        let clip = json!({
+            "x": 0, "y": 0, "scale": 1,
+            "width": size["width"].as_f64().unwrap_or(800.0).ceil(),
+            "height": size["height"].as_f64().unwrap_or(600.0).ceil(),
+        });
+        let shot = cdp(
+            "Page.captureScreenshot",
+            json!({"format": "png", "captureBeyondViewport": true, "clip": clip}),
+        );
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(shot["data"].as_str().expect("a screenshot"))
+            .expect("a base64 PNG");
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).expect("the screenshot's directory");
+        }
+        std::fs::write(path, png).expect("the screenshot written");
     }
 
     pub fn cookies(&self) -> Vec<Value> {

@@ -115,3 +115,266 @@ fn cross_site_sign_ins_are_refused() {
     let page = refuse_cross_site::<()>(&headers(&[("origin", "http://x")]), "/p", own).unwrap();
     assert!(page.headers.get("set-cookie").is_none());
 }
+
+// The page itself.
+
+use crate::host::Kv;
+use crate::host::memory::{Answer, MemoryHost};
+use crate::routing::route;
+use crate::telemetry::metrics::{CACHE, REQUESTS};
+use crate::web::status_page::{RepositoryRow, RouteRow};
+
+/// 14:05 UTC on 14 November 2023, a minute's start.
+const MINUTE: u64 = 1_699_970_700;
+
+fn repository(name: &str, bytes: u64, last_read: Option<u64>, pinned: bool) -> RepositoryRow {
+    RepositoryRow {
+        name: name.into(),
+        tags: vec!["latest".into(), "v1".into()],
+        bytes,
+        last_read,
+        pinned,
+    }
+}
+
+/// An hour with lookups in its last minute only.
+fn status() -> Status {
+    let mut minutes: Vec<Minute> = (0..60)
+        .map(|i| Minute {
+            at: MINUTE - (59 - i) * 60,
+            ..Minute::default()
+        })
+        .collect();
+    minutes[59].lookups = 4;
+    minutes[59].hits = 3;
+    Status {
+        admin_path: "/_registry-proxy".into(),
+        version: "9.8.7",
+        default_upstream: "https://registry-1.docker.io".into(),
+        routes: vec![RouteRow {
+            name: "ghcr.example.com".into(),
+            upstream: "https://ghcr.io/".into(),
+            kind: "stored",
+            requests: 12,
+        }],
+        cache_bytes: 3 << 20,
+        cache_max: 10 << 30,
+        repositories: Vec::new(),
+        totals: stats::Stats {
+            hits: 3,
+            misses: 1,
+            ..Default::default()
+        },
+        minutes,
+        errors: vec![RecentError {
+            time: MINUTE + 50,
+            upstream: "<b>quay.io</b>".into(),
+            route: Some("quay.example.com".into()),
+            error: "status 503".into(),
+        }],
+        now: MINUTE + 60,
+        store_kind: "redis".into(),
+        blob_store: "s3".into(),
+        stores: vec![("routes", Ok(())), ("cache", Err("refused".into()))],
+    }
+}
+
+/// The chart's SVG alone: the page's own `<title>` is not a bar's.
+fn svg(html: &str) -> &str {
+    let start = html.find("<svg").expect("a chart");
+    &html[start..start + html[start..].find("</svg>").unwrap()]
+}
+
+#[test]
+fn the_page_shows_routes_cache_and_errors() {
+    let html = status_page::render(&status());
+    assert!(html.contains(
+        "<td><code>ghcr.example.com</code></td><td>stored</td><td><code>https://ghcr.io/</code></td><td class=\"n\">12</td>"
+    ), "{html}");
+    assert!(html.contains("3.0 MiB of 10.0 GiB"), "{html}");
+    assert!(html.contains("hit ratio 75%"));
+    assert!(html.contains("10s ago") && html.contains("&lt;b&gt;quay.io&lt;/b&gt;"));
+    assert!(html.contains("cache: <strong>down</strong> (refused)"));
+    assert!(!html.contains("<script") && !html.contains("http://") && !html.contains("<link"));
+}
+
+#[test]
+fn the_chart_has_a_scale_a_time_axis_and_a_titled_bar_a_minute() {
+    let html = status_page::render(&status());
+    let chart = svg(&html);
+    for label in [
+        ">0%<",
+        ">50%<",
+        ">100%<",
+        ">60 min ago<",
+        ">30 min ago<",
+        ">now<",
+    ] {
+        assert!(chart.contains(label), "{label} missing: {chart}");
+    }
+    assert_eq!(chart.matches("<rect").count(), 60);
+    assert_eq!(chart.matches("<title>").count(), 60);
+    assert_eq!(chart.matches("</title></rect>").count(), 60);
+    // The last minute's figures, at its UTC time; 75% of 100 px tall.
+    assert!(
+        chart.contains("height=\"75.0\"><title>14:05 UTC: 4 lookups, 3 hits, 75% hit</title>"),
+        "{chart}"
+    );
+    assert!(chart.contains("<rect class=\"none\""));
+    assert!(
+        chart.contains("<title>13:06 UTC: no lookups</title>"),
+        "{chart}"
+    );
+    assert_eq!(chart.matches("no lookups").count(), 59);
+}
+
+#[test]
+fn the_page_names_the_default_upstream_or_none() {
+    let html = status_page::render(&status());
+    assert!(html.contains(
+        "<p id=\"default-upstream\">Default upstream: <code>https://registry-1.docker.io</code></p>"
+    ));
+    let mut s = status();
+    s.default_upstream = String::new();
+    let html = status_page::render(&s);
+    assert!(
+        html.contains("<p id=\"default-upstream\">Default upstream: none"),
+        "{html}"
+    );
+}
+
+#[test]
+fn the_page_names_its_version_and_the_stores_it_uses() {
+    let html = status_page::render(&status());
+    assert!(html.contains("<p id=\"version\">Version 9.8.7</p>"));
+    assert!(html.contains("in <code>redis</code> stores"), "{html}");
+    assert!(html.contains("blobs in <code>s3</code>"), "{html}");
+    let host = MemoryHost::new(|_| unreachable_upstream());
+    let s = gather(&host, "/p");
+    assert_eq!(s.version, env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        (s.store_kind.as_str(), s.blob_store.as_str()),
+        ("spin", "kv")
+    );
+    host.set_variable("stores", " redis ");
+    host.set_variable("blob_store", "s3");
+    let s = gather(&host, "/p");
+    assert_eq!(
+        (s.store_kind.as_str(), s.blob_store.as_str()),
+        ("redis", "s3")
+    );
+    assert!(s.repositories.is_empty());
+}
+
+fn unreachable_upstream() -> Answer {
+    Answer {
+        status: 599,
+        headers: Vec::new(),
+        body: Vec::new(),
+    }
+}
+
+/// The bug: a proxy that routes by default_upstream (or built-in names)
+/// alone listed no route at all.
+#[test]
+fn routes_seen_in_the_counters_are_listed_with_their_requests() {
+    let host = MemoryHost::new(|_| unreachable_upstream());
+    host.set_variable("default_upstream", "https://up.example");
+    host.set_variable("custom_domain", "example.com");
+    let stored = br#"{"upstream":"https://a.example"}"#;
+    host.kv_set(&route::key_for("registry-a.test"), stored)
+        .unwrap();
+    let count = |labels: [&str; 3], n: i64| {
+        let key = metrics::key(&REQUESTS, &labels);
+        host.counters.increment(&key, n).unwrap();
+    };
+    count(["default", "manifest", "2xx"], 3);
+    count(["default", "blob", "2xx"], 2);
+    count(["default", "manifest", "4xx"], 1);
+    count(["ghcr.io", "manifest", "2xx"], 4);
+    count(["quay.example.com", "blob", "2xx"], 2);
+    count(["registry-a.test", "manifest", "2xx"], 1);
+    count(["none", "other", "4xx"], 9);
+    host.counters
+        .increment(&metrics::key(&CACHE, &["hit"]), 50)
+        .unwrap();
+    let s = gather(&host, "/p");
+    assert_eq!(s.default_upstream, "https://up.example");
+    let rows: Vec<(&str, &str, &str, u64)> = s
+        .routes
+        .iter()
+        .map(|r| (r.name.as_str(), r.kind, r.upstream.as_str(), r.requests))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("default", "default", "https://up.example", 6),
+            ("ghcr.io", "built-in", "https://ghcr.io", 4),
+            ("quay.example.com", "built-in", "https://quay.io", 2),
+            ("registry-a.test", "stored", "https://a.example/", 1),
+        ]
+    );
+    let html = status_page::render(&s);
+    assert!(html.contains(
+        "<td><code>default</code></td><td>default</td><td><code>https://up.example</code></td><td class=\"n\">6</td>"
+    ), "{html}");
+    assert!(html.contains("<code>ghcr.io</code></td><td>built-in</td>"));
+}
+
+#[test]
+fn repositories_show_in_the_order_given_with_size_last_read_and_pin() {
+    let mut s = status();
+    let now = s.now;
+    // Smallest first: the page must not re-sort what the caller sorted.
+    s.repositories = vec![
+        repository("library/small", 512, None, false),
+        repository("library/big", 3 << 30, Some(now - 600), true),
+    ];
+    let html = status_page::render(&s);
+    let small = html.find("library/small").expect("small listed");
+    let big = html.find("library/big").expect("big listed");
+    assert!(small < big, "the order given");
+    assert!(html.contains(
+        "<td><code>library/big</code></td><td><code>latest</code>, <code>v1</code></td><td class=\"n\">3.0 GiB</td><td>10 min ago</td><td>pinned</td>"
+    ), "{html}");
+    assert!(html.contains(
+        "<td><code>library/small</code></td><td><code>latest</code>, <code>v1</code></td><td class=\"n\">512.0 B</td><td>never</td><td></td>"
+    ), "{html}");
+    assert!(!status_page::render(&status()).contains("<table id=\"repositories\""));
+    assert!(status_page::render(&status()).contains("Nothing cached yet"));
+}
+
+#[test]
+fn everything_the_page_embeds_is_escaped() {
+    let mut s = status();
+    s.default_upstream = "https://x/<i>".into();
+    s.routes[0].name = "<r>".into();
+    s.routes[0].upstream = "invalid: \"<u>\"".into();
+    s.repositories = vec![repository("<repo>", 1, None, false)];
+    s.repositories[0].tags = vec!["<tag>".into()];
+    s.store_kind = "<kind>".into();
+    s.version = "<v>";
+    let html = status_page::render(&s);
+    for raw in [
+        "<i>", "<r>", "<u>", "<repo>", "<tag>", "<kind>", "<v>", "<b>",
+    ] {
+        assert!(!html.contains(raw), "{raw} unescaped");
+    }
+    for escaped in [
+        "&lt;i&gt;",
+        "&lt;r&gt;",
+        "&quot;&lt;u&gt;&quot;",
+        "&lt;repo&gt;",
+        "&lt;tag&gt;",
+    ] {
+        assert!(html.contains(escaped), "{escaped} missing");
+    }
+}
+
+#[test]
+fn sign_in_posts_the_token_and_escapes_its_message() {
+    let html = status_page::sign_in("/admin", Some("<wrong>"));
+    assert!(html.contains("action=\"/admin/login\""));
+    assert!(html.contains("type=\"password\" name=\"token\""));
+    assert!(html.contains("&lt;wrong&gt;"));
+}
