@@ -14,6 +14,7 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("token_signing_key", ""),
     ("upstream_timeout", "30"),
     ("cache_max_size", "10GiB"),
+    ("prefetch_time_limit", ""),
     ("blob_delivery", "stream"),
     ("body_limit", "10MiB"),
     ("kv_max_keys", ""),

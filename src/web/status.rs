@@ -10,7 +10,7 @@ use crate::oci::error::{ErrorCode, RegistryError};
 use crate::telemetry::metrics;
 use crate::telemetry::stats;
 use crate::web::operations::{authorized, cookie_token};
-use crate::web::status_page::{self, COOKIE, Minute, RecentError, Status};
+use crate::web::status_page::{self, COOKIE, Minute, RecentError, RepositoryRow, Status};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -292,6 +292,25 @@ pub fn metrics<H: Host>(
     })
 }
 
+/// The cached repositories as the page lists them; none when the cache
+/// store cannot be listed (the store lines say why).
+fn repositories<H: Host>(host: &H) -> Vec<RepositoryRow> {
+    let found = crate::cache::repositories::gather(host).unwrap_or_else(|e| {
+        eprintln!("status page: cannot list the cache: {e}");
+        Vec::new()
+    });
+    found
+        .into_iter()
+        .map(|r| RepositoryRow {
+            name: format!("{}/{}", r.upstream, r.name),
+            tags: r.tags.into_iter().collect(),
+            bytes: r.bytes,
+            last_read: r.last_read,
+            pinned: r.pinned,
+        })
+        .collect()
+}
+
 fn gather<H: Host>(host: &H, prefix: &str) -> Status {
     let now = crate::now();
     let default_upstream = variable(host, "default_upstream", "");
@@ -305,8 +324,7 @@ fn gather<H: Host>(host: &H, prefix: &str) -> Status {
             .increment(TOTAL_KEY, 0)
             .map_or(0, |v| v.max(0) as u64),
         cache_max: bound::max_size(host),
-        // filled by cache::repositories
-        repositories: Vec::new(),
+        repositories: repositories(host),
         totals: stats::load(host),
         minutes: minutes(host, now),
         errors: recent_errors(host),

@@ -8,7 +8,7 @@ use super::support::{self, AUTH, HUB, OPEN, env, registry, rt, spin, token_serve
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-fn clients() -> &'static Daemons {
+pub(super) fn clients() -> &'static Daemons {
     static DAEMONS: OnceLock<Daemons> = OnceLock::new();
     DAEMONS.get_or_init(|| daemons::start(&env().dir, &env().proxy(HUB)))
 }

@@ -19,6 +19,7 @@ mod objects;
 mod operators;
 mod outages;
 mod portable;
+mod prefetch;
 mod private;
 mod pull;
 mod push;

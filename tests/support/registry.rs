@@ -246,6 +246,40 @@ pub async fn push_image(
     }
 }
 
+/// Pushes a single-platform image of one layer holding `size` bytes of
+/// pseudo-random data (a real gzipped tar, as clients unpack it).
+pub async fn push_big_image(
+    registry: SocketAddr,
+    name: &str,
+    tag: &str,
+    seed: u64,
+    size: u64,
+) -> Pushed {
+    let content: Vec<u8> = chunks(seed, size, 1 << 20).flatten().collect();
+    let tar = tar_of("big.bin", &content);
+    let diff_id = format!("sha256:{:x}", Sha256::digest(&tar));
+    let data = gzip(&tar);
+    let layer = push_blob(registry, name, &data).await;
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+    })
+    .to_string();
+    let config_digest = push_blob(registry, name, config.as_bytes()).await;
+    let manifest = serde_json::to_vec_pretty(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer, "size": data.len()}],
+    }))
+    .unwrap();
+    let digest = push_manifest(registry, name, tag, OCI_MANIFEST, &manifest).await;
+    Pushed {
+        digest,
+        manifest,
+        layers: vec![layer],
+    }
+}
+
 /// Pushes an index over two platform images.
 pub async fn push_index(registry: SocketAddr, name: &str, tag: &str) -> (Pushed, Vec<Pushed>) {
     let mut platforms = Vec::new();

@@ -5,7 +5,7 @@
 
 use crate::host::Host;
 use crate::routing::registries;
-use crate::routing::route::{self, RouteConfig};
+use crate::routing::route;
 use crate::telemetry::metrics::{self, REQUESTS};
 use crate::web::status_page::RouteRow;
 use std::collections::BTreeMap;
@@ -98,18 +98,12 @@ fn seen(
 /// Every stored route with its upstream, or why it does not validate; in
 /// name order.
 fn stored<H: Host>(host: &H) -> Vec<(String, String)> {
-    let mut routes: Vec<(String, String)> = host
-        .kv_keys()
+    let mut routes: Vec<(String, String)> = route::stored_routes(host.kv().as_ref())
         .unwrap_or_default()
         .into_iter()
-        .filter_map(|k| {
-            let name = k.strip_prefix(route::KEY_PREFIX)?.to_string();
-            let bytes = host.kv_get(&k).ok()??;
-            let upstream = match RouteConfig::from_json(&bytes).and_then(|c| c.resolve()) {
-                Ok(r) => r.upstream.to_string(),
-                Err(e) => format!("invalid: {e}"),
-            };
-            Some((name, upstream))
+        .map(|(name, route)| match route {
+            Ok(r) => (name, r.upstream.to_string()),
+            Err(e) => (name, format!("invalid: {e}")),
         })
         .collect();
     routes.sort();
