@@ -310,6 +310,24 @@ mod tests {
         assert_eq!(kv.increment(TOTAL_KEY, 0).unwrap(), 8 << 20);
     }
 
+    #[test]
+    fn pinned_blobs_wait_at_the_newest_end_and_the_others_go() {
+        let (kv, blobs) = (MemoryKv::default(), MemoryBlobs::default());
+        let keys: Vec<String> = (0..8).map(|n| blob(&kv, n, &blobs)).collect();
+        let pin = |k: &str| crate::cache::pins::Pinned {
+            key: k.into(),
+            size: 1 << 20,
+        };
+        let pinned = [pin(&keys[0]), pin(&keys[1])];
+        crate::cache::pins::pin(&kv, "p", &pinned, 8 << 20).unwrap();
+        for n in 8..20 {
+            blob(&kv, n, &blobs);
+        }
+        assert!(entry(&kv, &keys[0]).is_some() && entry(&kv, &keys[1]).is_some());
+        assert!((2..8).all(|n| entry(&kv, &keys[n]).is_none()));
+        assert_eq!(kv.increment(TOTAL_KEY, 0).unwrap(), 8 << 20);
+    }
+
     /// Eight blobs of 1 MiB fill an 8 MiB cache; `n` as committed.
     fn blob(kv: &MemoryKv, n: usize, blobs: &MemoryBlobs) -> String {
         let key = format!("cache/blob/s/sha256:{n}");

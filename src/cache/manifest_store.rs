@@ -61,7 +61,7 @@ async fn lookup<H: Host>(
     let host = call.host;
     let tag_key = match reference {
         Reference::Digest(d) => {
-            if let Some((entry, bytes)) = load(host, &scope, repo, d.as_str())
+            if let Some((entry, bytes)) = load(host, scope, repo, d.as_str())
                 && usable(call, entry.private).await?
             {
                 stats::record(host, Outcome::Hit);
@@ -75,9 +75,9 @@ async fn lookup<H: Host>(
             }
             None
         }
-        Reference::Tag(t) => return by_tag(call, &scope, repo, t).await,
+        Reference::Tag(t) => return by_tag(call, scope, repo, t).await,
     };
-    fetch(call, &scope, repo, reference, tag_key).await
+    fetch(call, scope, repo, reference, tag_key).await
 }
 
 /// A manifest by tag: as cached for this client's manifest types, or for

@@ -2,6 +2,7 @@
 //! cache spares the upstream, and what it never keeps or crosses.
 
 mod outages;
+mod prefetch;
 
 use super::handle;
 use crate::host::memory::{Answer, MemoryHost, Sent};

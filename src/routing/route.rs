@@ -21,10 +21,11 @@ pub fn key_for(host: &str) -> String {
     format!("{KEY_PREFIX}{host}")
 }
 
-/// Every stored route by its host: the route, or why it is invalid.
-pub fn stored_routes(
-    kv: &dyn crate::host::Kv,
-) -> Result<Vec<(String, Result<Route, RouteError>)>, String> {
+/// A stored route's host, and the route or why it is invalid.
+pub type StoredRoute = (String, Result<Route, RouteError>);
+
+/// Every stored route.
+pub fn stored_routes(kv: &dyn crate::host::Kv) -> Result<Vec<StoredRoute>, String> {
     let mut routes = Vec::new();
     for key in kv.keys()?.iter().filter(|k| k.starts_with(KEY_PREFIX)) {
         if let Some(bytes) = kv.get(key)? {
