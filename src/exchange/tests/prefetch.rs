@@ -204,3 +204,62 @@ fn a_pinned_image_is_listed_with_its_repository() {
     assert!(crate::cache::pins::unpin(host.cache().as_ref(), "default/team/multi:v1").unwrap());
     assert!(!crate::cache::repositories::gather(&host).unwrap()[0].pinned);
 }
+
+#[test]
+fn referrers_come_from_the_fallback_tag_where_the_upstream_has_no_api() {
+    let (signature, sig_layer) = (b"signature config".to_vec(), b"signature".to_vec());
+    let referrer = json!({"schemaVersion": 2, "mediaType": MANIFEST,
+        "config": {"mediaType": "c", "digest": digest(&signature), "size": signature.len()},
+        "layers": [{"mediaType": "l", "digest": digest(&sig_layer), "size": sig_layer.len()}]})
+    .to_string()
+    .into_bytes();
+    let (plain, objects) = upstream();
+    drop(plain);
+    let index_digest = digest(&objects[6].1);
+    let referrers = json!({"schemaVersion": 2, "mediaType": INDEX, "manifests": [
+        {"mediaType": MANIFEST, "digest": digest(&referrer), "size": referrer.len()}]})
+    .to_string()
+    .into_bytes();
+    let fallback_tag = index_digest.replacen(':', "-", 1);
+    let mut served = objects.clone();
+    served.extend([signature, sig_layer, referrer.clone()].map(|b| (digest(&b), b)));
+    served.push((fallback_tag, referrers));
+    let host = MemoryHost::new(move |sent: &Sent| {
+        let found = served
+            .iter()
+            .find(|(d, _)| sent.url.ends_with(&format!("/{d}")));
+        match found {
+            Some((d, body)) if !sent.url.contains("/referrers/") => {
+                let media_type = match (body.starts_with(b"{"), d.starts_with("sha256:")) {
+                    (true, false) => INDEX,
+                    (true, true) => MANIFEST,
+                    (false, _) => "application/octet-stream",
+                };
+                Answer {
+                    status: 200,
+                    headers: vec![
+                        ("content-type", media_type.into()),
+                        ("docker-content-digest", digest(body)),
+                    ],
+                    body: body.clone(),
+                }
+            }
+            _ => Answer {
+                status: 404,
+                headers: vec![],
+                body: b"{}".to_vec(),
+            },
+        }
+    });
+    host.set_variable("default_upstream", "http://upstream.test");
+    host.set_variable("admin_token", "t");
+    let lines = prefetch_of(
+        &host,
+        json!({"image": "team/multi:v1", "platforms": ["linux/amd64"], "referrers": true}),
+    );
+    let referred: Vec<_> = lines.iter().filter(|l| l["kind"] == "referrer").collect();
+    assert_eq!(referred.len(), 1, "{lines:#?}");
+    assert_eq!(referred[0]["digest"], digest(&referrer).as_str());
+    assert_eq!(referred[0]["outcome"], "cached");
+    assert_eq!(lines.last().unwrap()["complete"], true, "{lines:#?}");
+}
