@@ -39,17 +39,7 @@ pub async fn get<H: Host>(
         .unwrap_or_default();
     let seen_key = scope.seen_key(repo, digest.as_str());
     if let Some(entry) = hit(call, storage.as_ref(), &scope, digest, &seen_key).await? {
-        if !blob_health::answers(host, storage.as_ref()).await {
-            stats::record_instead(host, Outcome::Bypass);
-            return call.relay().await;
-        }
-        let blob = stored_blob(&entry, &scope, digest.as_str());
-        let mut answer = serve(call, storage.as_ref(), &blob, &entry.media_type);
-        if !first_bytes(&mut answer.body).await {
-            // The storage failed before a byte went out: the upstream has it.
-            return call.relay().await;
-        }
-        return Ok(answer);
+        return from_storage(call, storage.as_ref(), &scope, digest, &entry).await;
     }
     // Only a whole GET is worth keeping.
     if call.req.method != "GET"
@@ -59,6 +49,28 @@ pub async fn get<H: Host>(
         return call.relay().await;
     }
     miss(call, storage, scope, digest, repo).await
+}
+
+/// A hit, streamed from the blob storage; relayed when the storage does not
+/// answer, or fails before its first byte.
+async fn from_storage<H: Host>(
+    call: &Call<'_, H>,
+    storage: &dyn BlobStorage,
+    scope: &Scope,
+    digest: &Digest,
+    entry: &BlobEntry,
+) -> Result<Response<H::Stream>, RegistryError> {
+    if !blob_health::answers(call.host, storage).await {
+        stats::record_instead(call.host, Outcome::Bypass);
+        return call.relay().await;
+    }
+    let blob = stored_blob(entry, scope, digest.as_str());
+    let mut answer = serve(call, storage, &blob, &entry.media_type);
+    if !first_bytes(&mut answer.body).await {
+        // The storage failed before a byte went out: the upstream has it.
+        return call.relay().await;
+    }
+    Ok(answer)
 }
 
 /// The cached entry of `digest` that may answer this call (counted as a
@@ -142,7 +154,17 @@ async fn miss<H: Host>(
                     None => call.relay().await,
                 }
             }
-            Followed::Not => call.relay().await,
+            // The copy may have committed while this request looked: a
+            // small blob's copy is over before one poll of its lease.
+            Followed::Not => {
+                let seen_key = scope.seen_key(repo, digest.as_str());
+                match hit(call, storage.as_ref(), &scope, digest, &seen_key).await? {
+                    Some(entry) => {
+                        from_storage(call, storage.as_ref(), &scope, digest, &entry).await
+                    }
+                    None => call.relay().await,
+                }
+            }
         };
     };
     copy(call, storage, scope, digest, lease).await

@@ -1,6 +1,7 @@
 //! The proxy's logic, request to answer, on the in-memory host: what the
 //! cache spares the upstream, and what it never keeps or crosses.
 
+mod cache;
 mod outages;
 mod prefetch;
 

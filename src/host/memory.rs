@@ -222,6 +222,16 @@ impl MemoryHost {
             .count()
     }
 
+    /// Another request on the same instance: the same variables, stores
+    /// and upstream, its own notes and work beside its answer.
+    pub fn next_request(&self) -> Self {
+        Self {
+            tally: Default::default(),
+            alongside: Default::default(),
+            ..self.clone()
+        }
+    }
+
     /// Work left beside the answer (a blob's copy), run to its end.
     pub async fn settle(&self) {
         self.alongside.close();

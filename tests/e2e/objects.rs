@@ -347,3 +347,83 @@ fn the_hosted_profile_copies_a_miss_into_the_bucket_then_redirects() {
     assert_eq!(stored(g, "hosted/"), (stored(g, "hosted/").0, 0));
     proxy.stop();
 }
+
+#[test]
+fn the_hosted_profile_prefetches_into_the_bucket_within_its_time_limit() {
+    let e = env();
+    let g = garage();
+    let image = rt().block_on(registry::push_image(
+        e.open,
+        "objects/warm",
+        "v1",
+        "objects-warm",
+        "amd64",
+    ));
+    // Each blob takes 1.2 s to come: past a 1 s limit after the first.
+    let slow = rt().block_on(support::fronts::slow(
+        e.open,
+        std::time::Duration::from_millis(1200),
+    ));
+    let app = spin::derive_app(&e.dir.join("objects-warm"), &spin::Store::Sqlite, true);
+    let mut vars = s3_variables(g, 0, "warm/");
+    vars.extend([
+        ("default_upstream", format!("http://{slow}")),
+        ("blob_delivery", "redirect".into()),
+        ("kv_max_keys", "1000".into()),
+        ("prefetch_time_limit", "1".into()),
+        ("admin_token", support::ADMIN_TOKEN.into()),
+    ]);
+    let proxy = start(&app, "a", &vars);
+    let prefetch = || {
+        let r = send(
+            "POST",
+            &format!("{}/_registry-proxy/cache/prefetch", proxy.url()),
+            &[("authorization", &format!("Bearer {}", support::ADMIN_TOKEN))],
+            r#"{"image": "objects/warm:v1"}"#,
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        let last = r.text().lines().last().unwrap().to_string();
+        serde_json::from_str::<serde_json::Value>(&last).unwrap()
+    };
+    // Three calls: each starts what it can within its second and says
+    // what is left; the next goes on from there.
+    let first = prefetch();
+    assert_eq!(
+        (first["complete"].as_bool(), first["left"].as_u64()),
+        (Some(false), Some(2)),
+        "{first}"
+    );
+    assert!(first["next"].is_string());
+    let second = prefetch();
+    assert_eq!(
+        (second["already"].as_u64(), second["left"].as_u64()),
+        (Some(2), Some(1)),
+        "{second}"
+    );
+    let third = prefetch();
+    assert_eq!(
+        (
+            third["already"].as_u64(),
+            third["cached"].as_u64(),
+            third["complete"].as_bool()
+        ),
+        (Some(3), Some(1), Some(true)),
+        "{third}"
+    );
+    settles("three blobs in the bucket", || {
+        stored(g, "warm/").0.len() == 3
+    });
+    for layer in &image.layers {
+        let r = get(
+            &format!("{}/v2/objects/warm/blobs/{layer}", proxy.url()),
+            &[],
+        );
+        assert_eq!(
+            (r.status, r.header("x-cache")),
+            (307, Some("HIT")),
+            "{}",
+            r.text()
+        );
+    }
+    proxy.stop();
+}

@@ -130,6 +130,21 @@ fn seen(req: &hyper::Request<hyper::body::Incoming>) -> Seen {
     }
 }
 
+/// A front of `registry` that waits `delay` before answering each blob
+/// `GET`: an upstream slow enough for a request's time limit to show.
+pub async fn slow(registry: SocketAddr, delay: std::time::Duration) -> SocketAddr {
+    let handler: Handler = Arc::new(move |req| {
+        Box::pin(async move {
+            if req.uri().path().contains("/blobs/sha256:") && req.method() == "GET" {
+                tokio::time::sleep(delay).await;
+            }
+            let pq = req.uri().path_and_query().map(|p| p.as_str().to_string());
+            relay(registry, &pq.unwrap_or_default(), req).await
+        })
+    });
+    http::serve("127.0.0.1", handler).await
+}
+
 /// Relays a request to the registry (bodies are small here) and its answer back.
 async fn relay(
     registry: SocketAddr,
