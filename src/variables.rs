@@ -57,6 +57,40 @@ pub fn hosted_limit_of(name: &str) -> Option<&'static str> {
     }
 }
 
+/// A size variable's value (`10GiB`), its declared default when unset or
+/// empty. A value that is not a size is said, naming the variable, and the
+/// default holds: the one place a size's default is written is `DEFAULTS`.
+pub fn size(name: &str, value: Option<String>) -> u64 {
+    typed(name, value, parse_size, "a size (like 10GiB)")
+}
+
+/// A whole number of seconds, as [`size`] reads sizes; zero is none.
+pub fn seconds(name: &str, value: Option<String>) -> u64 {
+    typed(
+        name,
+        value,
+        |v| v.trim().parse().ok(),
+        "a whole number of seconds",
+    )
+}
+
+fn typed(
+    name: &str,
+    value: Option<String>,
+    parse: impl Fn(&str) -> Option<u64>,
+    what: &str,
+) -> u64 {
+    let default = || default_of(name).and_then(&parse).unwrap_or(0);
+    match value.filter(|v| !v.trim().is_empty()) {
+        None => default(),
+        Some(v) => parse(&v).unwrap_or_else(|| {
+            let fallback = default_of(name).unwrap_or_default();
+            eprintln!("variable {name}: {v:?} is not {what}; its default {fallback:?} holds");
+            default()
+        }),
+    }
+}
+
 /// A size such as `10GiB`, `500MiB`, `2GB` or plain bytes.
 pub fn parse_size(text: &str) -> Option<u64> {
     let text = text.trim();
@@ -115,6 +149,14 @@ mod tests {
     #[test]
     fn sizes() {
         assert_eq!(parse_size("10GiB"), Some(10 << 30));
+        assert_eq!(size("cache_max_size", None), 10 << 30);
+        assert_eq!(size("cache_max_size", Some(" ".into())), 10 << 30);
+        assert_eq!(size("cache_max_size", Some("lots".into())), 10 << 30);
+        assert_eq!(size("cache_max_size", Some("2MiB".into())), 2 << 20);
+        assert_eq!(size("kv_max_value", None), 1_000_000);
+        assert_eq!(size("kv_max_keys", None), 0);
+        assert_eq!(seconds("upstream_timeout", Some("x".into())), 30);
+        assert_eq!(seconds("prefetch_time_limit", None), 0);
         assert_eq!(parse_size(" 500 MiB "), Some(500 << 20));
         assert_eq!(parse_size("2GB"), Some(2_000_000_000));
         assert_eq!(parse_size("4096"), Some(4096));

@@ -15,9 +15,6 @@ pub const TOTAL_KEY: &str = "cache/budget/bytes";
 pub const HEAD_KEY: &str = "cache/budget/head";
 pub const TAIL_KEY: &str = "cache/budget/tail";
 
-/// The cache bound when the `cache_max_size` variable is empty.
-pub const DEFAULT_MAX_SIZE: u64 = 10 << 30;
-
 pub fn queue_key(position: i64) -> String {
     format!("cache/budget/queue/{position}")
 }
@@ -62,18 +59,9 @@ impl Committed {
     }
 }
 
-/// The `cache_max_size` variable, or the default when it is empty or not a size.
+/// The `cache_max_size` variable.
 pub fn max_size<H: Host>(host: &H) -> u64 {
-    match host
-        .variable("cache_max_size")
-        .filter(|v| !v.trim().is_empty())
-    {
-        None => DEFAULT_MAX_SIZE,
-        Some(v) => crate::variables::parse_size(&v).unwrap_or_else(|| {
-            eprintln!("cache_max_size {v:?} is not a size (like 10GiB); using the default");
-            DEFAULT_MAX_SIZE
-        }),
-    }
+    crate::variables::size("cache_max_size", host.variable("cache_max_size"))
 }
 
 /// Counts a committed blob in, then evicts the least recently used blobs

@@ -30,13 +30,9 @@ pub struct Limits {
 impl Limits {
     /// From `kv_max_keys` and `kv_max_value`; none without the first.
     fn from_variables(variable: impl Fn(&str) -> Option<String>) -> Option<Self> {
-        let size = |name: &str| {
-            variable(name)
-                .filter(|v| !v.trim().is_empty())
-                .and_then(|v| crate::variables::parse_size(&v))
-        };
-        let max_keys = size("kv_max_keys")? as usize;
-        let max_value = size("kv_max_value").unwrap_or(1_000_000) as usize;
+        let size = |name: &str| crate::variables::size(name, variable(name)) as usize;
+        let max_keys = Some(size("kv_max_keys")).filter(|&n| n > 0)?;
+        let max_value = size("kv_max_value");
         Some(Self {
             max_keys: max_keys.max(2),
             max_value,

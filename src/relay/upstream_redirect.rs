@@ -27,11 +27,9 @@ pub fn mode<H: Host>(call: &Call<'_, H>) -> BlobDelivery {
     })
 }
 
-/// The largest body this proxy may send (`body_limit`, default 10 MiB).
+/// The largest body this proxy may send (`body_limit`).
 fn body_limit<H: Host>(host: &H) -> u64 {
-    host.variable("body_limit")
-        .and_then(|v| crate::variables::parse_size(&v))
-        .unwrap_or(10 << 20)
+    crate::variables::size("body_limit", host.variable("body_limit"))
 }
 
 /// A blob `GET`, answered with where to fetch it.

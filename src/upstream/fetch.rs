@@ -103,15 +103,12 @@ async fn once<H: Host>(
     })
 }
 
-/// Seconds to wait on an upstream (the `upstream_timeout` variable).
-const DEFAULT_TIMEOUT_SECS: u64 = 30;
-
+/// How long to wait on an upstream (the `upstream_timeout` variable; zero
+/// is no time at all, so it reads as the default).
 fn upstream_timeout<H: Host>(host: &H) -> std::time::Duration {
-    let secs = host
-        .variable("upstream_timeout")
-        .and_then(|v| v.trim().parse().ok())
-        .filter(|&s: &u64| s > 0);
-    std::time::Duration::from_secs(secs.unwrap_or(DEFAULT_TIMEOUT_SECS))
+    let name = "upstream_timeout";
+    let secs = Some(crate::variables::seconds(name, host.variable(name))).filter(|&s| s > 0);
+    std::time::Duration::from_secs(secs.unwrap_or_else(|| crate::variables::seconds(name, None)))
 }
 
 pub fn refused(e: policy::PolicyError) -> RegistryError {

@@ -167,16 +167,12 @@ fn image_job<H: Host>(
     };
     admissible(&endpoint, &target, "GET")
         .map_err(|e| invalid(ErrorCode::Denied, "image", e.message))?;
-    let limit = match host
-        .variable("prefetch_time_limit")
-        .filter(|v| !v.trim().is_empty())
-    {
-        Some(v) => v.trim().parse::<u64>().ok().filter(|s| *s > 0),
+    let variable = "prefetch_time_limit";
+    let limit = match host.variable(variable).filter(|v| !v.trim().is_empty()) {
+        Some(v) => Some(crate::variables::seconds(variable, Some(v))).filter(|s| *s > 0),
         // The key budget is the hosted platforms' setting.
-        None => host
-            .variable("kv_max_keys")
-            .filter(|v| !v.trim().is_empty())
-            .map(|_| HOSTED_TIME_LIMIT),
+        None => (crate::variables::size("kv_max_keys", host.variable("kv_max_keys")) > 0)
+            .then_some(HOSTED_TIME_LIMIT),
     };
     Ok(Prefetch {
         target,
