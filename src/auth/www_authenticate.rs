@@ -74,111 +74,21 @@ impl fmt::Display for ParseError {
     }
 }
 
-fn is_tchar(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
-}
-
-struct Cursor<'a> {
-    s: &'a str,
-    pos: usize,
-}
-
-impl Cursor<'_> {
-    fn peek(&self) -> Option<char> {
-        self.s[self.pos..].chars().next()
-    }
-
-    fn skip_ws(&mut self) {
-        while matches!(self.peek(), Some(' ' | '\t')) {
-            self.pos += 1;
-        }
-    }
-
-    fn skip_ws_and_commas(&mut self) -> bool {
-        let mut comma = false;
-        while let Some(c @ (' ' | '\t' | ',')) = self.peek() {
-            comma |= c == ',';
-            self.pos += 1;
-        }
-        comma
-    }
-
-    fn token(&mut self) -> &str {
-        let start = self.pos;
-        while self.peek().is_some_and(is_tchar) {
-            self.pos += 1;
-        }
-        &self.s[start..self.pos]
-    }
-
-    fn quoted(&mut self) -> Result<String, ParseError> {
-        // Caller saw the opening quote.
-        self.pos += 1;
-        let mut out = String::new();
-        let mut chars = self.s[self.pos..].char_indices();
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '"' => {
-                    self.pos += i + 1;
-                    return Ok(out);
-                }
-                '\\' => match chars.next() {
-                    Some((_, escaped)) => out.push(escaped),
-                    None => break,
-                },
-                _ => out.push(c),
-            }
-        }
-        Err(ParseError("unterminated quoted-string".into()))
-    }
-}
-
-/// Parses a header value holding one or more challenges. Values may be
-/// quoted or bare tokens (gcr.io sends `service=gcr.io`), and quoted values
-/// may hold commas, `?` and escaped quotes.
+/// Parses a header value holding one or more challenges (RFC 7235, with
+/// `http-auth`'s parser). Values may be quoted or bare tokens (gcr.io
+/// sends `service=gcr.io`), and quoted values may hold commas, `?` and
+/// escaped quotes.
 pub fn parse(header: &str) -> Result<Vec<Challenge>, ParseError> {
-    let mut cur = Cursor { s: header, pos: 0 };
-    let mut challenges: Vec<Challenge> = Vec::new();
-    cur.skip_ws_and_commas();
-    while cur.peek().is_some() {
-        let scheme = cur.token().to_string();
-        if scheme.is_empty() {
-            return Err(ParseError(format!(
-                "expected an auth-scheme at byte {}",
-                cur.pos
-            )));
-        }
-        let mut challenge = Challenge::new(&scheme);
-        cur.skip_ws();
-        loop {
-            let mark = cur.pos;
-            let name = cur.token().to_string();
-            cur.skip_ws();
-            if name.is_empty() || cur.peek() != Some('=') {
-                // Not an auth-param: the next challenge starts here.
-                cur.pos = mark;
-                break;
-            }
-            cur.pos += 1;
-            cur.skip_ws();
-            let value = if cur.peek() == Some('"') {
-                cur.quoted()?
-            } else {
-                cur.token().to_string()
-            };
-            challenge.params.push((name, value));
-            let comma = cur.skip_ws_and_commas();
-            if !comma {
-                break;
-            }
+    let mut challenges = Vec::new();
+    for parsed in http_auth::parser::ChallengeParser::new(header) {
+        let parsed = parsed.map_err(|e| ParseError(e.to_string()))?;
+        let mut challenge = Challenge::new(parsed.scheme);
+        for (name, value) in parsed.params {
+            challenge
+                .params
+                .push((name.to_string(), value.to_unescaped()));
         }
         challenges.push(challenge);
-        cur.skip_ws_and_commas();
-        if let Some(c) = cur.peek()
-            && !is_tchar(c)
-        {
-            return Err(ParseError(format!("unexpected {c:?} at byte {}", cur.pos)));
-        }
     }
     if challenges.is_empty() {
         return Err(ParseError("no challenge".into()));
