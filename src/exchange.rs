@@ -49,14 +49,13 @@ fn counted<S>(body: Body<S>, bytes: Rc<Cell<u64>>) -> Body<S>
 where
     S: futures::Stream<Item = Result<Vec<u8>, String>> + Unpin + 'static,
 {
-    let chunks: crate::host::Chunks = match body {
-        Body::Bytes(b) => {
+    let chunks = match body.streamed() {
+        Ok(chunks) => chunks,
+        Err(Body::Bytes(b)) => {
             bytes.set(b.len() as u64);
             return Body::Bytes(b);
         }
-        Body::Empty => return Body::Empty,
-        Body::Stream(s) => Box::pin(s),
-        Body::Generated(g) => g,
+        Err(whole) => return whole,
     };
     Body::Generated(Box::pin(chunks.inspect(move |c| {
         if let Ok(c) = c {

@@ -58,10 +58,7 @@ pub fn upstream_auth<H: Host>(
     let auth = if login {
         let client_name = endpoint
             .name()
-            .map(|n| match &target.mapping.registry_host {
-                Some(r) => format!("{r}/{n}"),
-                None => n.to_string(),
-            });
+            .map(|n| target.mapping.full_name(n.as_str()));
         let actions = actions_for(&req.method);
         let authorization = req.headers.get("authorization");
         let name = client_name.as_deref();

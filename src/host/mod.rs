@@ -50,6 +50,21 @@ pub enum Body<S> {
     Generated(Chunks),
 }
 
+impl<S> Body<S>
+where
+    S: futures::Stream<Item = Result<Vec<u8>, String>> + Unpin + 'static,
+{
+    /// A body that streams, as chunks; a body held whole (or none) back as
+    /// it is, for the caller to answer with.
+    pub fn streamed(self) -> Result<Chunks, Body<S>> {
+        match self {
+            Body::Stream(s) => Ok(Box::pin(s)),
+            Body::Generated(g) => Ok(g),
+            whole => Err(whole),
+        }
+    }
+}
+
 pub struct Request<S> {
     pub method: String,
     pub path: String,
@@ -109,11 +124,10 @@ pub fn into_chunks<S>(body: Body<S>) -> Body<Chunks>
 where
     S: futures::Stream<Item = Result<Vec<u8>, String>> + Unpin + 'static,
 {
-    match body {
-        Body::Empty => Body::Empty,
-        Body::Bytes(b) => Body::Bytes(b),
-        Body::Stream(s) => Body::Generated(Box::pin(s)),
-        Body::Generated(g) => Body::Generated(g),
+    match body.streamed() {
+        Ok(chunks) => Body::Generated(chunks),
+        Err(Body::Bytes(b)) => Body::Bytes(b),
+        Err(_) => Body::Empty,
     }
 }
 
@@ -313,12 +327,11 @@ pub trait Host: Clone + 'static {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<u8>, String>> {
         async move {
-            let mut chunks: Chunks = match body {
-                Body::Empty => return Ok(Vec::new()),
-                Body::Bytes(b) if b.len() <= limit => return Ok(b),
-                Body::Bytes(_) => return Err(format!("body larger than {limit} bytes")),
-                Body::Stream(s) => Box::pin(s),
-                Body::Generated(g) => g,
+            let mut chunks = match body.streamed() {
+                Ok(chunks) => chunks,
+                Err(Body::Bytes(b)) if b.len() <= limit => return Ok(b),
+                Err(Body::Bytes(_)) => return Err(format!("body larger than {limit} bytes")),
+                Err(_) => return Ok(Vec::new()),
             };
             let mut out = Vec::new();
             while let Some(chunk) = chunks.next().await {

@@ -254,10 +254,7 @@ impl<'a, H: Host> Call<'a, H> {
                 out.push(name, v);
             }
         }
-        let client_name = self.endpoint.name().map(|n| match &mapping.registry_host {
-            Some(r) => format!("{r}/{n}"),
-            None => n.to_string(),
-        });
+        let client_name = self.endpoint.name().map(|n| mapping.full_name(n.as_str()));
         let upstream_name = self.upstream_name.as_ref().map(|n| n.as_str());
         if let Some(link) = upstream.get("link") {
             out.push(

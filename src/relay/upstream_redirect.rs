@@ -94,10 +94,9 @@ fn served_itself<H: Host>(
         ));
     }
     let mut resp = call.pass_back(resp);
-    let chunks: Chunks = match std::mem::replace(&mut resp.body, Body::Empty) {
-        Body::Stream(s) => Box::pin(s),
-        Body::Generated(g) => g,
-        small => {
+    let chunks = match std::mem::replace(&mut resp.body, Body::Empty).streamed() {
+        Ok(chunks) => chunks,
+        Err(small) => {
             resp.body = small;
             return Ok(resp);
         }

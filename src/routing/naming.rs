@@ -53,10 +53,16 @@ impl NameMapping {
             Some(p) => upstream.strip_prefix(p.as_str())?.strip_prefix('/')?,
             None => upstream,
         };
-        Some(match &self.registry_host {
+        Some(self.full_name(name))
+    }
+
+    /// A client name as the client writes it: with the registry host it
+    /// named before it, if any.
+    pub fn full_name(&self, name: &str) -> String {
+        match &self.registry_host {
             Some(h) => format!("{h}/{name}"),
             None => name.to_string(),
-        })
+        }
     }
 
     /// Whether clients and the upstream spell names differently, beyond

@@ -161,7 +161,7 @@ async fn drain<S>(body: Body<S>) -> Result<(), String>
 where
     S: futures::Stream<Item = Result<Vec<u8>, String>> + Unpin + 'static,
 {
-    let Body::Generated(mut chunks) = crate::host::into_chunks(body) else {
+    let Ok(mut chunks) = body.streamed() else {
         return Ok(());
     };
     while let Some(chunk) = chunks.next().await {
