@@ -276,6 +276,7 @@ fn path_error(e: PathError) -> RegistryError {
     }
 }
 
+/// The JSON error answer for `e`, with its `WWW-Authenticate` challenge if any.
 pub(crate) fn error_response<S>(e: &RegistryError) -> Response<S> {
     let mut response = Response::json(e.status, e.to_json().to_string().into_bytes());
     if let Some(c) = &e.challenge {

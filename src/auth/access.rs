@@ -46,6 +46,8 @@ pub enum Decided<S> {
     Answer(Response<S>),
 }
 
+/// Whose credentials go upstream, after the proxy's login where it applies;
+/// `Answer` for a logged-in `/v2/`, `Err` for a refused login, write or catalog.
 pub fn upstream_auth<H: Host>(
     host: &H,
     incoming: &Incoming,

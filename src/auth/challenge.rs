@@ -63,11 +63,13 @@ pub const PROXY_SERVICE: &str = "registry-proxy";
 /// How long a discovered realm is trusted.
 pub const REALM_TTL_SECS: u64 = 3600;
 
+/// The key-value key an upstream's discovered [`UpstreamRealm`] is kept under.
 pub fn realm_key(upstream_origin: &str) -> String {
     format!("challenge/{upstream_origin}")
 }
 
 impl UpstreamRealm {
+    /// An upstream that serves without tokens, trusted for [`REALM_TTL_SECS`] from `now`.
     pub fn anonymous(now: u64) -> Self {
         Self {
             realm: None,

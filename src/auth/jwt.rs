@@ -30,6 +30,7 @@ pub struct Claims {
 }
 
 impl Claims {
+    /// Whether an `access` entry grants `action` on repository `name`.
     pub fn allows(&self, name: &str, action: &str) -> bool {
         self.access.iter().any(|a| {
             a.resource_type == "repository"
@@ -44,6 +45,7 @@ fn mac(key: &[u8]) -> Hmac<Sha256> {
     <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC accepts any key length")
 }
 
+/// An HS256 JWT of `claims` signed with `key`, as [`verify`] checks it.
 pub fn sign(claims: &Claims, key: &[u8]) -> String {
     let header = B64.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
     let payload = B64.encode(serde_json::to_vec(claims).unwrap_or_default());

@@ -14,6 +14,8 @@ pub struct Scope {
 }
 
 impl Scope {
+    /// One scope; `None` when its type, name or actions are missing or hold
+    /// characters a scope cannot.
     pub fn parse(s: &str) -> Option<Self> {
         // The name may itself hold ':' (a registry host with a port), so the
         // type is before the first ':' and the actions after the last.

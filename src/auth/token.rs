@@ -18,6 +18,8 @@ use url::form_urlencoded;
 
 const TOKEN_LIMIT: usize = 1024 * 1024;
 
+/// Answers `/v2/auth`: the proxy's own JWT under `login`; else the upstream realm's
+/// token, or the anonymous one if the route has credentials or the realm fails.
 pub async fn handle<H: Host>(
     host: &H,
     target: &Target,

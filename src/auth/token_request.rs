@@ -22,6 +22,8 @@ pub struct TokenParams {
 }
 
 impl TokenParams {
+    /// Reads the parameters (query for GET, form for POST), scopes, `ns` and
+    /// credentials; `Err` for another method or a form that cannot be read.
     pub async fn read<H: Host>(host: &H, req: Request<H::Stream>) -> Result<Self, RegistryError> {
         let query: Vec<(String, String)> = pairs(req.query.as_deref().unwrap_or_default());
         let namespace = query
@@ -66,6 +68,7 @@ impl TokenParams {
     }
 }
 
+/// The decoded name-value pairs of a query string or urlencoded form, in order.
 pub(crate) fn pairs(s: &str) -> Vec<(String, String)> {
     form_urlencoded::parse(s.as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))

@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 
 pub const KEY_PREFIX: &str = "user/";
 
+/// The key-value key user `name` is stored under (`user/<name>`).
 pub fn key_for(name: &str) -> String {
     format!("{KEY_PREFIX}{name}")
 }
@@ -30,6 +31,7 @@ pub struct User {
 }
 
 impl User {
+    /// A stored user; `Err` says what is wrong with the JSON (unknown fields too).
     pub fn from_json(bytes: &[u8]) -> Result<Self, String> {
         serde_json::from_slice(bytes).map_err(|e| format!("invalid user JSON: {e}"))
     }

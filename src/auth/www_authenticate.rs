@@ -11,6 +11,7 @@ pub struct Challenge {
 }
 
 impl Challenge {
+    /// A challenge of `scheme` with no parameters yet.
     pub fn new(scheme: &str) -> Self {
         Self {
             scheme: scheme.to_string(),
@@ -18,10 +19,12 @@ impl Challenge {
         }
     }
 
+    /// Whether the scheme is Bearer (case-insensitive).
     pub fn is_bearer(&self) -> bool {
         self.scheme.eq_ignore_ascii_case("bearer")
     }
 
+    /// Whether the scheme is Basic (case-insensitive).
     pub fn is_basic(&self) -> bool {
         self.scheme.eq_ignore_ascii_case("basic")
     }
@@ -34,6 +37,7 @@ impl Challenge {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Replaces the value of parameter `name` (case-insensitive), or appends it.
     pub fn set_param(&mut self, name: &str, value: &str) {
         match self
             .params

@@ -78,6 +78,8 @@ pub struct BlobCopy {
 }
 
 impl BlobCopy {
+    /// A copy of the blob `entry` describes, written as `upload`; it holds `lease`
+    /// until it ends and counts against the bound `max_size` once committed.
     pub fn new(
         kv: Rc<dyn Kv>,
         storage: Rc<dyn BlobStorage>,
@@ -107,10 +109,12 @@ impl BlobCopy {
         }
     }
 
+    /// The blob's size, as the upstream announced it: the bytes the copy expects.
     pub(super) fn size(&self) -> u64 {
         self.entry.size
     }
 
+    /// The blob as the storage holds it, to read its parts back.
     pub(super) fn stored_blob(&self) -> StoredBlob {
         StoredBlob {
             upload: self.upload.clone(),

@@ -52,6 +52,7 @@ pub struct StoredBlob {
 }
 
 impl StoredBlob {
+    /// How many parts the blob spans; the last may be short.
     pub fn parts(&self) -> u64 {
         self.size.div_ceil(self.part_size.max(1))
     }

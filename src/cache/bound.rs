@@ -15,6 +15,7 @@ pub const TOTAL_KEY: &str = "cache/budget/bytes";
 pub const HEAD_KEY: &str = "cache/budget/head";
 pub const TAIL_KEY: &str = "cache/budget/tail";
 
+/// The key of the eviction queue's record at `position`.
 pub fn queue_key(position: i64) -> String {
     format!("cache/budget/queue/{position}")
 }

@@ -49,6 +49,7 @@ pub struct Budgeted {
 }
 
 impl Budgeted {
+    /// The cache store `inner`, kept within `limits`.
     pub fn new(inner: Rc<dyn Kv>, limits: Limits) -> Self {
         Self {
             inner,

@@ -16,6 +16,8 @@ use url::Url;
 pub struct Scope(String);
 
 impl Scope {
+    /// The partition of `upstream`'s origin, or of what the route's credential set
+    /// `account` fetched there.
     pub fn of(upstream: &Url, account: Option<&str>) -> Self {
         let host = upstream.host_str().unwrap_or_default();
         let mut scope = match upstream.port() {
@@ -49,6 +51,7 @@ impl Scope {
         (upstream.replacen('~', "://", 1), account)
     }
 
+    /// A manifest of `repo` by digest: its [`ManifestEntry`] and exact bytes.
     pub fn manifest_key(&self, repo: &str, digest: &str) -> String {
         format!("{MANIFEST_PREFIX}{}/{repo}@{digest}", self.0)
     }
@@ -73,10 +76,12 @@ impl Scope {
         format!("{SEEN_PREFIX}{}/{repo}@{digest}", self.0)
     }
 
+    /// A blob's [`BlobEntry`] by digest: one per partition, whatever the repository.
     pub fn blob_key(&self, digest: &str) -> String {
         format!("{BLOB_PREFIX}{}/{digest}", self.0)
     }
 
+    /// Chunk `n` of one copy (`upload`) of a blob: [`Scope::chunk_prefix`] and `n`.
     pub fn chunk_key(&self, digest: &str, upload: &str, n: u64) -> String {
         format!("{}{n}", self.chunk_prefix(digest, upload))
     }
@@ -193,6 +198,7 @@ pub struct ManifestEntry {
 }
 
 impl ManifestEntry {
+    /// The stored value: this header as one JSON line, then the manifest's `bytes`.
     pub fn encode(&self, bytes: &[u8]) -> Vec<u8> {
         let mut out = serde_json::to_vec(self).unwrap_or_default();
         out.push(b'\n');
@@ -200,6 +206,7 @@ impl ManifestEntry {
         out
     }
 
+    /// The header and the manifest bytes of a stored value; `None` when it is not one.
     pub fn decode(value: &[u8]) -> Option<(Self, &[u8])> {
         let nl = value.iter().position(|&b| b == b'\n')?;
         let entry = serde_json::from_slice(&value[..nl]).ok()?;
@@ -238,6 +245,8 @@ pub enum TagState {
 }
 
 impl TagEntry {
+    /// A tag confirmed upstream `now`: fresh for `tag_ttl`, then served for
+    /// `stale_if_error` longer only while the upstream fails.
     pub fn new(
         digest: &str,
         media_type: &str,
@@ -257,6 +266,7 @@ impl TagEntry {
         }
     }
 
+    /// Whether the tag is fresh, stale or expired at `now` under `settings`.
     pub fn state(&self, now: u64, settings: &CacheSettings) -> TagState {
         if now < self.checked + settings.tag_ttl {
             TagState::Fresh
@@ -308,6 +318,7 @@ impl BlobEntry {
             .and_then(|v| serde_json::from_slice(&v).ok())
     }
 
+    /// How many chunks the blob's bytes fill; the last may be short.
     pub fn chunks(&self) -> u64 {
         self.size.div_ceil(self.chunk_size.max(1))
     }

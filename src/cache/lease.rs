@@ -56,6 +56,8 @@ pub struct Lease {
 }
 
 impl Lease {
+    /// A lease for copy `upload` of a blob in `repository`, beating now and expiring
+    /// [`LEASE_SECS`] after `now`.
     pub fn new(now: u64, upload: &str, repository: &str, private: bool) -> Self {
         Self {
             expires: now + LEASE_SECS,
@@ -70,14 +72,17 @@ impl Lease {
         }
     }
 
+    /// A lease as stored; `None` when the value is not one.
     pub fn parse(value: &[u8]) -> Option<Self> {
         serde_json::from_slice(value).ok()
     }
 
+    /// The lease as stored: JSON.
     pub fn to_bytes(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()
     }
 
+    /// Whether the lease has not expired at `now` (its beats are checked apart).
     pub fn live(&self, now: u64) -> bool {
         self.expires > now
     }

@@ -22,11 +22,13 @@ pub(super) fn store_tag<H: Host>(host: &H, key: &str, tag: &TagEntry) {
     }
 }
 
+/// The tag entry under `key`; `None` when absent, unreadable or not one.
 pub(super) fn load_tag<H: Host>(host: &H, key: &str) -> Option<TagEntry> {
     let value = host.cache().get(key).ok().flatten()?;
     serde_json::from_slice(&value).ok()
 }
 
+/// The tag entry keys listed under `list_key`; empty when none or unreadable.
 pub(super) fn variants<H: Host>(host: &H, list_key: &str) -> Vec<String> {
     host.cache()
         .get(list_key)

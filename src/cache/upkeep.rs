@@ -13,6 +13,8 @@ use crate::telemetry::stats;
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
 
+/// The cache's figures for the admin API: entries by kind, blob bytes and
+/// outcome counts. It reads every key of the store.
 pub fn figures<H: Host>(host: &H) -> Result<serde_json::Value, String> {
     let keys = host.cache().keys()?;
     let count = |prefix: &str| keys.iter().filter(|k| k.starts_with(prefix)).count();
@@ -175,6 +177,8 @@ fn blob_entries<H: Host>(host: &H, keys: &[String]) -> Result<Vec<(String, BlobE
     Ok(entries)
 }
 
+/// Removes `repository`'s manifests, tags and seen-blob marks from every
+/// partition (blobs stay: others may share them), and says how many.
 pub fn delete_repository<H: Host>(host: &H, repository: &str) -> Result<serde_json::Value, String> {
     let mut removed = 0;
     for k in host.cache().keys()? {

@@ -185,6 +185,8 @@ pub struct MemoryHost {
 }
 
 impl MemoryHost {
+    /// A host whose upstream answers each request with what `script` returns;
+    /// its stores are empty and its variables at spin.toml's defaults.
     pub fn new(script: impl Fn(&Sent) -> Answer + 'static) -> Self {
         Self {
             variables: Default::default(),
@@ -201,6 +203,7 @@ impl MemoryHost {
         }
     }
 
+    /// Sets variable `name` for this host and every [`Self::next_request`] of it.
     pub fn set_variable(&self, name: &str, value: &str) {
         self.variables
             .borrow_mut()

@@ -18,6 +18,7 @@ use url::Url;
 pub struct Headers(pub Vec<(String, String)>);
 
 impl Headers {
+    /// The first value of header `name`, if any.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
@@ -25,6 +26,7 @@ impl Headers {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Every value of header `name`, in order.
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> {
         self.0
             .iter()
@@ -32,6 +34,7 @@ impl Headers {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Appends a header, keeping any others of the same name.
     pub fn push(&mut self, name: &str, value: impl Into<String>) {
         self.0.push((name.to_string(), value.into()));
     }
@@ -197,6 +200,7 @@ struct Queue {
 }
 
 impl Tasks {
+    /// Queues `task` to run beside the answer, waking [`Tasks::run`] if it waits.
     pub fn push(&self, task: Task) {
         let mut queue = self.0.borrow_mut();
         queue.tasks.push(task);

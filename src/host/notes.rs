@@ -26,6 +26,7 @@ impl Outcome {
         Outcome::Bypass,
     ];
 
+    /// The outcome as counters and the access log name it (`hit`, `miss`, ...).
     pub fn name(self) -> &'static str {
         match self {
             Outcome::Hit => "hit",
@@ -61,6 +62,7 @@ pub enum TokenAnswer {
 }
 
 impl TokenAnswer {
+    /// The answer as the token counter names it (`relayed`, `anonymous`, ...).
     pub fn name(self) -> &'static str {
         match self {
             TokenAnswer::Login => "login",
@@ -82,6 +84,7 @@ pub struct UpstreamCall {
 }
 
 impl UpstreamCall {
+    /// Whether the call failed: no answer at all, or a 5xx.
     pub fn failed(&self) -> bool {
         self.result.as_ref().is_ok_and(|s| *s >= 500) || self.result.is_err()
     }

@@ -54,6 +54,7 @@ impl Digest {
         Ok(Self(s.to_string()))
     }
 
+    /// The digest as written (`sha256:...`).
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -45,6 +45,8 @@ pub enum PathError {
 }
 
 impl Endpoint {
+    /// The endpoint a request path names: `NotApi` outside `/v2`, `UnknownEndpoint`
+    /// for a path of no endpoint, else the part that is invalid.
     pub fn parse(path: &str) -> Result<Self, PathError> {
         let Some(rest) = path.strip_prefix("/v2") else {
             return Err(PathError::NotApi);
@@ -117,6 +119,7 @@ impl Endpoint {
         }
     }
 
+    /// The repository named in the path; `None` for `/v2/`, `/v2/auth` and the catalog.
     pub fn name(&self) -> Option<&RepositoryName> {
         match self {
             Endpoint::Manifest { name, .. }

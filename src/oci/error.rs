@@ -27,6 +27,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// The code as the JSON body has it (`NAME_INVALID`).
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::NameInvalid => "NAME_INVALID",
@@ -57,6 +58,7 @@ pub struct RegistryError {
 }
 
 impl RegistryError {
+    /// An error answered with `status`, `code` and `message`, and nothing else.
     pub fn new(status: u16, code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             status,
@@ -68,16 +70,19 @@ impl RegistryError {
         }
     }
 
+    /// With per-field problems: the body then holds one error per field.
     pub fn with_fields(mut self, fields: Vec<FieldError>) -> Self {
         self.fields = fields;
         self
     }
 
+    /// With the `WWW-Authenticate` value the answer carries.
     pub fn with_challenge(mut self, challenge: String) -> Self {
         self.challenge = Some(challenge);
         self
     }
 
+    /// With the served routes, listed in the body beside the errors.
     pub fn with_routes(mut self, routes: BTreeMap<String, String>) -> Self {
         self.routes = Some(routes);
         self
@@ -94,6 +99,7 @@ impl RegistryError {
         self.status >= 500 && self.code == ErrorCode::Unknown
     }
 
+    /// The body, `{"errors": [...]}` as the distribution spec has it, with `routes` if set.
     pub fn to_json(&self) -> serde_json::Value {
         let errors: Vec<serde_json::Value> = if self.fields.is_empty() {
             vec![json!({ "code": self.code.as_str(), "message": self.message })]

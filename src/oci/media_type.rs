@@ -54,6 +54,7 @@ impl Accepted {
         Self(bits)
     }
 
+    /// Whether the client named no known manifest type (nothing, or only wildcards).
     pub fn is_empty(self) -> bool {
         self.0 == 0
     }

@@ -38,6 +38,8 @@ impl fmt::Display for NameError {
 }
 
 impl RepositoryName {
+    /// A name of `/`-separated components of the spec's grammar, at most
+    /// [`NAME_MAX_LEN`] bytes.
     pub fn parse(name: &str) -> Result<Self, NameError> {
         if name.is_empty() {
             return Err(NameError::Empty);
@@ -53,6 +55,7 @@ impl RepositoryName {
         Ok(Self(name.to_string()))
     }
 
+    /// The name as written (`library/alpine`).
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -136,6 +139,7 @@ impl fmt::Display for ReferenceError {
 }
 
 impl Reference {
+    /// A digest when `s` holds a `:`, else a tag of the spec's grammar.
     pub fn parse(s: &str) -> Result<Self, ReferenceError> {
         if s.contains(':') {
             return Digest::parse(s)

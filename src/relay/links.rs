@@ -92,6 +92,8 @@ pub(super) fn to_client_url(
     target
 }
 
+/// A `Link` header (RFC 8288) with each target as the client reaches it
+/// ([`to_client_url`]), so pagination comes back to the proxy.
 pub(super) fn rewrite_link(
     link: &str,
     upstream: &Url,

@@ -67,6 +67,8 @@ pub struct Call<'a, H: Host> {
 }
 
 impl<'a, H: Host> Call<'a, H> {
+    /// The call for a request to `target`, with the upstream's name for its repository;
+    /// `Err` (`NAME_INVALID`) when the route's prefix makes that name too long.
     pub fn new(
         host: &'a H,
         target: &'a Target,

@@ -116,6 +116,7 @@ pub(super) struct Bounded {
 }
 
 impl Bounded {
+    /// `inner` passed on up to `limit` bytes; `digest` names the blob in the error.
     pub(super) fn new(inner: Chunks, limit: u64, digest: String) -> Self {
         Self {
             inner: Some(inner),

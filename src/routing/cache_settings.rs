@@ -36,6 +36,8 @@ impl Default for CacheSettings {
 }
 
 impl CacheSettings {
+    /// `Err` says which setting is out of range: `chunk_size` outside 64 KiB to
+    /// 64 MiB, or a TTL past its cap.
     pub fn validate(&self) -> Result<(), String> {
         if !(64 << 10..=64 << 20).contains(&self.chunk_size) {
             return Err("chunk_size must be between 64 KiB and 64 MiB".into());

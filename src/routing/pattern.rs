@@ -7,6 +7,8 @@ use std::fmt;
 pub struct RepositoryPattern(String);
 
 impl RepositoryPattern {
+    /// A pattern of lowercase name characters, `*` and `**` (never `***`), at most
+    /// 512 bytes; `Err` says what is allowed.
     pub fn parse(p: &str) -> Result<Self, String> {
         let ok = !p.is_empty()
             && p.len() <= 512
@@ -22,6 +24,7 @@ impl RepositoryPattern {
         }
     }
 
+    /// Whether the whole of `name` matches the pattern.
     pub fn matches(&self, name: &str) -> bool {
         glob(self.0.as_bytes(), name.as_bytes())
     }

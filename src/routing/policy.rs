@@ -33,6 +33,8 @@ pub struct HostPattern {
 }
 
 impl HostPattern {
+    /// One pattern as a route lists it (no scheme), its host lowercased; `Err` says
+    /// what is wrong.
     pub fn parse(pattern: &str) -> Result<Self, String> {
         let bad = |why: &str| Err(format!("invalid host pattern {pattern:?}: {why}"));
         let (host, port) = match pattern.rsplit_once(':') {
@@ -143,6 +145,8 @@ impl AllowedHosts {
         }
     }
 
+    /// Whether the route may contact `url`: http(s), no downgrade from the upstream's
+    /// scheme, and on the upstream's site or a listed host.
     pub fn allows(&self, url: &Url) -> bool {
         let scheme = self.upstream.scheme();
         let same_site = crate::routing::site::same_site(url, &self.upstream);

@@ -77,6 +77,8 @@ pub const BUILTINS: &[Builtin] = &[
 /// Names clients use for Docker Hub's registry.
 const DOCKER_HUB_ALIASES: &[&str] = &["docker.io", "index.docker.io", "registry.hub.docker.com"];
 
+/// The built-in registry whose upstream is at `host` (Docker Hub's also by its
+/// aliases, such as `docker.io`), whatever the case.
 pub(crate) fn builtin_by_upstream_host(host: &str) -> Option<&'static Builtin> {
     let host = host.to_ascii_lowercase();
     BUILTINS.iter().find(|b| {

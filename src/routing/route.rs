@@ -17,6 +17,7 @@ use url::Url;
 /// or `route/localhost:3000`.
 pub const KEY_PREFIX: &str = "route/";
 
+/// The key-value key of the route stored for proxy host `host` (`route/<host>`).
 pub fn key_for(host: &str) -> String {
     format!("{KEY_PREFIX}{host}")
 }
@@ -149,6 +150,7 @@ impl fmt::Display for RouteError {
 }
 
 impl RouteConfig {
+    /// A route to `upstream` with every other field unset, so their defaults apply.
     pub fn new(upstream: &str) -> Self {
         Self {
             upstream: upstream.to_string(),
@@ -166,11 +168,14 @@ impl RouteConfig {
         }
     }
 
+    /// A route's JSON as written, not yet checked; `Err` is one error on `(body)`.
     pub fn from_json(bytes: &[u8]) -> Result<Self, RouteError> {
         serde_json::from_slice(bytes)
             .map_err(|e| RouteError::one("(body)", format!("invalid route JSON: {e}")))
     }
 
+    /// The route this describes, checked; `Err` lists every invalid field at once,
+    /// each with why.
     pub fn resolve(&self) -> Result<Route, RouteError> {
         let mut errors = Vec::new();
         let mut fail = |field: &str, message: String| {

@@ -10,6 +10,7 @@ use crate::host::Host;
 use crate::host::notes::{Notes, Outcome, TokenAnswer, UpstreamCall};
 use crate::telemetry::metrics::{self, BYTES, CACHE, REQUESTS, TOKENS, UPSTREAM, UPSTREAM_MICROS};
 
+/// Notes a cache outcome of the request, counted once the answer is out.
 pub fn record<H: Host>(host: &H, outcome: Outcome) {
     host.tally().0.borrow_mut().outcomes.push(outcome);
 }
@@ -22,16 +23,20 @@ pub fn record_instead<H: Host>(host: &H, outcome: Outcome) {
     notes.outcomes.push(outcome);
 }
 
+/// Notes the route serving the request, its counters' `route` label.
 pub fn note_route<H: Host>(host: &H, route: &str) {
     host.tally().0.borrow_mut().route = Some(route.to_string());
 }
 
+/// Notes the request's endpoint kind and repository, for its counters and log line.
 pub fn note_request<H: Host>(host: &H, endpoint: &'static str, repository: Option<&str>) {
     let mut notes = host.tally().0.borrow_mut();
     notes.endpoint = Some(endpoint);
     notes.repository = repository.map(str::to_string);
 }
 
+/// Notes one upstream call: counted with its time, and kept for the status page
+/// if it failed.
 pub fn note_upstream<H: Host>(host: &H, call: UpstreamCall) {
     host.tally().0.borrow_mut().upstream.push(call);
 }
@@ -72,10 +77,12 @@ const ERRORS_NEXT: &str = "errors|next";
 /// Minutes of hit ratio kept for the status page.
 pub const RATIO_MINUTES: u64 = 60;
 
+/// The counters key of recent upstream failure `n`, wrapping at [`RECENT_ERRORS`].
 pub fn error_key(n: i64) -> String {
     format!("errors|{}", n.rem_euclid(RECENT_ERRORS))
 }
 
+/// The counters key of `minute`'s cache `lookups` or `hits`, for the hit-ratio chart.
 pub fn ratio_key(minute: u64, what: &str) -> String {
     format!("ratio|{minute}|{what}")
 }
@@ -174,6 +181,7 @@ pub struct Stats {
     pub bypassed: u64,
 }
 
+/// The cache outcome totals from the counters; one that cannot be read counts 0.
 pub fn load<H: Host>(host: &H) -> Stats {
     // Adding 0 reads a counter whatever its store's number encoding.
     let read = |o: Outcome| {

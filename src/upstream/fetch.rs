@@ -111,6 +111,7 @@ fn upstream_timeout<H: Host>(host: &H) -> std::time::Duration {
     std::time::Duration::from_secs(secs.unwrap_or_else(|| crate::variables::seconds(name, None)))
 }
 
+/// A host or redirect the route does not allow, logged, as a 502 `DENIED`.
 pub fn refused(e: policy::PolicyError) -> RegistryError {
     eprintln!("refused: {e}");
     RegistryError::new(502, ErrorCode::Denied, e.to_string())

@@ -25,6 +25,8 @@ pub fn image_name(path: &str) -> Option<String> {
     (!name.is_empty()).then(|| name.to_string())
 }
 
+/// The upstream's own web page for `upstream_name`; `None` for an upstream
+/// that has none the proxy knows.
 pub fn web_page(upstream: &Url, upstream_name: &str) -> Option<String> {
     let host = upstream.host_str()?.to_ascii_lowercase();
     Some(match host.as_str() {

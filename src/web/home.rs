@@ -68,6 +68,8 @@ docker pull {host}/docker.io/library/alpine</pre>
     )
 }
 
+/// The plain-text home page: what this host proxies (`here`), and `docker pull`
+/// examples.
 pub fn render_text(origin: &str, here: Option<&str>) -> String {
     let host = registry_host(origin);
     let here = here.map_or_else(

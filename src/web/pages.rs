@@ -45,6 +45,8 @@ pub fn browser_redirect<H: Host>(
     })
 }
 
+/// The home page: set-up HTML with the route table for a browser (an `Accept`
+/// of `text/html`), plain-text usage for anything else.
 pub fn home_page<H: Host>(
     host: &H,
     origin: &str,

@@ -239,6 +239,7 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// A 303 back to the status page that removes the session cookie.
 pub fn sign_out<S>(prefix: &str, origin: &str) -> Response<S> {
     to_page(prefix, origin, "")
 }

@@ -102,6 +102,8 @@ pub fn sign_in(admin_path: &str, message: Option<&str>) -> String {
     )
 }
 
+/// The status page for a signed-in admin: stores, routes, cache figures, the
+/// hit-ratio chart, cached repositories and recent upstream errors.
 pub fn render(s: &Status) -> String {
     let body = format!(
         "<h1>registry-proxy</h1>\n<p id=\"version\">Version {}</p>\n\

@@ -9,6 +9,7 @@ use sha2::{Digest as _, Sha256};
 use std::rc::Rc;
 use std::time::Duration;
 
+/// Runs every check of the suite against `storage`; panics at the first that fails.
 pub async fn run(storage: &dyn BlobStorage) {
     parts_read_back_while_the_upload_goes_on(storage).await;
     a_completed_upload_reads_whole_and_in_ranges(storage).await;

@@ -16,6 +16,7 @@ pub struct KvChunks {
 }
 
 impl KvChunks {
+    /// Blobs as chunks in `kv`, the cache's own store.
     pub fn new(kv: Rc<dyn Kv>) -> Self {
         Self { kv }
     }

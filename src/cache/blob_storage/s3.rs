@@ -42,6 +42,8 @@ pub struct S3Blobs {
 }
 
 impl S3Blobs {
+    /// The bucket `config` names, reached through `outbound`; `Err` when rusty-s3
+    /// refuses its name or endpoint.
     pub fn new(config: S3Config, outbound: Rc<dyn Outbound>) -> Result<Self, String> {
         let name = format!(
             "s3:{}/{}/{}",

@@ -43,6 +43,7 @@ fn followed_key(upload: &Upload) -> String {
 }
 
 impl Staged {
+    /// `bucket`'s uploads, staged for their followers in `kv` (the cache's store).
     pub fn new(bucket: Rc<dyn BlobStorage>, kv: Rc<dyn Kv>) -> Self {
         Self { bucket, kv }
     }

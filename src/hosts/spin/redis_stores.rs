@@ -160,6 +160,8 @@ pub struct RedisStore {
 }
 
 impl RedisStore {
+    /// Store `label` as its database on the request's Redis connection; a label
+    /// with no database fails each call, not this.
     pub fn new(label: &str, redis: Rc<RedisConnection>) -> Self {
         Self {
             label: label.to_string(),

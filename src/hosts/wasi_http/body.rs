@@ -72,6 +72,8 @@ pub struct Writer {
 }
 
 impl Writer {
+    /// Writes all of `bytes`, waiting while the stream is full; `Err` when the
+    /// peer went away or a write failed.
     pub async fn write_all(&mut self, mut bytes: &[u8]) -> Result<(), String> {
         while !bytes.is_empty() {
             let n = self.ready().await?.min(bytes.len());
@@ -81,6 +83,7 @@ impl Writer {
         Ok(())
     }
 
+    /// Flushes what was written and waits until the stream has taken it.
     pub async fn flush(&mut self) -> Result<(), String> {
         self.stream.flush().map_err(describe)?;
         self.ready().await.map(|_| ())
@@ -112,6 +115,8 @@ fn describe(e: StreamError) -> String {
     }
 }
 
+/// The runtime's header fields as [`host::Headers`]; values that are not UTF-8
+/// are left out.
 pub fn headers_of(fields: &Fields) -> host::Headers {
     host::Headers(
         fields

@@ -41,6 +41,8 @@ impl host::Outbound for Handle {
     }
 }
 
+/// Sends `request` through `wasi:http/outgoing-handler`, its body streamed out and
+/// `timeout` on connect, head and each byte gap; `Denied` for a host not allowed.
 pub async fn send(
     request: host::OutboundRequest<Stream>,
 ) -> Result<host::Response<Stream>, host::SendError> {

@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use wasi::http::types::{IncomingRequest, Method, OutgoingResponse, ResponseOutparam};
 
+/// Serves one incoming request: the proxy's answer streamed out beside the work
+/// it started (a blob's copy), then counted once both are done.
 pub async fn serve<P: Platform + 'static>(
     platform: P,
     req: IncomingRequest,

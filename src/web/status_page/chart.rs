@@ -20,6 +20,7 @@ const SLOT: usize = 8;
 /// can be hovered).
 const MIN_BAR: f64 = 2.0;
 
+/// The chart of `minutes` (oldest first) as inline SVG, with the note that reads it.
 pub fn chart(minutes: &[Minute]) -> String {
     let plot_w = minutes.len().max(1) * SLOT;
     // Room right of the plot, so the "now" label is not cut off.

@@ -61,6 +61,7 @@ pub fn repositories(rows: &[RepositoryRow], now: u64) -> String {
     out
 }
 
+/// The recent upstream errors as a table, each with its age at `now`; "None." if none.
 pub fn errors(list: &[RecentError], now: u64) -> String {
     if list.is_empty() {
         return "<p id=\"errors\">None.</p>\n".to_string();

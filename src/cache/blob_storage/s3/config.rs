@@ -17,6 +17,7 @@ pub struct S3Config {
 }
 
 impl S3Config {
+    /// The settings from the `s3_*` variables; `Err` names the first one missing or wrong.
     pub fn read<H: Host>(host: &H) -> Result<Self, String> {
         let required = |name: &str| {
             host.setting(name)

@@ -192,6 +192,8 @@ impl Bucket {
         }
     }
 
+    /// Aborts multipart upload `id` of `key` (`AbortMultipartUpload`), so the bucket
+    /// drops the parts it holds.
     pub async fn abort_multipart(&self, key: &str, id: &str) -> Result<(), String> {
         let action = rusty_s3::actions::AbortMultipartUpload::new(
             &self.bucket,

@@ -31,6 +31,8 @@ pub struct Bucket {
 }
 
 impl Bucket {
+    /// The bucket `config` names (path or virtual-host style) and its credentials;
+    /// `Err` when rusty-s3 refuses the bucket name or endpoint.
     pub fn new(config: S3Config, outbound: Rc<dyn Outbound>) -> Result<Self, String> {
         let style = match config.path_style {
             true => UrlStyle::Path,
@@ -45,6 +47,8 @@ impl Bucket {
         })
     }
 
+    /// Sends one presigned request with the bucket's timeout; `Err` only when the
+    /// bucket cannot be reached, never for its status.
     pub(super) async fn send(
         &self,
         method: &str,
@@ -205,6 +209,8 @@ impl Bucket {
         whole(pieces, want)
     }
 
+    /// Deletes `keys` with `DeleteObjects`, a thousand a request; `Err` when the
+    /// bucket kept any of them.
     pub async fn delete_all(&self, keys: &[String]) -> Result<(), String> {
         for batch in keys.chunks(DELETE_BATCH) {
             let objects: Vec<ObjectIdentifier> = batch
@@ -251,6 +257,7 @@ impl Bucket {
         }
     }
 
+    /// A GET URL for `key`, signed for `ttl`: it serves the object without the secret.
     pub fn presigned_get(&self, key: &str, ttl: Duration) -> Url {
         self.bucket
             .get_object(Some(&self.credentials), key)
