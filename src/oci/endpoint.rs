@@ -104,7 +104,6 @@ impl Endpoint {
         }
     }
 
-    /// The repository this endpoint names, if any.
     /// The endpoint's kind, as metrics and the access log name it.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -67,9 +67,6 @@ where
     Ok(out)
 }
 
-/// Pagination links point back at the proxy: absolute upstream URLs become
-/// paths, and the upstream's name for the repository (`library/alpine`)
-/// becomes the client's (`alpine`).
 /// An upstream URL (absolute or a path) as the client reaches it: a path
 /// on the proxy, with the client's name for the repository. URLs of other
 /// hosts stay as they are.
@@ -93,7 +90,9 @@ pub(super) fn to_client_url(
 }
 
 /// A `Link` header (RFC 8288) with each target as the client reaches it
-/// ([`to_client_url`]), so pagination comes back to the proxy.
+/// ([`to_client_url`]), so pagination comes back to the proxy: absolute
+/// upstream URLs become paths, and the upstream's name for the repository
+/// (`library/alpine`) becomes the client's (`alpine`).
 pub(super) fn rewrite_link(
     link: &str,
     upstream: &Url,
