@@ -32,16 +32,18 @@ pub(crate) fn random_u64() -> u64 {
         .finish()
 }
 
-/// Milliseconds since the Unix epoch.
+/// Milliseconds since the Unix epoch (in native tests, plus the time the
+/// in-memory host's waits have let pass: its clock).
 pub(crate) fn now_millis() -> u64 {
-    std::time::SystemTime::now()
+    let real = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+        .map_or(0, |d| d.as_millis() as u64);
+    #[cfg(test)]
+    let real = real + host::memory::clock_skew_millis();
+    real
 }
 
 /// Seconds since the Unix epoch.
 pub(crate) fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    now_millis() / 1000
 }

@@ -298,18 +298,36 @@ impl super::Host for MemoryHost {
     }
 }
 
+thread_local! {
+    /// Time the in-memory host's waits let pass, on this test's thread.
+    static SKEW_MILLIS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// What the in-memory clock is ahead of the real one.
+pub fn clock_skew_millis() -> u64 {
+    SKEW_MILLIS.with(|s| s.get())
+}
+
+/// Moves this test's clock on, as if `by` had passed.
+pub fn advance_clock(by: std::time::Duration) {
+    SKEW_MILLIS.with(|s| s.set(s.get() + by.as_millis() as u64));
+}
+
 /// A timer whose every wait is over as soon as the other futures of the
-/// request had their turn (a wait that never gave way would starve them).
+/// request had their turn (a wait that never gave way would starve them),
+/// and moves the clock on by what it waited: a lease's beats and its
+/// watchers' patience play out in virtual time, at once.
 pub struct NoWait;
 
 impl super::Timer for NoWait {
     fn sleep(
         &self,
-        _: std::time::Duration,
+        duration: std::time::Duration,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
         let mut waited = false;
         Box::pin(std::future::poll_fn(move |cx| {
             if waited {
+                advance_clock(duration);
                 return std::task::Poll::Ready(());
             }
             waited = true;

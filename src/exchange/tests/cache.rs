@@ -142,3 +142,35 @@ fn what_a_clients_credentials_fetched_is_never_served_to_anyone_else() {
     );
     assert_eq!(host.sent_count("GET", "/manifests/"), 2);
 }
+
+#[test]
+fn a_copy_whose_instance_died_is_taken_over_once_its_lease_stops_beating() {
+    use crate::cache::layout::Scope;
+    use crate::cache::lease::{GONE_AFTER, Lease};
+    let (host, _, blob) = Upstream::new().host();
+    let scope = Scope::of(&url::Url::parse("http://upstream.test").unwrap(), None);
+    // Another instance's copy, described and then silent: its instance died.
+    let mut dead = Lease::new(crate::now(), "dead-copy", "library/app", false);
+    dead.size = Some(100_000);
+    dead.media_type = Some("application/octet-stream".into());
+    host.cache
+        .set(&scope.lease_key(&blob), &dead.to_bytes())
+        .unwrap();
+    let started = crate::now_millis();
+    let path = format!("/v2/library/app/blobs/{blob}");
+    let (r, body) = ask_at(&host, "proxy.test", &path, &[]);
+    assert_eq!((r.status, x_cache(&r)), (200, Some("MISS")));
+    assert_eq!(digest(&body), blob);
+    let waited = crate::now_millis() - started;
+    assert!(
+        waited >= GONE_AFTER.as_millis() as u64,
+        "taken over after {waited} ms"
+    );
+    assert!(
+        waited < 15_000,
+        "waited for the lease's expiry: {waited} ms"
+    );
+    let (again, _) = ask_at(&host, "proxy.test", &path, &[]);
+    assert_eq!(x_cache(&again), Some("HIT"));
+    assert_eq!(host.sent_count("GET", "/blobs/"), 1);
+}
