@@ -22,37 +22,17 @@ mod crowd;
 #[path = "bench/figures.rs"]
 mod figures;
 #[cfg(not(target_arch = "wasm32"))]
-#[allow(dead_code)]
-#[path = "support/garage.rs"]
-mod garage;
-#[cfg(not(target_arch = "wasm32"))]
-#[allow(dead_code)]
-#[path = "support/http.rs"]
-mod http;
-#[cfg(not(target_arch = "wasm32"))]
 #[path = "bench/logged.rs"]
 mod logged;
 #[cfg(not(target_arch = "wasm32"))]
 #[path = "bench/objects.rs"]
 mod objects;
 #[cfg(not(target_arch = "wasm32"))]
-#[path = "support/redis.rs"]
-mod redis;
-#[cfg(not(target_arch = "wasm32"))]
-#[allow(dead_code)]
-#[path = "support/registry.rs"]
-mod registry;
-#[cfg(not(target_arch = "wasm32"))]
 #[path = "bench/soak.rs"]
 mod soak;
+
 #[cfg(not(target_arch = "wasm32"))]
-#[allow(dead_code)]
-#[path = "support/spin.rs"]
-mod spin;
-#[cfg(not(target_arch = "wasm32"))]
-#[allow(dead_code)]
-#[path = "support/watched.rs"]
-mod watched;
+use support::{garage, http, redis, registry, spin, watched};
 
 /// The component target has nothing to benchmark.
 #[cfg(target_arch = "wasm32")]
