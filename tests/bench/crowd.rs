@@ -4,11 +4,12 @@
 //! GETs, which show what a store call costs. Both ways to Redis: Spin's
 //! key-value store, and the proxy's own connections (`stores = redis`).
 
-use super::{http, logged, redis, registry, spin};
+use super::logged;
 use sha2::{Digest as _, Sha256};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
+use support::{http, redis, registry, spin};
 
 pub const CLIENTS: usize = 16;
 

@@ -6,8 +6,7 @@
 
 use super::cpu::Usage;
 use super::figures::{fmt_spread, spread};
-use super::garage::{BUCKET, Garage, REGION};
-use super::{cpu, crowd, http, logged, redis, registry, spin};
+use super::{cpu, crowd, logged};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
@@ -16,6 +15,8 @@ use sha2::{Digest as _, Sha256};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
+use support::garage::{BUCKET, Garage, REGION};
+use support::{http, redis, registry, spin};
 
 /// One run's figures: seconds, unless named otherwise.
 #[derive(Default)]

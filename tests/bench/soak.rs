@@ -5,13 +5,13 @@
 //! processes' resident memory is sampled as it goes. Spin runs with the
 //! environment the README advises for a busy instance.
 
-use super::{http, redis, registry, spin};
 use sha2::{Digest as _, Sha256};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::{http, redis, registry, spin};
 
 pub const CLIENTS: usize = 32;
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
