@@ -4,11 +4,12 @@
 //! GETs, which show what a store call costs. Both ways to Redis: Spin's
 //! key-value store, and the proxy's own connections (`stores = redis`).
 
-use super::{http, logged, redis, registry, spin};
+use super::logged;
 use sha2::{Digest as _, Sha256};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
+use support::{http, redis, registry, spin};
 
 pub const CLIENTS: usize = 16;
 
@@ -80,27 +81,7 @@ pub async fn measure(
     let crowd = registry::push_big_blob(upstream, repo, seed + 1, crowd_size).await;
     let run = dir.join(format!("redis-{seed}"));
     let (server, port) = redis::start(&run);
-    let route = format!("http://{upstream}");
-    let address = format!("redis://127.0.0.1:{port}");
-    let (store, vars) = match way {
-        Way::SpinKeyValue => (
-            spin::Store::Redis(port),
-            vec![("default_upstream", route.as_str())],
-        ),
-        Way::Outbound => (
-            spin::Store::Sqlite,
-            vec![
-                ("default_upstream", route.as_str()),
-                ("stores", "redis"),
-                ("redis_address", address.as_str()),
-            ],
-        ),
-    };
-    let app = spin::derive_app(&run.join("app"), &store, true);
-    let instances = [
-        spin::Instance::start(&app, "a", &vars),
-        spin::Instance::start(&app, "b", &vars),
-    ];
+    let instances = instances(upstream, &run, port, way);
 
     let secs = |d: Duration| d.as_secs_f64();
     into.single_direct
@@ -130,6 +111,31 @@ pub async fn measure(
         i.stop();
     }
     server.stop();
+}
+
+/// Two instances of one app in `run`, on the Redis at `port`, reaching it `way`.
+fn instances(upstream: SocketAddr, run: &Path, port: u16, way: Way) -> [spin::Instance; 2] {
+    let route = format!("http://{upstream}");
+    let address = format!("redis://127.0.0.1:{port}");
+    let (store, vars) = match way {
+        Way::SpinKeyValue => (
+            spin::Store::Redis(port),
+            vec![("default_upstream", route.as_str())],
+        ),
+        Way::Outbound => (
+            spin::Store::Sqlite,
+            vec![
+                ("default_upstream", route.as_str()),
+                ("stores", "redis"),
+                ("redis_address", address.as_str()),
+            ],
+        ),
+    };
+    let app = spin::derive_app(&run.join("app"), &store, true);
+    [
+        spin::Instance::start(&app, "a", &vars),
+        spin::Instance::start(&app, "b", &vars),
+    ]
 }
 
 /// The p50 of warm GETs of one manifest by digest through `proxy`, in ms.

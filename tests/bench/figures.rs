@@ -15,3 +15,13 @@ pub fn fmt_spread(xs: Vec<f64>, digits: usize) -> String {
         format!("{med:.digits$} ({min:.digits$}–{max:.digits$})")
     }
 }
+
+/// The median alone.
+pub fn median(xs: &[f64]) -> f64 {
+    spread(xs.to_vec()).0
+}
+
+/// The ratio of two medians.
+pub fn ratio(xs: &[f64], base: &[f64]) -> f64 {
+    median(xs) / median(base)
+}

@@ -1,7 +1,7 @@
 //! What the benchmark reads from a Spin instance's access log.
 
-use super::spin;
 use std::time::Duration;
+use support::spin;
 
 /// Waits until `n` requests are logged: a request is, once its answer is
 /// out and what it left for later (a copy's check) is done.

@@ -5,9 +5,7 @@
 //! instances sharing Redis and the bucket.
 
 use super::cpu::Usage;
-use super::figures::{fmt_spread, spread};
-use super::garage::{BUCKET, Garage, REGION};
-use super::{cpu, crowd, http, logged, redis, registry, spin};
+use super::{crowd, logged};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
@@ -16,6 +14,11 @@ use sha2::{Digest as _, Sha256};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
+use support::garage::{BUCKET, Garage, REGION};
+use support::{http, redis, registry, spin};
+
+mod report;
+pub use report::section;
 
 /// One run's figures: seconds, unless named otherwise.
 #[derive(Default)]
@@ -178,29 +181,8 @@ pub async fn measure(
     into.bucket_put.push(put);
     into.bucket_get.push(get);
 
-    let origin = format!("http://{upstream}");
     let prefix = format!("bench-{seed}/");
-    let app = spin::derive_app(
-        &dir.join(format!("objects-{seed}")),
-        &spin::Store::Sqlite,
-        true,
-    );
-    let mut vars = s3_variables(garage, &prefix, &origin);
-    let streams = start(&app, "stream", &vars);
-    vars.push(("blob_delivery", "redirect".into()));
-    let redirects = start(&app, "redirect", &vars);
-    let relay_app = spin::derive_app(
-        &dir.join(format!("relay-{seed}")),
-        &spin::Store::Sqlite,
-        true,
-    );
-    let relay = start(&relay_app, "relay", &s3_variables(garage, &prefix, &origin));
-    let no_cache =
-        serde_json::json!({"upstream": origin, "cache": {"manifests": false, "blobs": false}});
-    spin::SqliteStore::of(&relay_app, "default").set(
-        &format!("route/{}", relay.addr),
-        no_cache.to_string().as_bytes(),
-    );
+    let [streams, redirects, relay] = proxies(upstream, dir, garage, &prefix, seed);
 
     let path = format!("/v2/{repo}/blobs/{digest}");
     let (secs, got) = timed_get(&format!("{}{path}", relay.url())).await;
@@ -219,18 +201,7 @@ pub async fn measure(
     assert_eq!(got, digest);
     into.warm_stream.push(secs);
 
-    // By redirect: the 307 and the presigned GET it names, against that GET alone.
-    let started = Instant::now();
-    let r = http::get(&format!("{}{path}", redirects.url()), &[]).await;
-    assert_eq!(r.status, 307);
-    let location = r.header("location").unwrap().to_string();
-    let (_, got) = timed_get(&location).await;
-    assert_eq!(got, digest);
-    into.warm_redirect.push(started.elapsed().as_secs_f64());
-    into.presigned_get.push(timed_get(&location).await.0);
-    let mut times = redirect_latency(redirects.addr, &path, 200).await;
-    times.sort_by(f64::total_cmp);
-    into.redirect_p50_ms.push(times[times.len() / 2]);
+    redirected(&redirects, &path, &digest, into).await;
 
     for i in [&streams, &redirects, &relay] {
         logged::wait_for_requests(i, 1);
@@ -239,6 +210,57 @@ pub async fn measure(
         i.stop();
     }
     crowd_on_redis(upstream, dir, garage, crowd_size, seed + 1, into).await;
+}
+
+/// Three instances on the bucket under `prefix`: one streaming blobs, one
+/// answering with redirects (sharing an app), and a relay whose route
+/// caches nothing (an app of its own).
+fn proxies(
+    upstream: SocketAddr,
+    dir: &Path,
+    garage: &Garage,
+    prefix: &str,
+    seed: u64,
+) -> [spin::Instance; 3] {
+    let origin = format!("http://{upstream}");
+    let app = spin::derive_app(
+        &dir.join(format!("objects-{seed}")),
+        &spin::Store::Sqlite,
+        true,
+    );
+    let mut vars = s3_variables(garage, prefix, &origin);
+    let streams = start(&app, "stream", &vars);
+    vars.push(("blob_delivery", "redirect".into()));
+    let redirects = start(&app, "redirect", &vars);
+    let relay_app = spin::derive_app(
+        &dir.join(format!("relay-{seed}")),
+        &spin::Store::Sqlite,
+        true,
+    );
+    let relay = start(&relay_app, "relay", &s3_variables(garage, prefix, &origin));
+    let no_cache =
+        serde_json::json!({"upstream": origin, "cache": {"manifests": false, "blobs": false}});
+    spin::SqliteStore::of(&relay_app, "default").set(
+        &format!("route/{}", relay.addr),
+        no_cache.to_string().as_bytes(),
+    );
+    [streams, redirects, relay]
+}
+
+/// By redirect: the 307 and the presigned GET it names, against that GET
+/// alone; then the `307` alone, kept-alive.
+async fn redirected(redirects: &spin::Instance, path: &str, digest: &str, into: &mut Figures) {
+    let started = Instant::now();
+    let r = http::get(&format!("{}{path}", redirects.url()), &[]).await;
+    assert_eq!(r.status, 307);
+    let location = r.header("location").unwrap().to_string();
+    let (_, got) = timed_get(&location).await;
+    assert_eq!(got, digest);
+    into.warm_redirect.push(started.elapsed().as_secs_f64());
+    into.presigned_get.push(timed_get(&location).await.0);
+    let mut times = redirect_latency(redirects.addr, path, 200).await;
+    times.sort_by(f64::total_cmp);
+    into.redirect_p50_ms.push(times[times.len() / 2]);
 }
 
 /// 16 clients of one cold blob over two instances sharing Redis and the
@@ -289,110 +311,4 @@ async fn crowd_on_redis(
         i.stop();
     }
     server.stop();
-}
-
-/// The object-storage section: each figure beside its baseline and target.
-pub fn section(f: &Figures, sizes: (u64, u64), key_value: (f64, f64)) -> String {
-    let (size, crowd_size) = sizes;
-    let med = |xs: &[f64]| spread(xs.to_vec()).0;
-    let cold_base: Vec<f64> = f
-        .relay
-        .iter()
-        .zip(&f.bucket_put)
-        .map(|(r, p)| r.max(*p))
-        .collect();
-    let gets: Vec<f64> = f.crowd_upstream_gets.iter().map(|&g| g as f64).collect();
-    let rows = [
-        (
-            "warm pull by redirect (s)",
-            fmt_spread(f.warm_redirect.clone(), 3),
-            "a GET of the same presigned URL",
-            fmt_spread(f.presigned_get.clone(), 3),
-            format!("{:.2}×", med(&f.warm_redirect) / med(&f.presigned_get)),
-            "≤ 1.05×",
-        ),
-        (
-            "the `307` itself, kept-alive, p50 (ms)",
-            fmt_spread(f.redirect_p50_ms.clone(), 2),
-            "–",
-            "–".into(),
-            "–".into(),
-            "≤ 2 ms",
-        ),
-        (
-            "warm blob streamed from the bucket (s)",
-            fmt_spread(f.warm_stream.clone(), 3),
-            "the bucket's own GET",
-            fmt_spread(f.bucket_get.clone(), 3),
-            format!("{:.2}×", med(&f.warm_stream) / med(&f.bucket_get)),
-            "≤ 1.35×",
-        ),
-        (
-            "cold, S3 (s)",
-            fmt_spread(f.cold.clone(), 3),
-            "the larger of the cache-off relay and the bucket's own PUT",
-            format!(
-                "{} (relay {}, PUT {})",
-                fmt_spread(cold_base.clone(), 3),
-                fmt_spread(f.relay.clone(), 3),
-                fmt_spread(f.bucket_put.clone(), 3)
-            ),
-            format!("{:.2}×", med(&f.cold) / med(&cold_base)),
-            "≤ 1.25×",
-        ),
-        (
-            "16 clients, 2 instances, cold, S3: wall (s)",
-            fmt_spread(f.crowd_proxied.clone(), 3),
-            "16 clients straight from the registry",
-            fmt_spread(f.crowd_direct.clone(), 3),
-            format!(
-                "{:.2}×; upstream GETs {}",
-                med(&f.crowd_proxied) / med(&f.crowd_direct),
-                fmt_spread(gets, 0)
-            ),
-            "≤ 1.5×, 1 GET",
-        ),
-        (
-            "bytes stored per blob byte",
-            fmt_spread(f.stored_per_byte.clone(), 3),
-            "–",
-            "–".into(),
-            "–".into(),
-            "≤ 1.01",
-        ),
-        (
-            "component peak linear memory (MiB)",
-            format!("{:.1}", f.component_mib),
-            "–",
-            "–".into(),
-            format!("process peak RSS {:.1} MiB", f.rss_mib),
-            "≤ 16 MiB",
-        ),
-        (
-            "key-value default, 1 layer: cold / warm, ratio to direct",
-            format!("{:.2}× / {:.2}×", key_value.0, key_value.1),
-            "direct (table above)",
-            "–".into(),
-            "–".into(),
-            "cold 0.16–0.26×, warm within 5%",
-        ),
-    ];
-    let mut out = format!(
-        "\n## Blobs in S3-compatible object storage (Garage 2.5, one node on loopback)\n\nOne {} MiB blob (the crowd: {} MiB), medians over the repetitions with (min–max); every client hashes what it reads, on both sides. On this machine Garage sets the pace, so the proxy is measured against the bucket's own PUT and GET of the same bytes by presigned URL.\n\n| measure | registry-proxy | baseline | baseline figure | ratio | target |\n| --- | --- | --- | --- | --- | --- |\n",
-        size >> 20,
-        crowd_size >> 20
-    );
-    for (name, proxy, base, base_figure, ratio, target) in rows {
-        out.push_str(&format!(
-            "| {name} | {proxy} | {base} | {base_figure} | {ratio} | {target} |\n"
-        ));
-    }
-    out.push_str(&format!(
-        "\nCPU seconds spent, medians, by kind of process (two cores: a wall of W s offers 2W):\n- the bucket's own PUT and GET of the blob: {};\n- one cold copy through the proxy, its check and completion included: {};\n- the crowd through the proxy: {};\n- the crowd straight from the registry: {}.\n",
-        cpu::table(&f.baseline_cpu),
-        cpu::table(&f.cold_cpu),
-        cpu::table(&f.crowd_cpu_proxied),
-        cpu::table(&f.crowd_cpu_direct)
-    ));
-    out
 }

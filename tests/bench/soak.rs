@@ -5,13 +5,13 @@
 //! processes' resident memory is sampled as it goes. Spin runs with the
 //! environment the README advises for a busy instance.
 
-use super::{http, redis, registry, spin};
 use sha2::{Digest as _, Sha256};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::{http, redis, registry, spin};
 
 pub const CLIENTS: usize = 32;
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -33,26 +33,7 @@ pub struct Soak {
 /// Runs a soak of `length`, sampling memory every `every`.
 pub async fn run(upstream: SocketAddr, dir: &Path, length: Duration, every: Duration) -> Soak {
     let (_redis, port) = redis::start(&dir.join("redis"));
-    let route = format!("http://{upstream}");
-    let address = format!("redis://127.0.0.1:{port}");
-    let vars = [
-        ("default_upstream", route.as_str()),
-        ("stores", "redis"),
-        ("redis_address", address.as_str()),
-    ];
-    let app = spin::derive_app(&dir.join("app"), &spin::Store::Sqlite, true);
-    // As the README's deployment section runs a busy Spin: as it comes, its
-    // resident memory kept growing (594 -> 762 MiB from the first minute to
-    // the tenth of this soak), in glibc's arenas and the wasm memory slots
-    // wasmtime keeps resident.
-    let env = [
-        ("MALLOC_ARENA_MAX", "2"),
-        ("SPIN_WASMTIME_LINEAR_MEMORY_KEEP_RESIDENT", "0"),
-    ];
-    let instances = [
-        spin::Instance::start_with(&app, "a", &vars, &env),
-        spin::Instance::start_with(&app, "b", &vars, &env),
-    ];
+    let instances = instances(upstream, dir, port);
     let addrs: Vec<SocketAddr> = instances.iter().map(|i| i.addr).collect();
     let pool = Arc::new(Mutex::new(Vec::new()));
     for n in 0..8 {
@@ -64,18 +45,7 @@ pub async fn run(upstream: SocketAddr, dir: &Path, length: Duration, every: Dura
     let clients: Vec<_> = (0..CLIENTS)
         .map(|c| {
             let (pool, counts, addrs) = (pool.clone(), counts.clone(), addrs.clone());
-            tokio::spawn(async move {
-                let mut turn = c;
-                while started.elapsed() < length {
-                    let image = {
-                        let pool = pool.lock().unwrap();
-                        pool[(turn * 7 + c) % pool.len()].clone()
-                    };
-                    let result = pull(addrs[turn % addrs.len()], &image).await;
-                    counts.add(result);
-                    turn += 1;
-                }
-            })
+            tokio::spawn(client(c, pool, counts, addrs, started + length))
         })
         .collect();
     let sample = || {
@@ -107,6 +77,52 @@ pub async fn run(upstream: SocketAddr, dir: &Path, length: Duration, every: Dura
         images: pushed as usize,
         rss,
         failures,
+    }
+}
+
+/// Two instances sharing the Redis at `port` (`stores = redis`), run as
+/// the README advises for a busy Spin.
+fn instances(upstream: SocketAddr, dir: &Path, port: u16) -> [spin::Instance; 2] {
+    let route = format!("http://{upstream}");
+    let address = format!("redis://127.0.0.1:{port}");
+    let vars = [
+        ("default_upstream", route.as_str()),
+        ("stores", "redis"),
+        ("redis_address", address.as_str()),
+    ];
+    let app = spin::derive_app(&dir.join("app"), &spin::Store::Sqlite, true);
+    // As the README's deployment section runs a busy Spin: as it comes, its
+    // resident memory kept growing (594 -> 762 MiB from the first minute to
+    // the tenth of this soak), in glibc's arenas and the wasm memory slots
+    // wasmtime keeps resident.
+    let env = [
+        ("MALLOC_ARENA_MAX", "2"),
+        ("SPIN_WASMTIME_LINEAR_MEMORY_KEEP_RESIDENT", "0"),
+    ];
+    [
+        spin::Instance::start_with(&app, "a", &vars, &env),
+        spin::Instance::start_with(&app, "b", &vars, &env),
+    ]
+}
+
+/// Client `c`: pulls images from the pool in turn, from each instance in
+/// turn, until `until`.
+async fn client(
+    c: usize,
+    pool: Arc<Mutex<Vec<String>>>,
+    counts: Arc<Counts>,
+    addrs: Vec<SocketAddr>,
+    until: Instant,
+) {
+    let mut turn = c;
+    while Instant::now() < until {
+        let image = {
+            let pool = pool.lock().unwrap();
+            pool[(turn * 7 + c) % pool.len()].clone()
+        };
+        let result = pull(addrs[turn % addrs.len()], &image).await;
+        counts.add(result);
+        turn += 1;
     }
 }
 

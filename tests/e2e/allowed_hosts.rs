@@ -2,7 +2,7 @@
 //! and realms, redirects and upstreams outside the allowed hosts are refused.
 
 use super::common::*;
-use super::support::{OPEN, REDIRECTING, env, registry};
+use support::{OPEN, REDIRECTING, env, registry};
 
 #[test]
 fn redirected_blobs_keep_method_and_range_and_drop_authorization() {

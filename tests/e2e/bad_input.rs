@@ -2,7 +2,7 @@
 //! any upstream call, a malformed route named by its key, an unreachable upstream.
 
 use super::common::*;
-use super::support::{OPEN, REDIRECTING, env, registry};
+use support::{OPEN, REDIRECTING, env, registry};
 
 #[test]
 fn unreachable_upstream_and_catalog() {

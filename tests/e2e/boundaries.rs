@@ -4,7 +4,7 @@
 //! users' passwords never leave it.
 
 use super::common::*;
-use super::support::{self, HUB, OPEN, env, registry, rt, spin, token_server};
+use support::{HUB, OPEN, env, registry, rt, spin, token_server};
 
 fn private_image() -> &'static registry::Pushed {
     static IMAGE: std::sync::OnceLock<registry::Pushed> = std::sync::OnceLock::new();

@@ -1,9 +1,9 @@
 //! The pull-through cache (issue 5), counted in the upstream's access log.
 
 use super::common::*;
-use super::support::http;
-use super::support::http::Reply;
-use super::support::{self, AUTH, HUB, OPEN, env, registry, rt, spin, token_server};
+use support::http;
+use support::http::Reply;
+use support::{AUTH, HUB, OPEN, env, registry, rt, spin, token_server};
 
 /// A second pull costs the upstream nothing within the TTL, a `HEAD` after
 /// it, and a retag is seen once the TTL has passed.

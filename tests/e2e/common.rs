@@ -1,7 +1,7 @@
 //! Helpers the end-to-end tests share.
 
-use super::support::http::{self, Reply};
-use super::support::{self, OPEN, env, registry, rt, spin};
+use support::http::{self, Reply};
+use support::{OPEN, env, registry, rt, spin};
 
 pub fn get(url: &str, headers: &[(&str, &str)]) -> Reply {
     rt().block_on(http::get(url, headers))

@@ -3,9 +3,9 @@
 //! time, and an unfinished copy leaves no chunk behind.
 
 use super::common::*;
-use super::support::http::Reply;
-use super::support::{self, OPEN, env, registry, rt, spin};
 use std::io::{Read, Write};
+use support::http::Reply;
+use support::{OPEN, env, registry, rt, spin};
 
 #[test]
 fn the_cache_keeps_within_its_bound_oldest_first() {

@@ -4,7 +4,7 @@
 //! streams under the body limit and is refused, naming it, over it.
 
 use super::common::*;
-use super::support::{AUTH, HUB, OPEN, env, registry, rt, spin, token_server};
+use support::{AUTH, HUB, OPEN, env, registry, rt, spin, token_server};
 
 const LIMIT: u64 = 4 << 20;
 
@@ -14,7 +14,7 @@ fn hosted_route(name: &str, route: serde_json::Value) {
         .set(&format!("route/{name}"), route.to_string().as_bytes());
 }
 
-fn through_cdn(e: &super::support::Env) -> serde_json::Value {
+fn through_cdn(e: &support::Env) -> serde_json::Value {
     serde_json::json!({
         "upstream": format!("http://{}", e.fronts.redirecting),
         "allowed_hosts": [format!("127.0.0.2:{}", e.fronts.cdn.port())],
@@ -156,7 +156,7 @@ fn the_blob_delivery_variable_sets_the_default() {
 
 /// An image whose one layer is `size` bytes of seeded noise; the layer's
 /// digest.
-async fn push_big_image(e: &super::support::Env, repo: &str, size: u64) -> String {
+async fn push_big_image(e: &support::Env, repo: &str, size: u64) -> String {
     let layer = registry::push_big_blob(e.open, repo, 181, size).await;
     let config =
         r#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
@@ -318,7 +318,7 @@ fn the_app_as_an_oci_artifact_serves_pulls() {
         &upstream,
     ];
     let process =
-        super::support::watched::spawn(spin.to_str().unwrap(), &args, &dir, &dir.join("spin.log"));
+        support::watched::spawn(spin.to_str().unwrap(), &args, &dir, &dir.join("spin.log"));
     settles("spin up -f serving", || {
         std::net::TcpStream::connect(&addr).is_ok()
     });

@@ -4,7 +4,7 @@
 //! add up across them.
 
 use super::common::*;
-use super::support::{self, env, registry, rt, spin};
+use support::{env, registry, rt, spin};
 
 #[test]
 fn two_instances_sharing_redis_share_routes_cache_and_counters() {

@@ -3,10 +3,10 @@
 //! the README tells their users to, and get the digest the upstream has.
 
 use super::common::*;
-use super::support::daemons::{self, Daemons};
-use super::support::{self, AUTH, HUB, OPEN, env, registry, rt, spin, token_server};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use support::daemons::{self, Daemons};
+use support::{AUTH, HUB, OPEN, env, registry, rt, spin, token_server};
 
 pub(super) fn clients() -> &'static Daemons {
     static DAEMONS: OnceLock<Daemons> = OnceLock::new();

@@ -1,10 +1,8 @@
 #![cfg(not(target_arch = "wasm32"))]
 //! End to end: the built component under real Spin (`spin up`), against Debian's
 //! `docker-registry` with and without token auth, pulled and pushed by
-//! skopeo and by plain HTTP requests.
-
-#[path = "../support/mod.rs"]
-mod support;
+//! skopeo and by plain HTTP requests. What they start and talk to comes
+//! from `support` (tests/support), a library shared with the benchmark.
 
 mod allowed_hosts;
 mod bad_input;

@@ -7,10 +7,10 @@
 use super::common::*;
 use super::filling::{crowd, upstream_blob_gets};
 use super::journeys::plain;
-use super::support::garage::Garage;
-use super::support::{self, env, registry, rt, spin};
 use std::path::PathBuf;
 use std::sync::OnceLock;
+use support::garage::Garage;
+use support::{env, registry, rt, spin};
 
 /// One Garage node for the tests of this module; each keeps to its own
 /// key prefix.

@@ -3,16 +3,16 @@
 //! browser, and the home page.
 
 use super::common::*;
-use super::support::browser::Browser;
-use super::support::{self, ADMIN_TOKEN, AUTH, HUB, METRICS_TOKEN, OPEN, env, registry, rt, spin};
 use std::path::PathBuf;
 use std::sync::OnceLock;
+use support::browser::Browser;
+use support::{ADMIN_TOKEN, AUTH, HUB, METRICS_TOKEN, OPEN, env, registry, rt, spin};
 
 fn admin_url(path: &str) -> String {
     format!("{}/_registry-proxy{path}", env().proxy(OPEN))
 }
 
-fn scrape(token: &str) -> super::support::http::Reply {
+fn scrape(token: &str) -> support::http::Reply {
     get(
         &admin_url("/metrics"),
         &[("authorization", &format!("Bearer {token}"))],

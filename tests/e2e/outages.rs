@@ -5,9 +5,9 @@
 
 use super::common::*;
 use super::objects::{s3_variables, start};
-use super::support::watched::Watched;
-use super::support::{self, env, registry, rt, spin};
 use std::time::{Duration, Instant};
+use support::watched::Watched;
+use support::{env, registry, rt, spin};
 
 /// The bound on a request while a store is away.
 const BOUND: Duration = Duration::from_secs(2);

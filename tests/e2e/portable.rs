@@ -4,11 +4,11 @@
 //! allow-list to stop them; the cache turns itself off.
 
 use super::common::*;
-use super::support::wasmtime::Serve;
-use super::support::{ADMIN_TOKEN, env, fronts, registry, rt, token_server};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use support::wasmtime::Serve;
+use support::{ADMIN_TOKEN, env, fronts, registry, rt, token_server};
 
 struct Portable {
     serve: Serve,

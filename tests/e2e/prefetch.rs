@@ -5,8 +5,8 @@
 
 use super::common::*;
 use super::journeys::{clients, plain};
-use super::support::{self, ADMIN_TOKEN, OPEN, env, registry, rt, spin};
 use serde_json::{Value, json};
+use support::{ADMIN_TOKEN, OPEN, env, registry, rt, spin};
 
 fn admin(proxy: &str, method: &str, path: &str, body: &str) -> support::http::Reply {
     let bearer = format!("Bearer {ADMIN_TOKEN}");

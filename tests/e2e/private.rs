@@ -5,7 +5,7 @@
 //! decides what the component may reach.
 
 use super::common::*;
-use super::support::{env, registry, rt, spin, token_server};
+use support::{env, registry, rt, spin, token_server};
 
 #[test]
 fn a_private_registry_is_reached_through_the_private_registry_variables() {

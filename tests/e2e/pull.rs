@@ -2,9 +2,9 @@
 //! and a multi-arch index, Docker Hub's `library/`, tag list pages, big layers.
 
 use super::common::*;
-use super::support::http;
-use super::support::registry::{OCI_INDEX, OCI_MANIFEST};
-use super::support::{HUB, OPEN, REDIRECTING, env, registry, rt};
+use support::http;
+use support::registry::{OCI_INDEX, OCI_MANIFEST};
+use support::{HUB, OPEN, REDIRECTING, env, registry, rt};
 
 #[test]
 fn manifests_are_byte_exact_with_digest_and_head_length() {
@@ -194,7 +194,7 @@ fn a_256_mib_layer_streams_with_bounded_component_memory() {
         (SIZE >> 20) as f64 / secs,
         peak as f64 / (1 << 20) as f64,
         small_peak as f64 / (1 << 20) as f64,
-        e.proxies[OPEN].rss_mib(super::support::spin::Rss::Peak)
+        e.proxies[OPEN].rss_mib(support::spin::Rss::Peak)
     );
     assert!(
         peak < 16 << 20,

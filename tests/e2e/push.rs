@@ -1,7 +1,7 @@
 //! Pushes through the proxy.
 
 use super::common::*;
-use super::support::{self, HUB, OPEN, env, registry};
+use support::{HUB, OPEN, env, registry};
 
 fn skopeo_push(
     layout: &std::path::Path,

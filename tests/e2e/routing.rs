@@ -2,7 +2,7 @@
 //! repository prefixes, browser redirects.
 
 use super::common::*;
-use super::support::{self, HUB, OPEN, env, token_server};
+use support::{HUB, OPEN, env, token_server};
 
 /// Through one proxy host, the registry named before the image.
 #[test]

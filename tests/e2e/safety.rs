@@ -2,7 +2,7 @@
 //! users, allow/deny lists, the route management API.
 
 use super::common::*;
-use super::support::{self, HUB, OPEN, env, registry, token_server};
+use support::{HUB, OPEN, env, registry, token_server};
 
 /// Upstream credentials the proxy holds: the client sends nothing, the
 /// upstream token is fetched once and shared, and the secret goes nowhere

@@ -2,7 +2,7 @@
 //! stored route, and route changes apply without a restart.
 
 use super::common::*;
-use super::support::{OPEN, env};
+use support::{OPEN, env};
 
 #[test]
 fn unknown_host_gets_404_naming_no_stored_route() {

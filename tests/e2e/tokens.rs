@@ -2,7 +2,7 @@
 //! anonymous tokens kept in it, credentials forwarded, GET and OAuth2 POST.
 
 use super::common::*;
-use super::support::{AUTH, AUTH_GET_ONLY, REDIRECTING, env, token_server};
+use support::{AUTH, AUTH_GET_ONLY, REDIRECTING, env, token_server};
 
 #[test]
 fn challenge_points_clients_at_the_proxy() {

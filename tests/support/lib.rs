@@ -1,7 +1,11 @@
-//! The end-to-end environment, started once per test binary: real
-//! registries, the token server, the fronts, and the component under real
-//! Spin (one `spin up` per listener, all sharing the app's SQLite store),
-//! with routes stored in its key-value store.
+//! What the end-to-end tests and the benchmark start and talk to, as a
+//! library both share: real registries, the token server, the fronts,
+//! Redis, Garage, the daemons, a browser, and the component under real Spin
+//! or `wasmtime serve`.
+//!
+//! At its root, the end-to-end environment, started once per test binary:
+//! the component under real Spin (one `spin up` per listener, all sharing
+//! the app's SQLite store), with routes stored in its key-value store.
 
 pub mod browser;
 pub mod daemons;
@@ -17,7 +21,7 @@ pub mod watched;
 
 use registry::Pushed;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 pub struct Env {
@@ -58,6 +62,16 @@ pub const HUB: usize = 2;
 pub const REDIRECTING: usize = 3;
 pub const AUTH_GET_ONLY: usize = 4;
 const LISTENERS: usize = 5;
+
+/// The registry-proxy project, whose `tests/support` this crate is: its
+/// spin.toml, runtime-config.toml and built components.
+fn project() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("tests/support lies two levels below the project")
+        .to_path_buf()
+}
 
 pub fn rt() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
