@@ -70,6 +70,8 @@ mod bench {
     pub mod objects;
     /// The run's sizes and images.
     pub mod plan;
+    /// The big image prefetched into an empty cache, against a direct pull.
+    pub mod prefetch;
     /// registry-proxy under Spin, with its memory, and distribution's proxy.
     pub mod proxy_process;
     /// Timed pulls on each path, and the pushes before them.

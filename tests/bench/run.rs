@@ -3,6 +3,7 @@
 
 use super::figures::ratio;
 use super::plan::{BIG, MANY, Plan};
+use super::prefetch::{self, Prefetches};
 use super::pulls::{Pulls, push};
 use super::{crowd, latency, objects, report, soak, targets};
 use std::net::SocketAddr;
@@ -24,12 +25,14 @@ pub async fn every_section(plan: &Plan) -> String {
     let object_sizes = (plan.big_layer.min(256 << 20), plan.crowd_blob());
     let in_bucket = in_bucket(plan, upstream, &dir, object_sizes).await;
     let latency = latency::measure(upstream, &dir, plan, &big_digest).await;
+    let prefetches = Prefetches::measure(plan, upstream, &dir).await;
 
     let mut out = report::heading(plan);
     out.push_str(&report::big_pulls(&pulls, plan));
     out.push_str(&report::manifests(&latency, &big_digest, plan));
     out.push_str(&report::many_pulls(&pulls, plan));
     out.push_str(&report::memory(&pulls, plan));
+    out.push_str(&prefetch::section(&prefetches, plan));
     let ways = [&on_redis, &on_spin_kv];
     out.push_str(&report::crowd(ways, plan.big_layer, plan.crowd_blob()));
     let key_value = (
