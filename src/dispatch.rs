@@ -30,7 +30,7 @@ pub(crate) async fn serve<H: Host>(
     req: Request<H::Stream>,
 ) -> Result<Response<H::Stream>, RegistryError> {
     let incoming = incoming(host, &req)?;
-    let admin_prefix = crate::web::operations::prefix(host.variable("admin_path"));
+    let admin_prefix = crate::web::operations::prefix(host.settings().admin_path.clone());
     if let Some(rest) = req
         .path
         .strip_prefix(admin_prefix.as_str())
@@ -74,7 +74,7 @@ fn incoming<H: Host>(host: &H, req: &Request<H::Stream>) -> Result<Incoming, Reg
         ));
     }
     let origin = proxy_origin(
-        host.variable("public_url").as_deref(),
+        host.settings().public_url.as_deref(),
         req.headers.get("x-forwarded-proto"),
         req.headers.get("spin-full-url"),
         &hosts[0],

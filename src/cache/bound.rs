@@ -62,7 +62,7 @@ impl Committed {
 
 /// The `cache_max_size` variable.
 pub fn max_size<H: Host>(host: &H) -> u64 {
-    crate::variables::size("cache_max_size", host.variable("cache_max_size"))
+    host.settings().cache_max_size
 }
 
 /// Counts a committed blob in, then evicts the least recently used blobs

@@ -5,6 +5,7 @@
 #[cfg(test)]
 pub mod memory;
 pub mod notes;
+pub mod settings;
 pub mod stores;
 
 use futures::StreamExt;
@@ -277,6 +278,11 @@ pub trait Host: Clone + 'static {
     /// A variable; one the runtime cannot read counts as unset (and is
     /// logged). Security settings use [`Host::setting`] instead.
     fn variable(&self, name: &str) -> Option<String>;
+    /// The plain settings, typed: read from the variables for each call
+    /// unless the host keeps them for the request.
+    fn settings(&self) -> Rc<settings::Settings> {
+        Rc::new(settings::Settings::read(|name| self.variable(name)))
+    }
     /// A variable that must be read to be obeyed: `Err` when the runtime
     /// could not read it, so a setting that cannot be read is never "off".
     fn setting(&self, name: &str) -> Result<Option<String>, String> {

@@ -22,14 +22,13 @@ use std::task::{Context, Poll};
 /// The route's delivery, else the `blob_delivery` variable's.
 pub fn mode<H: Host>(call: &Call<'_, H>) -> BlobDelivery {
     call.target.route.blob_delivery.unwrap_or_else(|| {
-        let variable = call.host.variable("blob_delivery").unwrap_or_default();
-        BlobDelivery::parse(&variable).unwrap_or(BlobDelivery::Stream)
+        BlobDelivery::parse(&call.host.settings().blob_delivery).unwrap_or(BlobDelivery::Stream)
     })
 }
 
 /// The largest body this proxy may send (`body_limit`).
 fn body_limit<H: Host>(host: &H) -> u64 {
-    crate::variables::size("body_limit", host.variable("body_limit"))
+    host.settings().body_limit
 }
 
 /// A blob `GET`, answered with where to fetch it.

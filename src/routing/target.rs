@@ -122,7 +122,7 @@ pub fn for_host<H: Host>(
             return Ok(Some((h.clone(), r)));
         }
     }
-    let custom_domain = host.variable("custom_domain").unwrap_or_default();
+    let custom_domain = host.settings().custom_domain.clone();
     let builtin = hosts.iter().find_map(|h| {
         registries::builtin_for_host(h, &custom_domain)
             .map(|b| (h.clone(), RouteConfig::new(b.upstream)))
@@ -204,9 +204,7 @@ fn by_upstream<H: Host>(host: &H, registry: &str) -> Result<Option<Route>, Regis
 }
 
 fn default_upstream<H: Host>(host: &H) -> Option<String> {
-    host.variable("default_upstream")
-        .map(|u| u.trim().to_string())
-        .filter(|u| !u.is_empty())
+    host.settings().default_upstream.clone()
 }
 
 /// The routes anyone may know of, host → upstream, for the 404 and the home
@@ -214,7 +212,7 @@ fn default_upstream<H: Host>(host: &H) -> Option<String> {
 /// not listed: their upstreams may be internal hosts, and some need a login.
 pub fn table<H: Host>(host: &H) -> BTreeMap<String, String> {
     let mut table = BTreeMap::new();
-    for (h, b) in registries::builtin_hosts(&host.variable("custom_domain").unwrap_or_default()) {
+    for (h, b) in registries::builtin_hosts(&host.settings().custom_domain) {
         table.insert(h, b.upstream.to_string());
     }
     if let Some(u) = default_upstream(host) {

@@ -89,7 +89,7 @@ pub fn ratio_key(minute: u64, what: &str) -> String {
 
 /// Adds the request's notes to the counters; run after the answer is out.
 pub fn flush<H: Host>(host: &H, status: u16, bytes: u64) {
-    if host.variable("metrics").as_deref() == Some("false") {
+    if !host.settings().metrics {
         return;
     }
     let notes = host.tally().0.take();

@@ -103,12 +103,9 @@ async fn once<H: Host>(
     })
 }
 
-/// How long to wait on an upstream (the `upstream_timeout` variable; zero
-/// is no time at all, so it reads as the default).
+/// How long to wait on an upstream (the `upstream_timeout` variable).
 fn upstream_timeout<H: Host>(host: &H) -> std::time::Duration {
-    let name = "upstream_timeout";
-    let secs = Some(crate::variables::seconds(name, host.variable(name))).filter(|&s| s > 0);
-    std::time::Duration::from_secs(secs.unwrap_or_else(|| crate::variables::seconds(name, None)))
+    host.settings().upstream_timeout
 }
 
 /// A host or redirect the route does not allow, logged, as a 502 `DENIED`.

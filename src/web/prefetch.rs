@@ -17,10 +17,6 @@ use serde_json::Value;
 
 const FIELDS: [&str; 4] = ["image", "platforms", "referrers", "pin"];
 
-/// A hosted platform's requests end at 30 s: a prefetch there starts no
-/// new object after this many, and says what is left.
-const HOSTED_TIME_LIMIT: u64 = 25;
-
 fn invalid(code: ErrorCode, field: &str, message: impl Into<String>) -> RegistryError {
     RegistryError::new(400, code, "invalid prefetch").with_fields(vec![FieldError {
         field: field.to_string(),
@@ -167,13 +163,7 @@ fn image_job<H: Host>(
     };
     admissible(&endpoint, &target, "GET")
         .map_err(|e| invalid(ErrorCode::Denied, "image", e.message))?;
-    let variable = "prefetch_time_limit";
-    let limit = match host.variable(variable).filter(|v| !v.trim().is_empty()) {
-        Some(v) => Some(crate::variables::seconds(variable, Some(v))).filter(|s| *s > 0),
-        // The key budget is the hosted platforms' setting.
-        None => (crate::variables::size("kv_max_keys", host.variable("kv_max_keys")) > 0)
-            .then_some(HOSTED_TIME_LIMIT),
-    };
+    let limit = host.settings().prefetch_time_limit;
     Ok(Prefetch {
         target,
         origin: incoming.origin.clone(),

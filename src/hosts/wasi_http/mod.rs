@@ -75,6 +75,8 @@ struct WasiHost<P> {
     cache: Rc<dyn host::Kv>,
     tally: Rc<Tally>,
     alongside: host::Tasks,
+    /// The request's settings, read at their first use.
+    settings: Rc<std::cell::OnceCell<Rc<host::settings::Settings>>>,
 }
 
 impl<P> Clone for WasiHost<P> {
@@ -85,6 +87,7 @@ impl<P> Clone for WasiHost<P> {
             cache: self.cache.clone(),
             tally: self.tally.clone(),
             alongside: self.alongside.clone(),
+            settings: self.settings.clone(),
         }
     }
 }
@@ -101,6 +104,11 @@ impl<P: Platform + 'static> host::Host for WasiHost<P> {
 
     fn setting(&self, name: &str) -> Result<Option<String>, String> {
         self.platform.variable(name)
+    }
+
+    fn settings(&self) -> Rc<host::settings::Settings> {
+        let read = || Rc::new(host::settings::Settings::read(|name| self.variable(name)));
+        self.settings.get_or_init(read).clone()
     }
 
     fn kv(&self) -> Rc<dyn host::Kv> {

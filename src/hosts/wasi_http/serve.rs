@@ -54,6 +54,7 @@ pub async fn serve<P: Platform + 'static>(
         platform: std::rc::Rc::new(platform),
         tally: Default::default(),
         alongside: Default::default(),
+        settings: Default::default(),
     };
     let request = host::Request {
         method: method.clone(),

@@ -27,7 +27,7 @@ pub fn rows<H: Host>(host: &H, default_upstream: &str) -> Vec<RouteRow> {
         })
         .collect();
     requests.remove(NO_ROUTE);
-    let custom_domain = host.variable("custom_domain").unwrap_or_default();
+    let custom_domain = host.settings().custom_domain.clone();
     for (name, n) in requests {
         let (kind, upstream) = seen(&name, default_upstream, &custom_domain, &rows);
         rows.push(RouteRow {
