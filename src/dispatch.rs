@@ -188,22 +188,7 @@ async fn service<H: Host>(
     // Whether the blob storage is there is the blob cache's own question.
     let blob_caching = caching && cache.blobs;
     let mut resp = match (endpoint, &call.upstream_name) {
-        _ if !matches!(method, "GET" | "HEAD") => {
-            let resp = call.relay_write(body).await?;
-            if (200..300).contains(&resp.status) {
-                // What the push replaced or deleted is not served again.
-                match (endpoint, &call.upstream_name) {
-                    (Endpoint::Manifest { reference, .. }, Some(repo)) => {
-                        manifest_store::forget(&call, repo, reference)
-                    }
-                    (Endpoint::Blob { digest, .. }, _) if method == "DELETE" => {
-                        blob_store::forget(&call, digest)
-                    }
-                    _ => {}
-                }
-            }
-            resp
-        }
+        _ if !matches!(method, "GET" | "HEAD") => write(&call, body).await?,
         (Endpoint::Blob { digest, .. }, _)
             if method == "GET" && upstream_redirect::mode(&call) == BlobDelivery::Redirect =>
         {
@@ -228,6 +213,27 @@ async fn service<H: Host>(
     let passed_by = host.tally().0.borrow().outcomes.last() == Some(&Outcome::Bypass);
     if passed_by && resp.headers.get("x-cache").is_none() {
         resp.headers.push("x-cache", "BYPASS");
+    }
+    Ok(resp)
+}
+
+/// A write relayed, its body streaming upstream as it arrives; what it
+/// replaced or deleted is not served from the cache again.
+async fn write<H: Host>(
+    call: &relay::Call<'_, H>,
+    body: Body<H::Stream>,
+) -> Result<Response<H::Stream>, RegistryError> {
+    let resp = call.relay_write(body).await?;
+    if (200..300).contains(&resp.status) {
+        match (call.endpoint, &call.upstream_name) {
+            (Endpoint::Manifest { reference, .. }, Some(repo)) => {
+                manifest_store::forget(call, repo, reference)
+            }
+            (Endpoint::Blob { digest, .. }, _) if call.req.method == "DELETE" => {
+                blob_store::forget(call, digest)
+            }
+            _ => {}
+        }
     }
     Ok(resp)
 }

@@ -38,24 +38,7 @@ pub async fn serve<P: Platform + 'static>(
             .unwrap_or_else(|()| Box::pin(futures::stream::empty())),
         Err(()) => Box::pin(futures::stream::empty()),
     };
-    // A budget that cannot be read is the hosted platforms' own limits,
-    // never none: the store would refuse what goes past them anyway.
-    let budget = |name: &str| match platform.variable(name) {
-        Ok(value) => value,
-        Err(e) => {
-            eprintln!("variable {name} cannot be read, so the hosted limit holds: {e}");
-            crate::variables::hosted_limit_of(name).map(String::from)
-        }
-    };
-    let cache = key_budget::wrap(platform.store("cache"), budget);
-    let host = WasiHost {
-        kv: platform.store("default"),
-        cache,
-        platform: std::rc::Rc::new(platform),
-        tally: Default::default(),
-        alongside: Default::default(),
-        settings: Default::default(),
-    };
+    let host = host_of(platform);
     let request = host::Request {
         method: method.clone(),
         path,
@@ -77,6 +60,29 @@ pub async fn serve<P: Platform + 'static>(
     let record = together(answer, host.alongside.run()).await;
     let pages = core::arch::wasm32::memory_size::<0>();
     exchange::finish(&host, record, Some(pages * 65536));
+}
+
+/// The request's host on `platform`: its stores, the cache's within the
+/// key budget when one is set.
+fn host_of<P: Platform + 'static>(platform: P) -> WasiHost<P> {
+    // A budget that cannot be read is the hosted platforms' own limits,
+    // never none: the store would refuse what goes past them anyway.
+    let budget = |name: &str| match platform.variable(name) {
+        Ok(value) => value,
+        Err(e) => {
+            eprintln!("variable {name} cannot be read, so the hosted limit holds: {e}");
+            crate::variables::hosted_limit_of(name).map(String::from)
+        }
+    };
+    let cache = key_budget::wrap(platform.store("cache"), budget);
+    WasiHost {
+        kv: platform.store("default"),
+        cache,
+        platform: std::rc::Rc::new(platform),
+        tally: Default::default(),
+        alongside: Default::default(),
+        settings: Default::default(),
+    }
 }
 
 /// The answer's head and body, out through the runtime.
