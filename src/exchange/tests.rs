@@ -104,8 +104,16 @@ fn ask(
     path: &str,
     headers: &[(&str, &str)],
 ) -> (Response<()>, Vec<u8>) {
+    answer(host, request(method, path, headers))
+}
+
+/// `req`'s answer with its body read whole, after the work beside it.
+fn answer(
+    host: &MemoryHost,
+    req: Request<<MemoryHost as Host>::Stream>,
+) -> (Response<()>, Vec<u8>) {
     block_on(async {
-        let (response, _) = handle(host, request(method, path, headers)).await;
+        let (response, _) = handle(host, req).await;
         let (body, ()) = futures::future::join(read(response.body), host.settle()).await;
         let head = Response {
             status: response.status,

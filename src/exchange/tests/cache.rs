@@ -2,10 +2,10 @@
 //! a crowd makes one copy, and what one account or client fetched never
 //! answers another.
 
-use super::{Upstream, digest, read, request, x_cache};
+use super::{Upstream, answer, digest, read, request, x_cache};
 use crate::exchange::handle;
 use crate::host::memory::MemoryHost;
-use crate::host::{Body, Kv, Response};
+use crate::host::{Kv, Response};
 use futures::executor::block_on;
 use serde_json::json;
 
@@ -19,16 +19,7 @@ fn ask_at(
     let mut req = request("GET", path, headers);
     req.headers.0.retain(|(n, _)| n != "host");
     req.headers.push("host", at);
-    block_on(async {
-        let (response, _) = handle(host, req).await;
-        let (body, ()) = futures::future::join(read(response.body), host.settle()).await;
-        let head = Response {
-            status: response.status,
-            headers: response.headers,
-            body: Body::Empty,
-        };
-        (head, body)
-    })
+    answer(host, req)
 }
 
 fn route(host: &MemoryHost, at: &str, route: serde_json::Value) {

@@ -14,9 +14,9 @@ use serde_json::{Value, json};
 const INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
-/// An upstream with `team/multi:v1`, an index over amd64 and arm64, each
-/// one config and one layer; every object by its digest.
-fn upstream() -> (MemoryHost, Vec<(String, Vec<u8>)>) {
+/// `team/multi:v1`, an index over amd64 and arm64, each one config and
+/// one layer: every object under its digest, the index under its tag.
+fn image() -> Vec<(String, Vec<u8>)> {
     let mut objects: Vec<(String, Vec<u8>)> = Vec::new();
     let mut entries = Vec::new();
     for arch in ["amd64", "arm64"] {
@@ -37,29 +37,34 @@ fn upstream() -> (MemoryHost, Vec<(String, Vec<u8>)>) {
     }
     let index = json!({"schemaVersion": 2, "mediaType": INDEX, "manifests": entries}).to_string();
     objects.push(("v1".into(), index.into_bytes()));
-    let served = objects.clone();
+    objects
+}
+
+/// An upstream serving `objects` by the name each ends its URL with: JSON
+/// under a tag is an index, under a digest a manifest, anything else a
+/// blob. It has no referrers API.
+fn serving(objects: Vec<(String, Vec<u8>)>) -> MemoryHost {
     let host = MemoryHost::new(move |sent: &Sent| {
-        let found = served
+        let found = objects
             .iter()
             .find(|(d, _)| sent.url.ends_with(&format!("/{d}")));
         match found {
-            Some((d, body)) => {
-                let media_type = match body.starts_with(b"{") {
-                    true if d == "v1" => INDEX,
-                    true => MANIFEST,
-                    false => "application/octet-stream",
+            Some((d, body)) if !sent.url.contains("/referrers/") => {
+                let media_type = match (body.starts_with(b"{"), d.starts_with("sha256:")) {
+                    (true, false) => INDEX,
+                    (true, true) => MANIFEST,
+                    (false, _) => "application/octet-stream",
                 };
-                let digest = digest(body);
                 Answer {
                     status: 200,
                     headers: vec![
                         ("content-type", media_type.into()),
-                        ("docker-content-digest", digest),
+                        ("docker-content-digest", digest(body)),
                     ],
                     body: body.clone(),
                 }
             }
-            None => Answer {
+            _ => Answer {
                 status: 404,
                 headers: vec![],
                 body: b"{}".to_vec(),
@@ -68,7 +73,13 @@ fn upstream() -> (MemoryHost, Vec<(String, Vec<u8>)>) {
     });
     host.set_variable("default_upstream", "http://upstream.test");
     host.set_variable("admin_token", "t");
-    (host, objects)
+    host
+}
+
+/// The image's upstream, and its objects.
+fn upstream() -> (MemoryHost, Vec<(String, Vec<u8>)>) {
+    let objects = image();
+    (serving(objects.clone()), objects)
 }
 
 /// The lines of a prefetch answer, read while its copies run.
@@ -213,46 +224,17 @@ fn referrers_come_from_the_fallback_tag_where_the_upstream_has_no_api() {
         "layers": [{"mediaType": "l", "digest": digest(&sig_layer), "size": sig_layer.len()}]})
     .to_string()
     .into_bytes();
-    let (plain, objects) = upstream();
-    drop(plain);
+    let objects = image();
     let index_digest = digest(&objects[6].1);
     let referrers = json!({"schemaVersion": 2, "mediaType": INDEX, "manifests": [
         {"mediaType": MANIFEST, "digest": digest(&referrer), "size": referrer.len()}]})
     .to_string()
     .into_bytes();
     let fallback_tag = index_digest.replacen(':', "-", 1);
-    let mut served = objects.clone();
+    let mut served = objects;
     served.extend([signature, sig_layer, referrer.clone()].map(|b| (digest(&b), b)));
     served.push((fallback_tag, referrers));
-    let host = MemoryHost::new(move |sent: &Sent| {
-        let found = served
-            .iter()
-            .find(|(d, _)| sent.url.ends_with(&format!("/{d}")));
-        match found {
-            Some((d, body)) if !sent.url.contains("/referrers/") => {
-                let media_type = match (body.starts_with(b"{"), d.starts_with("sha256:")) {
-                    (true, false) => INDEX,
-                    (true, true) => MANIFEST,
-                    (false, _) => "application/octet-stream",
-                };
-                Answer {
-                    status: 200,
-                    headers: vec![
-                        ("content-type", media_type.into()),
-                        ("docker-content-digest", digest(body)),
-                    ],
-                    body: body.clone(),
-                }
-            }
-            _ => Answer {
-                status: 404,
-                headers: vec![],
-                body: b"{}".to_vec(),
-            },
-        }
-    });
-    host.set_variable("default_upstream", "http://upstream.test");
-    host.set_variable("admin_token", "t");
+    let host = serving(served);
     let lines = prefetch_of(
         &host,
         json!({"image": "team/multi:v1", "platforms": ["linux/amd64"], "referrers": true}),
