@@ -142,10 +142,11 @@ pub fn note_read(kv: &dyn Kv, key: &str, entry: BlobEntry, blob_ttl: u64) -> Blo
         read: Some(now),
         ..entry
     };
-    match serde_json::to_vec(&read).map(|v| kv.set(key, &v)) {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => eprintln!("cache: cannot note a blob read: {e}"),
-        Err(e) => eprintln!("cache: cannot note a blob read: {e}"),
+    let noted = serde_json::to_vec(&read)
+        .map_err(|e| e.to_string())
+        .and_then(|v| kv.set(key, &v));
+    if let Err(e) = noted {
+        eprintln!("cache: cannot note a blob read: {e}");
     }
     read
 }
