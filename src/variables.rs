@@ -28,7 +28,7 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("s3_path_style", "false"),
     ("s3_prefix", ""),
     ("stores", "spin"),
-    ("redis_address", "redis://redis-address.invalid:6379"),
+    ("redis_address", "redis-address.invalid:6379"),
     ("redis_password", ""),
     ("upstream1_username", ""),
     ("upstream1_password", ""),

@@ -116,7 +116,7 @@ pub async fn measure(
 /// Two instances of one app in `run`, on the Redis at `port`, reaching it `way`.
 fn instances(upstream: SocketAddr, run: &Path, port: u16, way: Way) -> [spin::Instance; 2] {
     let route = format!("http://{upstream}");
-    let address = format!("redis://127.0.0.1:{port}");
+    let address = format!("127.0.0.1:{port}");
     let (store, vars) = match way {
         Way::SpinKeyValue => (
             spin::Store::Redis(port),

@@ -84,7 +84,7 @@ pub async fn run(upstream: SocketAddr, dir: &Path, length: Duration, every: Dura
 /// the README advises for a busy Spin.
 fn instances(upstream: SocketAddr, dir: &Path, port: u16) -> [spin::Instance; 2] {
     let route = format!("http://{upstream}");
-    let address = format!("redis://127.0.0.1:{port}");
+    let address = format!("127.0.0.1:{port}");
     let vars = [
         ("default_upstream", route.as_str()),
         ("stores", "redis"),

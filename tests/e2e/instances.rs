@@ -6,34 +6,51 @@
 use super::common::*;
 use support::{env, registry, rt, spin};
 
+/// How the instances reach the Redis they share.
+#[derive(Clone, Copy, Debug)]
+enum Via {
+    /// Spin's key-value store on Redis (runtime-config.toml's Redis tables).
+    KeyValue,
+    /// `stores = redis` at an IP address: a socket of the component's own.
+    Socket,
+    /// `stores = redis` at a host name: Spin's outbound Redis.
+    Outbound,
+}
+
 #[test]
 fn two_instances_sharing_redis_share_routes_cache_and_counters() {
-    share_through_redis(false);
+    share_through_redis(Via::KeyValue);
 }
 
 #[test]
 fn two_instances_on_stores_redis_share_routes_cache_and_counters() {
-    share_through_redis(true);
+    share_through_redis(Via::Socket);
 }
 
-/// Through Spin's key-value store on Redis (runtime-config.toml's Redis
-/// tables), or with `stores = redis`.
-fn share_through_redis(outbound: bool) {
+#[test]
+fn two_instances_on_stores_redis_by_host_name_share_routes_cache_and_counters() {
+    share_through_redis(Via::Outbound);
+}
+
+fn share_through_redis(via: Via) {
     let e = env();
-    let dir = e.dir.join(format!("instances-{outbound}"));
+    let dir = e.dir.join(format!("instances-{via:?}"));
     std::fs::create_dir_all(&dir).unwrap();
     let (redis, port) = support::redis::start(&dir);
-    let store = match outbound {
-        true => spin::Store::Sqlite,
-        false => spin::Store::Redis(port),
+    let store = match via {
+        Via::KeyValue => spin::Store::Redis(port),
+        Via::Socket | Via::Outbound => spin::Store::Sqlite,
     };
     let app = spin::derive_app(&dir.join("app"), &store, true);
-    let address = format!("redis://127.0.0.1:{port}");
+    let address = match via {
+        Via::Outbound => format!("localhost:{port}"),
+        _ => format!("127.0.0.1:{port}"),
+    };
     let mut variables = vec![
         ("default_upstream", ""),
         ("admin_token", support::ADMIN_TOKEN),
     ];
-    if outbound {
+    if !matches!(via, Via::KeyValue) {
         variables.extend([("stores", "redis"), ("redis_address", address.as_str())]);
     }
     let a = spin::Instance::start(&app, "a", &variables);
@@ -51,7 +68,11 @@ fn share_through_redis(outbound: bool) {
     );
     assert_eq!(put.status, 201, "{}", put.text());
     // Each way its own repository: the upstream's log counts per name.
-    let repo = if outbound { "shared/two" } else { "shared/one" };
+    let repo = match via {
+        Via::KeyValue => "shared/one",
+        Via::Socket => "shared/two",
+        Via::Outbound => "shared/three",
+    };
     let image = rt().block_on(registry::push_image(e.open, repo, "v1", repo, "amd64"));
     let host = [("host", "shared.test"), ("accept", ACCEPT_ALL)];
     let manifest = format!("/v2/{repo}/manifests/{}", image.digest);

@@ -1,6 +1,6 @@
-//! The stores in one Redis, reached over Spin's outbound Redis
-//! (`stores = "redis"`): one connection of the request's own, opened at its
-//! first use, which each store's calls switch to its database (`SELECT`).
+//! The stores in one Redis (`stores = "redis"`): one connection of the
+//! request's own, opened at its first use, which each store's calls switch
+//! to its database (`SELECT`).
 //!
 //! Spin's key-value stores on Redis share one connection manager per Spin
 //! process. While Redis is away every call waits on its reconnection with
@@ -10,79 +10,25 @@
 //! request's connects as soon as Redis is back. One for all the stores:
 //! a connection to loopback Redis costs about 0.5 ms, a `SELECT` 0.05.
 //!
-//! A Redis that hangs rather than refuses (stopped, a network that drops
-//! packets) cannot be timed out from a wasi:http 0.2 handler: its calls
-//! block until Redis answers. So each request's first call (connecting)
-//! is marked, while it waits, in the instance's own memory (the `health`
-//! store), and a request that finds a call waiting longer than
-//! [`HUNG_AFTER_MS`] treats Redis as away from its start: only the
-//! requests of the first two seconds wait.
+//! A Redis at an IP address is reached over a socket, every call with a
+//! deadline ([`CALL_TIMEOUT_MS`]); one named by host name, through Spin's
+//! outbound Redis, which resolves names (see `redis_marks.rs` for what
+//! bounds a wait there).
 
-use crate::host::{self, Kv, stores};
-use spin_sdk::redis::{Connection, Error, RedisParameter, RedisResult};
+use super::redis_marks::Marks;
+use super::redis_socket::{SocketConnection, SocketError, deadline_in};
+use crate::host::resp::Reply;
+use crate::host::stores::{self, RedisAddress};
+use crate::host::{self, Kv};
+use spin_sdk::redis::{Connection, RedisParameter, RedisResult};
 use std::cell::{Cell, OnceCell};
 use std::rc::Rc;
 
-/// A call to Redis waiting this long says Redis hangs.
-const HUNG_AFTER_MS: u64 = 2_000;
-/// A mark this old is a request that ended without taking it back (a trap,
-/// a platform's time limit): forgotten, so it cannot keep Redis away.
-const FORGET_AFTER_MS: u64 = 60_000;
-/// Where calls waiting on Redis are marked, in the health store.
-const CALL_PREFIX: &str = "redis-call/";
-
-/// This request's calls to Redis, marked in the instance's memory while
-/// they wait, and what the marks of the others said when it began.
-struct Calls {
-    health: Rc<dyn Kv>,
-    mark: String,
-    verdict: OnceCell<Result<(), String>>,
-}
-
-impl Calls {
-    fn new(health: Rc<dyn Kv>) -> Self {
-        Self {
-            health,
-            mark: format!("{CALL_PREFIX}{:016x}", crate::random_u64()),
-            verdict: OnceCell::new(),
-        }
-    }
-
-    /// Whether Redis may be called: not while another call has been
-    /// waiting on it longer than [`HUNG_AFTER_MS`]. Read once a request.
-    fn allowed(&self) -> Result<(), String> {
-        self.verdict.get_or_init(|| self.read_marks()).clone()
-    }
-
-    fn read_marks(&self) -> Result<(), String> {
-        let now = crate::now_millis();
-        let keys = self.health.keys().unwrap_or_default();
-        let waiting = keys
-            .iter()
-            .filter(|k| k.starts_with(CALL_PREFIX))
-            .filter_map(|k| self.health.get(k).ok().flatten())
-            .filter_map(|v| std::str::from_utf8(&v).ok()?.parse::<u64>().ok())
-            .map(|since| now.saturating_sub(since))
-            .filter(|&waited| (HUNG_AFTER_MS..FORGET_AFTER_MS).contains(&waited))
-            .max();
-        match waiting {
-            Some(ms) => Err(format!(
-                "Redis has not answered a call for {:.1} s: taken as away",
-                ms as f64 / 1000.0
-            )),
-            None => Ok(()),
-        }
-    }
-
-    /// Runs `call`, marked as waiting on Redis until it returns.
-    fn around<T>(&self, call: impl FnOnce() -> T) -> T {
-        let since = crate::now_millis().to_string();
-        let _ = self.health.set(&self.mark, since.as_bytes());
-        let out = call();
-        let _ = self.health.delete(&self.mark);
-        out
-    }
-}
+/// The longest a call to Redis over a socket may take, connecting
+/// included. A loopback call takes about 0.1 ms; `KEYS` over a million
+/// keys, some hundred. A Redis that has not answered in a second is hung
+/// as far as a client of the proxy can tell.
+const CALL_TIMEOUT_MS: u64 = 1_000;
 
 /// Sets KEYS[1] to ARGV[3] if it holds ARGV[2] (or nothing, when ARGV[1]
 /// is 0): one atomic step, on every Redis since 2.6.
@@ -91,65 +37,123 @@ const SWAP: &str = "local v = redis.call('GET', KEYS[1]) \
     elseif v ~= ARGV[2] then return 0 end \
     redis.call('SET', KEYS[1], ARGV[3]) return 1";
 
+/// How the request reaches Redis.
+enum Link {
+    Socket(SocketConnection),
+    Outbound(Connection),
+}
+
 /// The request's one connection to the Redis, for all its stores.
 pub struct RedisConnection {
-    /// `redis://[:password@]host:port`: never logged, for the password.
-    url: Result<String, String>,
-    connection: OnceCell<Result<Connection, String>>,
+    address: Result<RedisAddress, String>,
+    /// Never logged.
+    password: Option<String>,
+    link: OnceCell<Result<Link, String>>,
     /// The database the connection is on, once one was selected.
     selected: Cell<Option<u8>>,
-    calls: Calls,
+    marks: Marks,
 }
 
 impl RedisConnection {
-    /// `health` is the instance's own memory, where calls are marked.
+    /// `health` is the instance's own memory, where hangs are marked.
     pub fn new(address: &str, password: Option<&str>, health: Rc<dyn Kv>) -> Rc<Self> {
         Rc::new(Self {
-            url: stores::redis_url(address, password),
-            connection: OnceCell::new(),
+            address: RedisAddress::parse(address),
+            password: password.filter(|p| !p.is_empty()).map(String::from),
+            link: OnceCell::new(),
             selected: Cell::new(None),
-            calls: Calls::new(health),
+            marks: Marks::new(health),
         })
     }
 
-    /// The connection, switched to database `db`. Connecting and the first
-    /// `SELECT` are marked as one call: a Redis that hangs holds a request
-    /// there first, and later calls of the request go unmarked (a mark
-    /// costs two calls of the health store, about 0.06 ms each).
-    fn on(&self, db: u8) -> Result<&Connection, String> {
-        self.calls.allowed()?;
-        let connection = self
-            .connection
-            .get_or_init(|| {
-                let url = self.url.as_deref().map_err(Clone::clone)?;
-                self.calls.around(|| {
-                    let connection = Connection::open(url).map_err(describe)?;
-                    select(&connection, db)?;
-                    self.selected.set(Some(db));
-                    Ok(connection)
-                })
-            })
-            .as_ref()
-            .map_err(Clone::clone)?;
+    /// Runs command `args` on database `db`.
+    fn call(&self, db: u8, args: &[&[u8]]) -> Result<Reply, String> {
+        self.marks.allowed()?;
+        let link = self.link.get_or_init(|| self.open(db));
+        let link = link.as_ref().map_err(Clone::clone)?;
         if self.selected.get() != Some(db) {
             self.selected.set(None);
-            select(connection, db)?;
+            self.run(link, &select(&db.to_string()))?.ok()?;
             self.selected.set(Some(db));
         }
-        Ok(connection)
+        self.run(link, args)
+    }
+
+    /// Connects, signs in and selects `db`: over a socket all by one
+    /// deadline; through Spin marked as one call.
+    fn open(&self, db: u8) -> Result<Link, String> {
+        let db_text = db.to_string();
+        let address = self.address.as_ref().map_err(Clone::clone)?;
+        let link = match address {
+            RedisAddress::Ip(ip) => {
+                let deadline = deadline_in(CALL_TIMEOUT_MS);
+                let socket = SocketConnection::open(*ip, deadline).map_err(|e| self.failed(e))?;
+                if let Some(password) = &self.password {
+                    let auth = socket.call(&[b"AUTH", password.as_bytes()], deadline);
+                    auth.map_err(|e| self.failed(e))?.ok()?;
+                }
+                let selected = socket.call(&select(&db_text), deadline);
+                selected.map_err(|e| self.failed(e))?.ok()?;
+                Link::Socket(socket)
+            }
+            RedisAddress::Name(_) => self.marks.around(|| {
+                let url = address.url(self.password.as_deref());
+                let connection = Connection::open(&url).map_err(|e| e.to_string())?;
+                outbound(&connection, &select(&db_text))?.ok()?;
+                Ok::<_, String>(Link::Outbound(connection))
+            })?,
+        };
+        self.selected.set(Some(db));
+        Ok(link)
+    }
+
+    fn run(&self, link: &Link, args: &[&[u8]]) -> Result<Reply, String> {
+        match link {
+            Link::Socket(socket) => socket
+                .call(args, deadline_in(CALL_TIMEOUT_MS))
+                .map_err(|e| self.failed(e)),
+            Link::Outbound(connection) => outbound(connection, args),
+        }
+    }
+
+    /// A call past its deadline marks Redis hung for the instance.
+    fn failed(&self, e: SocketError) -> String {
+        if e.hung {
+            self.marks.hung();
+        }
+        e.message
     }
 }
 
-fn select(connection: &Connection, db: u8) -> Result<(), String> {
-    let select = [RedisParameter::Int64(db.into())];
-    connection
-        .execute("SELECT", &select)
-        .map(|_| ())
-        .map_err(describe)
+/// `SELECT` of database `db` (its number written out).
+fn select(db: &str) -> [&[u8]; 2] {
+    [b"SELECT", db.as_bytes()]
 }
 
-fn describe(e: Error) -> String {
-    e.to_string()
+/// Command `args` through Spin's outbound Redis, its results as one reply.
+fn outbound(connection: &Connection, args: &[&[u8]]) -> Result<Reply, String> {
+    let (command, rest) = args.split_first().ok_or("no Redis command")?;
+    let command = String::from_utf8_lossy(command);
+    let params: Vec<RedisParameter> = rest
+        .iter()
+        .map(|a| RedisParameter::Binary(a.to_vec()))
+        .collect();
+    let results = connection
+        .execute(&command, &params)
+        .map_err(|e| e.to_string())?;
+    let mut replies: Vec<Reply> = results
+        .into_iter()
+        .map(|r| match r {
+            RedisResult::Nil => Reply::Nil,
+            RedisResult::Status(s) => Reply::Status(s),
+            RedisResult::Int64(n) => Reply::Integer(n),
+            RedisResult::Binary(b) => Reply::Bulk(b),
+        })
+        .collect();
+    match replies.len() {
+        1 => Ok(replies.remove(0)),
+        _ => Ok(Reply::Array(replies)),
+    }
 }
 
 /// One store: a database of the request's connection.
@@ -170,42 +174,23 @@ impl RedisStore {
         }
     }
 
-    fn connection(&self) -> Result<&Connection, String> {
+    /// Command `args` on this store's database.
+    fn call(&self, args: &[&[u8]]) -> Result<Reply, String> {
         let db = self.db.clone()?;
-        self.redis.on(db).map_err(|e| self.failed(e))
-    }
-
-    fn failed(&self, e: impl std::fmt::Display) -> String {
-        format!("Redis store {:?}: {e}", self.label)
-    }
-
-    fn call<T>(&self, f: impl FnOnce(&Connection) -> Result<T, Error>) -> Result<T, String> {
-        f(self.connection()?).map_err(|e| self.failed(e))
-    }
-
-    fn execute(&self, command: &str, args: &[RedisParameter]) -> Result<Vec<RedisResult>, String> {
-        self.call(|c| c.execute(command, args))
-    }
-}
-
-fn binary(bytes: &[u8]) -> RedisParameter {
-    RedisParameter::Binary(bytes.to_vec())
-}
-
-fn integer(results: &[RedisResult]) -> Result<i64, String> {
-    match results {
-        [RedisResult::Int64(n)] => Ok(*n),
-        other => Err(format!("Redis answered {other:?}, not a number")),
+        self.redis
+            .call(db, args)
+            .and_then(Reply::ok)
+            .map_err(|e| format!("Redis store {:?}: {e}", self.label))
     }
 }
 
 impl host::Kv for RedisStore {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
-        self.call(|c| c.get(key))
+        self.call(&[b"GET", key.as_bytes()])?.bulk()
     }
 
     fn set(&self, key: &str, value: &[u8]) -> Result<(), String> {
-        self.call(|c| c.set(key, value))
+        self.call(&[b"SET", key.as_bytes(), value]).map(drop)
     }
 
     /// One `MSET`: one round trip.
@@ -213,39 +198,26 @@ impl host::Kv for RedisStore {
         if entries.is_empty() {
             return Ok(());
         }
-        let args: Vec<RedisParameter> = entries
-            .into_iter()
-            .flat_map(|(k, v)| {
-                [
-                    RedisParameter::Binary(k.into_bytes()),
-                    RedisParameter::Binary(v),
-                ]
-            })
-            .collect();
-        self.execute("MSET", &args).map(|_| ())
+        let mut args: Vec<&[u8]> = vec![b"MSET"];
+        for (k, v) in &entries {
+            args.extend([k.as_bytes(), v.as_slice()]);
+        }
+        self.call(&args).map(drop)
     }
 
     fn delete(&self, key: &str) -> Result<(), String> {
-        self.call(|c| c.del(&[key.to_string()])).map(|_| ())
+        self.call(&[b"DEL", key.as_bytes()]).map(drop)
     }
 
     /// `KEYS *`, as Spin's own Redis store lists.
     fn keys(&self) -> Result<Vec<String>, String> {
-        let results = self.execute("KEYS", &[binary(b"*")])?;
-        Ok(results
-            .into_iter()
-            .filter_map(|r| match r {
-                RedisResult::Binary(b) => String::from_utf8(b).ok(),
-                _ => None,
-            })
-            .collect())
+        self.call(&[b"KEYS", b"*"])?.strings()
     }
 
     fn increment(&self, key: &str, delta: i64) -> Result<i64, String> {
-        integer(&self.execute(
-            "INCRBY",
-            &[binary(key.as_bytes()), RedisParameter::Int64(delta)],
-        )?)
+        let delta = delta.to_string();
+        self.call(&[b"INCRBY", key.as_bytes(), delta.as_bytes()])?
+            .integer()
     }
 
     fn swap_if(
@@ -258,18 +230,20 @@ impl host::Kv for RedisStore {
         if !expect(current.as_deref()) {
             return Ok(false);
         }
+        let held: &[u8] = if current.is_some() { b"1" } else { b"0" };
         let args = [
-            binary(SWAP.as_bytes()),
-            RedisParameter::Int64(1),
-            binary(key.as_bytes()),
-            binary(if current.is_some() { b"1" } else { b"0" }),
-            binary(current.as_deref().unwrap_or_default()),
-            binary(value),
+            b"EVAL",
+            SWAP.as_bytes(),
+            b"1",
+            key.as_bytes(),
+            held,
+            current.as_deref().unwrap_or_default(),
+            value,
         ];
-        Ok(integer(&self.execute("EVAL", &args)?)? == 1)
+        Ok(self.call(&args)?.integer()? == 1)
     }
 
     fn reachable(&self) -> Result<(), String> {
-        self.connection().map(|_| ())
+        self.call(&[b"PING"]).map(drop)
     }
 }

@@ -1,0 +1,98 @@
+//! What this instance knows of its Redis being hung, kept in its own
+//! memory (the `health` store, which no outage takes away), so that a
+//! request that would only wait does not call Redis at all.
+//!
+//! - A call over a socket has a deadline: past it, the call marks Redis
+//!   hung, and for [`AWAY_FOR_MS`] requests take Redis as away. Then one
+//!   tries again, and a Redis that is back is used from that request on.
+//! - A call through Spin's outbound Redis (a Redis named by host name)
+//!   cannot be timed out from a wasi:http 0.2 handler. So each request's
+//!   connecting is marked while it waits, and a request that finds a call
+//!   waiting longer than [`HUNG_AFTER_MS`] takes Redis as away: only the
+//!   requests of the hang's first two seconds wait for it.
+
+use crate::host::Kv;
+use std::cell::OnceCell;
+use std::rc::Rc;
+
+/// A call to Redis waiting this long says Redis hangs.
+const HUNG_AFTER_MS: u64 = 2_000;
+/// A mark this old is a request that ended without taking it back (a trap,
+/// a platform's time limit): forgotten, so it cannot keep Redis away.
+const FORGET_AFTER_MS: u64 = 60_000;
+/// How long a call past its deadline keeps Redis away.
+const AWAY_FOR_MS: u64 = 1_000;
+/// Where calls waiting on Redis are marked, in the health store.
+const CALL_PREFIX: &str = "redis-call/";
+/// When a call last went past its deadline.
+const HUNG_KEY: &str = "redis-hung";
+
+/// This request's marks, and what the marks of the others said when it
+/// began.
+pub struct Marks {
+    health: Rc<dyn Kv>,
+    mark: String,
+    verdict: OnceCell<Result<(), String>>,
+}
+
+impl Marks {
+    /// Marks in `health`, the instance's own memory.
+    pub fn new(health: Rc<dyn Kv>) -> Self {
+        Self {
+            health,
+            mark: format!("{CALL_PREFIX}{:016x}", crate::random_u64()),
+            verdict: OnceCell::new(),
+        }
+    }
+
+    /// Whether Redis may be called: not while it is marked hung. Read once
+    /// a request.
+    pub fn allowed(&self) -> Result<(), String> {
+        self.verdict.get_or_init(|| self.read()).clone()
+    }
+
+    fn read(&self) -> Result<(), String> {
+        let now = crate::now_millis();
+        let since = |key: &str| {
+            let value = self.health.get(key).ok().flatten()?;
+            let at: u64 = std::str::from_utf8(&value).ok()?.parse().ok()?;
+            Some(now.saturating_sub(at))
+        };
+        if let Some(ago) = since(HUNG_KEY).filter(|&ago| ago < AWAY_FOR_MS) {
+            return Err(format!(
+                "Redis did not answer in time {:.1} s ago: taken as away",
+                ago as f64 / 1000.0
+            ));
+        }
+        let keys = self.health.keys().unwrap_or_default();
+        let waiting = keys
+            .iter()
+            .filter(|k| k.starts_with(CALL_PREFIX))
+            .filter_map(|k| since(k))
+            .filter(|&waited| (HUNG_AFTER_MS..FORGET_AFTER_MS).contains(&waited))
+            .max();
+        match waiting {
+            Some(ms) => Err(format!(
+                "Redis has not answered a call for {:.1} s: taken as away",
+                ms as f64 / 1000.0
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs `call`, marked as waiting on Redis until it returns.
+    pub fn around<T>(&self, call: impl FnOnce() -> T) -> T {
+        let since = crate::now_millis().to_string();
+        let _ = self.health.set(&self.mark, since.as_bytes());
+        let out = call();
+        let _ = self.health.delete(&self.mark);
+        out
+    }
+
+    /// A call went past its deadline: Redis is away for the next
+    /// [`AWAY_FOR_MS`].
+    pub fn hung(&self) {
+        let now = crate::now_millis().to_string();
+        let _ = self.health.set(HUNG_KEY, now.as_bytes());
+    }
+}
