@@ -4,7 +4,9 @@
 //!
 //! - A call over a socket has a deadline: past it, the call marks Redis
 //!   hung, and for [`AWAY_FOR_MS`] requests take Redis as away. Then one
-//!   tries again, and a Redis that is back is used from that request on.
+//!   request tries again (it renews the mark first, so the others keep
+//!   passing Redis by meanwhile), and once Redis answers it, the mark goes
+//!   and every request uses Redis again.
 //! - A call through Spin's outbound Redis (a Redis named by host name)
 //!   cannot be timed out from a wasi:http 0.2 handler. So each request's
 //!   connecting is marked while it waits, and a request that finds a call
@@ -12,7 +14,7 @@
 //!   requests of the hang's first two seconds wait for it.
 
 use crate::host::Kv;
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell};
 use std::rc::Rc;
 
 /// A call to Redis waiting this long says Redis hangs.
@@ -33,6 +35,8 @@ pub struct Marks {
     health: Rc<dyn Kv>,
     mark: String,
     verdict: OnceCell<Result<(), String>>,
+    /// This request tries a Redis marked hung: its answer takes the mark.
+    probing: Cell<bool>,
 }
 
 impl Marks {
@@ -42,6 +46,7 @@ impl Marks {
             health,
             mark: format!("{CALL_PREFIX}{:016x}", crate::random_u64()),
             verdict: OnceCell::new(),
+            probing: Cell::new(false),
         }
     }
 
@@ -58,11 +63,18 @@ impl Marks {
             let at: u64 = std::str::from_utf8(&value).ok()?.parse().ok()?;
             Some(now.saturating_sub(at))
         };
-        if let Some(ago) = since(HUNG_KEY).filter(|&ago| ago < AWAY_FOR_MS) {
-            return Err(format!(
-                "Redis did not answer in time {:.1} s ago: taken as away",
-                ago as f64 / 1000.0
-            ));
+        match since(HUNG_KEY) {
+            Some(ago) if ago < AWAY_FOR_MS => {
+                return Err(format!(
+                    "Redis did not answer in time {:.1} s ago: taken as away",
+                    ago as f64 / 1000.0
+                ));
+            }
+            Some(_) => {
+                self.hung();
+                self.probing.set(true);
+            }
+            None => {}
         }
         let keys = self.health.keys().unwrap_or_default();
         let waiting = keys
@@ -87,6 +99,14 @@ impl Marks {
         let out = call();
         let _ = self.health.delete(&self.mark);
         out
+    }
+
+    /// Redis answered: if this request was trying a Redis marked hung, the
+    /// mark goes.
+    pub fn answered(&self) {
+        if self.probing.take() {
+            let _ = self.health.delete(HUNG_KEY);
+        }
     }
 
     /// A call went past its deadline: Redis is away for the next

@@ -104,6 +104,7 @@ impl RedisConnection {
             })?,
         };
         self.selected.set(Some(db));
+        self.marks.answered();
         Ok(link)
     }
 
