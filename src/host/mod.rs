@@ -5,6 +5,7 @@
 #[cfg(test)]
 pub mod memory;
 pub mod notes;
+pub mod redis_marks;
 pub mod resp;
 pub mod settings;
 pub mod stores;

@@ -2,7 +2,6 @@
 //! key-value stores the component's `key_value_stores` names, each as
 //! runtime-config.toml places it.
 
-mod redis_marks;
 mod redis_socket;
 mod redis_stores;
 

@@ -12,11 +12,11 @@
 //!
 //! A Redis at an IP address is reached over a socket, every call with a
 //! deadline ([`CALL_TIMEOUT_MS`]); one named by host name, through Spin's
-//! outbound Redis, which resolves names (see `redis_marks.rs` for what
+//! outbound Redis, which resolves names (see `host/redis_marks.rs` for what
 //! bounds a wait there).
 
-use super::redis_marks::Marks;
 use super::redis_socket::{SocketConnection, SocketError, deadline_in};
+use crate::host::redis_marks::Marks;
 use crate::host::resp::Reply;
 use crate::host::stores::{self, RedisAddress};
 use crate::host::{self, Kv};

@@ -116,3 +116,78 @@ impl Marks {
         let _ = self.health.set(HUNG_KEY, now.as_bytes());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::memory::{MemoryKv, advance_clock};
+    use std::time::Duration;
+
+    fn health() -> Rc<dyn Kv> {
+        Rc::new(MemoryKv::default())
+    }
+
+    #[test]
+    fn a_call_past_its_deadline_keeps_redis_away_a_second_then_one_request_tries_it() {
+        let health = health();
+        assert_eq!(Marks::new(health.clone()).allowed(), Ok(()));
+        Marks::new(health.clone()).hung();
+        let away = Marks::new(health.clone()).allowed().unwrap_err();
+        assert!(away.contains("taken as away"), "{away}");
+
+        advance_clock(Duration::from_millis(AWAY_FOR_MS));
+        let trying = Marks::new(health.clone());
+        assert_eq!(trying.allowed(), Ok(()), "one request tries Redis again");
+        assert!(
+            Marks::new(health.clone()).allowed().is_err(),
+            "the others pass it by while it does"
+        );
+        trying.answered();
+        assert_eq!(
+            Marks::new(health.clone()).allowed(),
+            Ok(()),
+            "Redis is back"
+        );
+    }
+
+    #[test]
+    fn a_request_that_tried_and_timed_out_again_keeps_redis_away_another_second() {
+        let health = health();
+        Marks::new(health.clone()).hung();
+        advance_clock(Duration::from_millis(AWAY_FOR_MS));
+        let trying = Marks::new(health.clone());
+        assert_eq!(trying.allowed(), Ok(()));
+        advance_clock(Duration::from_millis(AWAY_FOR_MS / 2));
+        trying.hung();
+        advance_clock(Duration::from_millis(AWAY_FOR_MS / 2));
+        assert!(Marks::new(health.clone()).allowed().is_err());
+    }
+
+    #[test]
+    fn the_verdict_is_read_once_a_request() {
+        let health = health();
+        let request = Marks::new(health.clone());
+        assert_eq!(request.allowed(), Ok(()));
+        Marks::new(health.clone()).hung();
+        assert_eq!(request.allowed(), Ok(()), "read when the request began");
+    }
+
+    #[test]
+    fn a_call_waiting_two_seconds_says_redis_hangs_and_one_a_minute_old_is_forgotten() {
+        let health = health();
+        let waiting = Marks::new(health.clone());
+        waiting.around(|| {
+            advance_clock(Duration::from_millis(HUNG_AFTER_MS - 1));
+            assert_eq!(Marks::new(health.clone()).allowed(), Ok(()));
+            advance_clock(Duration::from_millis(1));
+            let away = Marks::new(health.clone()).allowed().unwrap_err();
+            assert!(away.contains("has not answered a call for 2.0 s"), "{away}");
+            advance_clock(Duration::from_millis(FORGET_AFTER_MS));
+            assert_eq!(Marks::new(health.clone()).allowed(), Ok(()));
+        });
+        assert!(
+            health.keys().unwrap().is_empty(),
+            "the mark goes with the call"
+        );
+    }
+}
