@@ -4,11 +4,12 @@
 
 use crate::cache::blob_copy::{BlobCopy, remember};
 use crate::cache::blob_follow::{self, Followed};
+use crate::cache::blob_health::{self, Started, Waiting};
 use crate::cache::blob_storage::{self, BlobStorage, StoredBlob, Upload};
+use crate::cache::blob_tee;
 use crate::cache::bound;
 use crate::cache::layout::{self, BlobEntry, Scope};
 use crate::cache::lease::{self, HeldLease, Lease};
-use crate::cache::{blob_health, blob_tee};
 use crate::host::notes::Outcome;
 use crate::host::{Body, Headers, Host, Response};
 use crate::oci::digest::Digest;
@@ -52,7 +53,8 @@ pub async fn get<H: Host>(
 }
 
 /// A hit, streamed from the blob storage; relayed when the storage does not
-/// answer, or fails before its first byte.
+/// answer, or fails or hangs before its first byte (a bucket that stopped
+/// answering while believed up: then taken as away).
 async fn from_storage<H: Host>(
     call: &Call<'_, H>,
     storage: &dyn BlobStorage,
@@ -65,12 +67,26 @@ async fn from_storage<H: Host>(
         return call.relay().await;
     }
     let blob = stored_blob(entry, scope, digest.as_str());
-    let mut answer = serve(call, storage, &blob, &entry.media_type);
-    if !first_bytes(&mut answer.body).await {
-        // The storage failed before a byte went out: the upstream has it.
-        return call.relay().await;
+    let answer = serve(call, storage, &blob, &entry.media_type);
+    once_begun(call, storage, answer, Waiting::Storage).await
+}
+
+/// `answer` from the storage once its first bytes are there; else the
+/// upstream's (the storage failed before a byte, or hangs).
+async fn once_begun<H: Host>(
+    call: &Call<'_, H>,
+    storage: &dyn BlobStorage,
+    mut answer: Response<H::Stream>,
+    waiting: Waiting,
+) -> Result<Response<H::Stream>, RegistryError> {
+    match blob_health::first_bytes(call.host, storage, &mut answer.body, waiting).await {
+        Started::Yes => Ok(answer),
+        Started::Failed => call.relay().await,
+        Started::Hung => {
+            stats::record_instead(call.host, Outcome::Bypass);
+            call.relay().await
+        }
     }
-    Ok(answer)
 }
 
 /// The cached entry of `digest` that may answer this call (counted as a
@@ -134,6 +150,11 @@ async fn miss<H: Host>(
     repo: &str,
 ) -> Result<Response<H::Stream>, RegistryError> {
     let host = call.host;
+    // Neither a copy into a storage that is away nor a follower of one.
+    if !blob_health::answers(host, storage.as_ref()).await {
+        stats::record(host, Outcome::Bypass);
+        return call.relay().await;
+    }
     let lease_key = scope.lease_key(digest.as_str());
     let upload = layout::upload_id(crate::now(), crate::random_u64());
     let private = call.with_client_credentials();
@@ -145,7 +166,7 @@ async fn miss<H: Host>(
         return match blob_follow::follow(call, storage.clone(), &scope, digest, &lease_key).await {
             Followed::Answer(answer) => {
                 stats::record(host, Outcome::Coalesced);
-                Ok(answer)
+                once_begun(call, storage.as_ref(), answer, Waiting::Copy).await
             }
             // Its instance is gone: this request copies in its place.
             Followed::Gone(gone) => {
@@ -249,28 +270,6 @@ pub(super) fn new_copy<H: Host>(
     let kv = call.host.cache();
     let max_size = bound::max_size(call.host);
     BlobCopy::new(kv, storage, upload, entry, seen_key, lease, max_size)
-}
-
-/// Waits for a generated body's first bytes (the adapter sends the head
-/// with them anyway) and keeps them in front: false when the body failed
-/// before any, so the answer can still be another.
-async fn first_bytes<S>(body: &mut Body<S>) -> bool {
-    use futures::StreamExt;
-    let Body::Generated(chunks) = body else {
-        return true;
-    };
-    match chunks.next().await {
-        Some(Err(e)) => {
-            eprintln!("cache: a cached blob cannot be read, relaying it: {e}");
-            false
-        }
-        Some(Ok(first)) => {
-            let rest = std::mem::replace(chunks, Box::pin(futures::stream::empty()));
-            *chunks = Box::pin(futures::stream::iter([Ok(first)]).chain(rest));
-            true
-        }
-        None => true,
-    }
 }
 
 /// After a delete in one repository: the blob is no longer served there

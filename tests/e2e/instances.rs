@@ -150,8 +150,9 @@ fn share_through_redis(via: Via) {
     redis.stop();
 }
 
-/// Connections to local port `port` in TIME-WAIT on the connecting side,
-/// from /proc/net/tcp (state 06; the remote address is the third column).
+/// Connections to local port `port` the connecting side closed first, from
+/// /proc/net/tcp (FIN-WAIT-1, FIN-WAIT-2 and TIME-WAIT: states 04 to 06;
+/// the remote address is the third column).
 fn time_wait_to(port: u16) -> usize {
     let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
     let remote = format!("0100007F:{port:04X}");
@@ -161,6 +162,6 @@ fn time_wait_to(port: u16) -> usize {
             let cols: Vec<&str> = l.split_whitespace().collect();
             Some((*cols.get(2)?, *cols.get(3)?))
         })
-        .filter(|&(peer, state)| peer == remote && state == "06")
+        .filter(|&(peer, state)| peer == remote && ["04", "05", "06"].contains(&state))
         .count()
 }

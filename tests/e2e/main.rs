@@ -7,6 +7,7 @@
 mod allowed_hosts;
 mod bad_input;
 mod boundaries;
+mod bucket_outages;
 mod cache;
 mod common;
 mod filling;

@@ -102,6 +102,16 @@ impl Garage {
         self.nodes[i].stop();
     }
 
+    /// Node `i` stopped without ending it (`SIGSTOP`): it holds its
+    /// connections and answers nothing, as a hung bucket does.
+    pub fn pause(&self, i: usize) {
+        self.nodes[i].pause();
+    }
+
+    pub fn resume(&self, i: usize) {
+        self.nodes[i].resume();
+    }
+
     /// Node `i` started again on its own data and ports.
     pub fn restart(&mut self, i: usize) {
         let path = self.configs[i].clone();
