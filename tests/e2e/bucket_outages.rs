@@ -4,7 +4,7 @@
 
 use super::common::*;
 use super::objects::{s3_variables, start};
-use super::outages::{BOUND, timed};
+use super::outages::{BOUND, timed, used_again};
 use std::time::{Duration, Instant};
 use support::{env, registry, rt, spin};
 
@@ -63,22 +63,8 @@ fn a_bucket_killed_and_back_streams_from_the_upstream_meanwhile() {
 
     garage.restart(0);
     let returned = Instant::now();
-    let mut outcome = None;
-    while returned.elapsed() < Duration::from_secs(5) && outcome.as_deref() != Some("HIT") {
-        outcome = get(&blob(&streams, 0), &[])
-            .header("x-cache")
-            .map(String::from);
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(
-        outcome.as_deref(),
-        Some("HIT"),
-        "the bucket was not used again within 5 s"
-    );
-    eprintln!(
-        "outages: the bucket was used again {:?} after it returned",
-        returned.elapsed()
-    );
+    let took = used_again(&blob(&streams, 0), &[], "HIT", returned);
+    eprintln!("outages: the bucket was used again {took:?} after it returned");
     streams.stop();
     redirects.stop();
 }
@@ -141,22 +127,8 @@ fn a_bucket_that_hangs_costs_a_bounded_wait_and_streams_from_the_upstream_meanwh
 
     garage.resume(0);
     let resumed = Instant::now();
-    let mut outcome = None;
-    while resumed.elapsed() < Duration::from_secs(5) && outcome.as_deref() != Some("HIT") {
-        outcome = get(&blob(&hits, 0), &[])
-            .header("x-cache")
-            .map(String::from);
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(
-        outcome.as_deref(),
-        Some("HIT"),
-        "the bucket not used within 5 s"
-    );
-    eprintln!(
-        "outages: the bucket was used again {:?} after it resumed",
-        resumed.elapsed()
-    );
+    let took = used_again(&blob(&hits, 0), &[], "HIT", resumed);
+    eprintln!("outages: the bucket was used again {took:?} after it resumed");
     hits.stop();
     copies.stop();
 }

@@ -18,6 +18,22 @@ pub fn timed(url: &str, headers: &[(&str, &str)]) -> (support::http::Reply, Dura
     (reply, started.elapsed())
 }
 
+/// How long after `since` a GET of `url` first answers with `X-Cache:
+/// outcome`: the store is used again. Fails past the 5 s.
+pub fn used_again(url: &str, headers: &[(&str, &str)], outcome: &str, since: Instant) -> Duration {
+    let mut seen = None;
+    while since.elapsed() < Duration::from_secs(5) && seen.as_deref() != Some(outcome) {
+        seen = get(url, headers).header("x-cache").map(String::from);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        seen.as_deref(),
+        Some(outcome),
+        "{url}: not used again within 5 s"
+    );
+    since.elapsed()
+}
+
 /// An instance with its stores in a Redis of its own (`stores = redis`) at
 /// `host` (an IP address, or a name for Spin's outbound Redis), relaying
 /// the open registry; the Redis and its port.
@@ -115,22 +131,8 @@ fn redis_killed_and_back_costs_a_bounded_wait_and_the_cache_fills_again() {
     let _back = support::redis::start_on(&dir.join("redis"), port);
     let returned = Instant::now();
     let never_blob = format!("{}/v2/outage/never/blobs/{}", proxy.url(), never.layers[0]);
-    let mut outcome = None;
-    while returned.elapsed() < Duration::from_secs(5) && outcome != Some("MISS".to_string()) {
-        outcome = get(&never_blob, &accept)
-            .header("x-cache")
-            .map(String::from);
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(
-        outcome.as_deref(),
-        Some("MISS"),
-        "the cache was not back within 5 s"
-    );
-    eprintln!(
-        "outages: the cache was used again {:?} after Redis returned",
-        returned.elapsed()
-    );
+    let took = used_again(&never_blob, &accept, "MISS", returned);
+    eprintln!("outages: the cache was used again {took:?} after Redis returned");
     settles("what Redis lost is cached again", || {
         get(&never_blob, &accept).header("x-cache") == Some("HIT")
     });
@@ -303,19 +305,7 @@ fn hang_redis(host: &str) {
         assert_eq!(r.status, 200, "the request that waited on Redis");
         eprintln!("outages: {host}: the request caught by the hang took {took:?}");
     }
-    let mut outcome = None;
-    while resumed.elapsed() < Duration::from_secs(5) && outcome.as_deref() != Some("MISS") {
-        outcome = get(&blob(1), &accept).header("x-cache").map(String::from);
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(
-        outcome.as_deref(),
-        Some("MISS"),
-        "Redis not used within 5 s"
-    );
-    eprintln!(
-        "outages: {host}: Redis was used again {:?} after it went on",
-        resumed.elapsed()
-    );
+    let took = used_again(&blob(1), &accept, "MISS", resumed);
+    eprintln!("outages: {host}: Redis was used again {took:?} after it went on");
     proxy.stop();
 }
