@@ -309,3 +309,79 @@ fn hang_redis(host: &str) {
     eprintln!("outages: {host}: Redis was used again {took:?} after it went on");
     proxy.stop();
 }
+
+/// An upstream that hangs: what is cached answers at once, what is not
+/// gets a 502 OCI error after `upstream_timeout`, and nothing waits longer.
+/// A tag past its `tag_ttl` waits as long, and is then served stale.
+#[test]
+fn an_upstream_that_hangs_costs_upstream_timeout_and_the_cache_answers_meanwhile() {
+    let e = env();
+    let dir = e.dir.join("hung-upstream");
+    std::fs::create_dir_all(&dir).unwrap();
+    let upstream = rt().block_on(registry::start(&dir, "hung", ""));
+    let repo = "outage/hung-upstream";
+    let seed = format!("hung-upstream-{}", rand_suffix());
+    let cached = rt().block_on(registry::push_image(upstream, repo, "v1", &seed, "amd64"));
+    let never = rt().block_on(registry::push_image(upstream, repo, "v2", &seed, "arm64"));
+    let app = spin::derive_app(&dir.join("app"), &spin::Store::Sqlite, true);
+    let short =
+        serde_json::json!({"upstream": format!("http://{upstream}"), "cache": {"tag_ttl": 1}});
+    spin::SqliteStore::of(&app, "default").set("route/short.test", short.to_string().as_bytes());
+    let default_upstream = format!("http://{upstream}");
+    let variables = [
+        ("default_upstream", default_upstream.as_str()),
+        ("upstream_timeout", "2"),
+    ];
+    let proxy = spin::Instance::start(&app, "hung-upstream", &variables);
+    let accept = [("accept", ACCEPT_ALL)];
+    let url = |what: &str| format!("{}/v2/{repo}/{what}", proxy.url());
+    let by_digest = url(&format!("manifests/{}", cached.digest));
+    let (tag, layer) = (
+        url("manifests/v1"),
+        url(&format!("blobs/{}", cached.layers[0])),
+    );
+    for what in [&tag, &by_digest, &layer] {
+        get(what, &accept);
+        assert_eq!(get(what, &accept).header("x-cache"), Some("HIT"), "{what}");
+    }
+    let short = [("accept", ACCEPT_ALL), ("host", "short.test")];
+    // The same upstream and account: the same partition, cached above.
+    assert_eq!(get(&tag, &short).header("x-cache"), Some("HIT"));
+    std::thread::sleep(Duration::from_millis(1100));
+
+    // A tag within its `tag_ttl`, a manifest by digest and a layer.
+    registry::pause(&dir, "hung", true);
+    for what in [&tag, &by_digest, &layer] {
+        let (r, took) = timed(what, &accept);
+        assert_eq!(
+            (r.status, r.header("x-cache")),
+            (200, Some("HIT")),
+            "{what}"
+        );
+        assert!(took < Duration::from_millis(500), "{what} took {took:?}");
+    }
+    let (stale, stale_took) = timed(&tag, &short);
+    let (r, took) = timed(&url(&format!("manifests/{}", never.digest)), &accept);
+    registry::pause(&dir, "hung", false);
+    assert_eq!(
+        (stale.status, stale.header("x-cache")),
+        (200, Some("STALE"))
+    );
+    assert_eq!(stale.body, cached.manifest);
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert_eq!(error_code(&r), "UNKNOWN");
+    let (least, most) = (Duration::from_secs(2), Duration::from_secs(2) + BOUND);
+    assert!(
+        (least..most).contains(&took),
+        "the uncached manifest took {took:?}"
+    );
+    assert!(
+        (least..most).contains(&stale_took),
+        "the stale tag took {stale_took:?}"
+    );
+    eprintln!(
+        "outages: with the upstream hung, an uncached manifest took {took:?}, a stale tag {stale_took:?}"
+    );
+    proxy.stop();
+    registry::stop(&dir, "hung");
+}

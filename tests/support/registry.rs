@@ -66,6 +66,19 @@ pub fn stop(dir: &Path, name: &str) {
         .status();
 }
 
+/// Stops a registry started by `start` without ending it (`SIGSTOP`), as
+/// a hung server: it holds its connections and answers nothing; `false`
+/// lets it go on.
+pub fn pause(dir: &Path, name: &str, paused: bool) {
+    let config = dir.join(format!("{name}.yml"));
+    let signal = if paused { "-STOP" } else { "-CONT" };
+    let _ = std::process::Command::new("pkill")
+        .arg(signal)
+        .arg("-f")
+        .arg(format!("docker-registry serve {}", config.display()))
+        .status();
+}
+
 /// The requests a registry logged for `repository`, as "METHOD path".
 pub fn access_log(dir: &Path, name: &str, repository: &str) -> Vec<String> {
     let log = std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
