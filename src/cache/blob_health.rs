@@ -29,7 +29,7 @@ const DOWN_FOR: u64 = 2;
 /// before it asks the storage whether it answers: with [`BOUND`] for the
 /// question and the wait for a beat of the copy's lease (250 ms), within
 /// the 2 s.
-const ASK_AFTER: Duration = Duration::from_millis(250);
+const ASK_AFTER: Duration = Duration::from_millis(100);
 
 /// What an answer from the storage is waiting on for its first bytes.
 #[derive(Clone, Copy)]
