@@ -12,6 +12,14 @@ use crate::oci::media_type::{Accepted, is_index};
 use crate::oci::reference::{Reference, RepositoryName};
 use crate::relay::Call;
 use crate::telemetry::stats;
+use futures::future::Either;
+use std::time::Duration;
+
+/// The longest a tag that may still be served stale waits on the upstream
+/// to revalidate it. A healthy registry answers a `HEAD`, its token round
+/// trip included, in well under a second; `upstream_timeout` (30 s unless
+/// set) is as long as containerd waits for an answer's head at all.
+const STALE_AFTER: Duration = Duration::from_secs(5);
 
 /// A manifest by tag: as cached for this client's manifest types, or for
 /// another client's when it is what the upstream would answer this one
@@ -122,7 +130,7 @@ async fn revalidate<H: Host>(
     cached: Cached,
 ) -> Result<Option<Response<H::Stream>>, RegistryError> {
     let (host, settings, now) = (call.host, &call.target.route.cache, crate::now());
-    match call.upstream("HEAD").await {
+    match asked_to_revalidate(call, state).await {
         Ok(r)
             if r.status == 200
                 && r.headers.get("docker-content-digest") == Some(tag.digest.as_str()) =>
@@ -158,5 +166,24 @@ async fn revalidate<H: Host>(
         Err(e) => Err(e),
         // Moved, gone or refused: ask again with the request itself.
         Ok(_) => Ok(None),
+    }
+}
+
+/// The upstream's answer to a `HEAD` of the tag: within [`STALE_AFTER`]
+/// when a stale tag can stand in for it, else an error as if unreachable.
+async fn asked_to_revalidate<H: Host>(
+    call: &Call<'_, H>,
+    state: TagState,
+) -> Result<Response<H::Stream>, RegistryError> {
+    let asked = Box::pin(call.upstream("HEAD"));
+    if state != TagState::Stale {
+        return asked.await;
+    }
+    match futures::future::select(asked, call.host.timer().sleep(STALE_AFTER)).await {
+        Either::Left((answer, _)) => answer,
+        Either::Right(_) => Err(RegistryError::bad_gateway(format!(
+            "the upstream did not answer in {} s",
+            STALE_AFTER.as_secs()
+        ))),
     }
 }
