@@ -26,3 +26,4 @@ mod routing;
 mod safety;
 mod stored_routes;
 mod tokens;
+mod upstream_outages;
