@@ -154,7 +154,6 @@ fn key_of(storage: &dyn BlobStorage) -> String {
     format!("blob-storage/{}", storage.name())
 }
 
-/// A remembered answer still believed at `now`.
 /// A noted answer: up or not, and when (seconds).
 fn parse(value: &[u8]) -> Option<(bool, u64)> {
     let text = std::str::from_utf8(value).ok()?;

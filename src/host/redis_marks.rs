@@ -70,6 +70,8 @@ impl Marks {
                     ago as f64 / 1000.0
                 ));
             }
+            // This request tries Redis; renewed first, the mark keeps the
+            // others passing Redis by meanwhile.
             Some(_) => {
                 self.hung();
                 self.probing.set(true);

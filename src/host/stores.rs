@@ -68,22 +68,20 @@ impl RedisAddress {
             )),
         }
     }
+}
 
-    /// The URL Spin's outbound Redis opens, with the password if there is
-    /// one. It holds the password: never log it.
-    pub fn url(&self, password: Option<&str>) -> String {
-        let auth = match password.filter(|p| !p.is_empty()) {
-            Some(p) => format!(
-                ":{}@",
-                url::form_urlencoded::byte_serialize(p.as_bytes()).collect::<String>()
-            ),
-            None => String::new(),
-        };
-        match self {
-            RedisAddress::Ip(ip) => format!("redis://{auth}{ip}"),
-            RedisAddress::Name(name) => format!("redis://{auth}{name}"),
-        }
-    }
+/// The URL Spin's outbound Redis opens for the Redis named `name`
+/// (`host:port`), with the password if there is one. It holds the
+/// password: never log it.
+pub fn outbound_url(name: &str, password: Option<&str>) -> String {
+    let auth = match password.filter(|p| !p.is_empty()) {
+        Some(p) => format!(
+            ":{}@",
+            url::form_urlencoded::byte_serialize(p.as_bytes()).collect::<String>()
+        ),
+        None => String::new(),
+    };
+    format!("redis://{auth}{name}")
 }
 
 #[cfg(test)]
@@ -98,12 +96,12 @@ mod tests {
             (Ok(0), Ok(1), Ok(2))
         );
         assert!(db("health").is_err());
-        let named = RedisAddress::parse("redis.internal:6379").unwrap();
+        let name = "redis.internal:6379";
         assert_eq!(
-            named.url(Some("p@ss")),
+            outbound_url(name, Some("p@ss")),
             "redis://:p%40ss@redis.internal:6379"
         );
-        assert_eq!(named.url(Some("")), "redis://redis.internal:6379");
+        assert_eq!(outbound_url(name, Some("")), "redis://redis.internal:6379");
     }
 
     #[test]

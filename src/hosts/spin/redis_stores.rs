@@ -96,8 +96,8 @@ impl RedisConnection {
                 selected.map_err(|e| self.failed(e))?.ok()?;
                 Link::Socket(socket)
             }
-            RedisAddress::Name(_) => self.marks.around(|| {
-                let url = address.url(self.password.as_deref());
+            RedisAddress::Name(name) => self.marks.around(|| {
+                let url = stores::outbound_url(name, self.password.as_deref());
                 let connection = Connection::open(&url).map_err(|e| e.to_string())?;
                 outbound(&connection, &select(&db_text))?.ok()?;
                 Ok::<_, String>(Link::Outbound(connection))
