@@ -14,6 +14,8 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("token_signing_key", ""),
     ("upstream_timeout", "30"),
     ("cache_max_size", "10GiB"),
+    ("max_detached_copies", "4"),
+    ("trusted_proxies", ""),
     ("prefetch_time_limit", ""),
     ("blob_delivery", "stream"),
     ("body_limit", "10MiB"),
@@ -72,6 +74,11 @@ pub fn seconds(name: &str, value: Option<String>) -> u64 {
         |v| v.trim().parse().ok(),
         "a whole number of seconds",
     )
+}
+
+/// A whole number, as [`size`] reads sizes.
+pub fn count(name: &str, value: Option<String>) -> u64 {
+    typed(name, value, |v| v.trim().parse().ok(), "a whole number")
 }
 
 fn typed(

@@ -5,6 +5,7 @@
 pub mod access;
 pub mod anonymous_tokens;
 pub mod challenge;
+pub mod client_address;
 pub mod credentials;
 pub mod jwt;
 pub mod kept_tokens;

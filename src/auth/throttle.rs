@@ -5,66 +5,63 @@
 //!
 //! Every check is counted as a failure before it is made and refunded when
 //! it passes, so a store that refuses the count refuses the check too (a
-//! throttle that cannot count is no throttle). The counts of every client
-//! live in one value of the counters' store (shared by every instance when
-//! that is Redis), written by compare-and-swap and bounded in size: entries
-//! older than a minute go at each write, and past [`MAX_CLIENTS`] the
-//! clients with the fewest failures make room, so a flood of new addresses
-//! never pushes out one that is being throttled.
+//! throttle that cannot count is no throttle). The counts live in
+//! [`SHARDS`] values of the counters' store (shared by every instance when
+//! that is Redis), a client's by a hash of its address, each written by
+//! compare-and-swap and bounded in size: entries older than a minute go at
+//! each write, and past [`CLIENTS_PER_SHARD`] the clients with the fewest
+//! failures make room, so a flood of new addresses never pushes out one
+//! that is being throttled. A check reads and writes one small value, and
+//! one whose value stays contended is counted in the instance's memory
+//! instead of being refused. Who the client is: [`client_address`].
 
+use crate::auth::client_address::{self, Client};
 use crate::host::{Headers, Host, Kv};
 use crate::oci::error::{ErrorCode, RegistryError};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::rc::Rc;
 
 /// Failed checks a client may have within this minute and the last.
 const FAILURES_PER_MINUTE: u32 = 10;
-/// Clients counted at once: about 40 bytes each in the one value.
-const MAX_CLIENTS: usize = if cfg!(test) { 64 } else { 2048 };
-/// The counters' key of the one value.
-pub const KEY: &str = "throttle/failures";
+/// Values the counts are spread over: a crowd of addresses makes each
+/// check read and write about 1.5 KB, not 100 KB, and contend with a
+/// sixty-fourth of the crowd.
+const SHARDS: u64 = 64;
+/// Clients counted at once in one shard: about 40 bytes each (2,048 in all).
+const CLIENTS_PER_SHARD: usize = 32;
 /// Compare-and-swap tries before a busy store counts as refusing.
 const TRIES: usize = 8;
 
-/// Who a request came from, as the runtime says (the adapter keeps only
-/// the runtime's own `spin-client-addr`, never one the client sent).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Client {
-    /// Counted per address; IPv6 per /64, which one host usually holds.
-    Address(IpAddr),
-    /// The runtime names no address (`wasmtime serve`): all such clients
-    /// share one count.
-    Unknown,
-    /// The runtime's address does not parse: no secret is checked.
-    Unreadable,
-}
-
-/// The request's client, from the runtime's `spin-client-addr`.
-pub fn client_of(headers: &Headers) -> Client {
-    match headers.get("spin-client-addr") {
-        None => Client::Unknown,
-        Some(a) => a
-            .trim()
-            .parse::<SocketAddr>()
-            .map(|a| Client::Address(a.ip().to_canonical()))
-            .unwrap_or(Client::Unreadable),
-    }
-}
-
-impl Client {
-    fn counted_as(&self) -> Option<String> {
-        match self {
-            Client::Address(IpAddr::V4(a)) => Some(a.to_string()),
-            Client::Address(IpAddr::V6(a)) => {
-                let s = a.segments();
-                Some(format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3]))
-            }
-            Client::Unknown => Some("unknown".into()),
-            Client::Unreadable => None,
+/// What `client` is counted as; a refusal when it cannot be counted.
+fn counted_as(client: &Client) -> Result<String, RegistryError> {
+    match client {
+        Client::Address(IpAddr::V4(a)) => Ok(a.to_string()),
+        Client::Address(IpAddr::V6(a)) => {
+            let s = a.segments();
+            Ok(format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3]))
         }
+        Client::Unknown => Ok("unknown".into()),
+        Client::Unreadable => Err(refused(
+            400,
+            ErrorCode::Denied,
+            "the runtime gave no readable client address; no secret is checked",
+        )),
+        Client::Misconfigured(e) => Err(refused(
+            503,
+            ErrorCode::Unknown,
+            &format!("{e}; no secret is checked until it is fixed"),
+        )),
     }
+}
+
+/// The key of the shard that counts `client`.
+pub fn shard_key(client: &str) -> String {
+    let hash = Sha256::digest(client.as_bytes());
+    let n = u64::from_le_bytes(hash[..8].try_into().unwrap_or_default()) % SHARDS;
+    format!("throttle/failures/{n}")
 }
 
 /// One client's failures: in minute `minute`, and in the minute before.
@@ -122,7 +119,7 @@ impl Counts {
     /// past the bound (never `keep`).
     fn prune(&mut self, minute: u64, keep: &str) {
         self.clients.retain(|_, c| c.recent(minute) > 0);
-        while self.clients.len() > MAX_CLIENTS {
+        while self.clients.len() > CLIENTS_PER_SHARD {
             let fewest = self
                 .clients
                 .iter()
@@ -154,52 +151,76 @@ pub struct Attempt {
 
 /// Counts a check for `client` before it is made; refuses a client past
 /// the bound (429) and, failing closed, a store that will not count (503).
-/// While the counters' store is away the instance counts in its own
-/// memory: per instance then, but still bounded, and the operator can
-/// still sign in and see what is down.
+/// While the counters' store is away, or the client's shard stays
+/// contended, the instance counts in its own memory: per instance then,
+/// but still bounded, and the operator can still sign in and see what is
+/// down.
 pub fn attempt<H: Host>(host: &H, client: &Client) -> Result<Attempt, RegistryError> {
+    let counted = counted_as(client)?;
     let counters = host.counters();
-    match counters.reachable() {
-        Ok(()) => attempt_in(counters, client),
-        Err(_) => attempt_in(host.health(), client),
+    if counters.reachable().is_ok() {
+        match attempt_in(counters, &counted) {
+            Err(Uncounted::Contended) => {}
+            other => return answer(other),
+        }
     }
+    answer(attempt_in(host.health(), &counted))
 }
 
-fn attempt_in(counters: Rc<dyn Kv>, client: &Client) -> Result<Attempt, RegistryError> {
-    let Some(counted) = client.counted_as() else {
-        return Err(refused(
-            400,
-            ErrorCode::Denied,
-            "the runtime gave no readable client address; no secret is checked",
-        ));
+/// Why a check could not be counted.
+#[derive(Debug)]
+enum Uncounted {
+    /// Past the bound.
+    Over,
+    /// The store refused.
+    Store(String),
+    /// Every compare-and-swap lost.
+    Contended,
+}
+
+fn answer(counted: Result<Attempt, Uncounted>) -> Result<Attempt, RegistryError> {
+    let refusal = match counted {
+        Ok(attempt) => return Ok(attempt),
+        Err(why) => why,
     };
+    Err(match refusal {
+        Uncounted::Over => refused(
+            429,
+            ErrorCode::TooManyRequests,
+            "too many failed logins from this address; try again in a minute",
+        ),
+        Uncounted::Store(e) => {
+            eprintln!("login throttle cannot count: {e}");
+            refused(
+                503,
+                ErrorCode::Unknown,
+                &format!("the login throttle's store is unavailable ({e}); no secret is checked"),
+            )
+        }
+        Uncounted::Contended => refused(
+            503,
+            ErrorCode::Unknown,
+            "the login throttle's count is contended; no secret is checked",
+        ),
+    })
+}
+
+fn attempt_in(counters: Rc<dyn Kv>, counted: &str) -> Result<Attempt, Uncounted> {
     let now = minute();
-    let over = update(counters.as_ref(), &counted, |c| {
+    let over = update(counters.as_ref(), counted, |c| {
         if c.recent(now) >= FAILURES_PER_MINUTE {
             return None;
         }
         let mut next = c.at(now);
         next.now += 1;
         Some(next)
-    })
-    .map_err(|e| {
-        eprintln!("login throttle cannot count: {e}");
-        refused(
-            503,
-            ErrorCode::Unknown,
-            "the login throttle's store is unavailable; no secret is checked",
-        )
     })?;
     if over {
-        return Err(refused(
-            429,
-            ErrorCode::TooManyRequests,
-            "too many failed logins from this address; try again in a minute",
-        ));
+        return Err(Uncounted::Over);
     }
     Ok(Attempt {
         counters,
-        client: counted,
+        client: counted.to_string(),
     })
 }
 
@@ -216,7 +237,7 @@ impl Attempt {
             Some(c)
         };
         if let Err(e) = update(self.counters.as_ref(), &self.client, refund) {
-            eprintln!("login throttle: a passed check stays counted: {e}");
+            eprintln!("login throttle: a passed check stays counted: {e:?}");
         }
     }
 }
@@ -227,7 +248,7 @@ pub fn checked<H: Host>(
     headers: &Headers,
     check: impl FnOnce() -> bool,
 ) -> Result<bool, RegistryError> {
-    let attempt = attempt(host, &client_of(headers))?;
+    let attempt = attempt(host, &client_address::client(host, headers))?;
     let passed = check();
     if passed {
         attempt.passed();
@@ -240,9 +261,10 @@ fn update(
     kv: &dyn Kv,
     client: &str,
     change: impl Fn(Count) -> Option<Count>,
-) -> Result<bool, String> {
+) -> Result<bool, Uncounted> {
+    let key = shard_key(client);
     for _ in 0..TRIES {
-        let current = kv.get(KEY)?;
+        let current = kv.get(&key).map_err(Uncounted::Store)?;
         let mut counts = Counts::parse(current.as_deref());
         let count = counts.clients.get(client).copied().unwrap_or_default();
         let Some(next) = change(count) else {
@@ -251,13 +273,16 @@ fn update(
         counts.clients.insert(client.to_string(), next);
         counts.prune(minute(), client);
         counts.nonce = crate::random_u64();
-        let value = serde_json::to_vec(&counts).map_err(|e| e.to_string())?;
+        let value = serde_json::to_vec(&counts).map_err(|e| Uncounted::Store(e.to_string()))?;
         let unchanged = |now: Option<&[u8]>| now == current.as_deref();
-        if kv.swap_if(KEY, &unchanged, &value)? {
+        if kv
+            .swap_if(&key, &unchanged, &value)
+            .map_err(Uncounted::Store)?
+        {
             return Ok(false);
         }
     }
-    Err("the store kept changing under the count".into())
+    Err(Uncounted::Contended)
 }
 
 #[cfg(test)]

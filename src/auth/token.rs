@@ -261,7 +261,7 @@ mod tests {
             authorization: None,
             namespace: None,
             scopes,
-            client: crate::auth::throttle::Client::Unknown,
+            client: crate::auth::client_address::Client::Unknown,
         }
     }
 

@@ -1,7 +1,7 @@
 //! A token request as a client sends it to the proxy's realm, and the
 //! token answer's JSON: shared by the relayed and the issued token.
 
-use crate::auth::throttle::{Client, client_of};
+use crate::auth::client_address::{self, Client};
 use crate::host::{Host, Request, Response};
 use crate::oci::error::{ErrorCode, RegistryError};
 use url::form_urlencoded;
@@ -31,7 +31,7 @@ impl TokenParams {
             .find(|(k, _)| k == "ns")
             .map(|(_, v)| v.clone());
         let authorization = req.headers.get("authorization").map(str::to_string);
-        let client = client_of(&req.headers);
+        let client = client_address::client(host, &req.headers);
         let params = match req.method.as_str() {
             "GET" => query,
             "POST" => {

@@ -10,7 +10,7 @@
 //! runs the copy at the upstream's pace and hands its bytes to the client.
 
 use crate::cache::blob_storage::{BlobStorage, StoredBlob, Upload};
-use crate::cache::bound::{self, Committed};
+use crate::cache::bound::{self, Committed, Reservation};
 use crate::cache::layout::BlobEntry;
 use crate::cache::lease::HeldLease;
 use crate::host::Kv;
@@ -75,6 +75,8 @@ pub struct BlobCopy {
     /// False once the storage refused a write: the client still gets the blob.
     pub(super) storing: bool,
     pub(super) committed: bool,
+    /// Its bytes in the bound while it is under way.
+    reservation: Option<Reservation>,
 }
 
 impl BlobCopy {
@@ -106,6 +108,16 @@ impl BlobCopy {
             handed: 0,
             storing: true,
             committed: false,
+            reservation: None,
+        }
+    }
+
+    /// The copy, its bytes counted in the bound by `reservation` until it
+    /// commits (then as a committed blob) or ends unfinished.
+    pub fn reserving(self, reservation: Reservation) -> Self {
+        Self {
+            reservation: Some(reservation),
+            ..self
         }
     }
 
@@ -298,6 +310,8 @@ impl BlobCopy {
         let blob_key = self.upload.scope.blob_key(&self.upload.digest);
         self.kv.set(&blob_key, &entry)?;
         self.committed = true;
+        // Its bytes leave the copies under way, to be admitted as a blob's.
+        self.reservation = None;
         // A private copy is served only after its client's own HEAD, every
         // time: no mark says which layers its repository has.
         if !self.entry.private {
@@ -333,7 +347,7 @@ pub(super) async fn completed_part(
     blob: &StoredBlob,
     n: u64,
 ) -> Result<Vec<u8>, String> {
-    let start = n * blob.part_size;
+    let start = (n * blob.part_size).min(blob.size);
     let end = (start + blob.part_size).min(blob.size);
     completed_range(storage, blob, start..end).await
 }
@@ -346,7 +360,7 @@ pub(super) async fn completed_range(
 ) -> Result<Vec<u8>, String> {
     use futures::StreamExt;
     let mut pieces = storage.read(blob, range.start, range.end);
-    let mut bytes = Vec::with_capacity((range.end - range.start) as usize);
+    let mut bytes = Vec::with_capacity(range.end.saturating_sub(range.start) as usize);
     while let Some(piece) = pieces.next().await {
         bytes.extend(piece?);
     }

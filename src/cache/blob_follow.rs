@@ -11,6 +11,7 @@
 
 use crate::cache::blob_copy;
 use crate::cache::blob_storage::{BlobStorage, StoredBlob, Upload};
+use crate::cache::detached;
 use crate::cache::layout::{self, BlobEntry, Scope};
 use crate::cache::lease::{Lease, Pulse, Watch};
 use crate::host::{Body, Chunks, Headers, Host, Kv, Response, Timer};
@@ -64,7 +65,14 @@ pub async fn follow<H: Host>(
     headers.push("content-length", size.to_string());
     headers.push("docker-content-digest", digest.as_str());
     headers.push("x-cache", "COALESCED");
-    let part_size = storage.part_size(call.target.route.cache.chunk_size);
+    // The copy's own part size: another route to the same upstream may
+    // copy in parts of another size.
+    let part_size = match lease.part_size {
+        Some(size) => size.max(1),
+        None => storage.part_size(call.target.route.cache.chunk_size),
+    };
+    let followers_key = layout::lease_followers_key(lease_key, &lease.upload);
+    let counted = detached::count_in(kv.clone(), followers_key, lease_key, &lease.upload);
     let following = Following {
         kv,
         storage,
@@ -83,6 +91,7 @@ pub async fn follow<H: Host>(
         sent: 0,
         next: 0,
         watch: Watch::default(),
+        _counted: counted,
     };
     following.storage.follow(&following.blob.upload);
     Followed::Answer(Response {
@@ -151,6 +160,9 @@ struct Following {
     next: u64,
     /// The copy's lease, whose beats say it goes on.
     watch: Watch,
+    /// Counted among the copy's followers, so it goes on for this one
+    /// after its own client has gone.
+    _counted: detached::Follower,
 }
 
 impl Following {

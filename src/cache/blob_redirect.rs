@@ -129,8 +129,12 @@ async fn copied<H: Host>(
     let (Some(size), 200, Body::Stream(upstream)) = (size, resp.status, resp.body) else {
         return Ok(None);
     };
+    let Some(reservation) = blob_store::room_for(host, storage.as_ref(), size).await else {
+        return Ok(None);
+    };
     stats::record(host, Outcome::Miss);
     let media_type = resp.headers.get("content-type").map(str::to_string);
+    let unread = blob_store::unread_of(host, &lease);
     let copy = blob_store::new_copy(
         call,
         storage.clone(),
@@ -139,13 +143,17 @@ async fn copied<H: Host>(
         lease,
         size,
         media_type,
-    );
+    )
+    .reserving(reservation);
     // No client reads it: the copy runs at the upstream's pace, here (work
     // beside the answer runs only once the answer's head is out), and on
     // beside the answer past the deadline.
-    let mut copying = blob_tee::unread(copy, upstream, host.timer());
+    let (unread, awaited) = unread.awaited();
+    let mut copying = blob_tee::unread(copy, unread, upstream, host.timer());
     let deadline = host.timer().sleep(COPY_DEADLINE);
     if let Either::Right(_) = futures::future::select(&mut copying, deadline).await {
+        // Past it, the copy goes on as one whose client has gone.
+        drop(awaited);
         host.alongside().push(copying);
         return Ok(None);
     }

@@ -8,6 +8,7 @@ use crate::cache::blob_health::{self, Started, Waiting};
 use crate::cache::blob_storage::{self, BlobStorage, StoredBlob, Upload};
 use crate::cache::blob_tee;
 use crate::cache::bound;
+use crate::cache::detached::Unread;
 use crate::cache::layout::{self, BlobEntry, Scope};
 use crate::cache::lease::{self, HeldLease, Lease};
 use crate::host::notes::Outcome;
@@ -213,6 +214,9 @@ async fn copy<H: Host>(
     let (Some(size), true) = (size, resp.status == 200 && size.is_some_and(fits)) else {
         return Ok(call.pass_back(resp));
     };
+    let Some(reservation) = room_for(host, storage.as_ref(), size).await else {
+        return Ok(call.pass_back(resp));
+    };
     let mut headers = call.client_headers(resp.status, &resp.headers);
     let Body::Stream(upstream) = resp.body else {
         return Ok(Response {
@@ -224,17 +228,56 @@ async fn copy<H: Host>(
     headers.push("x-cache", "MISS");
     stats::record(host, Outcome::Miss);
     let media_type = headers.get("content-type").map(str::to_string);
+    let unread = unread_of(host, &lease);
     let copy = new_copy(call, storage, scope, digest, lease, size, media_type);
+    let copy = copy.reserving(reservation);
     Ok(Response {
         status: 200,
         headers,
         body: Body::Generated(blob_tee::start(
             copy,
+            unread,
             upstream,
             host.alongside(),
             host.timer(),
         )),
     })
+}
+
+/// Room in the bound for a copy of `size` bytes; none (it only streams)
+/// while copies under way and pins fill the bound, or the store refuses.
+pub(super) async fn room_for<H: Host>(
+    host: &H,
+    storage: &dyn BlobStorage,
+    size: u64,
+) -> Option<bound::Reservation> {
+    let max = bound::max_size(host);
+    match bound::reserve(host.cache(), storage, size, max).await {
+        Ok(Some(reservation)) => Some(reservation),
+        Ok(None) => {
+            eprintln!(
+                "cache: no room for a copy of {size} bytes within cache_max_size; streaming only"
+            );
+            None
+        }
+        Err(e) => {
+            eprintln!("cache: cannot count a copy against cache_max_size, streaming only: {e}");
+            None
+        }
+    }
+}
+
+/// What lets the copy under `lease` go on once its client has gone.
+pub(super) fn unread_of<H: Host>(host: &H, lease: &HeldLease) -> Unread {
+    let max = host.settings().max_detached_copies;
+    let upload = &lease.lease().upload;
+    Unread::new(
+        host.health(),
+        host.cache(),
+        max,
+        lease.followers_key(),
+        upload,
+    )
 }
 
 /// The copy of `digest`, `size` bytes long, under `lease`; it says what it
@@ -251,10 +294,11 @@ pub(super) fn new_copy<H: Host>(
     let repo = call.upstream_name.as_ref().map(|n| n.as_str());
     let seen_key = scope.seen_key(repo.unwrap_or_default(), digest.as_str());
     let media_type = media_type.unwrap_or_else(|| "application/octet-stream".to_string());
-    lease.describe(size, &media_type);
+    let part_size = storage.part_size(call.target.route.cache.chunk_size);
+    lease.describe(size, &media_type, part_size);
     let entry = BlobEntry {
         size,
-        chunk_size: storage.part_size(call.target.route.cache.chunk_size),
+        chunk_size: part_size,
         upload: lease.lease().upload.clone(),
         private: lease.lease().private,
         media_type,

@@ -4,7 +4,10 @@
 //! from memory, what is stored from the store. So a client that reads
 //! slowly, or stops, no longer holds back the copy, nor the crowd that
 //! follows it through the store; the copy goes on to the end, and commits,
-//! after its first client has gone.
+//! after its first client has gone, while another request follows it or
+//! in one of the instance's few detached slots
+//! ([`crate::cache::detached`]); past
+//! those it stops and is aborted.
 //!
 //! Only when the store refuses writes (nothing to follow, nothing to keep)
 //! does the copy wait for its client, holding at most [`WINDOW`] bytes
@@ -17,6 +20,7 @@
 //! and the followers waiting for the commit matter more.
 
 use crate::cache::blob_copy::{self, BlobCopy, Held};
+use crate::cache::detached::Unread;
 use crate::cache::lease;
 use crate::host::{Chunks, Task, Tasks, Timer};
 use futures::StreamExt;
@@ -55,6 +59,8 @@ struct Tee {
     reader_gone: bool,
     /// Fell behind for a while: the copy no longer waits for it.
     reader_slow: bool,
+    /// Whether the copy goes on once its client has gone.
+    unread: Unread,
     reader: Option<Waker>,
     pump: Option<Waker>,
     /// The digest of what was stored, hashed on the way: parts `0..hashed`.
@@ -63,13 +69,14 @@ struct Tee {
 }
 
 impl Tee {
-    fn new(copy: BlobCopy, reader_gone: bool) -> Self {
+    fn new(copy: BlobCopy, unread: Unread, reader_gone: bool) -> Self {
         Self {
             copy,
             upstream: Upstream::Coming,
             read: 0,
             reader_gone,
             reader_slow: false,
+            unread,
             reader: None,
             pump: None,
             running: Sha256::new(),
@@ -90,23 +97,30 @@ impl Tee {
     }
 }
 
-/// Starts `copy` of `upstream` among `alongside`; the client's body.
-pub fn start<S>(copy: BlobCopy, upstream: S, alongside: Tasks, timer: Rc<dyn Timer>) -> Chunks
+/// Starts `copy` of `upstream` among `alongside`, going on `unread` once
+/// its client has gone; the client's body.
+pub fn start<S>(
+    copy: BlobCopy,
+    unread: Unread,
+    upstream: S,
+    alongside: Tasks,
+    timer: Rc<dyn Timer>,
+) -> Chunks
 where
     S: futures::Stream<Item = Result<Vec<u8>, String>> + Unpin + 'static,
 {
-    let tee = Rc::new(RefCell::new(Tee::new(copy, false)));
+    let tee = Rc::new(RefCell::new(Tee::new(copy, unread, false)));
     alongside.push(beating_pump(tee.clone(), upstream, timer));
     reader(tee)
 }
 
 /// `copy` of `upstream` with no client reading it, as work to run: at the
-/// upstream's pace, to its commit.
-pub fn unread<S>(copy: BlobCopy, upstream: S, timer: Rc<dyn Timer>) -> Task
+/// upstream's pace, to its commit, if `unread` lets it go on.
+pub fn unread<S>(copy: BlobCopy, unread: Unread, upstream: S, timer: Rc<dyn Timer>) -> Task
 where
     S: futures::Stream<Item = Result<Vec<u8>, String>> + Unpin + 'static,
 {
-    let tee = Rc::new(RefCell::new(Tee::new(copy, true)));
+    let tee = Rc::new(RefCell::new(Tee::new(copy, unread, true)));
     beating_pump(tee, upstream, timer)
 }
 
@@ -117,7 +131,12 @@ where
 {
     Box::pin(async move {
         let work = pump(tee.clone(), upstream, timer.clone());
-        lease::beating(work, timer.as_ref(), || tee.borrow_mut().copy.beat()).await
+        let beat = || {
+            let mut t = tee.borrow_mut();
+            t.copy.beat();
+            t.unread.beat();
+        };
+        lease::beating(work, timer.as_ref(), beat).await
     })
 }
 
@@ -221,15 +240,18 @@ async fn abort_unfinished(tee: &Rc<RefCell<Tee>>) {
 
 /// Waits until the copy may read on. While it stores: once its client is
 /// within [`LEAD`], or at once for a client that has fallen behind for
-/// [`READER_GRACE`] (slow, it reads back from the store from then on).
-/// Otherwise once its client is within [`WINDOW`]. False when there is no
-/// point going on.
+/// [`READER_GRACE`] (slow, it reads back from the store from then on), or
+/// gone, if it may go on unread. Otherwise once its client is within
+/// [`WINDOW`]. False when there is no point going on.
 async fn room(tee: &Rc<RefCell<Tee>>, timer: &Rc<dyn Timer>) -> bool {
     let storing = tee.borrow().copy.storing;
     let near = poll_fn(|cx| {
         let mut t = tee.borrow_mut();
         let lead = if t.copy.storing { LEAD } else { WINDOW };
-        if t.copy.storing && (t.reader_gone || t.reader_slow) {
+        if t.copy.storing && t.reader_gone {
+            return Poll::Ready(t.unread.may_go_on());
+        }
+        if t.copy.storing && t.reader_slow {
             return Poll::Ready(true);
         }
         if t.reader_gone {

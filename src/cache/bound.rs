@@ -1,15 +1,18 @@
 //! The cache's bound on its size (`cache_max_size`): committed blobs and
 //! manifests join a first-in, first-out queue in the cache's store (two
 //! atomic counters and a record each), so the oldest are evicted without
-//! ever listing the store, and one in use moves to the newest end.
+//! ever listing the store, and one in use moves to the newest end. A copy
+//! under way counts too, from before it starts ([`reserve`]): what clients
+//! can make the proxy write is within the bound, not only what it kept.
 
 use crate::cache::blob_storage::{BlobStorage, StoredBlob, Upload};
 use crate::cache::layout::{self, BlobEntry};
 use crate::cache::pins;
 use crate::host::{Host, Kv};
 use serde::{Deserialize, Serialize};
+use std::rc::Rc;
 
-/// Bytes of committed blob chunks in the store (an atomic counter).
+/// Bytes of committed blobs and of copies under way (an atomic counter).
 pub const TOTAL_KEY: &str = "cache/budget/bytes";
 /// The next queue position to evict, and the next to fill (counters).
 pub const HEAD_KEY: &str = "cache/budget/head";
@@ -76,13 +79,62 @@ pub async fn admit(
 ) -> Result<i64, String> {
     let position = enqueue(kv, record)?;
     let mut total = kv.increment(TOTAL_KEY, signed(record.size))?;
-    while total > signed(max) {
+    while total > signed(max) || too_many_records(kv, position)? {
         let Some(freed) = evict_oldest(kv, storage, position).await? else {
             break;
         };
         total = kv.increment(TOTAL_KEY, -signed(freed))?;
     }
     Ok(position)
+}
+
+/// Whether the queue up to `newest` holds more records than a key budget
+/// leaves the bound.
+fn too_many_records(kv: &dyn Kv, newest: i64) -> Result<bool, String> {
+    let Some(max) = kv.max_records() else {
+        return Ok(false);
+    };
+    let head = kv.increment(HEAD_KEY, 0)?;
+    Ok(newest + 1 - head > signed(max))
+}
+
+/// The bytes of one copy under way, counted in the total until dropped.
+#[must_use = "the bytes are counted only while it is held"]
+pub struct Reservation {
+    kv: Rc<dyn Kv>,
+    size: u64,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if let Err(e) = self.kv.increment(TOTAL_KEY, -signed(self.size)) {
+            eprintln!("cache: cannot give back a copy's room in the bound: {e}");
+        }
+    }
+}
+
+/// Counts `size` bytes of a copy about to start against `max`, evicting
+/// the least recently used blobs to make room; `None` when even then they
+/// would not fit (other copies under way and pins fill the bound).
+pub async fn reserve(
+    kv: Rc<dyn Kv>,
+    storage: &dyn BlobStorage,
+    size: u64,
+    max: u64,
+) -> Result<Option<Reservation>, String> {
+    let mut total = kv.increment(TOTAL_KEY, signed(size))?;
+    let reservation = Reservation {
+        kv: kv.clone(),
+        size,
+    };
+    let newest = kv.increment(TAIL_KEY, 0)?;
+    while total > signed(max) {
+        match evict_oldest(kv.as_ref(), storage, newest).await? {
+            Some(freed) => total = kv.increment(TOTAL_KEY, -signed(freed))?,
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(reservation))
 }
 
 fn enqueue(kv: &dyn Kv, record: &Committed) -> Result<i64, String> {
@@ -192,7 +244,7 @@ pub async fn admit_manifest(
     }
 }
 
-/// Removes the oldest committed blob older than `newest`: its entry (if
+/// Removes the oldest committed blob before position `newest`: its entry (if
 /// still this copy's) and its bytes. The bytes freed, or `None` when
 /// nothing older is left.
 async fn evict_oldest(

@@ -11,7 +11,15 @@
 //!
 //! The order lives in one index value, changed by compare-and-swap so that
 //! instances sharing the store agree.
+//!
+//! The size bound's own records (its queue, blob entries) and the copies'
+//! leases are never evicted here: losing them left the bound's total
+//! counting bytes nothing would free, and bucket objects nothing would
+//! delete. They stay out of the index; the bound keeps at most a quarter of
+//! `kv_max_keys` records (each with a blob entry, [`Kv::max_records`]) and
+//! the index half, so the store stays within `kv_max_keys` all the same.
 
+use crate::cache::layout::{BLOB_PREFIX, LEASE_FOLLOWERS_PREFIX, LEASE_GATE_PREFIX, LEASE_PREFIX};
 use crate::cache::pins;
 use crate::host::Kv;
 use std::rc::Rc;
@@ -28,6 +36,11 @@ pub struct Limits {
 }
 
 impl Limits {
+    /// Keys the index admits (itself among them).
+    fn indexed_keys(&self) -> usize {
+        (self.max_keys / 2).max(2)
+    }
+
     /// From `kv_max_keys` and `kv_max_value`; none without the first.
     fn from_variables(variable: impl Fn(&str) -> Option<String>) -> Option<Self> {
         let size = |name: &str| crate::variables::size(name, variable(name)) as usize;
@@ -87,7 +100,7 @@ impl Budgeted {
             keys.push(key.to_string());
             // The index is a key of the store too, and a value within the
             // limit: long names leave room for fewer keys, never none.
-            let mut over = keys.len().saturating_sub(self.limits.max_keys - 1);
+            let mut over = keys.len().saturating_sub(self.limits.indexed_keys() - 1);
             let mut length = index_length(&keys[over..]);
             while length > self.limits.max_value && over + 1 < keys.len() {
                 length -= keys[over].len() + 3;
@@ -107,6 +120,19 @@ impl Budgeted {
         }
         Err("the cache's key index is contended".to_string())
     }
+}
+
+/// The size bound's records and blob entries, and the copies' leases:
+/// kept until the bound or the copy lets go of them.
+fn is_bound_bookkeeping(key: &str) -> bool {
+    let bound = key.starts_with("cache/budget/") && key != INDEX_KEY;
+    let copies = [
+        BLOB_PREFIX,
+        LEASE_PREFIX,
+        LEASE_GATE_PREFIX,
+        LEASE_FOLLOWERS_PREFIX,
+    ];
+    bound || copies.iter().any(|p| key.starts_with(p))
 }
 
 /// The bytes of the index as JSON (keys are names without escapes).
@@ -134,8 +160,9 @@ impl Kv for Budgeted {
                 self.limits.max_value
             ));
         }
-        // The pins' own records are few and never evicted.
-        if pins::is_bookkeeping(key) {
+        // The pins' own records are few, the bound's are bounded by it;
+        // neither is evicted here.
+        if pins::is_bookkeeping(key) || is_bound_bookkeeping(key) {
             return self.inner.set(key, value);
         }
         for old in self.admit(key)? {
@@ -159,6 +186,10 @@ impl Kv for Budgeted {
 
     fn holds_blobs(&self) -> bool {
         false
+    }
+
+    fn max_records(&self) -> Option<u64> {
+        Some((self.limits.max_keys / 4) as u64)
     }
 
     fn reachable(&self) -> Result<(), String> {
@@ -211,8 +242,9 @@ mod tests {
     #[test]
     fn keeps_within_its_keys_and_values_oldest_written_first() {
         let memory = Rc::new(MemoryKv::default());
+        // Half the keys are the index's; the rest the size bound's.
         let limits = Limits {
-            max_keys: 4,
+            max_keys: 8,
             max_value: 32,
         };
         let store = Budgeted::new(memory.clone(), limits);
@@ -239,7 +271,7 @@ mod tests {
     fn an_entry_read_while_among_the_oldest_stays() {
         let memory = Rc::new(MemoryKv::default());
         let limits = Limits {
-            max_keys: 5,
+            max_keys: 10,
             max_value: 32,
         };
         let store = Budgeted::new(memory.clone(), limits);
@@ -256,6 +288,71 @@ mod tests {
         let index = memory.get(INDEX_KEY).unwrap();
         Budgeted::new(memory.clone(), limits).get("e").unwrap();
         assert_eq!(memory.get(INDEX_KEY).unwrap(), index);
+    }
+
+    /// Finding 3 of the third review: the budget evicted the size bound's
+    /// queue records and blob entries, so the bound's total only grew and
+    /// their bucket objects were never deleted.
+    #[test]
+    fn the_size_bounds_records_are_never_evicted_and_stay_within_the_keys() {
+        use crate::cache::blob_storage::memory::MemoryBlobs;
+        use crate::cache::bound::{self, Committed};
+        let memory = Rc::new(MemoryKv::default());
+        let limits = Limits {
+            max_keys: 40,
+            max_value: 1 << 20,
+        };
+        let store = Budgeted::new(memory.clone(), limits);
+        let blobs = MemoryBlobs::default();
+        let admit = |n: u64| {
+            let key = format!("cache/blob/s/sha256:{n}");
+            let entry = crate::cache::layout::BlobEntry {
+                size: 1 << 20,
+                chunk_size: 1 << 20,
+                upload: format!("u{n}"),
+                private: false,
+                media_type: String::new(),
+                store: "memory".into(),
+                queued: None,
+                read: None,
+            };
+            store
+                .set(&key, &serde_json::to_vec(&entry).unwrap())
+                .unwrap();
+            let record = Committed {
+                blob_key: key,
+                upload: format!("u{n}"),
+                chunk_prefix: format!("cache/chunk/s/sha256:{n}/u{n}/"),
+                chunks: 1,
+                size: 1 << 20,
+                manifest: false,
+            };
+            let max = 1 << 40;
+            futures::executor::block_on(bound::admit(&store, &blobs, &record, max)).unwrap();
+        };
+        for n in 0..3 {
+            admit(n);
+        }
+        // Many new keys, as anonymous HEADs of many tags make.
+        for n in 0..100 {
+            store.set(&format!("cache/tag/s/r:{n}"), b"v").unwrap();
+        }
+        let queued = |m: &MemoryKv| {
+            let keys = m.keys().unwrap();
+            let records = keys.iter().filter(|k| k.starts_with("cache/budget/queue/"));
+            let entries = keys.iter().filter(|k| k.starts_with("cache/blob/"));
+            (records.count(), entries.count())
+        };
+        assert_eq!(queued(&memory), (3, 3), "the bound's records stay");
+        assert_eq!(memory.increment(bound::TOTAL_KEY, 0).unwrap(), 3 << 20);
+        // More blobs than the bound's share of keys: the bound evicts them.
+        for n in 3..30 {
+            admit(n);
+        }
+        assert_eq!(queued(&memory), (10, 10));
+        assert_eq!(memory.increment(bound::TOTAL_KEY, 0).unwrap(), 10 << 20);
+        let counters = 3; // the total, the queue's head and tail
+        assert!(memory.keys().unwrap().len() <= 40 + counters);
     }
 
     #[test]

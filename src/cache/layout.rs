@@ -109,13 +109,20 @@ pub const BLOB_PREFIX: &str = "cache/blob/";
 pub const SEEN_PREFIX: &str = "cache/seen/";
 pub const CHUNK_PREFIX: &str = "cache/chunk/";
 pub const STAGE_PREFIX: &str = "cache/stage/";
-const LEASE_PREFIX: &str = "cache/lease/";
+pub const LEASE_PREFIX: &str = "cache/lease/";
 pub const LEASE_GATE_PREFIX: &str = "cache/lease-gate/";
+pub const LEASE_FOLLOWERS_PREFIX: &str = "cache/lease-followers/";
 
 /// The counter that admits one request to take a missing lease.
 pub fn lease_gate_key(lease_key: &str) -> String {
     let rest = lease_key.strip_prefix(LEASE_PREFIX).unwrap_or(lease_key);
     format!("{LEASE_GATE_PREFIX}{rest}")
+}
+
+/// Where the followers of copy `upload` under `lease_key` count themselves.
+pub fn lease_followers_key(lease_key: &str, upload: &str) -> String {
+    let rest = lease_key.strip_prefix(LEASE_PREFIX).unwrap_or(lease_key);
+    format!("{LEASE_FOLLOWERS_PREFIX}{rest}/{upload}")
 }
 
 /// The lease a gate admits to.

@@ -41,6 +41,10 @@ pub struct Lease {
     pub size: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_type: Option<String>,
+    /// Bytes a part of the copy holds: followers through another route
+    /// (another `chunk_size`) find the copy's parts by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part_size: Option<u64>,
     /// Parts stored so far, so followers ask the blob storage only for
     /// parts that are there (a bucket's missing object is a request too).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -66,6 +70,7 @@ impl Lease {
             private,
             size: None,
             media_type: None,
+            part_size: None,
             parts: None,
             checked: false,
             beat: crate::now_millis(),
@@ -224,10 +229,17 @@ impl HeldLease {
         &self.lease
     }
 
-    /// Says what the blob is, so others can follow the copy.
-    pub fn describe(&mut self, size: u64, media_type: &str) {
+    /// Where the copy's followers count themselves in.
+    pub fn followers_key(&self) -> String {
+        layout::lease_followers_key(&self.key, &self.lease.upload)
+    }
+
+    /// Says what the blob is, and in parts of what size it is copied, so
+    /// others can follow the copy.
+    pub fn describe(&mut self, size: u64, media_type: &str, part_size: u64) {
         self.lease.size = Some(size);
         self.lease.media_type = Some(media_type.to_string());
+        self.lease.part_size = Some(part_size);
         self.renew();
     }
 
@@ -262,6 +274,7 @@ impl Drop for HeldLease {
             return;
         }
         let _ = self.kv.delete(&self.key);
+        let _ = self.kv.delete(&self.followers_key());
         let _ = self.kv.delete(&layout::lease_gate_key(&self.key));
     }
 }

@@ -9,6 +9,7 @@ pub mod blob_storage;
 pub mod blob_store;
 pub mod blob_tee;
 pub mod bound;
+pub mod detached;
 pub mod key_budget;
 pub mod layout;
 pub mod lease;

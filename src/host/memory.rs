@@ -11,6 +11,7 @@ pub struct MemoryKv {
     entries: RefCell<BTreeMap<String, Vec<u8>>>,
     refuse_writes: Cell<bool>,
     away: Cell<bool>,
+    contended: Cell<bool>,
 }
 
 impl MemoryKv {
@@ -30,6 +31,11 @@ impl MemoryKv {
     /// From now on every write fails, as a store that refuses them would.
     pub fn refuse_writes(&self, refuse: bool) {
         self.refuse_writes.set(refuse);
+    }
+
+    /// From now on every compare-and-swap loses, as to a crowd of writers.
+    pub fn contend(&self, contended: bool) {
+        self.contended.set(contended);
     }
 
     fn writable(&self) -> Result<(), String> {
@@ -84,6 +90,9 @@ impl Kv for MemoryKv {
         expect: &dyn Fn(Option<&[u8]>) -> bool,
         value: &[u8],
     ) -> Result<bool, String> {
+        if self.contended.get() {
+            return self.answers().map(|()| false);
+        }
         super::swap_unshared(self, key, expect, value)
     }
 }

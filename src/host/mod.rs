@@ -159,6 +159,11 @@ pub trait Kv {
     fn holds_blobs(&self) -> bool {
         true
     }
+    /// How many committed blobs and manifests the size bound may keep
+    /// records of: a key budget's share for them; none without one.
+    fn max_records(&self) -> Option<u64> {
+        None
+    }
     /// Sets `key` to `value` only if its current value passes `expect`,
     /// atomically across instances; false when it did not, or another
     /// instance changed it first.

@@ -5,7 +5,7 @@
 //! its variable. Security settings (`require_login`, the tokens) are not
 //! here: those must be read to be obeyed ([`super::Host::setting`]).
 
-use crate::variables::{seconds, size};
+use crate::variables::{count, seconds, size};
 use std::time::Duration;
 
 /// A hosted platform's requests end at 30 s: a prefetch there starts no
@@ -34,6 +34,8 @@ pub struct Settings {
     pub prefetch_time_limit: Option<u64>,
     /// The cache store's key budget (`kv_max_keys`): the hosted profile.
     pub kv_max_keys: u64,
+    /// Copies whose clients have all gone that go on, unfollowed, at once.
+    pub max_detached_copies: u64,
 }
 
 impl Settings {
@@ -68,6 +70,7 @@ impl Settings {
             blob_delivery: text("blob_delivery").unwrap_or_default(),
             prefetch_time_limit,
             kv_max_keys,
+            max_detached_copies: count("max_detached_copies", variable("max_detached_copies")),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! signed with a key derived from it) and `/metrics` for Prometheus (the
 //! admin token or the metrics token).
 
+use crate::auth::client_address;
 use crate::auth::throttle;
 use crate::cache::bound::{self, TOTAL_KEY};
 use crate::host::{Body, Headers, Host, Request, Response};
@@ -112,7 +113,7 @@ pub async fn sign_in<H: Host>(
         return Ok(refused);
     }
     // A person at the form reads the refusal there, not as registry JSON.
-    let attempt = match throttle::attempt(host, &throttle::client_of(&req.headers)) {
+    let attempt = match throttle::attempt(host, &client_address::client(host, &req.headers)) {
         Ok(attempt) => attempt,
         Err(e) => {
             return Ok(html(

@@ -1,34 +1,18 @@
 use super::*;
 use crate::host::memory::MemoryKv;
 
-fn headers(values: &[&str]) -> Headers {
-    let mut h = Headers::default();
-    for v in values {
-        h.push("spin-client-addr", *v);
-    }
-    h
-}
-
-fn address(a: &str) -> Client {
-    Client::Address(a.parse().unwrap())
+/// What an address is counted as.
+fn address(a: &str) -> String {
+    counted_as(&Client::Address(a.parse().unwrap())).unwrap()
 }
 
 #[test]
-fn the_client_is_the_runtimes_address_without_its_port() {
-    assert_eq!(client_of(&headers(&["10.0.0.7:5123"])), address("10.0.0.7"));
-    assert_eq!(
-        client_of(&headers(&["[::ffff:10.0.0.7]:1"])),
-        address("10.0.0.7")
-    );
-    assert_eq!(client_of(&headers(&[])), Client::Unknown);
-    assert_eq!(client_of(&headers(&["forged"])), Client::Unreadable);
-}
-
-#[test]
-fn an_unreadable_address_gets_no_check() {
-    let kv: Rc<dyn Kv> = Rc::new(MemoryKv::default());
-    let e = attempt_in(kv, &Client::Unreadable).err().unwrap();
-    assert_eq!(e.status, 400);
+fn an_unreadable_address_or_trusted_proxies_list_gets_no_check() {
+    assert_eq!(counted_as(&Client::Unreadable).err().unwrap().status, 400);
+    let bad = Client::Misconfigured("trusted_proxies: \"x\" is neither".into());
+    let e = counted_as(&bad).err().unwrap();
+    assert_eq!(e.status, 503);
+    assert!(e.message.contains("trusted_proxies"), "{}", e.message);
 }
 
 #[test]
@@ -41,8 +25,7 @@ fn ten_failures_a_minute_then_429_and_passed_checks_are_refunded() {
     for _ in 0..FAILURES_PER_MINUTE {
         drop(attempt_in(kv.clone(), &me).unwrap());
     }
-    let e = attempt_in(kv.clone(), &me).err().unwrap();
-    assert_eq!(e.status, 429);
+    assert!(matches!(attempt_in(kv.clone(), &me), Err(Uncounted::Over)));
     // Another address is not held back by this one's failures.
     attempt_in(kv, &address("192.0.2.2")).unwrap().passed();
 }
@@ -53,33 +36,56 @@ fn ipv6_clients_count_per_64() {
     for n in 0..FAILURES_PER_MINUTE {
         drop(attempt_in(kv.clone(), &address(&format!("2001:db8::{n:x}"))).unwrap());
     }
-    let e = attempt_in(kv, &address("2001:db8::ffff")).err().unwrap();
-    assert_eq!(e.status, 429);
+    let last = attempt_in(kv, &address("2001:db8::ffff"));
+    assert!(matches!(last, Err(Uncounted::Over)));
 }
 
 #[test]
 fn a_store_that_refuses_the_count_refuses_the_check() {
     let memory = Rc::new(MemoryKv::default());
     memory.refuse_writes(true);
-    let e = attempt_in(memory, &address("192.0.2.1")).err().unwrap();
-    assert_eq!(e.status, 503);
+    let refused = attempt_in(memory, &address("192.0.2.1"));
+    assert!(matches!(refused, Err(Uncounted::Store(_))));
 }
 
 #[test]
-fn the_counts_stay_bounded_and_keep_the_throttled() {
+fn the_counts_stay_small_and_keep_the_throttled() {
     let kv: Rc<dyn Kv> = Rc::new(MemoryKv::default());
     let target = address("198.51.100.1");
     for _ in 0..FAILURES_PER_MINUTE {
         drop(attempt_in(kv.clone(), &target).unwrap());
     }
-    for n in 0..(MAX_CLIENTS as u32 + 50) {
+    // A crowd of addresses, four times what the shards hold.
+    for n in 0..(4 * SHARDS as u32 * CLIENTS_PER_SHARD as u32) {
         let a = std::net::Ipv4Addr::from(0x0a00_0000 + n);
-        drop(attempt_in(kv.clone(), &Client::Address(a.into())).unwrap());
+        drop(attempt_in(kv.clone(), &a.to_string()).unwrap());
     }
-    let counts = Counts::parse(kv.get(KEY).unwrap().as_deref());
-    assert!(counts.clients.len() <= MAX_CLIENTS);
-    assert!(kv.get(KEY).unwrap().unwrap().len() < 128 << 10);
-    assert_eq!(attempt_in(kv, &target).err().unwrap().status, 429);
+    let keys = kv.keys().unwrap();
+    assert_eq!(keys.len(), SHARDS as usize, "{keys:?}");
+    for key in keys {
+        // What one check reads and writes: about 1.5 KB, not 100 KB.
+        let value = kv.get(&key).unwrap().unwrap();
+        assert!(value.len() < 2 << 10, "{key}: {} bytes", value.len());
+        assert!(Counts::parse(Some(&value)).clients.len() <= CLIENTS_PER_SHARD);
+    }
+    assert!(matches!(attempt_in(kv, &target), Err(Uncounted::Over)));
+}
+
+#[test]
+fn a_contended_count_is_kept_in_the_instances_memory_not_refused() {
+    let host = crate::host::memory::MemoryHost::new(|_| unreachable!("no upstream"));
+    host.counters.contend(true);
+    let me = Client::Address("192.0.2.1".parse().unwrap());
+    for _ in 0..FAILURES_PER_MINUTE {
+        drop(attempt(&host, &me).unwrap());
+    }
+    assert_eq!(attempt(&host, &me).err().unwrap().status, 429);
+    assert!(
+        host.health()
+            .get(&shard_key("192.0.2.1"))
+            .unwrap()
+            .is_some()
+    );
 }
 
 #[test]

@@ -2,6 +2,7 @@ use super::*;
 use crate::cache::blob_storage::kv_chunks::KvChunks;
 use crate::cache::blob_storage::memory::MemoryBlobs;
 use crate::cache::blob_storage::{BlobStorage, Upload};
+use crate::cache::detached;
 use crate::cache::layout::{BlobEntry, Scope};
 use crate::cache::lease::{Lease, take_lease};
 use crate::host::Kv;
@@ -16,23 +17,24 @@ struct Copying {
     digest: String,
 }
 
+/// The instance's detached-copy slots: four, as by default.
+const SLOTS: u64 = 4;
+
 /// A copy of `blob`, arriving in `pieces`, with its client's body and the
 /// copy's task.
 fn copying(blob: &[u8], pieces: usize) -> (Copying, Chunks, Tasks) {
-    copying_as(
-        blob,
-        pieces,
-        &format!("sha256:{:x}", Sha256::digest(blob)),
-        None,
-    )
+    let digest = format!("sha256:{:x}", Sha256::digest(blob));
+    copying_as(blob, pieces, &digest, None, Rc::new(MemoryKv::default()))
 }
 
-/// Into `storage`, else key-value chunks in the same store as the index.
+/// Into `storage`, else key-value chunks in the same store as the index;
+/// `health` holds the instance's detached-copy slots.
 fn copying_as(
     blob: &[u8],
     pieces: usize,
     digest: &str,
     storage: Option<Rc<dyn BlobStorage>>,
+    health: Rc<MemoryKv>,
 ) -> (Copying, Chunks, Tasks) {
     let digest = digest.to_string();
     let kv = Rc::new(MemoryKv::default());
@@ -41,6 +43,7 @@ fn copying_as(
     let store: Rc<dyn Kv> = kv.clone();
     let lease = Lease::new(crate::now(), "u1", "repo", false);
     let lease = take_lease(store.clone(), &scope.lease_key(&digest), lease).unwrap();
+    let unread = Unread::new(health, store.clone(), SLOTS, lease.followers_key(), "u1");
     let entry = BlobEntry {
         size: blob.len() as u64,
         chunk_size: CHUNK,
@@ -72,6 +75,7 @@ fn copying_as(
     let tasks = Tasks::default();
     let body = start(
         copy,
+        unread,
         futures::stream::iter(parts),
         tasks.clone(),
         Rc::new(NoWait),
@@ -129,6 +133,42 @@ fn a_client_that_never_reads_holds_back_no_copy() {
 }
 
 #[test]
+fn a_copy_whose_client_left_stops_and_keeps_nothing_when_the_slots_are_taken() {
+    let blob: Vec<u8> = (0..=200u8).collect();
+    let digest = format!("sha256:{:x}", Sha256::digest(&blob));
+    let health = Rc::new(MemoryKv::default());
+    let others: Vec<_> = (0..SLOTS)
+        .map(|n| detached::take(health.clone(), SLOTS, &format!("other{n}")).unwrap())
+        .collect();
+    let (copying, body, tasks) = copying_as(&blob, 9, &digest, None, health);
+    drop(body);
+    block_on(tasks.run());
+    assert!(!copying.committed());
+    assert_eq!(copying.chunks_left(), 0, "its upload is aborted");
+    let lease = copying.scope.lease_key(&copying.digest);
+    assert_eq!(copying.kv.get(&lease).unwrap(), None, "its lease let go");
+    drop(others);
+}
+
+#[test]
+fn a_followed_copy_goes_on_after_its_client_without_a_slot() {
+    let blob: Vec<u8> = (0..=200u8).rev().collect();
+    let digest = format!("sha256:{:x}", Sha256::digest(&blob));
+    let health = Rc::new(MemoryKv::default());
+    let _others: Vec<_> = (0..SLOTS)
+        .map(|n| detached::take(health.clone(), SLOTS, &format!("other{n}")).unwrap())
+        .collect();
+    let (copying, body, tasks) = copying_as(&blob, 9, &digest, None, health);
+    let lease_key = copying.scope.lease_key(&digest);
+    let followers = crate::cache::layout::lease_followers_key(&lease_key, "u1");
+    let store: Rc<dyn Kv> = copying.kv.clone();
+    let _follower = detached::count_in(store, followers, &lease_key, "u1");
+    drop(body);
+    block_on(tasks.run());
+    assert!(copying.committed());
+}
+
+#[test]
 fn a_client_far_behind_reads_back_from_the_store() {
     let blob: Vec<u8> = (0..=250u8).collect();
     let (copying, body, tasks) = copying(&blob, 50);
@@ -143,8 +183,13 @@ fn a_client_far_behind_reads_the_completed_blob_once_its_parts_are_gone() {
     // The in-memory backend, like a bucket, keeps no parts once complete.
     let blob: Vec<u8> = (0..=250u8).rev().collect();
     let digest = format!("sha256:{:x}", Sha256::digest(&blob));
-    let (copying, body, tasks) =
-        copying_as(&blob, 50, &digest, Some(Rc::new(MemoryBlobs::default())));
+    let (copying, body, tasks) = copying_as(
+        &blob,
+        50,
+        &digest,
+        Some(Rc::new(MemoryBlobs::default())),
+        Default::default(),
+    );
     block_on(tasks.run());
     assert!(copying.committed());
     assert_eq!(block_on(read_all(body)).unwrap(), blob);
@@ -165,7 +210,7 @@ fn a_store_that_refuses_writes_still_streams_and_keeps_nothing() {
 fn a_blob_that_does_not_match_its_digest_is_not_kept() {
     let blob: Vec<u8> = (0..64u8).collect();
     let wrong = format!("sha256:{}", "0".repeat(64));
-    let (copying, body, tasks) = copying_as(&blob, 3, &wrong, None);
+    let (copying, body, tasks) = copying_as(&blob, 3, &wrong, None, Default::default());
     let (read, ()) = block_on(futures::future::join(read_all(body), tasks.run()));
     assert!(read.is_ok());
     assert!(!copying.committed());
@@ -179,7 +224,7 @@ fn a_copy_into_a_bucket_is_checked_on_the_way() {
     let wrong = format!("sha256:{}", "0".repeat(64));
     for (digest, kept) in [(right, true), (wrong, false)] {
         let bucket = Some(Rc::new(MemoryBlobs::default()) as Rc<dyn BlobStorage>);
-        let (copying, body, tasks) = copying_as(&blob, 7, &digest, bucket);
+        let (copying, body, tasks) = copying_as(&blob, 7, &digest, bucket, Default::default());
         let (read, ()) = block_on(futures::future::join(read_all(body), tasks.run()));
         assert_eq!(read.unwrap(), blob);
         assert_eq!(copying.committed(), kept, "{digest}");
