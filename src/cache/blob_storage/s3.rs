@@ -241,6 +241,9 @@ impl BlobStorage for S3Blobs {
     }
 }
 
+// Against a scripted bucket: what each request carries, what gc leaves.
+#[cfg(test)]
+mod scripted;
 // Against a Garage server, with the native test clients (not in wasm).
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests;
