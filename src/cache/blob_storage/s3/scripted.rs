@@ -1,9 +1,9 @@
 //! The S3 backend against a scripted bucket (no server needed): what its
-//! requests carry.
+//! requests carry, and what a collection leaves alone.
 
 use super::{S3Blobs, S3Config};
 use crate::cache::blob_storage::{BlobStorage, StoredBlob, Upload};
-use crate::cache::layout::{self, Scope};
+use crate::cache::layout::{self, Scope, UPLOAD_GRACE_SECS};
 use crate::host::Host;
 use crate::host::memory::{Answer, MemoryHost, Sent};
 use futures::executor::block_on;
@@ -122,4 +122,67 @@ fn a_short_last_part_sent_again_carries_its_signed_content_md5() {
     assert_eq!(puts.len(), 1);
     assert!(puts[0].url.contains("partNumber=2"), "{}", puts[0].url);
     assert_eq!(puts[0].headers.get("content-md5"), Some(FOX_MD5));
+}
+
+/// With an empty `s3_prefix`, the cache's folders may hold others' objects:
+/// only keys of the cache's own shape are collected.
+#[test]
+fn a_collection_leaves_objects_of_other_shapes_alone() {
+    let old = upload(crate::now() - UPLOAD_GRACE_SECS - 60);
+    let (scope, digest, id) = (old.scope.as_str(), &old.digest, &old.id);
+    let ours = [
+        format!("uploads/{scope}/{digest}/{id}/0"),
+        format!("blobs/{scope}/{digest}/{id}"),
+    ];
+    let foreign = [
+        "blobs/foo/bar".to_string(),
+        "blobs/a/b/c".to_string(),
+        "uploads/x/y/z".to_string(),
+        format!("uploads/{scope}/{digest}/{id}/0/more"),
+        format!("uploads/{scope}/{digest}/not-an-id/0"),
+        format!("blobs/{scope}/sha256:00/{id}"),
+        format!("blobs/ftp~registry.test/{digest}/{id}"),
+        format!("blobs/https~Registry.test/{digest}/{id}"),
+    ];
+    let objects: &'static [String] = ours
+        .iter()
+        .chain(&foreign)
+        .cloned()
+        .collect::<Vec<_>>()
+        .leak();
+    let multiparts = vec![
+        ours[1].clone(),
+        "blobs/foo/bar".to_string(),
+        foreign[1].clone(),
+    ]
+    .leak();
+    let host = bucket(objects, multiparts);
+    let s3 = storage(&host);
+    let removed = block_on(s3.collect_abandoned(crate::now(), &|_| false)).unwrap();
+    let sent = host.upstream.sent.borrow();
+    let deleted: String = sent
+        .iter()
+        .filter(|s| s.method == "POST" && s.url.contains("delete"))
+        .map(|s| String::from_utf8_lossy(&s.body).into_owned())
+        .collect();
+    let aborted: Vec<&str> = sent
+        .iter()
+        .filter(|s| s.method == "DELETE")
+        .map(|s| s.url.as_str())
+        .collect();
+    for key in &ours {
+        assert!(
+            deleted.contains(&format!("<Key>{key}</Key>")),
+            "{key} stays"
+        );
+    }
+    for key in &foreign {
+        assert!(
+            !deleted.contains(&format!("<Key>{key}</Key>")),
+            "{key} deleted"
+        );
+    }
+    assert_eq!(aborted.len(), 1, "{aborted:?}");
+    assert!(aborted[0].contains(&format!("/blobs/{scope}/")));
+    assert_eq!(removed, 3);
 }
