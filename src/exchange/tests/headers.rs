@@ -1,7 +1,33 @@
 //! What goes out besides the bodies: the headers every answer carries, the
 //! ones a request upstream may carry, and who may sign the admin out.
 
-use super::{Upstream, ask};
+use super::{DOCKER, Upstream, ask};
+
+/// Finding 10: answers of every kind, relayed, cached or the proxy's own
+/// errors, tell browsers not to sniff their type (an upstream's
+/// `text/html` would otherwise render on the proxy's origin).
+#[test]
+fn every_answer_says_nosniff() {
+    let (host, index, blob) = Upstream::new().host();
+    let tag = "/v2/library/app/manifests/v1";
+    let by_digest = format!("/v2/library/app/manifests/{index}");
+    let blob = format!("/v2/library/app/blobs/{blob}");
+    let asked = [
+        ("GET", tag),
+        ("GET", tag),
+        ("HEAD", by_digest.as_str()),
+        ("GET", blob.as_str()),
+        ("GET", blob.as_str()),
+        ("GET", "/v2/library/app/manifests/missing"),
+        ("GET", "/v2/not//a/path"),
+        ("GET", "/v2/"),
+    ];
+    for (method, path) in asked {
+        let (r, _) = ask(&host, method, path, &[("accept", DOCKER)]);
+        let said: Vec<&str> = r.headers.get_all("x-content-type-options").collect();
+        assert_eq!(said, ["nosniff"], "{method} {path}: {}", r.status);
+    }
+}
 
 /// Finding 10: another site's page cannot sign the admin out: its post is
 /// refused as a cross-site sign-in is, and the session cookie stays.
