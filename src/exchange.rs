@@ -32,6 +32,11 @@ pub async fn handle<H: Host>(host: &H, req: Request<H::Stream>) -> (Response<H::
         Ok(r) => r,
         Err(e) => error_response(&e),
     };
+    // Relayed and cached answers carry the upstream's Content-Type on the
+    // proxy's origin: a browser must not sniff one into HTML or script.
+    let headers = &mut response.headers.0;
+    headers.retain(|(name, _)| !name.eq_ignore_ascii_case("x-content-type-options"));
+    headers.push(("x-content-type-options".into(), "nosniff".into()));
     let bytes = Rc::new(Cell::new(0));
     response.body = counted(response.body, bytes.clone());
     let exchange = Exchange {

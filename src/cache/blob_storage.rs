@@ -19,8 +19,9 @@ pub mod conformance;
 #[cfg(test)]
 pub mod memory;
 
-use crate::cache::layout::Scope;
+use crate::cache::layout::{self, Scope};
 use crate::host::{Chunks, Host};
+use crate::oci::digest::Digest;
 use std::future::Future;
 use std::ops::Range;
 use std::pin::Pin;
@@ -41,6 +42,22 @@ pub struct Upload {
     /// From [`layout::upload_id`](crate::cache::layout::upload_id): when the
     /// write started, so a collection can tell abandoned ones.
     pub id: String,
+}
+
+impl Upload {
+    /// The upload a key read back from a backend names; `None` unless every
+    /// part is one the cache writes (a bucket may hold others' objects too).
+    pub fn from_key_parts(scope: &str, digest: &str, id: &str) -> Option<Self> {
+        let sha256 = digest.starts_with("sha256:") && Digest::parse(digest).is_ok();
+        if !sha256 || !layout::is_upload_id(id) {
+            return None;
+        }
+        Some(Self {
+            scope: Scope::parse(scope)?,
+            digest: digest.to_string(),
+            id: id.to_string(),
+        })
+    }
 }
 
 /// A completed upload, as the index records it.

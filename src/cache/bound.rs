@@ -373,10 +373,11 @@ mod tests {
     /// Eight blobs of 1 MiB fill an 8 MiB cache; `n` as committed.
     fn blob(kv: &MemoryKv, n: usize, blobs: &MemoryBlobs) -> String {
         let key = format!("cache/blob/s/sha256:{n}");
+        let upload = layout::upload_id(crate::now(), n as u64);
         let mut entry = BlobEntry {
             size: 1 << 20,
             chunk_size: 1 << 20,
-            upload: format!("u{n}"),
+            upload: upload.clone(),
             private: false,
             media_type: String::new(),
             store: "memory".into(),
@@ -387,7 +388,7 @@ mod tests {
         let record = Committed {
             blob_key: key.clone(),
             upload: entry.upload.clone(),
-            chunk_prefix: format!("cache/chunk/s/sha256:{n}/u{n}/"),
+            chunk_prefix: format!("cache/chunk/s/sha256:{n}/{upload}/"),
             chunks: 1,
             size: 1 << 20,
             manifest: false,

@@ -5,6 +5,7 @@
 
 use crate::oci::media_type::Accepted;
 use crate::routing::cache_settings::CacheSettings;
+use crate::routing::route::spin_variable_prefix;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -34,6 +35,25 @@ impl Scope {
     /// A scope as it stands in a key.
     pub fn from_key_part(part: &str) -> Self {
         Self(part.to_string())
+    }
+
+    /// A scope read back from outside (a bucket's key): `None` unless it is
+    /// one [`Scope::of`] makes, an http(s) origin and maybe a credential set.
+    pub fn parse(part: &str) -> Option<Self> {
+        let (origin, account) = match part.split_once('@') {
+            Some((o, a)) => (o, Some(a)),
+            None => (part, None),
+        };
+        let (scheme, host) = origin.split_once('~')?;
+        if !matches!(scheme, "http" | "https") || account.is_some_and(|a| !spin_variable_prefix(a))
+        {
+            return None;
+        }
+        let upstream = Url::parse(&format!("{scheme}://{host}/")).ok()?;
+        // Made again from what it names, it must come out the same: no
+        // default port, path, user or upper case slips through.
+        let scope = Self::of(&upstream, account);
+        (scope.0 == part).then_some(scope)
     }
 
     /// As it stands in keys: no '/' in it.
@@ -179,6 +199,14 @@ pub fn upload_id(now: u64, random: u64) -> String {
     format!("{now:x}-{random:016x}")
 }
 
+/// Whether `id` has the shape [`upload_id`] gives: hex seconds, '-', 16 hex
+/// digits. Ids read back from a store or a bucket go into object keys.
+pub fn is_upload_id(id: &str) -> bool {
+    let hex = |s: &str| s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    id.split_once('-')
+        .is_some_and(|(t, r)| (1..=16).contains(&t.len()) && hex(t) && r.len() == 16 && hex(r))
+}
+
 /// How long a copy may take before its chunks count as abandoned.
 pub const UPLOAD_GRACE_SECS: u64 = 6 * 3600;
 
@@ -291,7 +319,10 @@ pub struct BlobEntry {
     pub size: u64,
     /// Its parts' size (all but the last).
     pub chunk_size: u64,
-    /// Which write of the blob holds its bytes.
+    /// Which write of the blob holds its bytes: it goes into the storage's
+    /// keys (a presigned URL, a delete), so an entry with any other shape
+    /// than [`upload_id`]'s is no entry.
+    #[serde(deserialize_with = "generated_upload_id")]
     pub upload: String,
     pub private: bool,
     pub media_type: String,
@@ -310,6 +341,16 @@ pub struct BlobEntry {
     /// read since its copy began.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read: Option<u64>,
+}
+
+fn generated_upload_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let id = String::deserialize(d)?;
+    match is_upload_id(&id) {
+        true => Ok(id),
+        false => Err(serde::de::Error::custom(format!(
+            "{id:?} is not an upload id (hex seconds, '-', 16 hex digits)"
+        ))),
+    }
 }
 
 fn kv_store() -> String {

@@ -2,6 +2,7 @@
 //! cache spares the upstream, and what it never keeps or crosses.
 
 mod cache;
+mod headers;
 mod outages;
 mod prefetch;
 

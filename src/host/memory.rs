@@ -106,6 +106,9 @@ pub struct Sent {
     pub method: String,
     pub url: String,
     pub headers: super::Headers,
+    /// What of the body was ready at once (all of it: the doubles' bodies
+    /// are in memory).
+    pub body: Vec<u8>,
 }
 
 /// An upstream's answer, as the script gives it.
@@ -128,11 +131,13 @@ impl Upstream {
         method: String,
         url: String,
         headers: super::Headers,
+        body: super::Body<super::Chunks>,
     ) -> super::Response<MemoryStream> {
         let sent = Sent {
             method,
             url,
             headers,
+            body: ready_bytes(body),
         };
         let answer = (self.script)(&sent);
         let sent_method_is_head = sent.method == "HEAD";
@@ -167,13 +172,30 @@ impl super::Outbound for Upstream {
     ) -> std::pin::Pin<
         Box<dyn Future<Output = Result<super::Response<super::Chunks>, super::SendError>>>,
     > {
-        let response = self.answer(request.method, request.url.to_string(), request.headers);
+        let response = self.answer(
+            request.method,
+            request.url.to_string(),
+            request.headers,
+            request.body,
+        );
         Box::pin(std::future::ready(Ok(super::Response {
             status: response.status,
             headers: response.headers,
             body: super::into_chunks(response.body),
         })))
     }
+}
+
+/// The pieces of `body` that are there without waiting.
+fn ready_bytes(body: super::Body<super::Chunks>) -> Vec<u8> {
+    use futures::{FutureExt, StreamExt};
+    let pieces = match body {
+        super::Body::Empty => return Vec::new(),
+        super::Body::Bytes(b) => return b,
+        super::Body::Stream(c) | super::Body::Generated(c) => c,
+    };
+    let ready = pieces.filter_map(|p| std::future::ready(p.ok())).concat();
+    ready.now_or_never().unwrap_or_default()
 }
 
 /// A [`Host`](super::Host) in memory, for native tests of the proxy's logic:
@@ -297,9 +319,12 @@ impl super::Host for MemoryHost {
         &self,
         request: super::OutboundRequest<MemoryStream>,
     ) -> Result<super::Response<MemoryStream>, super::SendError> {
-        Ok(self
-            .upstream
-            .answer(request.method, request.url.to_string(), request.headers))
+        Ok(self.upstream.answer(
+            request.method,
+            request.url.to_string(),
+            request.headers,
+            super::into_chunks(request.body),
+        ))
     }
 
     fn outbound(&self) -> std::rc::Rc<dyn super::Outbound> {

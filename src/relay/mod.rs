@@ -26,11 +26,12 @@ const FORWARDED_REQUEST_HEADERS: &[&str] = &[
     "if-match",
     "if-modified-since",
     "user-agent",
-    // Pushes.
-    "content-type",
-    "content-length",
-    "content-range",
 ];
+
+/// A push's body headers, relayed only on a request upstream that has a
+/// body: a GET or HEAD that claimed one could be read as two requests by a
+/// server or front between the proxy and the registry.
+const BODY_HEADERS: &[&str] = &["content-type", "content-length", "content-range"];
 
 /// Response headers relayed to clients, as the upstream sent them.
 const FORWARDED_RESPONSE_HEADERS: &[&str] = &[
@@ -157,7 +158,7 @@ impl<'a, H: Host> Call<'a, H> {
         follow: bool,
     ) -> Result<Response<H::Stream>, RegistryError> {
         let route = &self.target.route;
-        let (url, headers) = (self.upstream_url()?, self.forwarded_headers());
+        let (url, headers) = (self.upstream_url()?, self.forwarded_headers(method));
         let held = |refresh| {
             credentials::authorization(
                 self.host,
@@ -223,10 +224,11 @@ impl<'a, H: Host> Call<'a, H> {
         Ok(url)
     }
 
-    /// The client's request headers that go upstream. A manifest's `Accept`
-    /// goes as the manifest types it names, the same for every client that
-    /// names them (what is cached for one is right for the others).
-    fn forwarded_headers(&self) -> Headers {
+    /// The client's request headers that go upstream with `method`. A
+    /// manifest's `Accept` goes as the manifest types it names, the same for
+    /// every client that names them (what is cached for one is right for the
+    /// others).
+    fn forwarded_headers(&self, method: &str) -> Headers {
         let mut headers = Headers::default();
         let manifest = matches!(self.endpoint, Endpoint::Manifest { .. });
         if manifest
@@ -234,7 +236,11 @@ impl<'a, H: Host> Call<'a, H> {
         {
             headers.push("accept", accept);
         }
-        for name in FORWARDED_REQUEST_HEADERS {
+        let body = match method {
+            "PUT" | "POST" | "PATCH" => BODY_HEADERS,
+            _ => &[],
+        };
+        for name in FORWARDED_REQUEST_HEADERS.iter().chain(body) {
             if manifest && name.eq_ignore_ascii_case("accept") {
                 continue;
             }

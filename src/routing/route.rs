@@ -283,7 +283,7 @@ fn upstream_origin(text: &str) -> Result<Url, String> {
 
 /// Whether `<name>_username` and the like are Spin variable names: words of
 /// lowercase letters and digits joined by '_', each starting with a letter.
-fn spin_variable_prefix(name: &str) -> bool {
+pub(crate) fn spin_variable_prefix(name: &str) -> bool {
     name.split('_').all(|word| {
         word.starts_with(|c: char| c.is_ascii_lowercase())
             && word

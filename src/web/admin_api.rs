@@ -47,7 +47,7 @@ pub async fn handle<H: Host>(
         (_, None) => Err(not_found()),
         (Operation::StatusPage, Some(t)) => Ok(status::page(host, &req, prefix, &t)),
         (Operation::SignIn, Some(t)) => status::sign_in(host, req, prefix, origin, &t).await,
-        (Operation::SignOut, Some(_)) => Ok(status::sign_out(prefix, origin)),
+        (Operation::SignOut, Some(_)) => Ok(status::sign_out(&req.headers, prefix, origin)),
         (op, Some(t)) => api(host, req, op, &t, incoming).await,
     }
 }

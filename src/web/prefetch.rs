@@ -35,7 +35,6 @@ pub fn start<H: Host>(
     let mut headers = Headers::default();
     headers.push("content-type", "application/x-ndjson");
     headers.push("cache-control", "no-store");
-    headers.push("x-content-type-options", "nosniff");
     Ok(Response {
         status: 200,
         headers,

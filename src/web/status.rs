@@ -109,7 +109,7 @@ pub async fn sign_in<H: Host>(
 ) -> Result<Response<H::Stream>, RegistryError> {
     // Before the throttle: another site's page posting here is not the
     // visitor's failed login, and must not lock them out either.
-    if let Some(refused) = refuse_cross_site(&req.headers, prefix, origin) {
+    if let Some(refused) = refuse_cross_site(&req.headers, prefix, origin, "sign-in") {
         return Ok(refused);
     }
     // A person at the form reads the refusal there, not as registry JSON.
@@ -144,12 +144,18 @@ pub async fn sign_in<H: Host>(
     ))
 }
 
-/// A 403 for a sign-in another site's page posted (login CSRF, or a page
-/// guessing tokens from its visitors' browsers), told by the headers
+/// A 403 for a sign-in or sign-out (`what`) another site's page posted
+/// (login CSRF, a page guessing tokens from its visitors' browsers, or one
+/// signing the admin out), told by the headers
 /// browsers add: `Sec-Fetch-Site` other than `same-origin` / `none` (typed
 /// or bookmarked), or an `Origin` that is not the proxy's own. Clients that
 /// send neither (curl) are not browsers on another site's page.
-fn refuse_cross_site<S>(headers: &Headers, prefix: &str, origin: &str) -> Option<Response<S>> {
+fn refuse_cross_site<S>(
+    headers: &Headers,
+    prefix: &str,
+    origin: &str,
+    what: &str,
+) -> Option<Response<S>> {
     let fetch_site = headers.get("sec-fetch-site").map(str::trim);
     let sent_origin = headers.get("origin").map(str::trim);
     let foreign_fetch = fetch_site
@@ -161,11 +167,12 @@ fn refuse_cross_site<S>(headers: &Headers, prefix: &str, origin: &str) -> Option
     // Behind a TLS front that sends no X-Forwarded-Proto, the proxy's own
     // page looks foreign too: the log says which origins differed.
     eprintln!(
-        "status page sign-in refused as cross-site: Sec-Fetch-Site {fetch_site:?}, \
+        "status page {what} refused as cross-site: Sec-Fetch-Site {fetch_site:?}, \
          Origin {sent_origin:?}, the proxy's origin {origin:?} (variable public_url)"
     );
-    let message = "This sign-in was not sent from this proxy's own page; sign in here.";
-    Some(html(403, status_page::sign_in(prefix, Some(message))))
+    let message =
+        format!("This {what} was not sent from this proxy's own page; use the form here.");
+    Some(html(403, status_page::sign_in(prefix, Some(&message))))
 }
 
 /// The same host: behind a TLS front that says nothing of its scheme, the
@@ -240,9 +247,13 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// A 303 back to the status page that removes the session cookie.
-pub fn sign_out<S>(prefix: &str, origin: &str) -> Response<S> {
-    to_page(prefix, origin, "")
+/// A 303 back to the status page that removes the session cookie; a 403
+/// for another site's page, checked as a sign-in is.
+pub fn sign_out<S>(headers: &Headers, prefix: &str, origin: &str) -> Response<S> {
+    match refuse_cross_site(headers, prefix, origin, "sign-out") {
+        Some(refused) => refused,
+        None => to_page(prefix, origin, ""),
+    }
 }
 
 /// Prometheus text format, for the admin token or the metrics token.

@@ -83,7 +83,7 @@ async fn unreadable(storage: &dyn BlobStorage, blob: &StoredBlob) -> bool {
 
 async fn parts_read_back_while_the_upload_goes_on(storage: &dyn BlobStorage) {
     let (bytes, part) = blob_bytes(storage, 1);
-    let upload = upload_of("conf~parts", &bytes, crate::now());
+    let upload = upload_of("https~parts.conformance.test", &bytes, crate::now());
     let parts = parts_of(&bytes, part);
     storage
         .put_parts(&upload, 0, parts[..1].to_vec())
@@ -122,7 +122,7 @@ async fn parts_read_back_while_the_upload_goes_on(storage: &dyn BlobStorage) {
 
 async fn a_completed_upload_reads_whole_and_in_ranges(storage: &dyn BlobStorage) {
     let (bytes, part) = blob_bytes(storage, 2);
-    let blob = stored(storage, "conf~ranges", &bytes, part).await;
+    let blob = stored(storage, "https~ranges.conformance.test", &bytes, part).await;
     let size = bytes.len() as u64;
     assert_eq!(blob.parts(), 3);
     assert!(read(storage, &blob, 0, size).await == bytes, "whole blob");
@@ -136,7 +136,7 @@ async fn a_completed_upload_reads_whole_and_in_ranges(storage: &dyn BlobStorage)
     storage.delete(&blob).await.unwrap();
     // A last part of a few bytes (a store may keep those apart).
     let short = &bytes[..part as usize + 100];
-    let blob = stored(storage, "conf~ranges", short, part).await;
+    let blob = stored(storage, "https~ranges.conformance.test", short, part).await;
     assert!(
         read(storage, &blob, 0, blob.size).await == short,
         "short last part"
@@ -146,7 +146,7 @@ async fn a_completed_upload_reads_whole_and_in_ranges(storage: &dyn BlobStorage)
 
 async fn an_aborted_upload_leaves_nothing(storage: &dyn BlobStorage) {
     let (bytes, part) = blob_bytes(storage, 3);
-    let upload = upload_of("conf~abort", &bytes, crate::now());
+    let upload = upload_of("https~abort.conformance.test", &bytes, crate::now());
     storage
         .put_parts(&upload, 0, parts_of(&bytes, part))
         .await
@@ -168,8 +168,8 @@ async fn an_aborted_upload_leaves_nothing(storage: &dyn BlobStorage) {
 
 async fn a_deleted_blob_is_gone_and_another_upload_of_it_stays(storage: &dyn BlobStorage) {
     let (bytes, part) = blob_bytes(storage, 4);
-    let first = stored(storage, "conf~delete", &bytes, part).await;
-    let second = stored(storage, "conf~delete", &bytes, part).await;
+    let first = stored(storage, "https~delete.conformance.test", &bytes, part).await;
+    let second = stored(storage, "https~delete.conformance.test", &bytes, part).await;
     assert_eq!(first.upload.digest, second.upload.digest);
     storage.delete(&first).await.unwrap();
     assert!(
@@ -182,10 +182,10 @@ async fn a_deleted_blob_is_gone_and_another_upload_of_it_stays(storage: &dyn Blo
 
 async fn scopes_never_share_a_blob(storage: &dyn BlobStorage) {
     let (bytes, part) = blob_bytes(storage, 5);
-    let mine = stored(storage, "conf~scope@one", &bytes, part).await;
+    let mine = stored(storage, "https~scope.conformance.test@one", &bytes, part).await;
     let theirs = StoredBlob {
         upload: Upload {
-            scope: Scope::from_key_part("conf~scope@two"),
+            scope: Scope::from_key_part("https~scope.conformance.test@two"),
             ..mine.upload.clone()
         },
         ..mine.clone()
@@ -200,11 +200,11 @@ async fn scopes_never_share_a_blob(storage: &dyn BlobStorage) {
 async fn only_abandoned_uploads_are_collected(storage: &dyn BlobStorage) {
     let (bytes, part) = blob_bytes(storage, 6);
     let long_ago = crate::now() - UPLOAD_GRACE_SECS - 60;
-    let abandoned = upload_of("conf~gc", &bytes, long_ago);
-    let going_on = upload_of("conf~gc", &bytes, crate::now());
-    let completed_old = upload_of("conf~gc", &bytes[1..], long_ago);
+    let abandoned = upload_of("https~gc.conformance.test", &bytes, long_ago);
+    let going_on = upload_of("https~gc.conformance.test", &bytes, crate::now());
+    let completed_old = upload_of("https~gc.conformance.test", &bytes[1..], long_ago);
     // Completed long ago, but in no index entry (its entry was lost).
-    let orphan = upload_of("conf~gc", &bytes[2..], long_ago);
+    let orphan = upload_of("https~gc.conformance.test", &bytes[2..], long_ago);
     for upload in [&abandoned, &going_on, &completed_old, &orphan] {
         storage
             .put_parts(upload, 0, parts_of(&bytes, part)[..2].to_vec())
@@ -238,7 +238,7 @@ async fn only_abandoned_uploads_are_collected(storage: &dyn BlobStorage) {
 
 async fn presigned_urls_hold_no_secret(storage: &dyn BlobStorage) {
     let (bytes, part) = blob_bytes(storage, 7);
-    let blob = stored(storage, "conf~presigned", &bytes, part).await;
+    let blob = stored(storage, "https~presigned.conformance.test", &bytes, part).await;
     if let Some(url) = storage.presigned_get(&blob, Duration::from_secs(60)) {
         assert!(url.query().is_some_and(|q| q.contains("X-Amz-Signature=")));
     }

@@ -77,16 +77,19 @@ impl S3Blobs {
         (0..parts).map(|n| self.part_key(upload, n)).collect()
     }
 
-    /// The upload a key under `uploads/` or `blobs/` belongs to.
+    /// The upload a key under `uploads/` (a part) or `blobs/` belongs to;
+    /// `None` for any key of another shape: not the cache's to remove, as
+    /// an empty `s3_prefix` shares those folders with whatever else is there.
     fn upload_of_key(&self, key: &str, folder: &str) -> Option<Upload> {
         let rest = key.strip_prefix(&self.prefix)?.strip_prefix(folder)?;
-        let mut parts = rest.split('/');
-        let (scope, digest, id) = (parts.next()?, parts.next()?, parts.next()?);
-        Some(Upload {
-            scope: layout::Scope::from_key_part(scope),
-            digest: digest.to_string(),
-            id: id.to_string(),
-        })
+        let parts: Vec<&str> = rest.split('/').collect();
+        match (folder, parts.as_slice()) {
+            ("uploads/", [scope, digest, id, n]) if is_number(n) => {
+                Upload::from_key_parts(scope, digest, id)
+            }
+            ("blobs/", [scope, digest, id]) => Upload::from_key_parts(scope, digest, id),
+            _ => None,
+        }
     }
 
     /// Objects under `folder` of uploads begun before the grace that are
@@ -125,7 +128,7 @@ impl S3Blobs {
         for (key, id) in uploads {
             let abandoned = self
                 .upload_of_key(&key, "blobs/")
-                .is_none_or(|u| layout::upload_abandoned(&u.id, now));
+                .is_some_and(|u| layout::upload_abandoned(&u.id, now));
             if abandoned {
                 self.bucket.abort_multipart(&key, &id).await?;
                 removed += 1;
@@ -133,6 +136,11 @@ impl S3Blobs {
         }
         Ok(removed)
     }
+}
+
+/// A part's number as [`S3Blobs::part_key`] writes it.
+fn is_number(n: &str) -> bool {
+    !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
 }
 
 impl BlobStorage for S3Blobs {
@@ -241,6 +249,9 @@ impl BlobStorage for S3Blobs {
     }
 }
 
+// Against a scripted bucket: what each request carries, what gc leaves.
+#[cfg(test)]
+mod scripted;
 // Against a Garage server, with the native test clients (not in wasm).
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests;

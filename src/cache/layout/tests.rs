@@ -99,3 +99,72 @@ fn settings() {
     };
     assert_eq!(b.chunks(), 3);
 }
+
+/// Finding 9: an id goes into object keys (a presigned URL, a delete), so
+/// only the generated shape is one.
+#[test]
+fn only_generated_upload_ids_are_ids() {
+    assert!(is_upload_id(&upload_id(1000, 7)));
+    assert!(is_upload_id(&upload_id(u64::MAX, u64::MAX)));
+    for bad in [
+        "",
+        "u1",
+        "garbage",
+        "3e8-7",
+        "3e8-000000000000000g",
+        "3E8-0000000000000007",
+        "-0000000000000007",
+        "3e8-0000000000000007/..",
+        "../../x-0000000000000007",
+        "3e8-00000000000000007",
+    ] {
+        assert!(!is_upload_id(bad), "{bad:?}");
+    }
+}
+
+/// Finding 9: a `cache/blob/` entry whose upload is not an id (a store
+/// others can write) is no entry, so its id never reaches a key.
+#[test]
+fn a_blob_entry_with_a_foreign_upload_is_absent() {
+    let kv = crate::host::memory::MemoryKv::default();
+    let entry = |upload: &str| {
+        serde_json::json!({"size": 1, "chunk_size": 1, "upload": upload,
+            "private": false, "media_type": "", "store": "s3:x"})
+        .to_string()
+    };
+    let good = upload_id(1000, 7);
+    for (key, upload) in [("ok", good.as_str()), ("bad", "../../../other/key")] {
+        crate::host::Kv::set(&kv, key, entry(upload).as_bytes()).unwrap();
+    }
+    assert_eq!(BlobEntry::load(&kv, "ok").unwrap().upload, good);
+    assert_eq!(BlobEntry::load(&kv, "bad"), None);
+}
+
+/// Finding 9: a scope read back from a bucket's key is one the cache makes.
+#[test]
+fn scopes_parse_only_as_made() {
+    let made = [
+        Scope::of(&Url::parse("https://ghcr.io").unwrap(), None),
+        Scope::of(&Url::parse("http://127.0.0.1:5000").unwrap(), Some("hub")),
+        Scope::of(&Url::parse("https://[::1]:8443").unwrap(), Some("my_set2")),
+    ];
+    for scope in made {
+        assert_eq!(Scope::parse(scope.as_str()), Some(scope));
+    }
+    for bad in [
+        "",
+        "foo",
+        "x",
+        "ftp~ghcr.io",
+        "https~",
+        "https~GHCR.io",
+        "https~ghcr.io:443",
+        "https~ghcr.io/..",
+        "https~ghcr.io@",
+        "https~ghcr.io@Bad",
+        "https~ghcr.io@a@b",
+        "https~user@ghcr.io",
+    ] {
+        assert_eq!(Scope::parse(bad), None, "{bad:?}");
+    }
+}

@@ -74,7 +74,7 @@ fn expired_forged_or_foreign_sessions_are_refused() {
         assert!(!session_valid(bad, TOKEN, NOW), "{bad:?}");
     }
     // Sign-out still clears the cookie.
-    let out: Response<()> = sign_out("/p", "http://h");
+    let out: Response<()> = sign_out(&Headers::default(), "/p", "http://h");
     assert!(set_cookie(&out).starts_with(&format!("{COOKIE}=;")));
     assert!(set_cookie(&out).contains("; Max-Age=0"));
 }
@@ -86,7 +86,7 @@ fn expired_forged_or_foreign_sessions_are_refused() {
 fn cross_site_sign_ins_are_refused() {
     let own = "http://127.0.0.1:3000";
     let refused = |pairs: &[(&str, &str)]| {
-        refuse_cross_site::<()>(&headers(pairs), "/p", own).map(|r| r.status)
+        refuse_cross_site::<()>(&headers(pairs), "/p", own, "sign-in").map(|r| r.status)
     };
     assert_eq!(refused(&[]), None);
     assert_eq!(refused(&[("sec-fetch-site", "same-origin")]), None);
@@ -110,9 +110,11 @@ fn cross_site_sign_ins_are_refused() {
         &headers(&[("origin", "https://r.example.com")]),
         "/p",
         "https://r.example.com:443",
+        "sign-in",
     );
     assert!(r.is_none());
-    let page = refuse_cross_site::<()>(&headers(&[("origin", "http://x")]), "/p", own).unwrap();
+    let page =
+        refuse_cross_site::<()>(&headers(&[("origin", "http://x")]), "/p", own, "sign-in").unwrap();
     assert!(page.headers.get("set-cookie").is_none());
 }
 

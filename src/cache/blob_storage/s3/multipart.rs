@@ -1,7 +1,7 @@
 //! Blobs made from parts inside the bucket (multipart uploads of part
 //! copies), and the multipart uploads an instance left half-done.
 
-use super::requests::{Bucket, SIGN_TTL, XML_LIMIT, read_all, s3_code};
+use super::requests::{Bucket, SIGN_TTL, XML_LIMIT, putting, read_all, s3_code};
 use crate::host::{Body, Headers};
 use futures::StreamExt;
 use instant_xml::FromXml;
@@ -145,10 +145,8 @@ impl Bucket {
             .get(source, super::MIN_PART as usize)
             .await?
             .ok_or_else(|| format!("a copy's last part {source} went missing"))?;
-        let url =
-            UploadPart::new(&self.bucket, Some(&self.credentials), dest, number, id).sign(SIGN_TTL);
-        let mut headers = Headers::default();
-        headers.push("content-length", bytes.len().to_string());
+        let action = UploadPart::new(&self.bucket, Some(&self.credentials), dest, number, id);
+        let (url, headers) = putting(action, &bytes);
         let response = self.send("PUT", url, headers, Body::Bytes(bytes)).await?;
         let etag = response.headers.get("etag").map(str::to_string);
         let answer = read_all(response.body, XML_LIMIT, None).await?;

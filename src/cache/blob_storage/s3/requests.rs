@@ -3,7 +3,9 @@
 
 use super::config::S3Config;
 use crate::host::{Body, Chunks, Headers, Outbound, OutboundRequest, Response};
+use base64::Engine;
 use futures::StreamExt;
+use md5::{Digest as _, Md5};
 use rusty_s3::actions::{DeleteObjects, ListObjectsV2, ObjectIdentifier};
 use rusty_s3::{Credentials, S3Action, UrlStyle};
 use std::ops::Range;
@@ -98,12 +100,8 @@ impl Bucket {
     /// An object of `bytes`, sent from them in pieces (not copied whole:
     /// the copy still holds them for its client).
     async fn put_once(&self, key: &str, bytes: Rc<Vec<u8>>) -> Result<(), String> {
-        let url = self
-            .bucket
-            .put_object(Some(&self.credentials), key)
-            .sign(SIGN_TTL);
-        let mut headers = Headers::default();
-        headers.push("content-length", bytes.len().to_string());
+        let action = self.bucket.put_object(Some(&self.credentials), key);
+        let (url, headers) = putting(action, &bytes);
         let len = bytes.len();
         let pieces = (0..len)
             .step_by(SEND_PIECE)
@@ -263,6 +261,19 @@ impl Bucket {
             .get_object(Some(&self.credentials), key)
             .sign(ttl)
     }
+}
+
+/// `action` signed for a PUT of `bytes`, and its headers. The `Content-MD5`
+/// makes the bucket refuse bytes other than those hashed here (as they were
+/// checked against the blob's digest); it is signed, so nobody on the way to
+/// an `http://` endpoint can change both.
+pub(super) fn putting<'a>(mut action: impl S3Action<'a>, bytes: &[u8]) -> (Url, Headers) {
+    let md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(bytes));
+    action.headers_mut().insert("content-md5", md5.clone());
+    let mut headers = Headers::default();
+    headers.push("content-length", bytes.len().to_string());
+    headers.push("content-md5", md5);
+    (action.sign(SIGN_TTL), headers)
 }
 
 /// `attempt` up to [`TRIES`] times while it fails: a store that lost a

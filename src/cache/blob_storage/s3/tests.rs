@@ -138,8 +138,9 @@ async fn presigned_get_serves_the_blob_without_the_secret(s3: &S3Blobs, secret: 
 /// collection once its upload is old, and a recent one is left alone.
 async fn a_stale_completion_is_aborted(s3: &S3Blobs) {
     let old = Upload {
-        scope: Scope::from_key_part("gc"),
-        digest: "sha256:01".into(),
+        // Keys of any other shape are not the collection's to remove.
+        scope: Scope::from_key_part("https~gc.test"),
+        digest: format!("sha256:{}", "01".repeat(32)),
         id: layout::upload_id(crate::now() - layout::UPLOAD_GRACE_SECS - 60, 2),
     };
     let recent = Upload {
