@@ -61,7 +61,7 @@ cargo clippy --all-targets -- -D warnings
 cargo clippy --target wasm32-wasip2 --all-targets -- -D warnings
 cargo clippy --target wasm32-wasip2 --all-targets --no-default-features --features portable -- -D warnings
 cargo build --target wasm32-wasip2 --release
-# The portable build, beside the Spin one (README: "Run on wasmtime").
+# The portable build, beside the Spin one (docs/deployment.md: "Run on wasmtime").
 cargo build --target wasm32-wasip2 --release --no-default-features --features portable --target-dir target/portable
 # The README's `spin up` itself, unmodified, and a pull through real Spin.
 if [ -x ../shared/tools/spin-smoke ]; then ../shared/tools/spin-smoke; fi

@@ -207,6 +207,10 @@ fn default_upstream<H: Host>(host: &H) -> Option<String> {
     host.settings().default_upstream.clone()
 }
 
+/// The key of the default upstream in [`table`]: every host name without a
+/// route of its own.
+pub const ANY_OTHER_HOST: &str = "*";
+
 /// The routes anyone may know of, host → upstream, for the 404 and the home
 /// page: the built-in registries and the default upstream. Stored routes are
 /// not listed: their upstreams may be internal hosts, and some need a login.
@@ -216,7 +220,7 @@ pub fn table<H: Host>(host: &H) -> BTreeMap<String, String> {
         table.insert(h, b.upstream.to_string());
     }
     if let Some(u) = default_upstream(host) {
-        table.insert("*".to_string(), u);
+        table.insert(ANY_OTHER_HOST.to_string(), u);
     }
     table
 }

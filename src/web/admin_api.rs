@@ -90,7 +90,7 @@ async fn api<H: Host>(
             501,
             ErrorCode::Unsupported,
             "this runtime's key-value store keeps nothing between requests: \
-             preset routes and users instead (README, \"Run on wasmtime\")",
+             preset routes and users instead (docs/deployment.md, \"Run on wasmtime\")",
         ));
     }
     match op {

@@ -1,5 +1,7 @@
 //! The usage page served on `/`.
 
+use crate::routing::target::ANY_OTHER_HOST;
+
 /// Escapes text for HTML element content and attribute values.
 pub(crate) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -14,19 +16,33 @@ fn registry_host(origin: &str) -> &str {
     origin.split_once("://").map_or(origin, |(_, h)| h)
 }
 
+/// One row of the routes table. The default upstream's row says in words
+/// which hosts it serves, and pulls through this host when this host is one.
+fn route_row(host: &str, here: Option<&str>, route_host: &str, upstream: &str) -> String {
+    let (route_host, example_host) = if route_host == ANY_OTHER_HOST {
+        let same = |a: &str, b: &str| a.trim_end_matches('/') == b.trim_end_matches('/');
+        let example = match here {
+            Some(here) if same(here, upstream) => host.to_string(),
+            _ => "&lt;another host name&gt;".to_string(),
+        };
+        ("any other host name".to_string(), example)
+    } else {
+        (format!("<code>{}</code>", esc(route_host)), esc(route_host))
+    };
+    format!(
+        "<tr><td>{route_host}</td><td><code>{}</code></td><td><code>docker pull {example_host}/&lt;image&gt;</code></td></tr>\n",
+        esc(upstream)
+    )
+}
+
 /// `routes`: (proxy host, upstream) pairs; `here` is the route serving the
 /// requesting host, if any.
 pub fn render_html(origin: &str, here: Option<&str>, routes: &[(String, String)]) -> String {
     let host = esc(registry_host(origin));
-    let mut rows = String::new();
-    for (h, up) in routes {
-        rows.push_str(&format!(
-            "<tr><td><code>{}</code></td><td><code>{}</code></td><td><code>docker pull {}/&lt;image&gt;</code></td></tr>\n",
-            esc(h),
-            esc(up),
-            esc(h)
-        ));
-    }
+    let rows: String = routes
+        .iter()
+        .map(|(h, up)| route_row(&host, here, h, up))
+        .collect();
     let here = match here {
         Some(up) => format!("<p>This host proxies <code>{}</code>.</p>", esc(up)),
         None => "<p>This host has no route; use one of the hosts below.</p>".to_string(),
@@ -49,7 +65,7 @@ docker pull {host}/quay.io/ORG/IMAGE:TAG
 docker pull {host}/registry.k8s.io/pause:3.10
 docker pull {host}/docker.io/library/alpine</pre>
 <h2>Docker daemon mirror (<code>/etc/docker/daemon.json</code>)</h2>
-<p>Docker Hub only; the mirror must be served over HTTPS at a domain root whose route is Docker Hub.</p>
+<p>Docker mirrors Docker Hub only, and asks the mirror's root, so the mirror is a host name whose route (or the default upstream) is Docker Hub. Docker speaks the scheme the URL names: an <code>http://</code> mirror is reached in plain HTTP, with no certificate to check, so keep it to this machine or a network you trust; an <code>https://</code> mirror needs a certificate Docker trusts, or its host in <code>insecure-registries</code> (where 127.0.0.0/8 and ::1 are by default).</p>
 <pre>{{
   "registry-mirrors": ["{origin_esc}"]
 }}</pre>
@@ -99,6 +115,35 @@ mod tests {
         assert!(html.contains("u&amp;2"));
         assert!(html.contains("registry-mirrors"));
         assert!(html.contains("hosts.toml"));
+    }
+
+    /// What the page says can be copied: the mirror paragraph fits its
+    /// `http://` example, and the default upstream's row names its hosts
+    /// in words with a pull a person can run.
+    #[test]
+    fn says_what_a_person_can_copy() {
+        let hub = "https://registry-1.docker.io";
+        let routes = [
+            (ANY_OTHER_HOST.to_string(), hub.to_string()),
+            (
+                "ghcr.example.com".to_string(),
+                "https://ghcr.io".to_string(),
+            ),
+        ];
+        let html = render_html("http://127.0.0.1:3000", Some(hub), &routes);
+        assert!(html.contains(r#""registry-mirrors": ["http://127.0.0.1:3000"]"#));
+        assert!(!html.contains("must be served over HTTPS"));
+        assert!(html.contains("<code>http://</code> mirror is reached in plain HTTP"));
+        assert!(html.contains("<code>insecure-registries</code>"));
+        assert!(!html.contains("<code>*</code>") && !html.contains("docker pull */"));
+        assert!(html.contains(
+            "<tr><td>any other host name</td><td><code>https://registry-1.docker.io</code></td>\
+             <td><code>docker pull 127.0.0.1:3000/&lt;image&gt;</code></td></tr>"
+        ));
+        assert!(html.contains("<code>docker pull ghcr.example.com/&lt;image&gt;</code>"));
+        // A host with a route of its own cannot show the default's pull.
+        let html = render_html("http://ghcr.example.com", Some("https://ghcr.io"), &routes);
+        assert!(html.contains("<code>docker pull &lt;another host name&gt;/&lt;image&gt;</code>"));
     }
 
     #[test]

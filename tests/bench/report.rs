@@ -93,7 +93,7 @@ pub fn crowd(ways: [&crowd::Figures; 2], single: u64, crowd_size: u64) -> String
     let secs = |xs: &Vec<f64>| fmt_spread(xs.clone(), 2);
     let mut out = String::from(
         "\n## Cold GETs with the cache on Redis, two instances sharing it\n\n\
-         Each way to Redis in turn, on fresh blobs: `stores = redis` (the proxy's own connection per request, the README's multi-instance setup) and Spin's key-value store on Redis (runtime-config.toml's Redis tables).\n\n\
+         Each way to Redis in turn, on fresh blobs: `stores = redis` (the proxy's own connection per request, docs/deployment.md's multi-instance setup) and Spin's key-value store on Redis (runtime-config.toml's Redis tables).\n\n\
          | GET | way to Redis | direct (s) | registry-proxy (s) | upstream blob GETs through the proxy |\n| --- | --- | --- | --- | --- |\n",
     );
     for (f, way) in ways.iter().zip(["`stores = redis`", "Spin key-value"]) {

@@ -1,9 +1,9 @@
-//! The soak: two instances sharing Redis (`stores = redis`, the README's
+//! The soak: two instances sharing Redis (`stores = redis`, docs/deployment.md's
 //! multi-instance set-up), 32 clients pulling images at once for minutes,
 //! with new images pushed as it runs so cached and uncached pulls mix.
 //! Every pull checks every digest, as a real client does; the Spin
 //! processes' resident memory is sampled as it goes. Spin runs with the
-//! environment the README advises for a busy instance.
+//! environment docs/deployment.md advises for a busy instance.
 
 use sha2::{Digest as _, Sha256};
 use std::net::SocketAddr;
@@ -81,7 +81,7 @@ pub async fn run(upstream: SocketAddr, dir: &Path, length: Duration, every: Dura
 }
 
 /// Two instances sharing the Redis at `port` (`stores = redis`), run as
-/// the README advises for a busy Spin.
+/// docs/deployment.md advises for a busy Spin.
 fn instances(upstream: SocketAddr, dir: &Path, port: u16) -> [spin::Instance; 2] {
     let route = format!("http://{upstream}");
     let address = format!("127.0.0.1:{port}");
@@ -91,7 +91,7 @@ fn instances(upstream: SocketAddr, dir: &Path, port: u16) -> [spin::Instance; 2]
         ("redis_address", address.as_str()),
     ];
     let app = spin::derive_app(&dir.join("app"), &spin::Store::Sqlite, true);
-    // As the README's deployment section runs a busy Spin: as it comes, its
+    // As docs/deployment.md runs a busy Spin: as it comes, its
     // resident memory kept growing (594 -> 762 MiB from the first minute to
     // the tenth of this soak), in glibc's arenas and the wasm memory slots
     // wasmtime keeps resident.

@@ -1,6 +1,6 @@
 //! Every real-client journey through the proxy under real Spin: dockerd,
 //! containerd (`ctr` with `hosts.toml`) and podman pull each image the way
-//! the README tells their users to, and get the digest the upstream has.
+//! docs/clients.md tells their users to, and get the digest the upstream has.
 
 use super::common::*;
 use std::path::{Path, PathBuf};

@@ -1,5 +1,5 @@
 //! A private registry the shipped manifest does not name, configured the
-//! way the README tells a user: its hosts in the `private_registry` and
+//! way docs/configuration.md tells a user: its hosts in the `private_registry` and
 //! `private_registry_auth` variables, its account in `upstream1_*`. The app
 //! here is derived without the tests' loopback allowance, so Spin itself
 //! decides what the component may reach.

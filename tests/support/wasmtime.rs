@@ -25,7 +25,7 @@ pub fn wasm_path() -> PathBuf {
     let p = project().join("target/portable/wasm32-wasip2/release/registry_proxy.wasm");
     assert!(
         p.exists(),
-        "{} missing: build it as the README's \"Run on wasmtime\" says",
+        "{} missing: build it as docs/deployment.md's \"Run on wasmtime\" says",
         p.display()
     );
     p
@@ -39,7 +39,7 @@ pub struct Serve {
 
 impl Serve {
     /// `wasmtime serve` on `addr` with config variables and store presets
-    /// (written as the README says: JSON values base64-encoded).
+    /// (written as docs/deployment.md says: JSON values base64-encoded).
     pub fn start(
         dir: &Path,
         addr: SocketAddr,
