@@ -145,6 +145,13 @@ pub fn lease_followers_key(lease_key: &str, upload: &str) -> String {
     format!("{LEASE_FOLLOWERS_PREFIX}{rest}/{upload}")
 }
 
+/// The lease, and the copy under it, a followers' count is of.
+pub fn lease_of_followers(key: &str) -> Option<(String, String)> {
+    let rest = key.strip_prefix(LEASE_FOLLOWERS_PREFIX)?;
+    let (lease, upload) = rest.rsplit_once('/')?;
+    Some((format!("{LEASE_PREFIX}{lease}"), upload.to_string()))
+}
+
 /// The lease a gate admits to.
 pub fn lease_of_gate(gate_key: &str) -> Option<String> {
     let rest = gate_key.strip_prefix(LEASE_GATE_PREFIX)?;

@@ -3,8 +3,8 @@
 
 use crate::cache::blob_storage::{self, Upload};
 use crate::cache::layout::{
-    self, BLOB_PREFIX, BlobEntry, CHUNK_PREFIX, LEASE_GATE_PREFIX, MANIFEST_PREFIX, SEEN_PREFIX,
-    Scope, TAG_PREFIX, TagEntry,
+    self, BLOB_PREFIX, BlobEntry, CHUNK_PREFIX, LEASE_FOLLOWERS_PREFIX, LEASE_GATE_PREFIX,
+    MANIFEST_PREFIX, SEEN_PREFIX, Scope, TAG_PREFIX, TagEntry,
 };
 use crate::cache::{blob_store, bound, pins};
 use crate::host::Host;
@@ -70,6 +70,21 @@ pub async fn collect_garbage<H: Host>(host: &H) -> Result<serde_json::Value, Str
         let lease = layout::lease_of_gate(gate).unwrap_or_default();
         if host.cache().get(&lease)?.is_none() {
             host.cache().delete(gate)?;
+        }
+    }
+    // A follower that counted itself out just after its copy ended left a
+    // count of no copy.
+    for count in keys
+        .iter()
+        .filter(|k| k.starts_with(LEASE_FOLLOWERS_PREFIX))
+    {
+        let (lease, upload) = layout::lease_of_followers(count).unwrap_or_default();
+        let current = host.cache().get(&lease)?;
+        let copy = current
+            .as_deref()
+            .and_then(crate::cache::lease::Lease::parse);
+        if copy.is_none_or(|l| l.upload != upload) {
+            host.cache().delete(count)?;
         }
     }
     let (blobs, freed) = unread_blobs(host, &keys, now).await?;

@@ -4,6 +4,7 @@
 //! skopeo and by plain HTTP requests. What they start and talk to comes
 //! from `support` (tests/support), a library shared with the benchmark.
 
+mod abandoned;
 mod allowed_hosts;
 mod bad_input;
 mod boundaries;
@@ -26,4 +27,5 @@ mod routing;
 mod safety;
 mod stored_routes;
 mod tokens;
+mod trusted_fronts;
 mod upstream_outages;

@@ -12,6 +12,7 @@ pub mod daemons;
 pub mod fronts;
 pub mod garage;
 pub mod http;
+pub mod paced;
 pub mod redis;
 pub mod registry;
 pub mod spin;
