@@ -28,4 +28,5 @@ mod safety;
 mod stored_routes;
 mod tokens;
 mod trusted_fronts;
+mod two_routes;
 mod upstream_outages;

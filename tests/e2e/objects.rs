@@ -14,7 +14,7 @@ use support::{env, registry, rt, spin};
 
 /// One Garage node for the tests of this module; each keeps to its own
 /// key prefix.
-fn garage() -> &'static Garage {
+pub(super) fn garage() -> &'static Garage {
     static GARAGE: OnceLock<Garage> = OnceLock::new();
     GARAGE.get_or_init(|| Garage::start(&env().dir.join("garage"), 1))
 }
