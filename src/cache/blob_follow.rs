@@ -65,12 +65,7 @@ pub async fn follow<H: Host>(
     headers.push("content-length", size.to_string());
     headers.push("docker-content-digest", digest.as_str());
     headers.push("x-cache", "COALESCED");
-    // The copy's own part size: another route to the same upstream may
-    // copy in parts of another size.
-    let part_size = match lease.part_size {
-        Some(size) => size.max(1),
-        None => storage.part_size(call.target.route.cache.chunk_size),
-    };
+    let part_size = part_size_of(&lease, storage.as_ref(), call);
     let followers_key = layout::lease_followers_key(lease_key, &lease.upload);
     let counted = detached::count_in(kv.clone(), followers_key, lease_key, &lease.upload);
     let following = Following {
@@ -99,6 +94,15 @@ pub async fn follow<H: Host>(
         headers,
         body: Body::Generated(following.into_stream()),
     })
+}
+
+/// The copy's own part size: another route to the same upstream may copy
+/// in parts of another size (a lease from before it said so: the route's).
+fn part_size_of<H: Host>(lease: &Lease, storage: &dyn BlobStorage, call: &Call<'_, H>) -> u64 {
+    match lease.part_size {
+        Some(size) => size.max(1),
+        None => storage.part_size(call.target.route.cache.chunk_size),
+    }
 }
 
 /// What watching a lease before following it showed.

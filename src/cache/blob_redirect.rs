@@ -7,11 +7,13 @@
 //! redirect, as without a bucket, and the copy goes on beside the answer
 //! as long as the platform lets it.
 
+use crate::cache::blob_copy::BlobCopy;
 use crate::cache::blob_health;
 use crate::cache::blob_storage::BlobStorage;
 use crate::cache::blob_store::{self, hit, storage_of, stored_blob};
 use crate::cache::blob_tee;
 use crate::cache::bound;
+use crate::cache::detached::Unread;
 use crate::cache::layout::{self, BlobEntry, Scope};
 use crate::cache::lease::{self, Lease};
 use crate::host::notes::Outcome;
@@ -145,16 +147,7 @@ async fn copied<H: Host>(
         media_type,
     )
     .reserving(reservation);
-    // No client reads it: the copy runs at the upstream's pace, here (work
-    // beside the answer runs only once the answer's head is out), and on
-    // beside the answer past the deadline.
-    let (unread, awaited) = unread.awaited();
-    let mut copying = blob_tee::unread(copy, unread, upstream, host.timer());
-    let deadline = host.timer().sleep(COPY_DEADLINE);
-    if let Either::Right(_) = futures::future::select(&mut copying, deadline).await {
-        // Past it, the copy goes on as one whose client has gone.
-        drop(awaited);
-        host.alongside().push(copying);
+    if !within_deadline(host, copy, unread, upstream).await {
         return Ok(None);
     }
     Ok(committed_entry(
@@ -164,6 +157,27 @@ async fn copied<H: Host>(
         digest,
         &upload,
     ))
+}
+
+/// Runs `copy`, which no client reads, at the upstream's pace, here (work
+/// beside the answer runs only once the answer's head is out); whether it
+/// ended within [`COPY_DEADLINE`]. Past it the copy goes on beside the
+/// answer, as one whose client has gone.
+async fn within_deadline<H: Host>(
+    host: &H,
+    copy: BlobCopy,
+    unread: Unread,
+    upstream: H::Stream,
+) -> bool {
+    let (unread, awaited) = unread.awaited();
+    let mut copying = blob_tee::unread(copy, unread, upstream, host.timer());
+    let deadline = host.timer().sleep(COPY_DEADLINE);
+    if let Either::Right(_) = futures::future::select(&mut copying, deadline).await {
+        drop(awaited);
+        host.alongside().push(copying);
+        return false;
+    }
+    true
 }
 
 /// The entry `upload` committed.

@@ -306,10 +306,11 @@ mod tests {
         let blobs = MemoryBlobs::default();
         let admit = |n: u64| {
             let key = format!("cache/blob/s/sha256:{n}");
+            let upload = crate::cache::layout::upload_id(1, n);
             let entry = crate::cache::layout::BlobEntry {
                 size: 1 << 20,
                 chunk_size: 1 << 20,
-                upload: format!("u{n}"),
+                upload: upload.clone(),
                 private: false,
                 media_type: String::new(),
                 store: "memory".into(),
@@ -321,8 +322,8 @@ mod tests {
                 .unwrap();
             let record = Committed {
                 blob_key: key,
-                upload: format!("u{n}"),
-                chunk_prefix: format!("cache/chunk/s/sha256:{n}/u{n}/"),
+                chunk_prefix: format!("cache/chunk/s/sha256:{n}/{upload}/"),
+                upload,
                 chunks: 1,
                 size: 1 << 20,
                 manifest: false,
