@@ -4,6 +4,7 @@
 mod cache;
 mod outages;
 mod prefetch;
+mod reads;
 
 use super::handle;
 use crate::host::memory::{Answer, MemoryHost, Sent};
