@@ -4,6 +4,7 @@
 mod cache;
 mod outages;
 mod prefetch;
+mod prefetch_bounds;
 mod reads;
 
 use super::handle;
