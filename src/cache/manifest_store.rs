@@ -40,7 +40,8 @@ struct Cached {
 /// A manifest `GET` or `HEAD` through the cache: by digest from its entry,
 /// by tag from the tag's entry within its TTL (revalidated upstream with a
 /// `HEAD` after it), otherwise relayed and kept byte for byte with its
-/// digest checked. The repository counts as read once it answered.
+/// digest checked. The repository counts as read once it answered from
+/// the cache or into it.
 pub async fn get<H: Host>(
     call: &Call<'_, H>,
     repo: &RepositoryName,

@@ -5,10 +5,11 @@
 //! bytes count against `cache_max_size`, so a pin the bound cannot hold
 //! beside the others is refused.
 
+use crate::cache::layout::{BlobEntry, MANIFEST_PREFIX, ManifestEntry};
 use crate::host::Kv;
 use crate::oci::reference::{Reference, RepositoryName};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub const PIN_PREFIX: &str = "cache/pin/";
 const MARKER_PREFIX: &str = "cache/pinned/";
@@ -69,36 +70,100 @@ fn held_by_others(pins: &BTreeMap<String, PinRecord>, except: &str) -> BTreeMap<
         .collect()
 }
 
-/// Pins `objects` under `id`, unless the bound cannot hold them beside
-/// what the other pins hold; the image's bytes.
-pub fn pin(kv: &dyn Kv, id: &str, objects: &[Pinned], max_size: u64) -> Result<u64, String> {
-    let others = held_by_others(&records(kv)?, id);
-    let theirs: u64 = others.values().sum();
-    let mine: u64 = objects.iter().map(|o| o.size).sum();
-    let more: u64 = objects
-        .iter()
-        .filter(|o| !others.contains_key(&o.key))
-        .map(|o| o.size)
-        .sum();
-    if theirs + more > max_size {
-        return Err(format!(
-            "the image needs {more} bytes more than the other pins hold ({theirs}); \
-             cache_max_size is {max_size}"
-        ));
-    }
-    for o in objects {
-        change_marker(kv, &o.key, |ids| {
+/// Pins the objects under `keys` as `id`, unless one of them is no longer
+/// cached or the bound cannot hold them beside what the other pins hold;
+/// the image's bytes. Sizes are the ones the cache holds them at, not
+/// what a manifest says of them: an upstream that understates its layers
+/// would otherwise pin more than `cache_max_size` can hold.
+pub fn pin(kv: &dyn Kv, id: &str, keys: &[String], max_size: u64) -> Result<u64, String> {
+    let pins = records(kv)?;
+    let before: BTreeSet<&str> = pins
+        .get(id)
+        .map(|r| r.objects.iter().map(|o| o.key.as_str()).collect())
+        .unwrap_or_default();
+    // Marked first: what is found cached next can no longer be evicted,
+    // so an object the walk's own later commits evicted shows as missing.
+    for key in keys {
+        change_marker(kv, key, |ids| {
             if !ids.iter().any(|i| i == id) {
                 ids.push(id.to_string());
             }
         })?;
     }
+    let checked = stored(kv, keys).and_then(|objects| {
+        let bytes = within_bound(&pins, id, &objects, max_size)?;
+        Ok((objects, bytes))
+    });
+    let (objects, bytes) = match checked {
+        Ok(checked) => checked,
+        Err(why) => {
+            for key in keys.iter().filter(|k| !before.contains(k.as_str())) {
+                change_marker(kv, key, |ids| ids.retain(|i| i != id))?;
+            }
+            return Err(why);
+        }
+    };
     let record = PinRecord {
-        objects: objects.to_vec(),
+        objects,
         pinned_at: crate::now(),
     };
     let value = serde_json::to_vec(&record).map_err(|e| e.to_string())?;
     kv.set(&format!("{PIN_PREFIX}{id}"), &value)?;
+    Ok(bytes)
+}
+
+/// Each object with the size the cache holds it at; an error saying how
+/// many are no longer cached.
+fn stored(kv: &dyn Kv, keys: &[String]) -> Result<Vec<Pinned>, String> {
+    let mut objects = Vec::new();
+    for key in keys {
+        let Some(value) = kv.get(key)? else {
+            continue;
+        };
+        let size = match key.starts_with(MANIFEST_PREFIX) {
+            true => ManifestEntry::decode(&value).map(|(_, bytes)| bytes.len() as u64),
+            false => serde_json::from_slice::<BlobEntry>(&value)
+                .ok()
+                .map(|e| e.size),
+        };
+        objects.push(Pinned {
+            key: key.clone(),
+            size: size.unwrap_or(0),
+        });
+    }
+    let missing = keys.len() - objects.len();
+    if missing > 0 {
+        return Err(format!(
+            "{missing} of the image's {} objects are no longer cached \
+             (evicted while the walk went on: the image and what it was cached beside \
+             are more than cache_max_size holds)",
+            keys.len()
+        ));
+    }
+    Ok(objects)
+}
+
+/// The image's bytes, if the bound holds them beside the other pins'.
+fn within_bound(
+    pins: &BTreeMap<String, PinRecord>,
+    id: &str,
+    objects: &[Pinned],
+    max_size: u64,
+) -> Result<u64, String> {
+    let sum = |sizes: &mut dyn Iterator<Item = u64>| sizes.fold(0u64, u64::saturating_add);
+    let others = held_by_others(pins, id);
+    let theirs = sum(&mut others.values().copied());
+    let mine = sum(&mut objects.iter().map(|o| o.size));
+    let more = sum(&mut objects
+        .iter()
+        .filter(|o| !others.contains_key(&o.key))
+        .map(|o| o.size));
+    if theirs.saturating_add(more) > max_size {
+        return Err(format!(
+            "the image needs {more} bytes more than the other pins hold ({theirs}); \
+             cache_max_size is {max_size}"
+        ));
+    }
     Ok(mine)
 }
 
@@ -140,20 +205,29 @@ mod tests {
     use super::*;
     use crate::host::memory::MemoryKv;
 
-    fn objects(keys: &[&str], size: u64) -> Vec<Pinned> {
-        keys.iter()
-            .map(|k| Pinned {
-                key: k.to_string(),
+    /// `keys` as blobs of `size` bytes the cache holds.
+    fn objects(kv: &MemoryKv, keys: &[&str], size: u64) -> Vec<String> {
+        for key in keys {
+            let entry = BlobEntry {
                 size,
-            })
-            .collect()
+                chunk_size: size,
+                upload: crate::cache::layout::upload_id(1, 1),
+                private: false,
+                media_type: String::new(),
+                store: "kv".into(),
+                queued: None,
+                read: None,
+            };
+            kv.set(key, &serde_json::to_vec(&entry).unwrap()).unwrap();
+        }
+        keys.iter().map(|k| k.to_string()).collect()
     }
 
     #[test]
     fn pins_mark_what_they_hold_until_the_last_goes() {
         let kv = MemoryKv::default();
-        pin(&kv, "a", &objects(&["k1", "k2"], 10), 100).unwrap();
-        pin(&kv, "b", &objects(&["k2", "k3"], 10), 100).unwrap();
+        pin(&kv, "a", &objects(&kv, &["k1", "k2"], 10), 100).unwrap();
+        pin(&kv, "b", &objects(&kv, &["k2", "k3"], 10), 100).unwrap();
         assert!(is_pinned(&kv, "k1") && is_pinned(&kv, "k2") && is_pinned(&kv, "k3"));
         assert!(!is_pinned(&kv, "k4"));
         assert!(unpin(&kv, "a").unwrap());
@@ -166,13 +240,34 @@ mod tests {
     #[test]
     fn a_pin_the_bound_cannot_hold_is_refused() {
         let kv = MemoryKv::default();
-        pin(&kv, "a", &objects(&["k1", "k2"], 40), 130).unwrap();
+        pin(&kv, "a", &objects(&kv, &["k1", "k2"], 40), 130).unwrap();
         // Shared objects count once: 120 bytes in all.
-        pin(&kv, "b", &objects(&["k2", "k3"], 40), 130).unwrap();
-        let refused = pin(&kv, "c", &objects(&["k4"], 40), 130).unwrap_err();
+        pin(&kv, "b", &objects(&kv, &["k2", "k3"], 40), 130).unwrap();
+        let refused = pin(&kv, "c", &objects(&kv, &["k4"], 40), 130).unwrap_err();
         assert!(refused.contains("cache_max_size is 130"), "{refused}");
         assert!(!is_pinned(&kv, "k4"));
         // Pinning the same image again is no more bytes.
-        pin(&kv, "a", &objects(&["k1", "k2"], 40), 130).unwrap();
+        pin(&kv, "a", &objects(&kv, &["k1", "k2"], 40), 130).unwrap();
+    }
+
+    #[test]
+    fn a_pin_counts_what_the_cache_holds_and_refuses_what_it_lost() {
+        let kv = MemoryKv::default();
+        // Sizes are the cache's entries', whatever a manifest said.
+        let keys = objects(&kv, &["k1", "k2"], 40);
+        assert_eq!(pin(&kv, "a", &keys, 100), Ok(80));
+        assert_eq!(records(&kv).unwrap()["a"].objects[0].size, 40);
+        let refused = pin(&kv, "b", &objects(&kv, &["k3", "k4"], 40), 100).unwrap_err();
+        assert!(refused.contains("cache_max_size is 100"), "{refused}");
+        // An object evicted before the pin: refused, naming how many.
+        let mut keys = objects(&kv, &["k5"], 1);
+        keys.push("gone".into());
+        let refused = pin(&kv, "c", &keys, 1000).unwrap_err();
+        assert!(
+            refused.starts_with("1 of the image's 2 objects"),
+            "{refused}"
+        );
+        assert!(!is_pinned(&kv, "k5") && !is_pinned(&kv, "gone"));
+        assert!(is_pinned(&kv, "k1"), "a refused pin let go of another's");
     }
 }

@@ -6,9 +6,8 @@
 
 mod fetch;
 
-use crate::cache::bound;
-use crate::cache::layout::Scope;
-use crate::cache::pins::{self, Pinned};
+use crate::cache::layout::{BlobEntry, Scope};
+use crate::cache::{bound, pins, repositories};
 use crate::host::{Chunks, Host};
 use crate::oci::descriptor::{Descriptor, ImageIndex, ImageManifest};
 use crate::oci::digest::Digest;
@@ -20,6 +19,15 @@ use fetch::Fetched;
 use futures::StreamExt;
 use futures::channel::mpsc::UnboundedSender;
 use serde_json::json;
+
+/// Objects one walk goes through at most: an index or referrers list of
+/// 4 MiB names about 40,000, and each of their manifests as many layers,
+/// which would keep a walk (and what it remembers for a pin) growing for
+/// hours. Far more than any image has.
+const MAX_OBJECTS: u64 = 10_000;
+/// Entries of one index or referrers list walked at most; the platforms
+/// of the largest multi-platform images are a few dozen.
+const MAX_ENTRIES: usize = 1_000;
 
 /// One image to prefetch, resolved as a pull through the proxy would be.
 pub struct Prefetch {
@@ -57,8 +65,8 @@ struct Walk<H: Host> {
     job: Prefetch,
     out: UnboundedSender<Vec<u8>>,
     counts: Counts,
-    /// What a pin keeps: each object's cache key and size.
-    held: Vec<Pinned>,
+    /// What a pin keeps: each object's cache key.
+    held: Vec<String>,
     scope: Scope,
     /// The upstream's name of the repository (manifest keys hold it).
     upstream_name: String,
@@ -74,7 +82,8 @@ struct Counts {
     left: u64,
     /// Bytes of the objects done, cached or already there.
     bytes: u64,
-    /// Bytes of the blobs planned, against `cache_max_size`.
+    /// Bytes of the blobs committed, as the cache holds them, against
+    /// `cache_max_size`.
     planned: u64,
 }
 
@@ -131,6 +140,7 @@ impl<H: Host> Walk<H> {
         let entries = serde_json::from_slice::<ImageIndex>(index)
             .map(|i| i.manifests)
             .unwrap_or_default();
+        let entries = self.at_most(entries, "index");
         let wanted = self.job.platforms.clone();
         for p in wanted.iter().flatten() {
             let listed = entries
@@ -155,6 +165,9 @@ impl<H: Host> Walk<H> {
     /// A manifest the index or referrers list, and its blobs; whether the
     /// cache holds it now.
     async fn image(&mut self, entry: &Descriptor, kind: &str) -> bool {
+        if self.past_bound() {
+            return false;
+        }
         let Ok(digest) = Digest::parse(&entry.digest) else {
             self.failed_line(kind, &entry.digest, entry.size, "not a digest");
             return false;
@@ -183,31 +196,47 @@ impl<H: Host> Walk<H> {
     }
 
     async fn blob(&mut self, blob: &Descriptor) {
-        if self.out_of_time("blob", &blob.digest, blob.size) {
+        if self.past_bound() || self.out_of_time("blob", &blob.digest, blob.size) {
             return;
         }
         let fetched = match Digest::parse(&blob.digest) {
             _ if blob.is_foreign() => {
                 Fetched::Failed("a foreign layer: the registry does not hold it".into())
             }
-            _ if self.counts.planned + blob.size > self.max_size => Fetched::Failed(format!(
-                "the image is larger than cache_max_size ({} bytes)",
-                self.max_size
-            )),
-            Ok(digest) => {
-                self.counts.planned += blob.size;
-                fetch::blob(&self.host, &self.job, &digest).await
+            _ if self.counts.planned.saturating_add(blob.size) > self.max_size => {
+                Fetched::Failed(format!(
+                    "the image is larger than cache_max_size ({} bytes)",
+                    self.max_size
+                ))
             }
+            Ok(digest) => fetch::blob(&self.host, &self.job, &digest).await,
             Err(e) => Fetched::Failed(e.to_string()),
         };
-        if !matches!(fetched, Fetched::Failed(_)) {
-            let key = self.scope.blob_key(&blob.digest);
-            self.held.push(Pinned {
-                key,
-                size: blob.size,
-            });
-        }
+        let fetched = match fetched {
+            Fetched::Failed(why) => Fetched::Failed(why),
+            done => self.committed(blob, done),
+        };
         self.line("blob", &blob.digest, blob.size, &fetched, None);
+    }
+
+    /// A blob the cache holds now, checked against its descriptor: its
+    /// committed size is what the plan counts, and one of another size
+    /// than the manifest says fails (a pin must not count the manifest's
+    /// word for bytes the cache holds).
+    fn committed(&mut self, blob: &Descriptor, done: Fetched) -> Fetched {
+        let key = self.scope.blob_key(&blob.digest);
+        let Some(entry) = BlobEntry::load(self.host.cache().as_ref(), &key) else {
+            return Fetched::Failed("not in the cache once fetched (evicted since)".into());
+        };
+        self.counts.planned = self.counts.planned.saturating_add(entry.size);
+        if entry.size != blob.size {
+            return Fetched::Failed(format!(
+                "the upstream's blob is {} bytes, its descriptor says {}",
+                entry.size, blob.size
+            ));
+        }
+        self.held.push(key);
+        done
     }
 
     /// The referrers of one manifest, each with its blobs.
@@ -217,12 +246,38 @@ impl<H: Host> Walk<H> {
         };
         match fetch::referrers(&self.host, &self.job, &digest).await {
             Ok(found) => {
-                for entry in found {
+                for entry in self.at_most(found, "referrers list") {
                     self.image(&entry, "referrer").await;
                 }
             }
             Err(why) => self.failed_line("referrers", subject, 0, &why),
         }
+    }
+
+    /// The first [`MAX_ENTRIES`] of a list; a failed line says what is not
+    /// walked of a longer one.
+    fn at_most(&mut self, mut entries: Vec<Descriptor>, list: &str) -> Vec<Descriptor> {
+        if entries.len() > MAX_ENTRIES {
+            let why = format!(
+                "the {list} has {} entries: a prefetch walks the first {MAX_ENTRIES}",
+                entries.len()
+            );
+            self.failed_line(list, "", 0, &why);
+            entries.truncate(MAX_ENTRIES);
+        }
+        entries
+    }
+
+    /// Past [`MAX_OBJECTS`]: the walk stops, and says so once.
+    fn past_bound(&mut self) -> bool {
+        if self.counts.objects < MAX_OBJECTS {
+            return false;
+        }
+        if self.counts.objects == MAX_OBJECTS {
+            let why = format!("a prefetch walks at most {MAX_OBJECTS} objects: the rest is not");
+            self.failed_line("walk", "", 0, &why);
+        }
+        true
     }
 
     /// Past the deadline: the object is left for another call.
@@ -239,8 +294,7 @@ impl<H: Host> Walk<H> {
     fn manifest_line(&mut self, kind: &str, m: &fetch::Manifest, platform: Option<String>) {
         if !matches!(m.fetched, Fetched::Failed(_)) {
             let key = self.scope.manifest_key(&self.upstream_name, &m.digest);
-            let size = m.bytes.len() as u64;
-            self.held.push(Pinned { key, size });
+            self.held.push(key);
         }
         self.line(kind, &m.digest, m.bytes.len() as u64, &m.fetched, platform);
     }
@@ -274,7 +328,7 @@ impl<H: Host> Walk<H> {
             }
         };
         if reason.is_none() {
-            c.bytes += size;
+            c.bytes = c.bytes.saturating_add(size);
         }
         let mut line = json!({
             "kind": kind, "digest": digest, "size": size, "outcome": outcome, "bytes": c.bytes,
@@ -312,7 +366,10 @@ impl<H: Host> Walk<H> {
         }
         let id = pins::id(&self.job.target.name, &self.job.name, &self.job.reference);
         match pins::pin(self.host.cache().as_ref(), &id, &self.held, self.max_size) {
-            Ok(bytes) => json!({"pinned": true, "bytes": bytes}),
+            Ok(bytes) => {
+                repositories::forget_listed(&self.host);
+                json!({"pinned": true, "bytes": bytes})
+            }
             Err(why) => json!({"pinned": false, "reason": why}),
         }
     }

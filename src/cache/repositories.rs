@@ -1,17 +1,18 @@
 //! What the cache holds, by repository: its tags, bytes, when it was last
 //! read, and whether a pin holds it. Read from the cache's keys, so it is
-//! an operator's question (the status page, the admin API), never a pull's.
+//! an operator's question (the status page, the admin API), never a pull's,
+//! and gathered at most once a minute an instance: see [`listed`].
 
 use crate::cache::layout::{
     self, BLOB_PREFIX, BlobEntry, MANIFEST_PREFIX, ManifestEntry, SEEN_PREFIX, Scope, TAG_PREFIX,
 };
 use crate::cache::pins;
 use crate::host::Host;
-use crate::telemetry::stats;
-use serde::Serialize;
+use crate::telemetry::reads;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct CachedRepository {
     /// The upstream's name of the repository.
     pub name: String,
@@ -28,7 +29,55 @@ pub struct CachedRepository {
     pub pinned: bool,
 }
 
-/// Every cached repository, biggest first.
+/// How long a gathered list is answered again. Gathering lists every key
+/// of the cache store (blob chunks included) and reads every cached
+/// manifest whole, up to `cache_max_size` in all: a page view or API call
+/// that did so each time would let whoever can load the page make the
+/// store do that much work. Kept for a minute, a request's work is one
+/// read of this instance's memory; the list is at most this old.
+const LISTED_SECS: u64 = 60;
+/// In the instance's own memory (the `health` store): the list is a
+/// snapshot of the shared cache, and needs no sharing itself.
+const LISTED_KEY: &str = "repositories|listed";
+
+#[derive(Deserialize)]
+struct Listed {
+    /// Unix seconds it was gathered.
+    at: u64,
+    repositories: Vec<CachedRepository>,
+}
+
+/// Every cached repository, biggest first, as gathered at most
+/// [`LISTED_SECS`] ago by this instance.
+pub fn listed<H: Host>(host: &H) -> Result<Vec<CachedRepository>, String> {
+    let now = crate::now();
+    let health = host.health();
+    let kept = health
+        .get(LISTED_KEY)
+        .ok()
+        .flatten()
+        .and_then(|v| serde_json::from_slice::<Listed>(&v).ok())
+        .filter(|l| l.at <= now && now < l.at + LISTED_SECS);
+    if let Some(kept) = kept {
+        return Ok(kept.repositories);
+    }
+    let repositories = gather(host)?;
+    let value = serde_json::json!({ "at": now, "repositories": &repositories });
+    if let Err(e) = health.set(LISTED_KEY, value.to_string().as_bytes()) {
+        eprintln!("the list of cached repositories not kept: {e}");
+    }
+    Ok(repositories)
+}
+
+/// Drops the list kept by [`listed`]: the admin API changed what it shows
+/// (a pin, a removal, `gc`), and the operator who did so expects to see it.
+pub fn forget_listed<H: Host>(host: &H) {
+    if let Err(e) = host.health().delete(LISTED_KEY) {
+        eprintln!("the list of cached repositories not dropped: {e}");
+    }
+}
+
+/// Every cached repository, biggest first, read from the cache store now.
 pub fn gather<H: Host>(host: &H) -> Result<Vec<CachedRepository>, String> {
     let cache = host.cache();
     let keys = cache.keys()?;
@@ -59,11 +108,7 @@ pub fn gather<H: Host>(host: &H) -> Result<Vec<CachedRepository>, String> {
         .map(|((scope, name), mut repo)| {
             let scope_of = Scope::from_key_part(&scope);
             let (upstream, account) = scope_of.upstream_and_account();
-            let read = counters.get(&stats::read_key(&format!("{scope}/{name}")));
-            repo.last_read = read
-                .ok()
-                .flatten()
-                .and_then(|v| String::from_utf8_lossy(&v).parse().ok());
+            repo.last_read = reads::last_read(counters.as_ref(), &format!("{scope}/{name}"));
             repo.account = account.map(str::to_string);
             repo.upstream = upstream;
             repo.name = name;
@@ -76,11 +121,11 @@ pub fn gather<H: Host>(host: &H) -> Result<Vec<CachedRepository>, String> {
 
 /// `GET <admin_path>/cache/repositories`.
 pub fn list<H: Host>(host: &H) -> Result<serde_json::Value, String> {
-    Ok(serde_json::json!({ "repositories": gather(host)? }))
+    Ok(serde_json::json!({ "repositories": listed(host)? }))
 }
 
 /// A manifest, tag or seen-blob key's scope and repository.
-fn scope_and_repository(key: &str) -> Option<(&str, &str)> {
+pub fn scope_and_repository(key: &str) -> Option<(&str, &str)> {
     let rest = [MANIFEST_PREFIX, TAG_PREFIX, SEEN_PREFIX]
         .iter()
         .find_map(|p| key.strip_prefix(p))?;

@@ -6,10 +6,10 @@ use crate::cache::layout::{
     self, BLOB_PREFIX, BlobEntry, CHUNK_PREFIX, LEASE_FOLLOWERS_PREFIX, LEASE_GATE_PREFIX,
     MANIFEST_PREFIX, SEEN_PREFIX, Scope, TAG_PREFIX, TagEntry,
 };
-use crate::cache::{blob_store, bound, pins};
+use crate::cache::{blob_store, bound, pins, repositories};
 use crate::host::Host;
 use crate::routing::route;
-use crate::telemetry::stats;
+use crate::telemetry::{reads, stats};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
 
@@ -52,7 +52,7 @@ pub fn figures<H: Host>(host: &H) -> Result<serde_json::Value, String> {
 pub async fn collect_garbage<H: Host>(host: &H) -> Result<serde_json::Value, String> {
     let keys = host.cache().keys()?;
     let now = crate::now();
-    let mut tags = 0;
+    let mut expired_tags = HashSet::new();
     for k in keys.iter().filter(|k| k.starts_with(TAG_PREFIX)) {
         let expired = host
             .cache()
@@ -61,9 +61,14 @@ pub async fn collect_garbage<H: Host>(host: &H) -> Result<serde_json::Value, Str
             .is_none_or(|t| t.expires <= now);
         if expired {
             host.cache().delete(k)?;
-            tags += 1;
+            expired_tags.insert(k.as_str());
         }
     }
+    let kept = keys.iter().filter(|k| !expired_tags.contains(k.as_str()));
+    let read_notes = forget_reads(host, kept).unwrap_or_else(|e| {
+        eprintln!("gc: the read notes in the counters store not looked at: {e}");
+        0
+    });
     // A gate left open by a request that stopped before it took the lease
     // would keep every later one from taking it.
     for gate in keys.iter().filter(|k| k.starts_with(LEASE_GATE_PREFIX)) {
@@ -97,9 +102,34 @@ pub async fn collect_garbage<H: Host>(host: &H) -> Result<serde_json::Value, Str
         None => 0,
     };
     Ok(json!({
-        "removed": { "tags": tags, "uploads": uploads, "blobs": blobs },
+        "removed": {
+            "tags": expired_tags.len(), "uploads": uploads, "blobs": blobs,
+            "read_notes": read_notes,
+        },
         "freed": { "objects": blobs, "bytes": freed },
     }))
+}
+
+/// Drops the read notes of repositories the cache holds no key of (`kept`,
+/// the cache's keys): a note is for the list of cached repositories, and
+/// is worth nothing once its repository has gone. How many were dropped.
+fn forget_reads<'k, H: Host>(
+    host: &H,
+    kept: impl Iterator<Item = &'k String>,
+) -> Result<u64, String> {
+    let cached: HashSet<String> = kept
+        .filter_map(|k| repositories::scope_and_repository(k))
+        .map(|(scope, name)| format!("{scope}/{name}"))
+        .collect();
+    let counters = host.counters();
+    let mut dropped = 0;
+    for key in counters.keys()? {
+        if reads::repository_of(&key).is_some_and(|r| !cached.contains(r)) {
+            counters.delete(&key)?;
+            dropped += 1;
+        }
+    }
+    Ok(dropped)
 }
 
 /// Removes the blobs of routes with a `blob_ttl` not read for that long

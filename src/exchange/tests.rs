@@ -5,6 +5,8 @@ mod cache;
 mod headers;
 mod outages;
 mod prefetch;
+mod prefetch_bounds;
+mod reads;
 
 use super::handle;
 use crate::host::memory::{Answer, MemoryHost, Sent};

@@ -11,6 +11,11 @@ use std::time::Duration;
 /// A hosted platform's requests end at 30 s: a prefetch there starts no
 /// new object after this many seconds.
 const HOSTED_PREFETCH_SECS: u64 = 25;
+/// Elsewhere, unless `prefetch_time_limit` says otherwise: a prefetch
+/// from an upstream that answers slowly or lists more than it should
+/// ends on its own, saying what is left for another call; ten minutes is
+/// several gigabytes on most links.
+const DEFAULT_PREFETCH_SECS: u64 = 600;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -30,8 +35,8 @@ pub struct Settings {
     pub upstream_timeout: Duration,
     /// `stream` or `redirect`, as the variable says (parsed where used).
     pub blob_delivery: String,
-    /// Seconds a prefetch starts new objects for; none: no limit.
-    pub prefetch_time_limit: Option<u64>,
+    /// Seconds a prefetch starts new objects for.
+    pub prefetch_time_limit: u64,
     /// The cache store's key budget (`kv_max_keys`): the hosted profile.
     pub kv_max_keys: u64,
     /// Copies whose clients have all gone that go on, unfollowed, at once.
@@ -51,9 +56,9 @@ impl Settings {
         let prefetch = seconds("prefetch_time_limit", variable("prefetch_time_limit"));
         // Unset on a hosted platform (a key budget): its own time limit.
         let prefetch_time_limit = match (prefetch, kv_max_keys) {
-            (0, 0) => None,
-            (0, _) => Some(HOSTED_PREFETCH_SECS),
-            (s, _) => Some(s),
+            (0, 0) => DEFAULT_PREFETCH_SECS,
+            (0, _) => HOSTED_PREFETCH_SECS,
+            (s, _) => s,
         };
         let timeout = Some(seconds("upstream_timeout", variable("upstream_timeout")))
             .filter(|&s| s > 0)
@@ -93,7 +98,7 @@ mod tests {
         let s = read(&[]);
         assert_eq!((s.cache_max_size, s.body_limit), (10 << 30, 10 << 20));
         assert_eq!(s.upstream_timeout, Duration::from_secs(30));
-        assert_eq!((s.prefetch_time_limit, s.metrics), (None, true));
+        assert_eq!((s.prefetch_time_limit, s.metrics), (600, true));
         assert_eq!(
             s.default_upstream.as_deref(),
             Some("https://registry-1.docker.io")
@@ -112,16 +117,10 @@ mod tests {
 
     #[test]
     fn a_key_budget_brings_the_hosted_prefetch_limit_unless_one_is_set() {
-        assert_eq!(
-            read(&[("kv_max_keys", "1024")]).prefetch_time_limit,
-            Some(25)
-        );
+        assert_eq!(read(&[("kv_max_keys", "1024")]).prefetch_time_limit, 25);
         let set = read(&[("kv_max_keys", "1024"), ("prefetch_time_limit", "10")]);
-        assert_eq!(set.prefetch_time_limit, Some(10));
-        assert_eq!(
-            read(&[("prefetch_time_limit", "5")]).prefetch_time_limit,
-            Some(5)
-        );
+        assert_eq!(set.prefetch_time_limit, 10);
+        assert_eq!(read(&[("prefetch_time_limit", "5")]).prefetch_time_limit, 5);
         assert!(!read(&[("metrics", "false")]).metrics);
     }
 }

@@ -2,4 +2,5 @@
 //! exposition.
 
 pub mod metrics;
+pub mod reads;
 pub mod stats;

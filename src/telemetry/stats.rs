@@ -9,6 +9,7 @@
 use crate::host::Host;
 use crate::host::notes::{Notes, Outcome, TokenAnswer, UpstreamCall};
 use crate::telemetry::metrics::{self, BYTES, CACHE, REQUESTS, TOKENS, UPSTREAM, UPSTREAM_MICROS};
+use crate::telemetry::reads;
 
 /// Notes a cache outcome of the request, counted once the answer is out.
 pub fn record<H: Host>(host: &H, outcome: Outcome) {
@@ -52,14 +53,16 @@ pub fn note_route_token<H: Host>(host: &H, status: u16) {
     host.tally().0.borrow_mut().route_tokens.push(status);
 }
 
-/// A cached repository read, `<scope>/<name>`.
+/// A cached repository read, `<scope>/<name>`: noted once the answer is
+/// out if the answer came from the cache or was kept in it (its last
+/// outcome says so). A relayed answer that kept nothing, such as a `HEAD`
+/// by digest, records no outcome and notes no read: its repository is not
+/// cached, and any client could otherwise add a note per name it makes up.
 pub fn note_read<H: Host>(host: &H, repository: &str) {
-    host.tally().0.borrow_mut().read = Some(repository.to_string());
-}
-
-/// When a cached repository (`<scope>/<name>`) was last read: unix seconds.
-pub fn read_key(repository: &str) -> String {
-    format!("read|{repository}")
+    let mut notes = host.tally().0.borrow_mut();
+    if notes.outcomes.last().is_some_and(|o| *o != Outcome::Bypass) {
+        notes.read = Some(repository.to_string());
+    }
 }
 
 /// Where the answer's body came from, for the bytes counter.
@@ -129,8 +132,10 @@ pub fn flush<H: Host>(host: &H, status: u16, bytes: u64) {
         count_minute(host, last.served_cached());
     }
     remember_errors(host, &notes);
-    if let Some(repository) = &notes.read {
-        let _ = counters.set(&read_key(repository), crate::now().to_string().as_bytes());
+    if let Some(repository) = &notes.read
+        && let Err(e) = reads::note(counters.as_ref(), repository, crate::now())
+    {
+        eprintln!("the read of {repository} not noted: {e}");
     }
 }
 

@@ -93,7 +93,8 @@ async fn api<H: Host>(
              preset routes and users instead (docs/deployment.md, \"Run on wasmtime\")",
         ));
     }
-    match op {
+    let writes = op.writes();
+    let answer = match op {
         Operation::ListRoutes => list_routes(host),
         Operation::GetRoute(h) => match host.kv_get(&route::key_for(&h)).map_err(kv_error)? {
             Some(bytes) => Ok(Response::json(200, bytes)),
@@ -110,7 +111,11 @@ async fn api<H: Host>(
         Operation::Pin(image) => prefetch::pin(host, incoming, &image).await,
         Operation::Unpin(image) => prefetch::unpin(host, incoming, &image),
         cache_op => cache(host, cache_op).await,
+    };
+    if writes {
+        repositories::forget_listed(host);
     }
+    answer
 }
 
 fn list_routes<H: Host>(host: &H) -> Result<Response<H::Stream>, RegistryError> {

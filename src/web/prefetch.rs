@@ -171,7 +171,7 @@ fn image_job<H: Host>(
         platforms: None,
         referrers: false,
         pin: false,
-        deadline: limit.map(|s| crate::now_millis() + s * 1000),
+        deadline: Some(crate::now_millis().saturating_add(limit.saturating_mul(1000))),
     })
 }
 

@@ -305,10 +305,11 @@ pub fn metrics<H: Host>(
     })
 }
 
-/// The cached repositories as the page lists them; none when the cache
-/// store cannot be listed (the store lines say why).
+/// The cached repositories as the page lists them, gathered at most a
+/// minute ago; none when the cache store cannot be listed (the store
+/// lines say why).
 fn repositories<H: Host>(host: &H) -> Vec<RepositoryRow> {
-    let found = crate::cache::repositories::gather(host).unwrap_or_else(|e| {
+    let found = crate::cache::repositories::listed(host).unwrap_or_else(|e| {
         eprintln!("status page: cannot list the cache: {e}");
         Vec::new()
     });

@@ -53,12 +53,7 @@ fn manifests_count_against_the_bound_and_are_evicted_oldest_first() {
 fn pinned_blobs_wait_at_the_newest_end_and_the_others_go() {
     let (kv, blobs) = (MemoryKv::default(), MemoryBlobs::default());
     let keys: Vec<String> = (0..8).map(|n| blob(&kv, n, &blobs)).collect();
-    let pin = |k: &str| crate::cache::pins::Pinned {
-        key: k.into(),
-        size: 1 << 20,
-    };
-    let pinned = [pin(&keys[0]), pin(&keys[1])];
-    crate::cache::pins::pin(&kv, "p", &pinned, 8 << 20).unwrap();
+    crate::cache::pins::pin(&kv, "p", &keys[..2], 8 << 20).unwrap();
     for n in 8..20 {
         blob(&kv, n, &blobs);
     }

@@ -16,7 +16,7 @@ const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
 /// `team/multi:v1`, an index over amd64 and arm64, each one config and
 /// one layer: every object under its digest, the index under its tag.
-fn image() -> Vec<(String, Vec<u8>)> {
+pub(super) fn image() -> Vec<(String, Vec<u8>)> {
     let mut objects: Vec<(String, Vec<u8>)> = Vec::new();
     let mut entries = Vec::new();
     for arch in ["amd64", "arm64"] {
@@ -43,7 +43,7 @@ fn image() -> Vec<(String, Vec<u8>)> {
 /// An upstream serving `objects` by the name each ends its URL with: JSON
 /// under a tag is an index, under a digest a manifest, anything else a
 /// blob. It has no referrers API.
-fn serving(objects: Vec<(String, Vec<u8>)>) -> MemoryHost {
+pub(super) fn serving(objects: Vec<(String, Vec<u8>)>) -> MemoryHost {
     let host = MemoryHost::new(move |sent: &Sent| {
         let found = objects
             .iter()
@@ -77,13 +77,16 @@ fn serving(objects: Vec<(String, Vec<u8>)>) -> MemoryHost {
 }
 
 /// The image's upstream, and its objects.
-fn upstream() -> (MemoryHost, Vec<(String, Vec<u8>)>) {
+pub(super) fn upstream() -> (MemoryHost, Vec<(String, Vec<u8>)>) {
     let objects = image();
     (serving(objects.clone()), objects)
 }
 
 /// The lines of a prefetch answer, read while its copies run.
-fn lines_of(host: &MemoryHost, body: Body<crate::host::memory::MemoryStream>) -> Vec<Value> {
+pub(super) fn lines_of(
+    host: &MemoryHost,
+    body: Body<crate::host::memory::MemoryStream>,
+) -> Vec<Value> {
     block_on(async {
         let (text, ()) = futures::future::join(read(body), host.settle()).await;
         String::from_utf8(text)
@@ -94,7 +97,7 @@ fn lines_of(host: &MemoryHost, body: Body<crate::host::memory::MemoryStream>) ->
     })
 }
 
-fn prefetch_of(host: &MemoryHost, body: Value) -> Vec<Value> {
+pub(super) fn prefetch_of(host: &MemoryHost, body: Value) -> Vec<Value> {
     let mut req = request(
         "POST",
         "/_registry-proxy/cache/prefetch",
