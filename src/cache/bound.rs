@@ -300,4 +300,4 @@ fn signed(n: u64) -> i64 {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

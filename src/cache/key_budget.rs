@@ -296,7 +296,7 @@ mod tests {
     #[test]
     fn the_size_bounds_records_are_never_evicted_and_stay_within_the_keys() {
         use crate::cache::blob_storage::memory::MemoryBlobs;
-        use crate::cache::bound::{self, Committed};
+        use crate::cache::bound;
         let memory = Rc::new(MemoryKv::default());
         let limits = Limits {
             max_keys: 40,
@@ -304,33 +304,7 @@ mod tests {
         };
         let store = Budgeted::new(memory.clone(), limits);
         let blobs = MemoryBlobs::default();
-        let admit = |n: u64| {
-            let key = format!("cache/blob/s/sha256:{n}");
-            let upload = crate::cache::layout::upload_id(1, n);
-            let entry = crate::cache::layout::BlobEntry {
-                size: 1 << 20,
-                chunk_size: 1 << 20,
-                upload: upload.clone(),
-                private: false,
-                media_type: String::new(),
-                store: "memory".into(),
-                queued: None,
-                read: None,
-            };
-            store
-                .set(&key, &serde_json::to_vec(&entry).unwrap())
-                .unwrap();
-            let record = Committed {
-                blob_key: key,
-                chunk_prefix: format!("cache/chunk/s/sha256:{n}/{upload}/"),
-                upload,
-                chunks: 1,
-                size: 1 << 20,
-                manifest: false,
-            };
-            let max = 1 << 40;
-            futures::executor::block_on(bound::admit(&store, &blobs, &record, max)).unwrap();
-        };
+        let admit = |n: usize| bound::tests::committed(&store, n, &blobs, 1 << 40);
         for n in 0..3 {
             admit(n);
         }

@@ -132,15 +132,22 @@ fn a_client_that_never_reads_holds_back_no_copy() {
     );
 }
 
-#[test]
-fn a_copy_whose_client_left_stops_and_keeps_nothing_when_the_slots_are_taken() {
-    let blob: Vec<u8> = (0..=200u8).collect();
-    let digest = format!("sha256:{:x}", Sha256::digest(&blob));
+/// A copy of `blob` on an instance whose detached-copy slots are all held
+/// (by the slots returned).
+fn copying_with_the_slots_taken(blob: &[u8]) -> (Copying, Chunks, Tasks, Vec<detached::Slot>) {
+    let digest = format!("sha256:{:x}", Sha256::digest(blob));
     let health = Rc::new(MemoryKv::default());
     let others: Vec<_> = (0..SLOTS)
         .map(|n| detached::take(health.clone(), SLOTS, &format!("other{n}")).unwrap())
         .collect();
-    let (copying, body, tasks) = copying_as(&blob, 9, &digest, None, health);
+    let (copying, body, tasks) = copying_as(blob, 9, &digest, None, health);
+    (copying, body, tasks, others)
+}
+
+#[test]
+fn a_copy_whose_client_left_stops_and_keeps_nothing_when_the_slots_are_taken() {
+    let blob: Vec<u8> = (0..=200u8).collect();
+    let (copying, body, tasks, others) = copying_with_the_slots_taken(&blob);
     drop(body);
     block_on(tasks.run());
     assert!(!copying.committed());
@@ -153,13 +160,8 @@ fn a_copy_whose_client_left_stops_and_keeps_nothing_when_the_slots_are_taken() {
 #[test]
 fn a_followed_copy_goes_on_after_its_client_without_a_slot() {
     let blob: Vec<u8> = (0..=200u8).rev().collect();
-    let digest = format!("sha256:{:x}", Sha256::digest(&blob));
-    let health = Rc::new(MemoryKv::default());
-    let _others: Vec<_> = (0..SLOTS)
-        .map(|n| detached::take(health.clone(), SLOTS, &format!("other{n}")).unwrap())
-        .collect();
-    let (copying, body, tasks) = copying_as(&blob, 9, &digest, None, health);
-    let lease_key = copying.scope.lease_key(&digest);
+    let (copying, body, tasks, _others) = copying_with_the_slots_taken(&blob);
+    let lease_key = copying.scope.lease_key(&copying.digest);
     let followers = crate::cache::layout::lease_followers_key(&lease_key, "u1");
     let store: Rc<dyn Kv> = copying.kv.clone();
     let _follower = detached::count_in(store, followers, &lease_key, "u1");

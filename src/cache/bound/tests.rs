@@ -64,6 +64,12 @@ fn pinned_blobs_wait_at_the_newest_end_and_the_others_go() {
 
 /// Eight blobs of 1 MiB fill an 8 MiB cache; `n` as committed.
 fn blob(kv: &MemoryKv, n: usize, blobs: &MemoryBlobs) -> String {
+    committed(kv, n, blobs, 8 << 20)
+}
+
+/// Blob `n` of 1 MiB, committed and admitted to a bound of `max` bytes;
+/// its entry's key.
+pub(crate) fn committed(kv: &dyn Kv, n: usize, blobs: &MemoryBlobs, max: u64) -> String {
     let key = format!("cache/blob/s/sha256:{n}");
     let upload = layout::upload_id(crate::now(), n as u64);
     let mut entry = BlobEntry {
@@ -85,7 +91,7 @@ fn blob(kv: &MemoryKv, n: usize, blobs: &MemoryBlobs) -> String {
         size: 1 << 20,
         manifest: false,
     };
-    let position = futures::executor::block_on(admit(kv, blobs, &record, 8 << 20)).unwrap();
+    let position = futures::executor::block_on(admit(kv, blobs, &record, max)).unwrap();
     entry.queued = Some(position);
     kv.set(&key, &serde_json::to_vec(&entry).unwrap()).unwrap();
     key
