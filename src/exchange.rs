@@ -84,10 +84,10 @@ pub fn finish<H: Host>(host: &H, exchange: Exchange, memory: Option<usize>) {
 fn log_line<H: Host>(host: &H, e: &Exchange, memory: Option<usize>) -> String {
     let notes = host.tally().0.borrow();
     let unix_millis = crate::now_millis();
-    let upstream_status = notes
-        .upstream
-        .last()
-        .and_then(|c| c.result.as_ref().ok().copied());
+    let last = notes.upstream.last().map(|c| c.result.as_ref());
+    let upstream_status = last.and_then(|r| r.ok().copied());
+    // Why the last upstream call got no answer, in the OCI error's words.
+    let upstream_error = last.and_then(|r| r.err());
     serde_json::json!({
         "time": metrics::rfc3339(unix_millis),
         "method": e.method,
@@ -100,6 +100,7 @@ fn log_line<H: Host>(host: &H, e: &Exchange, memory: Option<usize>) -> String {
         "duration_ms": (e.started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
         "cache": notes.outcomes.last().map(|o| o.name()),
         "upstream_status": upstream_status,
+        "upstream_error": upstream_error,
         "memory": memory,
     })
     .to_string()

@@ -123,9 +123,19 @@ pub struct Answer {
 pub struct Upstream {
     script: Box<dyn Fn(&Sent) -> Answer>,
     pub sent: RefCell<Vec<Sent>>,
+    /// Set: no answer at all, for this reason (an upstream that is away).
+    away: RefCell<Option<super::Failure>>,
 }
 
 impl Upstream {
+    /// `Err` while the upstream is away; nothing counts as sent then.
+    fn reached(&self, url: &url::Url) -> Result<(), super::SendError> {
+        match self.away.borrow().clone() {
+            Some(failure) => Err(super::SendError::failed(url, failure)),
+            None => Ok(()),
+        }
+    }
+
     fn answer(
         &self,
         method: String,
@@ -172,6 +182,9 @@ impl super::Outbound for Upstream {
     ) -> std::pin::Pin<
         Box<dyn Future<Output = Result<super::Response<super::Chunks>, super::SendError>>>,
     > {
+        if let Err(e) = self.reached(&request.url) {
+            return Box::pin(std::future::ready(Err(e)));
+        }
         let response = self.answer(
             request.method,
             request.url.to_string(),
@@ -228,6 +241,7 @@ impl MemoryHost {
             upstream: std::rc::Rc::new(Upstream {
                 script: Box::new(script),
                 sent: Default::default(),
+                away: Default::default(),
             }),
             tally: Default::default(),
             alongside: Default::default(),
@@ -239,6 +253,12 @@ impl MemoryHost {
         self.variables
             .borrow_mut()
             .insert(name.into(), Ok(value.into()));
+    }
+
+    /// From now on the upstream does not answer, failing with `failure`;
+    /// `None` brings it back.
+    pub fn upstream_away(&self, failure: Option<super::Failure>) {
+        *self.upstream.away.borrow_mut() = failure;
     }
 
     /// The variable cannot be read, as when a provider is away.
@@ -319,6 +339,7 @@ impl super::Host for MemoryHost {
         &self,
         request: super::OutboundRequest<MemoryStream>,
     ) -> Result<super::Response<MemoryStream>, super::SendError> {
+        self.upstream.reached(&request.url)?;
         Ok(self.upstream.answer(
             request.method,
             request.url.to_string(),

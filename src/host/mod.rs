@@ -7,6 +7,7 @@ pub mod memory;
 pub mod notes;
 pub mod redis_marks;
 pub mod resp;
+pub mod send_error;
 pub mod settings;
 pub mod stores;
 
@@ -15,6 +16,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use url::Url;
+
+pub use send_error::{Failure, Phase, SendError, Target, Tls};
 
 /// Header list in order; names compare case-insensitively.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -107,13 +110,6 @@ pub struct OutboundRequest<S> {
     /// For connecting, for the first byte of the answer and between bytes:
     /// a hanging upstream fails like an unreachable one.
     pub timeout: std::time::Duration,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SendError {
-    /// The runtime refused the host (Spin's `allowed_outbound_hosts`).
-    Denied,
-    Failed(String),
 }
 
 /// Outbound HTTP as a handle that body streams and work beside the answer

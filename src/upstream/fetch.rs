@@ -91,14 +91,14 @@ async fn once<H: Host>(
             result: sent
                 .as_ref()
                 .map(|r| r.status)
-                .map_err(|e| format!("{e:?}")),
+                .map_err(SendError::to_string),
             micros: started.elapsed().as_micros() as u64,
         },
     );
     sent.map_err(|e| match e {
         SendError::Denied => refused(policy::PolicyError::HostNotAllowed(origin_of(url))),
-        SendError::Failed(why) => {
-            RegistryError::bad_gateway(format!("upstream {} unreachable: {why}", origin_of(url)))
+        failed @ SendError::Failed { .. } => {
+            RegistryError::bad_gateway(format!("upstream unreachable: {failed}"))
         }
     })
 }

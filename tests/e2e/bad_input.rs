@@ -1,5 +1,6 @@
 //! Refusals (issue 2): bad names, references, methods and hosts refused before
-//! any upstream call, a malformed route named by its key, an unreachable upstream.
+//! any upstream call, a malformed route named by its key, an unreachable
+//! upstream named in words.
 
 use super::common::*;
 use support::{OPEN, REDIRECTING, env, registry};
@@ -18,7 +19,19 @@ fn unreachable_upstream_and_catalog() {
     );
     assert_eq!(r.status, 502);
     assert_eq!(error_code(&r), "UNKNOWN");
-    assert!(r.text().contains("unreachable"), "{}", r.text());
+    // In words naming the host and port, the same in the access log.
+    let words = format!("127.0.0.1:{closed} refused the connection");
+    let message = format!("upstream unreachable: {words}");
+    assert!(r.text().contains(&message), "{}", r.text());
+    let logged = format!("\"upstream_error\":\"{words}\"");
+    let log_has_it = || e.component_logs().contains(&logged);
+    for _ in 0..50 {
+        if log_has_it() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(log_has_it(), "{logged} not in the access log");
 
     let r = get(&format!("{}/v2/_catalog?n=100", e.proxy(OPEN)), &[]);
     assert_eq!(r.status, 200, "{}", r.text());

@@ -1,7 +1,12 @@
 //! A store that is away: the cache is passed by, the routes that need no
-//! store still answer, and the ones that do are asked again later.
+//! store still answer, and the ones that do are asked again later; an
+//! upstream that gives no answer is named in words.
 
-use super::{DOCKER, Upstream, ask, digest, x_cache};
+use super::{DOCKER, Upstream, ask, digest, read, request, x_cache};
+use crate::exchange::{finish, handle, log_line};
+use crate::host::{Failure, Kv};
+use crate::telemetry::stats;
+use futures::executor::block_on;
 
 const TAG: &str = "/v2/library/app/manifests/v1";
 
@@ -64,4 +69,53 @@ fn with_no_route_that_needs_no_store_the_answer_is_a_503_naming_it() {
     let (answer, body) = ask(&host, "GET", TAG, &[("accept", DOCKER)]);
     assert_eq!(answer.status, 503);
     assert!(String::from_utf8_lossy(&body).contains("routes store"));
+}
+
+/// An upstream that gives no answer, asked for a tag: the 502's message,
+/// the access log line and the status page's recent error, each in words.
+fn no_answer(upstream: &str, failure: Failure) -> (String, String, String) {
+    let (host, _, _) = Upstream::new().host();
+    host.set_variable("default_upstream", upstream);
+    host.upstream_away(Some(failure));
+    let (answer, exchange) = block_on(handle(&host, request("GET", TAG, &[])));
+    assert_eq!(answer.status, 502);
+    let body = block_on(read(answer.body));
+    let log = log_line(&host, &exchange, None);
+    finish(&host, exchange, None);
+    let recent = host.counters.get(&stats::error_key(1)).unwrap().unwrap();
+    let recent: serde_json::Value = serde_json::from_slice(&recent).unwrap();
+    let message = String::from_utf8_lossy(&body).into_owned();
+    (message, log, recent["error"].as_str().unwrap().to_string())
+}
+
+#[test]
+fn a_refused_upstream_is_named_in_words_in_all_three_places() {
+    let (message, log, recent) = no_answer("http://127.0.0.1:1", Failure::Refused);
+    let words = "127.0.0.1:1 refused the connection";
+    assert!(
+        message.contains(&format!("upstream unreachable: {words}")),
+        "{message}"
+    );
+    assert!(
+        log.contains(&format!("\"upstream_error\":\"{words}\"")),
+        "{log}"
+    );
+    assert_eq!(recent, words);
+}
+
+#[test]
+fn an_unresolvable_upstream_is_named_in_words_in_all_three_places() {
+    let why = Some("address not available".to_string());
+    let (message, log, recent) =
+        no_answer("https://registry-1.docker.io", Failure::NotResolved(why));
+    let words = "could not resolve registry-1.docker.io (address not available)";
+    assert!(message.contains(words), "{message}");
+    assert!(log.contains(words), "{log}");
+    assert_eq!(recent, words);
+    for text in [&message, &log, &recent] {
+        assert!(
+            !text.contains("Failed") && !text.contains("Some("),
+            "{text}"
+        );
+    }
 }

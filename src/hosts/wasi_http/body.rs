@@ -5,6 +5,7 @@ use crate::host;
 use futures::StreamExt;
 use std::task::Poll;
 use wasi::http::types::{Fields, OutgoingBody};
+use wasi::io::error::Error as IoError;
 use wasi::io::streams::{InputStream, OutputStream, StreamError};
 
 /// Largest read from an incoming body: whatever is buffered, up to this.
@@ -12,9 +13,14 @@ use wasi::io::streams::{InputStream, OutputStream, StreamError};
 /// way out for each.
 const READ_SIZE: u64 = 1 << 20;
 
-/// An incoming body (request or response) as a stream of chunks. `body` is
-/// the body resource the stream belongs to: it must outlive the stream.
-pub fn chunks<B: 'static>(stream: Result<InputStream, ()>, body: B) -> Result<ChunkStream, ()> {
+/// An incoming body (request or response) as a stream of chunks, a failed
+/// read in the words of `describe`. `body` is the body resource the stream
+/// belongs to: it must outlive the stream.
+pub fn chunks<B: 'static>(
+    stream: Result<InputStream, ()>,
+    body: B,
+    describe: impl Fn(IoError) -> String + 'static,
+) -> Result<ChunkStream, ()> {
     struct Incoming {
         stream: Option<InputStream>,
         body: Option<Box<dyn std::any::Any>>,
@@ -46,7 +52,7 @@ pub fn chunks<B: 'static>(stream: Result<InputStream, ()>, body: B) -> Result<Ch
             }
             Ok(buf) => Poll::Ready(Some(Ok(buf))),
             Err(StreamError::Closed) => Poll::Ready(None),
-            Err(StreamError::LastOperationFailed(e)) => Poll::Ready(Some(Err(e.to_debug_string()))),
+            Err(StreamError::LastOperationFailed(e)) => Poll::Ready(Some(Err(describe(e)))),
         }
     })))
 }

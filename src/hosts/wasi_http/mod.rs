@@ -3,6 +3,7 @@
 //! [`Platform`] adds the variables and key-value stores.
 
 mod body;
+mod failure;
 mod outbound;
 mod respond;
 mod serve;

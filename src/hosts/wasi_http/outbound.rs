@@ -1,13 +1,14 @@
 //! Outbound requests through `wasi:http/outgoing-handler`, with timeouts.
 
-use super::{ChunkStream, Stream, body};
-use crate::host;
+use super::{ChunkStream, Stream, body, failure};
+use crate::host::{self, Phase};
 use std::task::Poll;
 use wasi::http::outgoing_handler;
 use wasi::http::types::{
     ErrorCode, FutureIncomingResponse, IncomingResponse, Method, OutgoingRequest, RequestOptions,
     Scheme,
 };
+use wasi::io::error::Error as IoError;
 
 /// [`send`] as a handle for the proxy to keep.
 pub struct Handle;
@@ -60,23 +61,24 @@ pub async fn send(
         Some(chunks) => {
             let sink = outgoing
                 .body()
-                .map_err(|()| host::SendError::Failed("request body already taken".into()))?;
+                .map_err(|()| runtime(&request.url, "its body was already taken"))?;
             let (response, _) =
                 futures::join!(answer(outgoing, request.timeout), body::pump(chunks, sink));
             response
         }
     };
-    let response = response.map_err(|e| match e {
-        ErrorCode::HttpRequestDenied => host::SendError::Denied,
-        other => host::SendError::Failed(format!("{other:?}")),
-    })?;
+    let (url, timeout) = (request.url, request.timeout);
+    let response = response.map_err(|e| failure::send_error(&url, e, Phase::FirstByte, timeout))?;
     let status = response.status();
     let headers = body::headers_of(&response.headers());
     let incoming = response
         .consume()
-        .map_err(|()| host::SendError::Failed("response body already taken".into()))?;
-    let chunks = body::chunks(incoming.stream(), incoming)
-        .map_err(|()| host::SendError::Failed("response body unreadable".into()))?;
+        .map_err(|()| runtime(&url, "its answer's body was already taken"))?;
+    let cut = url.clone();
+    let chunks = body::chunks(incoming.stream(), incoming, move |e| {
+        cut_short(&cut, &e, timeout)
+    })
+    .map_err(|()| runtime(&url, "its answer's body cannot be read"))?;
     Ok(host::Response {
         status,
         headers,
@@ -120,9 +122,20 @@ fn prepare(
     if set {
         Ok(outgoing)
     } else {
-        Err(host::SendError::Failed(
-            "request rejected by the runtime".into(),
-        ))
+        Err(runtime(url, "it took not the method, scheme, host or path"))
+    }
+}
+
+/// A request the runtime would not take, and why.
+fn runtime(url: &url::Url, why: &str) -> host::SendError {
+    host::SendError::failed(url, host::Failure::Runtime(why.to_string()))
+}
+
+/// Why an answer's body stopped: a timeout here is one between bytes.
+fn cut_short(url: &url::Url, e: &IoError, timeout: std::time::Duration) -> String {
+    match wasi::http::types::http_error_code(e) {
+        Some(code) => failure::send_error(url, code, Phase::BetweenBytes, timeout).to_string(),
+        None => e.to_debug_string(),
     }
 }
 

@@ -34,7 +34,7 @@ pub async fn serve<P: Platform + 'static>(
         None => (path_with_query, None),
     };
     let chunks = match req.consume() {
-        Ok(incoming) => body::chunks(incoming.stream(), incoming)
+        Ok(incoming) => body::chunks(incoming.stream(), incoming, |e| e.to_debug_string())
             .unwrap_or_else(|()| Box::pin(futures::stream::empty())),
         Err(()) => Box::pin(futures::stream::empty()),
     };

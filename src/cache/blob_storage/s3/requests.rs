@@ -68,7 +68,7 @@ impl Bucket {
         self.outbound
             .send(request)
             .await
-            .map_err(|e| format!("the bucket cannot be reached: {e:?}"))
+            .map_err(|e| format!("the bucket cannot be reached: {e}"))
     }
 
     /// The answer's body when it succeeded; else its status and S3 code.
@@ -184,7 +184,7 @@ impl Bucket {
         let body = async move {
             let response = response
                 .await
-                .map_err(|e| format!("the bucket cannot be reached: {e:?}"))?;
+                .map_err(|e| format!("the bucket cannot be reached: {e}"))?;
             if !matches!(response.status, 200 | 206) {
                 let bytes = read_all(response.body, XML_LIMIT, None)
                     .await

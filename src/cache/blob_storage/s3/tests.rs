@@ -15,7 +15,7 @@ mod watched;
 use super::{S3Blobs, S3Config};
 use crate::cache::blob_storage::{BlobStorage, StoredBlob, Upload, conformance};
 use crate::cache::layout::{self, Scope};
-use crate::host::{Body, Chunks, Headers, Outbound, OutboundRequest, Response, SendError};
+use crate::host::{Body, Chunks, Failure, Headers, Outbound, OutboundRequest, Response, SendError};
 use futures::StreamExt;
 use std::future::Future;
 use std::pin::Pin;
@@ -31,13 +31,14 @@ impl Outbound for Native {
         request: OutboundRequest<Chunks>,
     ) -> Pin<Box<dyn Future<Output = Result<Response<Chunks>, SendError>>>> {
         Box::pin(async move {
+            let failed = |why| SendError::failed(&request.url, Failure::Runtime(why));
             let body = match request.body {
                 Body::Empty => Vec::new(),
                 Body::Bytes(b) => b,
                 Body::Stream(mut c) | Body::Generated(mut c) => {
                     let mut all = Vec::new();
                     while let Some(piece) = c.next().await {
-                        all.extend(piece.map_err(SendError::Failed)?);
+                        all.extend(piece.map_err(failed)?);
                     }
                     all
                 }
@@ -58,7 +59,7 @@ impl Outbound for Native {
                 true,
             )
             .await
-            .map_err(SendError::Failed)?;
+            .map_err(failed)?;
             let mut headers = Headers::default();
             for (name, value) in &reply.headers {
                 headers.push(name.as_str(), value.to_str().unwrap_or_default());
