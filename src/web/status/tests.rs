@@ -1,3 +1,4 @@
+use super::session::session_valid;
 use super::*;
 
 const TOKEN: &str = "the-admin-token";
