@@ -20,8 +20,18 @@ mod routes;
 mod session;
 #[cfg(test)]
 mod tests;
+pub mod warm;
 
 fn html<S>(status: u16, body: String) -> Response<S> {
+    Response {
+        status,
+        headers: html_headers(),
+        body: Body::Bytes(body.into_bytes()),
+    }
+}
+
+/// The headers of every page here, whole or streamed.
+fn html_headers() -> Headers {
     let mut headers = Headers::default();
     headers.push("content-type", "text/html; charset=utf-8");
     headers.push("cache-control", "no-store");
@@ -30,10 +40,18 @@ fn html<S>(status: u16, body: String) -> Response<S> {
         "content-security-policy",
         "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
     );
+    headers
+}
+
+/// A 303 to the page.
+fn back_to_page<S>(prefix: &str) -> Response<S> {
+    let mut headers = Headers::default();
+    headers.push("location", format!("{prefix}/"));
+    headers.push("cache-control", "no-store");
     Response {
-        status,
+        status: 303,
         headers,
-        body: Body::Bytes(body.into_bytes()),
+        body: Body::Empty,
     }
 }
 
@@ -46,20 +64,14 @@ fn to_page<S>(prefix: &str, origin: &str, value: &str) -> Response<S> {
     };
     // The browser drops the cookie when the session ends, or at once.
     let age = if value.is_empty() { 0 } else { SESSION_SECS };
-    let mut headers = Headers::default();
-    headers.push("location", format!("{prefix}/"));
-    headers.push(
+    let mut to_page = back_to_page(prefix);
+    to_page.headers.push(
         "set-cookie",
         format!(
             "{COOKIE}={value}; Path={prefix}; HttpOnly; SameSite=Strict{secure}; Max-Age={age}"
         ),
     );
-    headers.push("cache-control", "no-store");
-    Response {
-        status: 303,
-        headers,
-        body: Body::Empty,
-    }
+    to_page
 }
 
 /// The page for a holder of the admin token (header or cookie), else the
@@ -135,7 +147,7 @@ pub async fn sign_in<H: Host>(
     ))
 }
 
-/// A 403 for a sign-in or sign-out (`what`) another site's page posted
+/// A 403 for a sign-in, sign-out or other form (`what`) another site's page posted
 /// (login CSRF, a page guessing tokens from its visitors' browsers, or one
 /// signing the admin out), told by the headers
 /// browsers add: `Sec-Fetch-Site` other than `same-origin` / `none` (typed
@@ -268,6 +280,7 @@ fn gather<H: Host>(host: &H, prefix: &str) -> Status {
             .map_or(0, |v| v.max(0) as u64),
         cache_max: bound::max_size(host),
         repositories: repositories(host),
+        pins: warm::pins(host),
         totals: stats::load(host),
         minutes: minutes(host, now),
         errors: recent_errors(host),
