@@ -83,7 +83,7 @@ pub struct Status {
     pub stores: Vec<(&'static str, Result<(), String>)>,
 }
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;line-height:1.5}table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:.3rem .6rem;text-align:left}td.n{text-align:right}code{background:#f4f4f4;border-radius:4px}.bar{fill:#2a7}.none{fill:#eee}.grid{stroke:#ccc}.axis{font-size:11px;fill:#555}.note{color:#555;font-size:.9rem}#warm label{margin-right:1rem}#walk{display:grid;grid-template-columns:repeat(3,auto) 1fr;gap:.1rem 1rem;align-items:baseline}.row{display:contents}.meter{grid-column:1/-1;order:-1;margin:.5rem 0}p.meter:not(:last-of-type){display:none}progress{width:14rem;margin:0 .5rem}.failed{color:#b00}";
+const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;line-height:1.5}table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:.3rem .6rem;text-align:left}td.n{text-align:right}code{background:#f4f4f4;border-radius:4px}.bar{fill:#2a7}.none{fill:#eee}.grid{stroke:#ccc}.axis{font-size:11px;fill:#555}.note{color:#555;font-size:.9rem}#warm label{margin-right:1rem}#walk{display:grid;grid-template-columns:repeat(3,auto) 1fr;gap:.1rem 1rem;align-items:baseline}.row{display:contents}.meter{grid-column:1/-1;order:-1;margin:.5rem 0}p.meter:not(:last-of-type){display:none}.meter span{display:block}.meter label{display:inline-grid;grid-template-columns:5rem 14rem;align-items:center;width:22rem}progress{width:14rem;margin:0 .5rem}.failed{color:#b00}";
 
 /// A page up to its body's first element: the streamed prefetch page
 /// goes on from there.

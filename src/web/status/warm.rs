@@ -48,8 +48,8 @@ pub async fn prefetch<H: Host>(
         Ok(job) => job,
         Err(e) => return html(e.status, view::mistakes(prefix, &mistakes(&e))),
     };
-    let image = format!("{}:{}", job.name, job.reference);
-    let head = view::head_of_walk(&image);
+    // The image as the person wrote it: the job's name has lost its host.
+    let head = view::head_of_walk(field(&form, "image"));
     let (host, prefix) = (host.clone(), prefix.to_string());
     let mut progress = Progress::default();
     let rows = walk::progress(host.clone(), job).map(move |line| {

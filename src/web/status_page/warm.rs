@@ -120,8 +120,8 @@ impl Progress {
         let digest = line["digest"].as_str().unwrap_or_default();
         format!(
             "<div class=\"row\"><span>{kind}</span><code title=\"{}\">{}</code><span class=\"n\">{}</span><span class=\"{}\">{outcome}</span></div>\n\
-             <p class=\"meter\"><label>Objects <progress></progress></label> {} so far \
-             <label>Bytes <progress></progress></label> {} so far</p>\n",
+             <p class=\"meter\"><span><label>Objects <progress></progress></label> {} so far</span>\
+             <span><label>Bytes <progress></progress></label> {} so far</span></p>\n",
             esc(digest),
             esc(&short(digest)),
             size(size_of),
@@ -136,8 +136,8 @@ impl Progress {
         let (objects, done) = (n("objects"), n("cached") + n("already"));
         let walked = self.bytes.saturating_add(self.missed);
         let bar = format!(
-            "<p class=\"meter\" id=\"done\"><label>Objects <progress value=\"{done}\" max=\"{}\"></progress></label> {done} of {objects} cached \
-             <label>Bytes <progress value=\"{}\" max=\"{}\"></progress></label> {} of {}</p>\n</div>\n",
+            "<p class=\"meter\" id=\"done\"><span><label>Objects <progress value=\"{done}\" max=\"{}\"></progress></label> {done} of {objects} cached</span>\
+             <span><label>Bytes <progress value=\"{}\" max=\"{}\"></progress></label> {} of {}</span></p>\n</div>\n",
             objects.max(1),
             self.bytes,
             walked.max(1),
