@@ -7,6 +7,7 @@ mod outages;
 mod prefetch;
 mod prefetch_bounds;
 mod reads;
+mod status_forms;
 
 use super::handle;
 use crate::host::memory::{Answer, MemoryHost, Sent};

@@ -48,6 +48,12 @@ pub async fn handle<H: Host>(
         (Operation::StatusPage, Some(t)) => Ok(status::page(host, &req, prefix, &t)),
         (Operation::SignIn, Some(t)) => status::sign_in(host, req, prefix, origin, &t).await,
         (Operation::SignOut, Some(_)) => Ok(status::sign_out(&req.headers, prefix, origin)),
+        (Operation::PagePrefetch, Some(t)) => {
+            Ok(status::warm::prefetch(host, req, prefix, incoming, &t).await)
+        }
+        (Operation::PageUnpin, Some(t)) => {
+            Ok(status::warm::unpin(host, req, prefix, origin, &t).await)
+        }
         (op, Some(t)) => api(host, req, op, &t, incoming).await,
     }
 }

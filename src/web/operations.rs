@@ -14,6 +14,10 @@ pub enum Operation {
     StatusPage,
     SignIn,
     SignOut,
+    /// The status page's "Warm the cache" form: a prefetch shown as a page.
+    PagePrefetch,
+    /// The status page's "Unpin" button.
+    PageUnpin,
     /// Prometheus metrics.
     Metrics,
     ListRoutes,
@@ -73,8 +77,10 @@ pub fn parse(method: &str, path: &str) -> Result<Operation, OperationError> {
         ("GET", "") => return Ok(Operation::StatusPage),
         ("POST", "/login") => return Ok(Operation::SignIn),
         ("POST", "/logout") => return Ok(Operation::SignOut),
+        ("POST", "/prefetch") => return Ok(Operation::PagePrefetch),
+        ("POST", "/unpin") => return Ok(Operation::PageUnpin),
         ("GET", "/metrics") => return Ok(Operation::Metrics),
-        (_, "" | "/login" | "/logout" | "/metrics") => {
+        (_, "" | "/login" | "/logout" | "/prefetch" | "/unpin" | "/metrics") => {
             return Err(OperationError::MethodNotAllowed);
         }
         _ => {}
@@ -183,6 +189,13 @@ mod tests {
         assert_eq!(parse("POST", "/login"), Ok(Operation::SignIn));
         assert_eq!(parse("POST", "/logout"), Ok(Operation::SignOut));
         assert_eq!(parse("GET", "/metrics"), Ok(Operation::Metrics));
+        assert_eq!(parse("POST", "/prefetch"), Ok(Operation::PagePrefetch));
+        assert_eq!(parse("POST", "/unpin"), Ok(Operation::PageUnpin));
+        assert!(Operation::PagePrefetch.writes() && Operation::PageUnpin.writes());
+        assert_eq!(
+            parse("GET", "/unpin"),
+            Err(OperationError::MethodNotAllowed)
+        );
         assert_eq!(
             parse("GET", "/login"),
             Err(OperationError::MethodNotAllowed)

@@ -93,7 +93,13 @@ pub fn unpin<H: Host>(
     }
 }
 
-fn read<H: Host>(host: &H, incoming: &Incoming, body: &[u8]) -> Result<Prefetch, RegistryError> {
+/// The job a prefetch request's JSON body asks for, or its mistakes by
+/// field (the status page's form shows them in its own words).
+pub fn read<H: Host>(
+    host: &H,
+    incoming: &Incoming,
+    body: &[u8],
+) -> Result<Prefetch, RegistryError> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| invalid(ErrorCode::Unsupported, "body", format!("not JSON: {e}")))?;
     let Value::Object(fields) = value else {
@@ -203,7 +209,7 @@ fn resolve<H: Host>(
         path = after;
     }
     let name = RepositoryName::parse(path)
-        .map_err(|e| invalid(ErrorCode::NameInvalid, "image", format!("{path:?}: {e:?}")))?;
+        .map_err(|e| invalid(ErrorCode::NameInvalid, "image", format!("{path:?}: {e}")))?;
     let target = target::for_request(host, &hosts, registry)
         .map_err(|e| invalid(ErrorCode::NameUnknown, "image", e.message))?;
     Ok((target, name, reference))

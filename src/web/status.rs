@@ -10,26 +10,28 @@ use crate::host::{Body, Headers, Host, Request, Response};
 use crate::oci::error::{ErrorCode, RegistryError};
 use crate::telemetry::metrics;
 use crate::telemetry::stats;
-use crate::web::operations::{authorized, cookie_token};
+use crate::web::operations::authorized;
 use crate::web::status_page::{self, COOKIE, Minute, RecentError, RepositoryRow, Status};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use session::{SESSION_SECS, new_session};
 
 const FORM_LIMIT: usize = 4096;
 
-/// How long a sign-in lasts: a session value that leaks (a copied cookie,
-/// a backup of a browser profile) opens the page for no longer than this.
-const SESSION_SECS: u64 = 12 * 60 * 60;
-
-/// The first field of a session value, so that a change of its layout
-/// refuses the old ones instead of misreading them.
-const SESSION_VERSION: &str = "v1";
-
 mod routes;
+mod session;
 #[cfg(test)]
 mod tests;
+pub mod warm;
 
 fn html<S>(status: u16, body: String) -> Response<S> {
+    Response {
+        status,
+        headers: html_headers(),
+        body: Body::Bytes(body.into_bytes()),
+    }
+}
+
+/// The headers of every page here, whole or streamed.
+fn html_headers() -> Headers {
     let mut headers = Headers::default();
     headers.push("content-type", "text/html; charset=utf-8");
     headers.push("cache-control", "no-store");
@@ -38,10 +40,18 @@ fn html<S>(status: u16, body: String) -> Response<S> {
         "content-security-policy",
         "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
     );
+    headers
+}
+
+/// A 303 to the page.
+fn back_to_page<S>(prefix: &str) -> Response<S> {
+    let mut headers = Headers::default();
+    headers.push("location", format!("{prefix}/"));
+    headers.push("cache-control", "no-store");
     Response {
-        status,
+        status: 303,
         headers,
-        body: Body::Bytes(body.into_bytes()),
+        body: Body::Empty,
     }
 }
 
@@ -54,20 +64,14 @@ fn to_page<S>(prefix: &str, origin: &str, value: &str) -> Response<S> {
     };
     // The browser drops the cookie when the session ends, or at once.
     let age = if value.is_empty() { 0 } else { SESSION_SECS };
-    let mut headers = Headers::default();
-    headers.push("location", format!("{prefix}/"));
-    headers.push(
+    let mut to_page = back_to_page(prefix);
+    to_page.headers.push(
         "set-cookie",
         format!(
             "{COOKIE}={value}; Path={prefix}; HttpOnly; SameSite=Strict{secure}; Max-Age={age}"
         ),
     );
-    headers.push("cache-control", "no-store");
-    Response {
-        status: 303,
-        headers,
-        body: Body::Empty,
-    }
+    to_page
 }
 
 /// The page for a holder of the admin token (header or cookie), else the
@@ -78,9 +82,8 @@ pub fn page<H: Host>(
     prefix: &str,
     token: &str,
 ) -> Response<H::Stream> {
-    let cookie = cookie_token(req.headers.get_all("cookie"), COOKIE);
     let bearer = req.headers.get("authorization");
-    let cookie_ok = cookie.is_some_and(|c| session_valid(c, token, crate::now()));
+    let cookie_ok = session::signed_in(&req.headers, token);
     // A bearer token is a guess like the form's, and counted the same way.
     let bearer_ok = || match bearer {
         Some(_) => throttle::checked(host, &req.headers, || authorized(bearer, token)),
@@ -144,7 +147,7 @@ pub async fn sign_in<H: Host>(
     ))
 }
 
-/// A 403 for a sign-in or sign-out (`what`) another site's page posted
+/// A 403 for a sign-in, sign-out or other form (`what`) another site's page posted
 /// (login CSRF, a page guessing tokens from its visitors' browsers, or one
 /// signing the admin out), told by the headers
 /// browsers add: `Sec-Fetch-Site` other than `same-origin` / `none` (typed
@@ -183,68 +186,6 @@ fn same_origin(a: &str, b: &str) -> bool {
         (Ok(a), Ok(b)) => a.origin().is_tuple() && a.host_str() == b.host_str(),
         _ => false,
     }
-}
-
-/// The key that signs sessions, derived from the admin token: a new admin
-/// token ends every session, and the cookie never holds the token itself.
-fn session_mac(admin_token: &str) -> Hmac<Sha256> {
-    let mut derive = <Hmac<Sha256> as Mac>::new_from_slice(admin_token.as_bytes())
-        .expect("HMAC accepts any key length");
-    derive.update(b"registry-proxy status page session");
-    <Hmac<Sha256> as Mac>::new_from_slice(&derive.finalize().into_bytes())
-        .expect("HMAC accepts any key length")
-}
-
-/// A session value: `v1.<expiry, Unix seconds>.<random hex>.<hex
-/// HMAC-SHA256 over the rest>`. The random part makes each sign-in's value
-/// its own.
-fn new_session(admin_token: &str, now: u64, nonce: [u64; 2]) -> String {
-    let expiry = now + SESSION_SECS;
-    let signed = format!(
-        "{SESSION_VERSION}.{expiry}.{:016x}{:016x}",
-        nonce[0], nonce[1]
-    );
-    let mut mac = session_mac(admin_token);
-    mac.update(signed.as_bytes());
-    let tag: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("{signed}.{tag}")
-}
-
-/// A session value this admin token signed, not yet expired; an expired,
-/// altered or foreign one is no sign-in at all.
-fn session_valid(value: &str, admin_token: &str, now: u64) -> bool {
-    let Some((signed, tag)) = value.rsplit_once('.') else {
-        return false;
-    };
-    let fields: Vec<&str> = signed.split('.').collect();
-    let [SESSION_VERSION, expiry, _nonce] = fields[..] else {
-        return false;
-    };
-    let in_time = expiry
-        .parse::<u64>()
-        .is_ok_and(|e| e > now && e <= now.saturating_add(SESSION_SECS));
-    let Some(tag) = unhex(tag) else {
-        return false;
-    };
-    let mut mac = session_mac(admin_token);
-    mac.update(signed.as_bytes());
-    // Constant time: the comparison tells nothing about a forged tag.
-    mac.verify_slice(&tag).is_ok() && in_time
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
-        .collect()
 }
 
 /// A 303 back to the status page that removes the session cookie; a 403
@@ -339,6 +280,7 @@ fn gather<H: Host>(host: &H, prefix: &str) -> Status {
             .map_or(0, |v| v.max(0) as u64),
         cache_max: bound::max_size(host),
         repositories: repositories(host),
+        pins: warm::pins(host),
         totals: stats::load(host),
         minutes: minutes(host, now),
         errors: recent_errors(host),

@@ -1,11 +1,13 @@
 //! The operator's status page at the admin path: version and stores, routes
 //! with their request counts, cache size and cached repositories, the hit
-//! ratio of the last hour as an inline SVG chart, recent upstream errors;
-//! and the sign-in form in front of it. Self-contained HTML: no scripts, no
+//! ratio of the last hour as an inline SVG chart, recent upstream errors,
+//! the form that warms the cache and the pins; and the sign-in form in
+//! front of it. Self-contained HTML: no scripts, no
 //! external fonts or styles.
 
 mod chart;
 mod tables;
+pub mod warm;
 
 use crate::telemetry::stats::Stats;
 use crate::web::home::esc;
@@ -64,6 +66,8 @@ pub struct Status {
     pub cache_max: u64,
     /// Shown in the order given (the caller sorts them, biggest first).
     pub repositories: Vec<RepositoryRow>,
+    /// By id.
+    pub pins: Vec<warm::PinRow>,
     pub totals: Stats,
     /// The last hour, oldest first.
     pub minutes: Vec<Minute>,
@@ -79,13 +83,19 @@ pub struct Status {
     pub stores: Vec<(&'static str, Result<(), String>)>,
 }
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;line-height:1.5}table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:.3rem .6rem;text-align:left}td.n{text-align:right}code{background:#f4f4f4;border-radius:4px}.bar{fill:#2a7}.none{fill:#eee}.grid{stroke:#ccc}.axis{font-size:11px;fill:#555}.note{color:#555;font-size:.9rem}";
+const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;line-height:1.5}table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:.3rem .6rem;text-align:left}td.n{text-align:right}code{background:#f4f4f4;border-radius:4px}.bar{fill:#2a7}.none{fill:#eee}.grid{stroke:#ccc}.axis{font-size:11px;fill:#555}.note{color:#555;font-size:.9rem}#warm label{margin-right:1rem}#walk{display:grid;grid-template-columns:repeat(3,auto) 1fr;gap:.1rem 1rem;align-items:baseline}.row{display:contents}.meter{grid-column:1/-1;order:-1;margin:.5rem 0}p.meter:not(:last-of-type){display:none}.meter span{display:block}.meter label{display:inline-grid;grid-template-columns:5rem 14rem;align-items:center;width:22rem}progress{width:14rem;margin:0 .5rem}.failed{color:#b00}";
 
-fn page(title: &str, body: &str) -> String {
+/// A page up to its body's first element: the streamed prefetch page
+/// goes on from there.
+fn head(title: &str) -> String {
     format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{STYLE}</style></head><body>\n{body}</body></html>\n",
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{STYLE}</style></head><body>\n",
         esc(title)
     )
+}
+
+fn page(title: &str, body: &str) -> String {
+    format!("{}{body}</body></html>\n", head(title))
 }
 
 /// The sign-in form; `message` says why it is shown again.
@@ -113,6 +123,8 @@ pub fn render(s: &Status) -> String {
          <h2>Cache</h2>\n{}\
          <h2>Hit ratio, last hour</h2>\n{}\
          <h2>Cached repositories</h2>\n{}\
+         <h2>Warm the cache</h2>\n{}\
+         <h2>Pins</h2>\n{}\
          <h2>Recent upstream errors</h2>\n{}",
         esc(s.version),
         esc(&s.admin_path),
@@ -121,6 +133,8 @@ pub fn render(s: &Status) -> String {
         cache(s),
         chart::chart(&s.minutes),
         tables::repositories(&s.repositories, s.now),
+        warm::form(&s.admin_path),
+        warm::pins(&s.pins, &s.admin_path, s.now),
         tables::errors(&s.errors, s.now),
     );
     page("registry-proxy: status", &body)

@@ -262,6 +262,57 @@ fn the_status_page_signs_in_and_shows_routes_cache_and_errors_in_chromium() {
     browser.element("input[name=token]");
 }
 
+/// Issue 35, item 6: the page warms the cache with a pin, streams the
+/// walk as rows under a bar that ends full, lists the pin, and unpins it.
+#[test]
+fn the_status_page_prefetches_pins_and_unpins_in_chromium() {
+    let e = env();
+    let browser = Browser::start(&e.dir);
+    browser.open(&sign_in_url("/"));
+    browser.type_into("input[name=token]", ADMIN_TOKEN);
+    browser.click("button[type=submit]");
+    browser.type_into("#warm input[name=image]", "registry-a.test/test/multi:v1");
+    browser.type_into("#warm input[name=platforms]", "linux/amd64");
+    browser.click("#warm input[name=pin]");
+    browser.click("#warm button[type=submit]");
+    let summary = browser.text("#summary");
+    assert!(
+        summary.contains("All of the image is in the cache."),
+        "{summary}"
+    );
+    assert!(summary.contains("Pinned:"), "{summary}");
+    // The bar reached its end: every object walked is cached.
+    let done = browser.text("#done");
+    assert!(done.contains("5 of 5 cached"), "{done}");
+    let walk = browser.text("#walk");
+    let amd64 = &e.multi_platforms[0].digest;
+    // A cell a line, as WebDriver reads the grid's text.
+    assert!(
+        walk.contains(&format!("manifest linux/amd64\n{}\n", &amd64[..19])),
+        "{walk}"
+    );
+    let source = browser.source();
+    assert!(
+        source.contains("<progress value=\"5\" max=\"5\">"),
+        "no full bar"
+    );
+    assert!(!source.contains("<script"));
+    let shot =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/e2e-screenshots/prefetch.png");
+    browser.screenshot(&shot);
+    println!("prefetch screenshot: {}", shot.display());
+
+    browser.click("#back");
+    let pins = browser.text("table#pins");
+    assert!(pins.contains("registry-a.test/test/multi:v1"), "{pins}");
+    let repositories = browser.text("#repositories");
+    assert!(repositories.contains("test/multi"), "{repositories}");
+    browser.click("#pins button");
+    // Found once the page after the post has loaded: the table was a <table>.
+    let pins = browser.text("p#pins");
+    assert!(pins.contains("No pins."), "{pins}");
+}
+
 #[test]
 fn home_page_for_browsers_and_text_for_others() {
     let e = env();

@@ -1,3 +1,4 @@
+use super::session::session_valid;
 use super::*;
 
 const TOKEN: &str = "the-admin-token";
@@ -162,6 +163,7 @@ fn status() -> Status {
         cache_bytes: 3 << 20,
         cache_max: 10 << 30,
         repositories: Vec::new(),
+        pins: Vec::new(),
         totals: stats::Stats {
             hits: 3,
             misses: 1,
