@@ -85,6 +85,8 @@ struct Counts {
     /// Bytes of the blobs committed, as the cache holds them, against
     /// `cache_max_size`.
     planned: u64,
+    /// Why the first object that failed did: what a refused pin says.
+    first_failure: Option<String>,
 }
 
 impl<H: Host> Walk<H> {
@@ -226,7 +228,11 @@ impl<H: Host> Walk<H> {
     fn committed(&mut self, blob: &Descriptor, done: Fetched) -> Fetched {
         let key = self.scope.blob_key(&blob.digest);
         let Some(entry) = BlobEntry::load(self.host.cache().as_ref(), &key) else {
-            return Fetched::Failed("not in the cache once fetched (evicted since)".into());
+            // A copy finds no room when pins and copies under way fill
+            // the bound; it is then only relayed.
+            let why = "not in the cache once fetched: no room within cache_max_size beside \
+                       the pins and copies under way, or evicted since";
+            return Fetched::Failed(why.into());
         };
         self.counts.planned = self.counts.planned.saturating_add(entry.size);
         if entry.size != blob.size {
@@ -324,6 +330,7 @@ impl<H: Host> Walk<H> {
             }
             Fetched::Failed(why) => {
                 c.failed += 1;
+                c.first_failure.get_or_insert_with(|| why.clone());
                 ("failed", Some(why.as_str()))
             }
         };
@@ -362,7 +369,11 @@ impl<H: Host> Walk<H> {
 
     fn pin(&self, complete: bool) -> serde_json::Value {
         if !complete {
-            return json!({"pinned": false, "reason": "not all of the image is cached"});
+            let why = match &self.counts.first_failure {
+                Some(first) => format!("not all of the image is cached: {first}"),
+                None => "not all of the image is cached".to_string(),
+            };
+            return json!({"pinned": false, "reason": why});
         }
         let id = pins::id(&self.job.target.name, &self.job.name, &self.job.reference);
         match pins::pin(self.host.cache().as_ref(), &id, &self.held, self.max_size) {
