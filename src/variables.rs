@@ -21,7 +21,7 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("body_limit", "10MiB"),
     ("kv_max_keys", ""),
     ("kv_max_value", "1MB"),
-    ("blob_store", "kv"),
+    ("blob_store", "files"),
     ("s3_endpoint", "https://s3-endpoint.invalid"),
     ("s3_region", ""),
     ("s3_bucket", ""),

@@ -230,7 +230,9 @@ fn the_readme_is_a_five_minute_read_with_its_commands() {
         .find(|l| l.trim_start().starts_with("spin up"));
     assert_eq!(
         first_spin_up,
-        Some("spin up --build --runtime-config-file runtime-config.toml"),
+        Some(
+            "spin up --build --runtime-config-file runtime-config.toml --direct-mounts --allow-transient-write"
+        ),
         "the README's first `spin up` line is the one spin-smoke runs"
     );
     assert!(

@@ -60,6 +60,9 @@ pub async fn follow<H: Host>(
         Seen::Gone(gone) => return Followed::Gone(gone),
         Seen::Not => return Followed::Not,
     };
+    if lease.store.as_ref().is_some_and(|s| *s != storage.name()) {
+        return Followed::Not;
+    }
     let mut headers = Headers::default();
     headers.push("content-type", media_type);
     headers.push("content-length", size.to_string());

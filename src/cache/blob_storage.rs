@@ -5,11 +5,13 @@
 //! evicted. The index of what is cached (entries, leases, the eviction
 //! queue) stays in the key-value store whichever backend holds the bytes.
 //!
-//! Backends: [`kv_chunks`] (the default: parts are the cache store's
-//! chunks) and [`s3`] (an S3-compatible bucket over outbound HTTP), which
+//! Backends: [`files`] (the default: a directory Spin mounts writable),
+//! [`kv_chunks`] (parts are the cache store's chunks, where there is no
+//! such directory) and [`s3`] (an S3-compatible bucket over outbound HTTP), which
 //! [`staged`] fronts for followers where the store holds chunks. One
 //! conformance suite runs against each.
 
+pub mod files;
 pub mod kv_chunks;
 pub mod s3;
 pub mod staged;
@@ -158,14 +160,22 @@ fn part_range(part: &[u8], range: Range<usize>) -> Vec<u8> {
     part[range.start.min(end)..end].to_vec()
 }
 
-/// The backend the `blob_store` variable names (`kv`, the default, or `s3`),
-/// or why it cannot be used, naming the variable; `None` for `kv` when the
-/// cache store keeps no blobs (a key budget).
+/// The backend the `blob_store` variable names (`files`, the default, `kv`
+/// or `s3`), or why it cannot be used, naming the variable; `None` for the
+/// cache store when it keeps no blobs (a key budget). `files` without a
+/// writable directory (a runtime that mounts none, or read-only) is the
+/// cache store, as `kv` (said once, by [`files::open`]).
 pub fn open<H: Host>(host: &H) -> Result<Option<Rc<dyn BlobStorage>>, String> {
     let choice = host.variable("blob_store").unwrap_or_default();
     match choice.trim() {
-        "" | "kv" if !host.cache().holds_blobs() => Ok(None),
-        "" | "kv" => Ok(Some(Rc::new(kv_chunks::KvChunks::new(host.cache())))),
+        "" | "files" => match host.blob_directory() {
+            Some(root) => match files::open(&root, host.health().as_ref()) {
+                Ok(files) => Ok(Some(Rc::new(files))),
+                Err(_) => Ok(in_the_cache_store(host)),
+            },
+            None => Ok(in_the_cache_store(host)),
+        },
+        "kv" => Ok(in_the_cache_store(host)),
         "s3" => {
             let bucket = Rc::new(s3::S3Blobs::new(
                 s3::S3Config::read(host)?,
@@ -177,6 +187,16 @@ pub fn open<H: Host>(host: &H) -> Result<Option<Rc<dyn BlobStorage>>, String> {
                 false => bucket,
             }))
         }
-        other => Err(format!("blob_store is {other:?}: it must be kv or s3")),
+        other => Err(format!(
+            "blob_store is {other:?}: it must be files, kv or s3"
+        )),
     }
+}
+
+/// Blobs as the cache store's chunks, where it has room for them.
+fn in_the_cache_store<H: Host>(host: &H) -> Option<Rc<dyn BlobStorage>> {
+    let cache = host.cache();
+    cache
+        .holds_blobs()
+        .then(|| Rc::new(kv_chunks::KvChunks::new(cache)) as Rc<dyn BlobStorage>)
 }

@@ -295,7 +295,7 @@ pub(super) fn new_copy<H: Host>(
     let seen_key = scope.seen_key(repo.unwrap_or_default(), digest.as_str());
     let media_type = media_type.unwrap_or_else(|| "application/octet-stream".to_string());
     let part_size = storage.part_size(call.target.route.cache.chunk_size);
-    lease.describe(size, &media_type, part_size);
+    lease.describe(size, &media_type, part_size, storage.name());
     let entry = BlobEntry {
         size,
         chunk_size: part_size,

@@ -45,6 +45,13 @@ pub struct Lease {
     /// (another `chunk_size`) find the copy's parts by it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub part_size: Option<u64>,
+    /// The blob storage the copy writes to ([`BlobStorage::name`]): an
+    /// instance whose storage is another (its own blob directory, on
+    /// another machine sharing Redis) cannot read the copy's parts.
+    ///
+    /// [`BlobStorage::name`]: crate::cache::blob_storage::BlobStorage::name
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
     /// Parts stored so far, so followers ask the blob storage only for
     /// parts that are there (a bucket's missing object is a request too).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -71,6 +78,7 @@ impl Lease {
             size: None,
             media_type: None,
             part_size: None,
+            store: None,
             parts: None,
             checked: false,
             beat: crate::now_millis(),
@@ -234,12 +242,13 @@ impl HeldLease {
         layout::lease_followers_key(&self.key, &self.lease.upload)
     }
 
-    /// Says what the blob is, and in parts of what size it is copied, so
-    /// others can follow the copy.
-    pub fn describe(&mut self, size: u64, media_type: &str, part_size: u64) {
+    /// Says what the blob is, and in parts of what size into which
+    /// storage it is copied, so others can follow the copy.
+    pub fn describe(&mut self, size: u64, media_type: &str, part_size: u64, store: String) {
         self.lease.size = Some(size);
         self.lease.media_type = Some(media_type.to_string());
         self.lease.part_size = Some(part_size);
+        self.lease.store = Some(store);
         self.renew();
     }
 

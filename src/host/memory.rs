@@ -226,6 +226,8 @@ pub struct MemoryHost {
     pub upstream: std::rc::Rc<Upstream>,
     tally: std::rc::Rc<super::notes::Tally>,
     alongside: super::Tasks,
+    /// The directory for blob files, as a runtime that mounts one says.
+    pub blob_directory: Option<std::path::PathBuf>,
 }
 
 impl MemoryHost {
@@ -238,6 +240,7 @@ impl MemoryHost {
             cache: Default::default(),
             counters: Default::default(),
             health: Default::default(),
+            blob_directory: None,
             upstream: std::rc::Rc::new(Upstream {
                 script: Box::new(script),
                 sent: Default::default(),
@@ -321,6 +324,10 @@ impl super::Host for MemoryHost {
 
     fn health(&self) -> std::rc::Rc<dyn Kv> {
         self.health.clone()
+    }
+
+    fn blob_directory(&self) -> Option<std::path::PathBuf> {
+        self.blob_directory.clone()
     }
 
     fn tally(&self) -> &super::notes::Tally {

@@ -303,6 +303,11 @@ pub trait Host: Clone + 'static {
     fn store_persists(&self) -> bool {
         true
     }
+    /// A directory the runtime lets the component write blob files into
+    /// (Spin's mount of the app's `blobs/`); `None` where it mounts none.
+    fn blob_directory(&self) -> Option<std::path::PathBuf> {
+        None
+    }
     /// The counters' store (hit and miss counts), written after the answer.
     fn counters(&self) -> Rc<dyn Kv>;
     /// This instance's own memory, which no outage takes away: what it

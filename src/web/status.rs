@@ -5,6 +5,7 @@
 
 use crate::auth::client_address;
 use crate::auth::throttle;
+use crate::cache::blob_storage::files;
 use crate::cache::bound::{self, TOTAL_KEY};
 use crate::host::{Body, Headers, Host, Request, Response};
 use crate::oci::error::{ErrorCode, RegistryError};
@@ -287,9 +288,18 @@ fn gather<H: Host>(host: &H, prefix: &str) -> Status {
         now,
         // Unset or empty means the same as the defaults the runtime reads.
         store_kind: variable(host, "stores", "spin"),
-        blob_store: variable(host, "blob_store", "kv"),
+        blob_store: variable(host, "blob_store", "files"),
+        blob_files_off: blob_files_off(host),
         stores: stores(host),
     }
+}
+
+/// Why `blob_store = files` fell back to the cache store, once a request
+/// found out.
+fn blob_files_off<H: Host>(host: &H) -> Option<String> {
+    let choice = variable(host, "blob_store", "files");
+    let verdict = files::verdict(host.health().as_ref());
+    verdict.filter(|_| choice == "files")?.err()
 }
 
 /// A variable, trimmed; `fallback` when it is unset or empty.

@@ -77,8 +77,11 @@ pub struct Status {
     /// The `stores` variable: where routes, cache and counters live (spin
     /// or redis).
     pub store_kind: String,
-    /// The `blob_store` variable: where blobs live (kv or s3).
+    /// The `blob_store` variable: where blobs live (files, kv or s3).
     pub blob_store: String,
+    /// Why blob files are off, where `files` found its directory unusable
+    /// (blobs are then in the cache store).
+    pub blob_files_off: Option<String>,
     /// Each store, and why it does not answer when it does not.
     pub stores: Vec<(&'static str, Result<(), String>)>,
 }
@@ -158,7 +161,17 @@ fn stores(s: &Status) -> String {
         "<p id=\"store-kinds\">Routes, cache and counters in <code>{}</code> stores (variable <code>stores</code>); blobs in <code>{}</code> (variable <code>blob_store</code>).</p>\n<ul id=\"stores\">{items}</ul>\n",
         esc(&s.store_kind),
         esc(&s.blob_store)
-    )
+    ) + files_off(s).as_str()
+}
+
+/// Says that `blob_store = files` could not be obeyed, and why.
+fn files_off(s: &Status) -> String {
+    s.blob_files_off.as_ref().map_or(String::new(), |why| {
+        format!(
+            "<p id=\"blob-files-off\"><strong>Blob files are off</strong>: {}. Blobs are kept in the cache store instead.</p>\n",
+            esc(why)
+        )
+    })
 }
 
 fn cache(s: &Status) -> String {

@@ -357,13 +357,12 @@ fn cache_administration() {
     assert_eq!(get(&api, &[]).status, 401);
 
     // An abandoned copy's chunks and an expired tag go; committed blobs stay.
-    e.cache.set(
-        &format!(
-            "cache/chunk/http~127.0.0.1:1/sha256:{}/0-dead/0",
-            "0".repeat(64)
-        ),
-        b"x",
-    );
+    let abandoned = e.app.join(format!(
+        "blobs/uploads/http~127.0.0.1:1/sha256:{}/1-000000000000dead",
+        "0".repeat(64)
+    ));
+    std::fs::create_dir_all(&abandoned).unwrap();
+    std::fs::write(abandoned.join("0"), b"x").unwrap();
     e.cache.set(
         "cache/tag/http~127.0.0.1:1/gone/x:v1#00",
         br#"{"digest":"sha256:00","checked":0,"expires":1}"#,
@@ -376,6 +375,7 @@ fn cache_administration() {
         "{}",
         gc.text()
     );
+    assert!(!abandoned.exists(), "an abandoned copy's files stay");
     let url = format!("{}/v2/cache/four/blobs/{}", e.proxy(OPEN), image.layers[0]);
     assert_eq!(
         get(&url, &[("host", "cache.test")]).header("x-cache"),

@@ -138,13 +138,15 @@ pub fn upstream_log(registry: &str, repository: &str) -> Vec<String> {
     registry::access_log(&env().dir, registry, repository)
 }
 
-/// The uploads (copies) with chunks stored for `digest`.
+/// The uploads (copies) with bytes stored for `digest`: chunks in the
+/// cache store, or blob files in the app's `blobs/`.
 pub fn chunk_uploads(cache: &spin::SqliteStore, digest: &str) -> Vec<String> {
     let mut uploads: Vec<String> = cache
         .keys()
         .iter()
         .filter(|k| k.starts_with("cache/chunk/") && k.contains(digest))
         .filter_map(|k| k.rsplit('/').nth(1).map(str::to_string))
+        .chain(cache.blob_file_uploads(digest))
         .collect();
     uploads.sort();
     uploads.dedup();

@@ -7,6 +7,7 @@
 mod abandoned;
 mod allowed_hosts;
 mod bad_input;
+mod blob_files;
 mod boundaries;
 mod bucket_outages;
 mod cache;

@@ -201,15 +201,27 @@ fn a_256_mib_layer_streams_with_bounded_component_memory() {
         "component memory grew to {peak} bytes for a {SIZE}-byte layer"
     );
 
-    // Cached in chunks: served back whole and in part, without the upstream.
+    // Cached as blob files (the README's `spin up`), a file a 1 MiB part,
+    // none in the key-value store: served back whole and in part, without
+    // the upstream.
     wait_cached(&e.cache, &digest);
-    let chunks = e
+    let in_store = e
         .cache
         .keys()
         .iter()
         .filter(|k| k.starts_with("cache/chunk/") && k.contains(digest.as_str()))
         .count();
-    assert_eq!(chunks, 256, "1 MiB chunks");
+    let uploads = e.cache.blob_file_uploads(&digest);
+    assert_eq!((in_store, uploads.len()), (0, 1), "{uploads:?}");
+    let scope = std::fs::read_dir(e.app.join("blobs/blobs"))
+        .unwrap()
+        .flatten()
+        .find(|s| s.path().join(&digest).exists())
+        .unwrap();
+    let parts = std::fs::read_dir(scope.path().join(&digest).join(&uploads[0]))
+        .unwrap()
+        .count();
+    assert_eq!(parts, 256, "1 MiB part files");
     let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
     let r = rt()
         .block_on(http::send_with(

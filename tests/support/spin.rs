@@ -77,6 +77,8 @@ pub fn derive_app(dir: &Path, store: &Store, loopback: bool) -> PathBuf {
         .unwrap()
         .insert("registry-proxy".into(), component.into());
     std::fs::write(dir.join("spin.toml"), toml::to_string(&doc).unwrap()).unwrap();
+    // spin.toml mounts the app's blobs/ (blob_store = files), as a clone has it.
+    std::fs::create_dir_all(dir.join("blobs")).unwrap();
 
     let runtime = std::fs::read_to_string(project().join("runtime-config.toml")).unwrap();
     let mut config: toml::Table = runtime.parse().expect("runtime-config.toml is TOML");
@@ -100,6 +102,10 @@ pub fn derive_app(dir: &Path, store: &Store, loopback: bool) -> PathBuf {
     dir.to_path_buf()
 }
 
+/// The README's `spin up` flags that make the app's `blobs/` the real,
+/// writable directory (blob_store = files).
+pub const MOUNT_FLAGS: &[&str] = &["--direct-mounts", "--allow-transient-write"];
+
 /// One `spin up` of an app, on its own port.
 pub struct Instance {
     pub addr: SocketAddr,
@@ -122,6 +128,22 @@ impl Instance {
         variables: &[(&str, &str)],
         env: &[(&str, &str)],
     ) -> Instance {
+        Self::start_mounted(app, name, variables, env, MOUNT_FLAGS)
+    }
+
+    /// [`Instance::start`] without the README's mount flags: Spin mounts
+    /// a read-only copy of the app's `blobs/`.
+    pub fn start_read_only_blobs(app: &Path, name: &str, variables: &[(&str, &str)]) -> Instance {
+        Self::start_mounted(app, name, variables, &[], &[])
+    }
+
+    fn start_mounted(
+        app: &Path,
+        name: &str,
+        variables: &[(&str, &str)],
+        env: &[(&str, &str)],
+        flags: &[&str],
+    ) -> Instance {
         let addr: SocketAddr = format!("127.0.0.1:{}", super::registry::free_port())
             .parse()
             .unwrap();
@@ -139,6 +161,7 @@ impl Instance {
             "--log-dir".into(),
             log_dir.display().to_string(),
         ];
+        args.extend(flags.iter().map(|f| f.to_string()));
         for (k, v) in variables {
             args.push("--variable".into());
             args.push(format!("{k}={v}"));
@@ -219,8 +242,9 @@ impl Instance {
     }
 }
 
-/// The SQLite file behind one of the app's stores, opened beside Spin.
-pub struct SqliteStore(PathBuf, String);
+/// The SQLite file behind one of the app's stores, opened beside Spin,
+/// and the app it belongs to.
+pub struct SqliteStore(PathBuf, String, PathBuf);
 
 impl SqliteStore {
     /// The store `label` ("default", "cache") of the app in `app`.
@@ -232,7 +256,27 @@ impl SqliteStore {
         let path = config["key_value_store"][label]["path"]
             .as_str()
             .unwrap_or_else(|| panic!("the {label} store is a SQLite file"));
-        SqliteStore(app.join(path), label.to_string())
+        SqliteStore(app.join(path), label.to_string(), app.to_path_buf())
+    }
+
+    /// The uploads (copies under way, and blobs) of `digest` that the app
+    /// keeps as blob files (blob_store = files) in its `blobs/`.
+    pub fn blob_file_uploads(&self, digest: &str) -> Vec<String> {
+        let names = |dir: &Path| -> Vec<PathBuf> {
+            std::fs::read_dir(dir)
+                .map(|entries| entries.flatten().map(|e| e.path()).collect())
+                .unwrap_or_default()
+        };
+        let mut uploads = Vec::new();
+        for folder in ["uploads", "blobs"] {
+            for scope in names(&self.2.join("blobs").join(folder)) {
+                for upload in names(&scope.join(digest)) {
+                    let name = upload.file_name().unwrap().to_string_lossy();
+                    uploads.push(name.into_owned());
+                }
+            }
+        }
+        uploads
     }
 
     /// Spin's table names each row's store by its label.

@@ -80,6 +80,13 @@ impl Platform for SpinPlatform {
     fn sets_spin_headers(&self) -> bool {
         true
     }
+
+    /// spin.toml mounts the app's `blobs/` there; it is writable only with
+    /// `spin up --direct-mounts --allow-transient-write` (else a read-only
+    /// copy, which the blob storage finds out and says).
+    fn blob_directory(&self) -> Option<std::path::PathBuf> {
+        Some(crate::cache::blob_storage::files::MOUNT.into())
+    }
 }
 
 /// A store whose setting is wrong: every call fails with why.

@@ -27,6 +27,10 @@ pub trait Platform {
     /// Whether what a request writes is there for the next one; the cache
     /// is off where it is not.
     fn store_persists(&self) -> bool;
+    /// The directory blob files go in, where the runtime mounts one.
+    fn blob_directory(&self) -> Option<std::path::PathBuf> {
+        None
+    }
     /// Whether the runtime adds `spin-*` headers (the client's address, the
     /// full URL) after any the client sent under the same names.
     fn sets_spin_headers(&self) -> bool;
@@ -134,6 +138,10 @@ impl<P: Platform + 'static> host::Host for WasiHost<P> {
 
     fn alongside(&self) -> host::Tasks {
         self.alongside.clone()
+    }
+
+    fn blob_directory(&self) -> Option<std::path::PathBuf> {
+        self.platform.blob_directory()
     }
 
     fn counters(&self) -> Rc<dyn host::Kv> {

@@ -179,6 +179,7 @@ fn status() -> Status {
         now: MINUTE + 60,
         store_kind: "redis".into(),
         blob_store: "s3".into(),
+        blob_files_off: None,
         stores: vec![("routes", Ok(())), ("cache", Err("refused".into()))],
     }
 }
@@ -258,7 +259,7 @@ fn the_page_names_its_version_and_the_stores_it_uses() {
     assert_eq!(s.version, env!("CARGO_PKG_VERSION"));
     assert_eq!(
         (s.store_kind.as_str(), s.blob_store.as_str()),
-        ("spin", "kv")
+        ("spin", "files")
     );
     host.set_variable("stores", " redis ");
     host.set_variable("blob_store", "s3");
@@ -268,6 +269,26 @@ fn the_page_names_its_version_and_the_stores_it_uses() {
         ("redis", "s3")
     );
     assert!(s.repositories.is_empty());
+}
+
+#[test]
+fn a_blob_directory_that_cannot_be_written_is_said_on_the_page() {
+    let mut host = MemoryHost::new(|_| unreachable_upstream());
+    host.blob_directory = Some(std::env::temp_dir().join("registry-proxy-never-mounted"));
+    let storage = crate::cache::blob_storage::open(&host).unwrap().unwrap();
+    assert_eq!(storage.name(), "kv", "blobs go to the cache store instead");
+    let html = status_page::render(&gather(&host, "/p"));
+    assert!(
+        html.contains("<strong>Blob files are off</strong>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("--direct-mounts --allow-transient-write"),
+        "{html}"
+    );
+    // Asked for by name, kv is not a fallback to warn of.
+    host.set_variable("blob_store", "kv");
+    assert!(!status_page::render(&gather(&host, "/p")).contains("Blob files are off"));
 }
 
 fn unreachable_upstream() -> Answer {
