@@ -10,7 +10,8 @@
 //! the object-storage section, full-sized, into target/benchmarks-objects.md:
 //! for working on that section without the other nine minutes;
 //! `BENCH=soak` the ten-minute soak alone, into target/benchmarks-soak.md
-//! (`SOAK_SECS` sets another length).
+//! (`SOAK_SECS` sets another length); `BENCH=fill` the cold GETs that fill
+//! the cache alone, full-sized, into target/benchmarks-fill.md.
 //!
 //! What it starts and talks to comes from `support` (tests/support); its
 //! own parts are in tests/bench/.
@@ -23,7 +24,10 @@ fn main() {}
 fn main() {
     use bench::{plan::Plan, run};
     let mode = std::env::var("BENCH").unwrap_or_default();
-    let plan = Plan::new(matches!(mode.as_str(), "full" | "objects" | "soak"));
+    let plan = Plan::new(matches!(
+        mode.as_str(),
+        "full" | "objects" | "soak" | "fill"
+    ));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -37,6 +41,10 @@ fn main() {
         "soak" => (
             rt.block_on(run::soak_only(&plan)),
             root.join("target/benchmarks-soak.md"),
+        ),
+        "fill" => (
+            rt.block_on(run::fill_only(&plan)),
+            root.join("target/benchmarks-fill.md"),
         ),
         "full" => (
             rt.block_on(run::every_section(&plan)),
@@ -62,6 +70,8 @@ mod bench {
     pub mod crowd;
     /// Medians with their range, and ratios of medians.
     pub mod figures;
+    /// One cold GET of a layer on each path: filling the cache.
+    pub mod fill;
     /// Manifest latency and requests per second, and their percentiles.
     pub mod latency;
     /// What the benchmark reads from an instance's access log.

@@ -5,7 +5,7 @@ use super::figures::ratio;
 use super::plan::{BIG, MANY, Plan};
 use super::prefetch::{self, Prefetches};
 use super::pulls::{Pulls, push};
-use super::{crowd, latency, objects, report, soak, targets};
+use super::{crowd, fill, latency, objects, report, soak, targets};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -21,6 +21,7 @@ pub async fn every_section(plan: &Plan) -> String {
     push(upstream, MANY, &many_layers, 100).await;
 
     let pulls = Pulls::measure(plan, upstream, &dir).await;
+    let filled = fill::measure(plan, upstream, &dir).await;
     let (on_redis, on_spin_kv) = crowds(plan, upstream, &dir).await;
     let object_sizes = (plan.big_layer.min(256 << 20), plan.crowd_blob());
     let in_bucket = in_bucket(plan, upstream, &dir, object_sizes).await;
@@ -29,6 +30,7 @@ pub async fn every_section(plan: &Plan) -> String {
 
     let mut out = report::heading(plan);
     out.push_str(&report::big_pulls(&pulls, plan));
+    out.push_str(&fill::section(&filled));
     out.push_str(&report::manifests(&latency, &big_digest, plan));
     out.push_str(&report::many_pulls(&pulls, plan));
     out.push_str(&report::memory(&pulls, plan));
@@ -56,6 +58,16 @@ pub async fn objects_only(plan: &Plan) -> String {
     let sizes = (256 << 20, 256 << 20);
     let figures = in_bucket(plan, upstream, &dir, sizes).await;
     objects::section(&figures, sizes, (f64::NAN, f64::NAN))
+}
+
+/// Only the cold GETs that fill the cache (`BENCH=fill`).
+pub async fn fill_only(plan: &Plan) -> String {
+    let dir = watched::work_dir("registry-proxy-bench-");
+    let upstream = registry::start(&dir, "upstream", "").await;
+    let report = fill::section(&fill::measure(plan, upstream, &dir).await);
+    registry::stop(&dir, "upstream");
+    let _ = std::fs::remove_dir_all(&dir);
+    report
 }
 
 /// The soak alone; a failed pull fails a smoke-sized run.
