@@ -9,7 +9,7 @@
 //! is aborted; one that does counts against the cache's bound. `blob_tee`
 //! runs the copy at the upstream's pace and hands its bytes to the client.
 
-use crate::cache::blob_storage::{BlobStorage, StoredBlob, Upload};
+use crate::cache::blob_storage::{BlobStorage, StorageError, StoredBlob, Upload};
 use crate::cache::bound::{self, Committed, Reservation};
 use crate::cache::layout::BlobEntry;
 use crate::cache::lease::HeldLease;
@@ -253,7 +253,7 @@ impl BlobCopy {
     }
 
     /// The batch handed out last was stored (or not).
-    pub(super) fn batch_done(&mut self, parts: usize, result: Result<(), String>) {
+    pub(super) fn batch_done(&mut self, parts: usize, result: Result<(), StorageError>) {
         if let Err(e) = result {
             // The client still gets every byte, from memory.
             eprintln!("cache: cannot store a blob part, streaming only: {e}");

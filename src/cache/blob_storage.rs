@@ -11,6 +11,7 @@
 //! [`staged`] fronts for followers where the store holds chunks. One
 //! conformance suite runs against each.
 
+mod error;
 pub mod files;
 pub mod kv_chunks;
 pub mod s3;
@@ -31,8 +32,10 @@ use std::rc::Rc;
 use std::time::Duration;
 use url::Url;
 
+pub use error::StorageError;
+
 /// A backend's answer, later.
-pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, String>> + 'a>>;
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StorageError>> + 'a>>;
 
 /// One write of one blob into one cache partition: its parts while it goes
 /// on, and once completed, the blob. Two writes of a digest never share
@@ -60,6 +63,14 @@ impl Upload {
             id: id.to_string(),
         })
     }
+}
+
+/// A backend's answer of words, typed ([`StorageError::from`] a store's
+/// words: unavailable).
+fn typed<'a, T>(
+    answer: impl Future<Output = Result<T, impl Into<StorageError>>> + 'a,
+) -> StoreFuture<'a, T> {
+    Box::pin(async move { answer.await.map_err(Into::into) })
 }
 
 /// A completed upload, as the index records it.

@@ -20,7 +20,7 @@ mod probe;
 
 pub use probe::{MOUNT, open, verdict};
 
-use super::{BlobStorage, StoreFuture, StoredBlob, Upload};
+use super::{BlobStorage, StorageError, StoreFuture, StoredBlob, Upload};
 use crate::host::Chunks;
 use paths::{Folder, io_error};
 use std::fs;
@@ -54,7 +54,7 @@ impl BlobFiles {
         upload: &Upload,
         first: u64,
         parts: &[Rc<Vec<u8>>],
-    ) -> Result<(), String> {
+    ) -> Result<(), StorageError> {
         let dir = self.folder(Folder::Uploads, upload);
         if first == 0 {
             fs::create_dir_all(&dir).map_err(|e| io_error("create", &dir, e))?;
@@ -79,7 +79,7 @@ impl BlobFiles {
         upload: &Upload,
         n: u64,
         range: Range<u64>,
-    ) -> Result<Option<Vec<u8>>, String> {
+    ) -> Result<Option<Vec<u8>>, StorageError> {
         let path = self.folder(folder, upload).join(n.to_string());
         let mut file = match fs::File::open(&path) {
             Ok(f) => f,
@@ -99,7 +99,7 @@ impl BlobFiles {
         Ok(Some(bytes))
     }
 
-    fn complete_now(&self, blob: &StoredBlob) -> Result<(), String> {
+    fn complete_now(&self, blob: &StoredBlob) -> Result<(), StorageError> {
         let from = self.folder(Folder::Uploads, &blob.upload);
         let to = self.folder(Folder::Blobs, &blob.upload);
         if let Some(parent) = to.parent() {
@@ -110,7 +110,7 @@ impl BlobFiles {
         Ok(())
     }
 
-    fn remove(&self, folder: Folder, upload: &Upload) -> Result<(), String> {
+    fn remove(&self, folder: Folder, upload: &Upload) -> Result<(), StorageError> {
         let dir = self.folder(folder, upload);
         match fs::remove_dir_all(&dir) {
             Ok(()) => {}
@@ -186,7 +186,7 @@ impl BlobStorage for BlobFiles {
         now: u64,
         completed: &'a dyn Fn(&Upload) -> bool,
     ) -> StoreFuture<'a, u64> {
-        let collect = || -> Result<u64, String> {
+        let collect = || -> Result<u64, StorageError> {
             let mut removed = 0;
             for folder in [Folder::Uploads, Folder::Blobs] {
                 for upload in paths::abandoned(&self.root, folder, now)? {
@@ -238,7 +238,7 @@ fn read_blob(dir: PathBuf, blob: StoredBlob, start: u64, end: u64) -> Chunks {
 }
 
 /// `len` bytes at `offset` of a part file; an error for fewer.
-fn read_piece(path: &std::path::Path, offset: u64, len: u64) -> Result<Vec<u8>, String> {
+fn read_piece(path: &std::path::Path, offset: u64, len: u64) -> Result<Vec<u8>, StorageError> {
     let mut file = fs::File::open(path).map_err(|e| io_error("open", path, e))?;
     file.seek(SeekFrom::Start(offset))
         .map_err(|e| io_error("seek", path, e))?;

@@ -3,7 +3,7 @@
 //! follower reads the very keys the blob is served from. The default, and
 //! what `spin up` needs no setup for.
 
-use super::{BlobStorage, StoreFuture, StoredBlob, Upload};
+use super::{BlobStorage, StoreFuture, StoredBlob, Upload, typed};
 use crate::cache::layout::{self, CHUNK_PREFIX};
 use crate::host::{Chunks, Kv};
 use std::collections::HashSet;
@@ -53,17 +53,17 @@ impl BlobStorage for KvChunks {
         // per write. A part alone is written from where it is, not copied.
         if let [part] = parts.as_slice() {
             let key = chunk_key(upload, first);
-            return Box::pin(std::future::ready(self.kv.set(&key, part)));
+            return typed(std::future::ready(self.kv.set(&key, part)));
         }
         let entries = (first..)
             .zip(parts)
             .map(|(n, bytes)| (chunk_key(upload, n), bytes.to_vec()))
             .collect();
-        Box::pin(std::future::ready(self.kv.set_many(entries)))
+        typed(std::future::ready(self.kv.set_many(entries)))
     }
 
     fn get_part<'a>(&'a self, upload: &'a Upload, n: u64) -> StoreFuture<'a, Option<Vec<u8>>> {
-        Box::pin(std::future::ready(self.kv.get(&chunk_key(upload, n))))
+        typed(std::future::ready(self.kv.get(&chunk_key(upload, n))))
     }
 
     fn complete<'a>(&'a self, _: &'a StoredBlob) -> StoreFuture<'a, ()> {
@@ -72,7 +72,7 @@ impl BlobStorage for KvChunks {
     }
 
     fn abort<'a>(&'a self, upload: &'a Upload, parts: u64) -> StoreFuture<'a, ()> {
-        Box::pin(std::future::ready(delete_chunks(
+        typed(std::future::ready(delete_chunks(
             self.kv.as_ref(),
             upload,
             parts,
@@ -85,7 +85,7 @@ impl BlobStorage for KvChunks {
 
     fn delete<'a>(&'a self, blob: &'a StoredBlob) -> StoreFuture<'a, ()> {
         let parts = blob.parts();
-        Box::pin(std::future::ready(delete_chunks(
+        typed(std::future::ready(delete_chunks(
             self.kv.as_ref(),
             &blob.upload,
             parts,
@@ -97,7 +97,7 @@ impl BlobStorage for KvChunks {
         now: u64,
         completed: &'a dyn Fn(&Upload) -> bool,
     ) -> StoreFuture<'a, u64> {
-        Box::pin(std::future::ready(collect(
+        typed(std::future::ready(collect(
             self.kv.as_ref(),
             now,
             completed,

@@ -21,7 +21,7 @@ pub struct MemoryBlobs {
 
 impl MemoryBlobs {
     fn ready<T: 'static>(value: Result<T, String>) -> StoreFuture<'static, T> {
-        Box::pin(std::future::ready(value))
+        Box::pin(std::future::ready(value.map_err(Into::into)))
     }
 
     fn remove_parts(&self, upload: &Upload) {

@@ -18,7 +18,7 @@ mod requests;
 
 pub use config::S3Config;
 
-use super::{BlobStorage, StoreFuture, StoredBlob, Upload};
+use super::{BlobStorage, StoreFuture, StoredBlob, Upload, typed};
 use crate::cache::layout;
 use crate::host::{Chunks, Outbound};
 use futures::StreamExt;
@@ -162,7 +162,7 @@ impl BlobStorage for S3Blobs {
         first: u64,
         parts: Vec<Rc<Vec<u8>>>,
     ) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
+        typed(async move {
             let puts = (first..).zip(parts).map(|(n, bytes)| {
                 let key = self.part_key(upload, n);
                 async move { self.bucket.put(&key, bytes).await }
@@ -171,12 +171,12 @@ impl BlobStorage for S3Blobs {
                 .buffered(PARALLEL)
                 .collect()
                 .await;
-            results.into_iter().collect()
+            results.into_iter().collect::<Result<(), String>>()
         })
     }
 
     fn get_part<'a>(&'a self, upload: &'a Upload, n: u64) -> StoreFuture<'a, Option<Vec<u8>>> {
-        Box::pin(async move { self.bucket.get(&self.part_key(upload, n), PART_LIMIT).await })
+        typed(async move { self.bucket.get(&self.part_key(upload, n), PART_LIMIT).await })
     }
 
     fn get_part_range<'a>(
@@ -185,14 +185,14 @@ impl BlobStorage for S3Blobs {
         n: u64,
         range: Range<usize>,
     ) -> StoreFuture<'a, Option<Vec<u8>>> {
-        Box::pin(async move {
+        typed(async move {
             let key = self.part_key(upload, n);
             self.bucket.get_part_of(&key, range, PART_LIMIT).await
         })
     }
 
     fn complete<'a>(&'a self, blob: &'a StoredBlob) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
+        typed(async move {
             let parts = blob.parts().max(1);
             let sources = self.part_keys(&blob.upload, parts);
             let last_len = blob.size - (parts - 1) * blob.part_size;
@@ -203,12 +203,12 @@ impl BlobStorage for S3Blobs {
             if let Err(e) = self.bucket.delete_all(&sources).await {
                 eprintln!("cache: cannot remove a copy's parts from the bucket: {e}");
             }
-            Ok(())
+            Ok::<_, String>(())
         })
     }
 
     fn abort<'a>(&'a self, upload: &'a Upload, parts: u64) -> StoreFuture<'a, ()> {
-        Box::pin(async move { self.bucket.delete_all(&self.part_keys(upload, parts)).await })
+        typed(async move { self.bucket.delete_all(&self.part_keys(upload, parts)).await })
     }
 
     fn read(&self, blob: &StoredBlob, start: u64, end: u64) -> Chunks {
@@ -217,7 +217,7 @@ impl BlobStorage for S3Blobs {
     }
 
     fn delete<'a>(&'a self, blob: &'a StoredBlob) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
+        typed(async move {
             let key = self.blob_key(&blob.upload);
             self.bucket.delete_all(&[key]).await
         })
@@ -228,17 +228,17 @@ impl BlobStorage for S3Blobs {
         now: u64,
         completed: &'a dyn Fn(&Upload) -> bool,
     ) -> StoreFuture<'a, u64> {
-        Box::pin(async move {
+        typed(async move {
             // Parts are never a completed blob here: completing copies them.
             let parts = self.collect_objects("uploads/", now, &|_| false).await?;
             let orphans = self.collect_objects("blobs/", now, completed).await?;
-            Ok(parts + orphans + self.collect_completions(now).await?)
+            Ok::<_, String>(parts + orphans + self.collect_completions(now).await?)
         })
     }
 
     /// A GET of a key no blob has: a 404 is an answer.
     fn answers(&self) -> Option<StoreFuture<'_, ()>> {
-        Some(Box::pin(async move {
+        Some(typed(async move {
             let probe = format!("{}health-probe", self.prefix);
             self.bucket.answers(&probe).await
         }))

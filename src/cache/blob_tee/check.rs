@@ -12,7 +12,7 @@
 
 use super::{Tee, yield_now};
 use crate::cache::blob_copy;
-use crate::cache::blob_storage::{BlobStorage, Upload};
+use crate::cache::blob_storage::{BlobStorage, StorageError, Upload};
 use sha2::{Digest as _, Sha256};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -27,7 +27,7 @@ pub(super) async fn store_batch(
     upload: &Upload,
     first: u64,
     parts: Vec<Rc<Vec<u8>>>,
-) -> Result<(), String> {
+) -> Result<(), StorageError> {
     if !storage.check_on_the_way(upload) {
         return storage.put_parts(upload, first, parts).await;
     }

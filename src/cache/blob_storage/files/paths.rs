@@ -2,7 +2,7 @@
 //! name read back from the directory must be one the cache writes
 //! ([`Upload::from_key_parts`]) before anything is removed by it.
 
-use super::super::Upload;
+use super::super::{StorageError, Upload};
 use crate::cache::layout;
 use std::fs;
 use std::io::ErrorKind;
@@ -33,9 +33,9 @@ pub fn upload_dir(root: &Path, folder: Folder, upload: &Upload) -> PathBuf {
         .join(&upload.id)
 }
 
-/// What a file operation on `path` failed with, in words.
-pub fn io_error(doing: &str, path: &Path, e: std::io::Error) -> String {
-    format!("blob files: cannot {doing} {}: {e}", path.display())
+/// What a file operation on `path` failed with, typed and in words.
+pub fn io_error(doing: &str, path: &Path, e: std::io::Error) -> StorageError {
+    StorageError::of_io(doing, path, e)
 }
 
 /// Removes the digest and scope folders above `dir` once they are empty,
@@ -50,7 +50,7 @@ pub fn remove_empty_parents(root: &Path, dir: &Path) {
 
 /// The uploads under `folder` that started before the grace
 /// ([`layout::upload_abandoned`]); names of other shapes are left alone.
-pub fn abandoned(root: &Path, folder: Folder, now: u64) -> Result<Vec<Upload>, String> {
+pub fn abandoned(root: &Path, folder: Folder, now: u64) -> Result<Vec<Upload>, StorageError> {
     let mut found = Vec::new();
     for scope in names_in(&root.join(folder.name()))? {
         let scope_dir = root.join(folder.name()).join(&scope);
@@ -66,7 +66,7 @@ pub fn abandoned(root: &Path, folder: Folder, now: u64) -> Result<Vec<Upload>, S
 }
 
 /// The names in a folder; none when it is not there.
-fn names_in(dir: &Path) -> Result<Vec<String>, String> {
+fn names_in(dir: &Path) -> Result<Vec<String>, StorageError> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),

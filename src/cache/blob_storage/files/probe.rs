@@ -73,15 +73,15 @@ fn directory_id(root: &Path) -> Result<String, String> {
     let path = root.join(ID_FILE);
     let made = format!("{:016x}", crate::random_u64());
     let draft = root.join(format!("{ID_FILE}.{made}"));
-    fs::write(&draft, &made).map_err(|e| io_error("write", &draft, e))?;
+    fs::write(&draft, &made).map_err(|e| String::from(io_error("write", &draft, e)))?;
     let linked = fs::hard_link(&draft, &path);
     let _ = fs::remove_file(&draft);
     match linked {
         Ok(()) => return Ok(made),
         Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(io_error("link", &path, e)),
+        Err(e) => return Err(io_error("link", &path, e).into()),
     }
-    let id = fs::read_to_string(&path).map_err(|e| io_error("read", &path, e))?;
+    let id = fs::read_to_string(&path).map_err(|e| String::from(io_error("read", &path, e)))?;
     let id = id.trim();
     match id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
         true => Ok(id.to_string()),
