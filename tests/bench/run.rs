@@ -60,11 +60,15 @@ pub async fn objects_only(plan: &Plan) -> String {
     objects::section(&figures, sizes, (f64::NAN, f64::NAN))
 }
 
-/// Only the cold GETs that fill the cache (`BENCH=fill`).
+/// Only what fills the cache (`BENCH=fill`): the cold GETs, and the
+/// prefetch of the big image.
 pub async fn fill_only(plan: &Plan) -> String {
     let dir = watched::work_dir("registry-proxy-bench-");
     let upstream = registry::start(&dir, "upstream", "").await;
-    let report = fill::section(&fill::measure(plan, upstream, &dir).await);
+    push(upstream, BIG, &[plan.big_layer], 11).await;
+    let mut report = fill::section(&fill::measure(plan, upstream, &dir).await);
+    let prefetches = Prefetches::measure(plan, upstream, &dir).await;
+    report.push_str(&prefetch::section(&prefetches, plan));
     registry::stop(&dir, "upstream");
     let _ = std::fs::remove_dir_all(&dir);
     report
