@@ -11,11 +11,11 @@ use super::cpu::{self, Usage};
 use super::figures::{fmt_spread, ratio};
 use super::plan::Plan;
 use super::proxy_process::{Distribution, ProxyProcess};
-use sha2::{Digest as _, Sha256};
+use super::pulls::checked_blob;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Instant;
-use support::{http, registry};
+use support::registry;
 
 /// The paths, in the order of [`Layer::cold`].
 const PATHS: [&str; 5] = [
@@ -60,8 +60,7 @@ pub async fn measure(plan: &Plan, upstream: SocketAddr, dir: &Path) -> Vec<Layer
             let seed = 900 + 10 * i as u64 + rep as u64;
             let repo = format!("fill/r{i}-{rep}");
             let digest = registry::push_big_blob(upstream, &repo, seed, size).await;
-            let path = format!("/v2/{repo}/blobs/{digest}");
-            layer.repetition(upstream, dir, &path, &digest, rep).await;
+            layer.repetition(upstream, dir, &repo, &digest, rep).await;
         }
         layers.push(layer);
     }
@@ -73,53 +72,39 @@ impl Layer {
         &mut self,
         upstream: SocketAddr,
         dir: &Path,
-        path: &str,
+        repo: &str,
         digest: &str,
         rep: usize,
     ) {
         let size = self.size;
-        self.cold[0].push(get(upstream, path, digest, size).await);
-        self.warm[0].push(get(upstream, path, digest, size).await);
+        self.cold[0].push(get(upstream, repo, digest, size).await);
+        self.warm[0].push(get(upstream, repo, digest, size).await);
         let relay = ProxyProcess::start(upstream, dir, false);
-        self.cold[1].push(get(relay.addr, path, digest, size).await);
+        self.cold[1].push(get(relay.addr, repo, digest, size).await);
         drop(relay);
         let files = ProxyProcess::start(upstream, dir, true);
         let before = Usage::now();
-        self.cold[2].push(get(files.addr, path, digest, size).await);
+        self.cold[2].push(get(files.addr, repo, digest, size).await);
         files.settle(1);
         self.cpu.push(Usage::now().since(&before));
-        self.warm[1].push(get(files.addr, path, digest, size).await);
+        self.warm[1].push(get(files.addr, repo, digest, size).await);
         self.component.push(files.component_peak_mib());
         drop(files);
         let kv = ProxyProcess::start_with(upstream, dir, true, &[("blob_store", "kv")]);
-        self.cold[3].push(get(kv.addr, path, digest, size).await);
+        self.cold[3].push(get(kv.addr, repo, digest, size).await);
         drop(kv);
         let peer = Distribution::start(upstream, dir, 100 + rep).await;
-        self.cold[4].push(get(peer.addr, path, digest, size).await);
+        self.cold[4].push(get(peer.addr, repo, digest, size).await);
         peer.stop();
     }
 }
 
-/// One GET of the blob at `path`, its digest checked as a client does;
-/// MiB/s.
-async fn get(addr: SocketAddr, path: &str, digest: &str, size: u64) -> f64 {
-    let mut hasher = Sha256::new();
+/// One GET of `digest` in `repo` through `addr`, its digest checked as a
+/// client does; MiB/s.
+async fn get(addr: SocketAddr, repo: &str, digest: &str, size: u64) -> f64 {
     let started = Instant::now();
-    let url = format!("http://{addr}{path}");
-    let r = http::send_with(
-        "GET",
-        &url,
-        &[],
-        http::full(""),
-        |c| hasher.update(c),
-        false,
-    )
-    .await
-    .unwrap();
-    let secs = started.elapsed().as_secs_f64();
-    assert_eq!(r.status, 200, "{url}");
-    assert_eq!(format!("sha256:{:x}", hasher.finalize()), digest, "{url}");
-    size as f64 / (1 << 20) as f64 / secs
+    checked_blob(addr, repo, digest.to_string()).await;
+    size as f64 / (1 << 20) as f64 / started.elapsed().as_secs_f64()
 }
 
 /// The section of docs/benchmarks.md.

@@ -176,7 +176,7 @@ pub async fn pull(registry: SocketAddr, repository: &str) -> Duration {
 }
 
 /// GETs one blob and checks it against its digest.
-async fn checked_blob(registry: SocketAddr, repository: &str, digest: String) {
+pub async fn checked_blob(registry: SocketAddr, repository: &str, digest: String) {
     let mut hasher = Sha256::new();
     let url = format!("http://{registry}/v2/{repository}/blobs/{digest}");
     let r = http::send_with(
