@@ -135,7 +135,7 @@ impl BlobCopy {
         }
     }
 
-    fn part_size(&self) -> usize {
+    pub(super) fn part_size(&self) -> usize {
         self.entry.chunk_size.max(1) as usize
     }
 

@@ -49,6 +49,9 @@ const READER_GRACE: Duration = Duration::from_millis(200);
 const CHECK_DELAY: Duration = Duration::from_secs(2);
 /// Bytes a client reads within [`CHECK_DELAY`] to keep the check waiting.
 const CHECK_PACE: u64 = 8 << 20;
+/// Bytes the copy reads ahead of what is stored while a write is under
+/// way: two batches.
+const WRITE_AHEAD: u64 = 8 << 20;
 
 /// Where the upstream body stands.
 enum Upstream {
@@ -70,6 +73,11 @@ struct Tee {
     unread: Unread,
     reader: Option<Waker>,
     pump: Option<Waker>,
+    /// The storing half of the copy, waiting for bytes or the end.
+    storer: Option<Waker>,
+    /// Bytes came since the storer last looked, or the reading ended.
+    fresh: bool,
+    reading_ended: bool,
     /// The digest of what was stored, hashed on the way: parts `0..hashed`.
     running: Sha256,
     hashed: u64,
@@ -86,6 +94,9 @@ impl Tee {
             unread,
             reader: None,
             pump: None,
+            storer: None,
+            fresh: false,
+            reading_ended: false,
             running: Sha256::new(),
             hashed: 0,
         }
@@ -99,6 +110,13 @@ impl Tee {
 
     fn wake_pump(&mut self) {
         if let Some(w) = self.pump.take() {
+            w.wake();
+        }
+    }
+
+    fn wake_storer(&mut self) {
+        self.fresh = true;
+        if let Some(w) = self.storer.take() {
             w.wake();
         }
     }
@@ -184,8 +202,27 @@ async fn reader_done_or_slow(tee: &Rc<RefCell<Tee>>, timer: &dyn Timer) {
     }
 }
 
-/// Reads and stores the upstream body; whether all of it was stored.
-async fn copy_in<S>(tee: &Rc<RefCell<Tee>>, mut upstream: S, timer: &Rc<dyn Timer>) -> bool
+/// Reads and stores the upstream body, the reading going on while a batch
+/// is being written (a bucket's PUT, an asynchronous write); whether all
+/// of it was stored.
+async fn copy_in<S>(tee: &Rc<RefCell<Tee>>, upstream: S, timer: &Rc<dyn Timer>) -> bool
+where
+    S: futures::Stream<Item = Result<Vec<u8>, String>> + Unpin + 'static,
+{
+    let reading = async {
+        let whole = read_in(tee, upstream, timer).await;
+        let mut t = tee.borrow_mut();
+        t.reading_ended = true;
+        t.wake_storer();
+        whole
+    };
+    let (whole, ()) = futures::future::join(reading, store_as_read(tee)).await;
+    whole && tee.borrow().copy.storing
+}
+
+/// Reads the upstream body into the copy, at most [`WRITE_AHEAD`] bytes
+/// ahead of what is stored; whether it came whole.
+async fn read_in<S>(tee: &Rc<RefCell<Tee>>, mut upstream: S, timer: &Rc<dyn Timer>) -> bool
 where
     S: futures::Stream<Item = Result<Vec<u8>, String>> + Unpin + 'static,
 {
@@ -193,28 +230,61 @@ where
         if !room(tee, timer).await {
             return false;
         }
+        written_behind(tee).await;
         let next = upstream.next().await;
-        {
-            let mut t = tee.borrow_mut();
-            match next {
-                Some(Ok(data)) => t.copy.absorb(&data),
-                Some(Err(e)) => t.upstream = Upstream::Failed(e),
-                None if t.copy.end() => t.upstream = Upstream::Whole,
-                None => {
-                    let short = "the upstream blob is not as long as it said";
-                    t.upstream = Upstream::Failed(short.into())
-                }
+        let mut t = tee.borrow_mut();
+        match next {
+            Some(Ok(data)) => t.copy.absorb(&data),
+            Some(Err(e)) => t.upstream = Upstream::Failed(e),
+            None if t.copy.end() => t.upstream = Upstream::Whole,
+            None => {
+                let short = "the upstream blob is not as long as it said";
+                t.upstream = Upstream::Failed(short.into())
             }
-            t.wake_reader();
         }
-        let state = match &tee.borrow().upstream {
-            Upstream::Coming => None,
-            Upstream::Whole => Some(true),
-            Upstream::Failed(_) => Some(false),
-        };
-        store(tee, state == Some(true)).await;
-        if let Some(whole) = state {
-            return whole && tee.borrow().copy.storing;
+        t.wake_reader();
+        t.wake_storer();
+        match t.upstream {
+            Upstream::Coming => {}
+            Upstream::Whole => return true,
+            Upstream::Failed(_) => return false,
+        }
+    }
+}
+
+/// Waits while the bytes read but not yet stored are [`WRITE_AHEAD`] or
+/// more: the memory a slow store may cost is bounded.
+async fn written_behind(tee: &Rc<RefCell<Tee>>) {
+    poll_fn(|cx| {
+        let mut t = tee.borrow_mut();
+        let stored = t.copy.stored * t.copy.part_size() as u64;
+        if !t.copy.storing || t.copy.received < stored + WRITE_AHEAD {
+            return Poll::Ready(());
+        }
+        t.pump = Some(cx.waker().clone());
+        Poll::Pending
+    })
+    .await
+}
+
+/// Stores the batches as the reading fills them, and the rest once the
+/// body came whole.
+async fn store_as_read(tee: &Rc<RefCell<Tee>>) {
+    loop {
+        let ended = poll_fn(|cx| {
+            let mut t = tee.borrow_mut();
+            if std::mem::take(&mut t.fresh) {
+                return Poll::Ready(t.reading_ended);
+            }
+            t.storer = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await;
+        let whole = matches!(tee.borrow().upstream, Upstream::Whole);
+        store(tee, ended && whole).await;
+        tee.borrow_mut().wake_pump();
+        if ended {
+            return;
         }
     }
 }

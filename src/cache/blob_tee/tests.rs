@@ -1,7 +1,7 @@
 use super::*;
 use crate::cache::blob_storage::kv_chunks::KvChunks;
 use crate::cache::blob_storage::memory::MemoryBlobs;
-use crate::cache::blob_storage::{BlobStorage, Upload};
+use crate::cache::blob_storage::{BlobStorage, StoreFuture, StoredBlob, Upload};
 use crate::cache::detached;
 use crate::cache::layout::{BlobEntry, Scope};
 use crate::cache::lease::{Lease, take_lease};
@@ -36,6 +36,21 @@ fn copying_as(
     storage: Option<Rc<dyn BlobStorage>>,
     health: Rc<MemoryKv>,
 ) -> (Copying, Chunks, Tasks) {
+    let pulled = Rc::new(std::cell::Cell::new(0));
+    copying_with(blob, pieces, digest, storage, health, CHUNK, pulled)
+}
+
+/// [`copying_as`] in parts of `chunk` bytes, counting in `pulled` the
+/// pieces read from the upstream.
+fn copying_with(
+    blob: &[u8],
+    pieces: usize,
+    digest: &str,
+    storage: Option<Rc<dyn BlobStorage>>,
+    health: Rc<MemoryKv>,
+    chunk: u64,
+    pulled: Rc<std::cell::Cell<usize>>,
+) -> (Copying, Chunks, Tasks) {
     let digest = digest.to_string();
     let kv = Rc::new(MemoryKv::default());
     let storage = storage.unwrap_or_else(|| Rc::new(KvChunks::new(kv.clone())));
@@ -46,7 +61,7 @@ fn copying_as(
     let unread = Unread::new(health, store.clone(), SLOTS, lease.followers_key(), "u1");
     let entry = BlobEntry {
         size: blob.len() as u64,
-        chunk_size: CHUNK,
+        chunk_size: chunk,
         upload: "u1".into(),
         private: false,
         media_type: "application/octet-stream".into(),
@@ -73,13 +88,8 @@ fn copying_as(
         .map(|p| Ok(p.to_vec()))
         .collect();
     let tasks = Tasks::default();
-    let body = start(
-        copy,
-        unread,
-        futures::stream::iter(parts),
-        tasks.clone(),
-        Rc::new(NoWait),
-    );
+    let upstream = futures::stream::iter(parts).inspect(move |_| pulled.set(pulled.get() + 1));
+    let body = start(copy, unread, upstream, tasks.clone(), Rc::new(NoWait));
     // The answer is made: what runs beside it is all there.
     tasks.close();
     (Copying { kv, scope, digest }, body, tasks)
@@ -231,4 +241,96 @@ fn a_copy_into_a_bucket_is_checked_on_the_way() {
         assert_eq!(read.unwrap(), blob);
         assert_eq!(copying.committed(), kept, "{digest}");
     }
+}
+
+/// A bucket whose writes take a while, noting how many upstream pieces
+/// had been read when each ended.
+struct SlowWrites {
+    inner: MemoryBlobs,
+    pulled: Rc<std::cell::Cell<usize>>,
+    seen: RefCell<Vec<usize>>,
+}
+
+impl BlobStorage for SlowWrites {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+    fn part_size(&self, chunk_size: u64) -> u64 {
+        self.inner.part_size(chunk_size)
+    }
+    fn followable(&self) -> bool {
+        true
+    }
+    fn put_parts<'a>(
+        &'a self,
+        upload: &'a Upload,
+        first: u64,
+        parts: Vec<Rc<Vec<u8>>>,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            for _ in 0..64 {
+                yield_now().await;
+            }
+            self.seen.borrow_mut().push(self.pulled.get());
+            self.inner.put_parts(upload, first, parts).await
+        })
+    }
+    fn get_part<'a>(&'a self, upload: &'a Upload, n: u64) -> StoreFuture<'a, Option<Vec<u8>>> {
+        self.inner.get_part(upload, n)
+    }
+    fn complete<'a>(&'a self, blob: &'a StoredBlob) -> StoreFuture<'a, ()> {
+        self.inner.complete(blob)
+    }
+    fn abort<'a>(&'a self, upload: &'a Upload, parts: u64) -> StoreFuture<'a, ()> {
+        self.inner.abort(upload, parts)
+    }
+    fn read(&self, blob: &StoredBlob, start: u64, end: u64) -> Chunks {
+        self.inner.read(blob, start, end)
+    }
+    fn delete<'a>(&'a self, blob: &'a StoredBlob) -> StoreFuture<'a, ()> {
+        self.inner.delete(blob)
+    }
+    fn collect_abandoned<'a>(
+        &'a self,
+        now: u64,
+        completed: &'a dyn Fn(&Upload) -> bool,
+    ) -> StoreFuture<'a, u64> {
+        self.inner.collect_abandoned(now, completed)
+    }
+    fn presigned_get(&self, _: &StoredBlob, _: std::time::Duration) -> Option<url::Url> {
+        None
+    }
+}
+
+#[test]
+fn the_copy_reads_on_while_a_batch_is_written() {
+    // 16 MiB in 1 MiB parts and pieces: batches of four parts.
+    let blob: Vec<u8> = (0..16u32 << 20).map(|i| (i % 251) as u8).collect();
+    let digest = format!("sha256:{:x}", Sha256::digest(&blob));
+    let pulled = Rc::new(std::cell::Cell::new(0));
+    let slow = Rc::new(SlowWrites {
+        inner: MemoryBlobs::default(),
+        pulled: pulled.clone(),
+        seen: RefCell::default(),
+    });
+    let storage = Some(slow.clone() as Rc<dyn BlobStorage>);
+    let (copying, body, tasks) = copying_with(
+        &blob,
+        16,
+        &digest,
+        storage,
+        Default::default(),
+        1 << 20,
+        pulled,
+    );
+    let (read, ()) = block_on(futures::future::join(read_all(body), tasks.run()));
+    assert_eq!(read.unwrap(), blob);
+    assert!(copying.committed());
+    // Each write of four parts ended after more than those four were read.
+    let seen = slow.seen.borrow().clone();
+    assert!(seen.len() >= 4, "{seen:?}");
+    assert!(
+        seen[0] > 4 && seen[1] > 8,
+        "the reading waited on the writes: {seen:?}"
+    );
 }
