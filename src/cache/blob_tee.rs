@@ -19,7 +19,7 @@
 //! turns and halved a cold pull. A client still reading by then is slow,
 //! and the followers waiting for the commit matter more.
 
-use crate::cache::blob_copy::{self, BlobCopy, Held};
+use crate::cache::blob_copy::{BlobCopy, Held};
 use crate::cache::detached::Unread;
 use crate::cache::lease;
 use crate::host::{Chunks, Task, Tasks, Timer};
@@ -61,6 +61,9 @@ struct Tee {
     reader_slow: bool,
     /// Whether the copy goes on once its client has gone.
     unread: Unread,
+    /// The copy was checked (and committed, or not): a client waiting for
+    /// the blob waits no more.
+    settled: bool,
     reader: Option<Waker>,
     pump: Option<Waker>,
     /// The digest of what was stored, hashed on the way: parts `0..hashed`.
@@ -77,6 +80,7 @@ impl Tee {
             reader_gone,
             reader_slow: false,
             unread,
+            settled: false,
             reader: None,
             pump: None,
             running: Sha256::new(),
@@ -159,6 +163,11 @@ where
             futures::future::select(Box::pin(read_all), timer.sleep(CHECK_DELAY)).await;
         }
         check::verify(&tee).await;
+    }
+    {
+        let mut t = tee.borrow_mut();
+        t.settled = true;
+        t.wake_reader();
     }
     abort_unfinished(&tee).await;
 }
@@ -323,7 +332,7 @@ async fn next_piece(tee: &Rc<RefCell<Tee>>) -> Option<Result<Vec<u8>, String>> {
         };
         let piece = match held {
             Held::Memory(bytes) => Ok(bytes),
-            Held::Stored(n, offset) => stored_piece(tee, n, offset).await,
+            Held::Stored(n, offset) => read_back::stored_piece(tee, n, offset).await,
             Held::Ahead => match ahead(tee).await {
                 Some(end) => return end,
                 None => continue,
@@ -338,29 +347,6 @@ async fn next_piece(tee: &Rc<RefCell<Tee>>) -> Option<Result<Vec<u8>, String>> {
             t.wake_pump();
         }
         return Some(piece);
-    }
-}
-
-/// A piece of part `n` from `offset` on, read back: from the part, or from
-/// the blob once completed (a backend may remove parts then).
-async fn stored_piece(tee: &Rc<RefCell<Tee>>, n: u64, offset: usize) -> Result<Vec<u8>, String> {
-    let (storage, blob) = {
-        let t = tee.borrow();
-        (t.copy.storage.clone(), t.copy.stored_blob())
-    };
-    let range = offset..offset + blob_copy::MEMORY_PIECE;
-    let piece = match storage.get_part_range(&blob.upload, n, range).await {
-        Ok(Some(piece)) => piece,
-        Ok(None) if tee.borrow().copy.committed => {
-            let start = n * blob.part_size + offset as u64;
-            let end = (start + blob_copy::MEMORY_PIECE as u64).min(blob.size);
-            blob_copy::completed_range(storage.as_ref(), &blob, start..end).await?
-        }
-        other => return Err(format!("a copy's stored part went missing ({other:?})")),
-    };
-    match piece.is_empty() {
-        false => Ok(piece),
-        true => Err(format!("a copy's stored part {n} is short")),
     }
 }
 
@@ -386,5 +372,6 @@ async fn ahead(tee: &Rc<RefCell<Tee>>) -> Option<Option<Result<Vec<u8>, String>>
 }
 
 mod check;
+mod read_back;
 #[cfg(test)]
 mod tests;

@@ -79,6 +79,8 @@ pub(super) async fn verify(tee: &Rc<RefCell<Tee>>) {
         return eprintln!("cache: cannot complete a blob: {e}");
     }
     let published = tee.borrow_mut().copy.publish();
+    // A client behind what the copy held waits for the blob.
+    tee.borrow_mut().wake_reader();
     match published {
         Ok(record) => {
             let bound = tee.borrow().copy.bound();

@@ -36,6 +36,28 @@ fn copying_as(
     storage: Option<Rc<dyn BlobStorage>>,
     health: Rc<MemoryKv>,
 ) -> (Copying, Chunks, Tasks) {
+    copying_timed(blob, pieces, digest, storage, health, Rc::new(NoWait))
+}
+
+/// A timer that never fires: no beat, no grace runs out, so a pool of
+/// the copy's tasks stalls where they wait on each other.
+struct Never;
+
+impl Timer for Never {
+    fn sleep(&self, _: Duration) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
+        Box::pin(std::future::pending())
+    }
+}
+
+/// [`copying_as`], on `timer`.
+fn copying_timed(
+    blob: &[u8],
+    pieces: usize,
+    digest: &str,
+    storage: Option<Rc<dyn BlobStorage>>,
+    health: Rc<MemoryKv>,
+    timer: Rc<dyn Timer>,
+) -> (Copying, Chunks, Tasks) {
     let digest = digest.to_string();
     let kv = Rc::new(MemoryKv::default());
     let storage = storage.unwrap_or_else(|| Rc::new(KvChunks::new(kv.clone())));
@@ -78,7 +100,7 @@ fn copying_as(
         unread,
         futures::stream::iter(parts),
         tasks.clone(),
-        Rc::new(NoWait),
+        timer,
     );
     // The answer is made: what runs beside it is all there.
     tasks.close();
@@ -231,4 +253,38 @@ fn a_copy_into_a_bucket_is_checked_on_the_way() {
         assert_eq!(read.unwrap(), blob);
         assert_eq!(copying.committed(), kept, "{digest}");
     }
+}
+
+#[test]
+fn a_client_behind_parts_that_do_not_read_back_waits_for_the_blob() {
+    // Past what the copy keeps in memory for its client (2 MiB).
+    let blob: Vec<u8> = (0..(5u32 << 19)).map(|i| (i % 251) as u8).collect();
+    let digest = format!("sha256:{:x}", Sha256::digest(&blob));
+    let (answer, answered) = futures::channel::oneshot::channel();
+    let bucket = Rc::new(MemoryBlobs::multipart(answered));
+    let (copying, body, tasks) = copying_timed(
+        &blob,
+        5,
+        &digest,
+        Some(bucket),
+        Default::default(),
+        Rc::new(Never),
+    );
+    let mut pool = futures::executor::LocalPool::new();
+    use futures::task::LocalSpawnExt;
+    pool.spawner()
+        .spawn_local(async move { tasks.run().await })
+        .unwrap();
+    // The copy stored every part and waits for the bucket's completion.
+    pool.run_until_stalled();
+    let read = Rc::new(RefCell::new(None));
+    let into = read.clone();
+    let client = async move { *into.borrow_mut() = Some(read_all(body).await) };
+    pool.spawner().spawn_local(client).unwrap();
+    pool.run_until_stalled();
+    assert!(read.borrow().is_none(), "the client did not wait");
+    answer.send(()).unwrap();
+    pool.run();
+    assert!(copying.committed());
+    assert_eq!(read.borrow_mut().take().unwrap().unwrap(), blob);
 }
