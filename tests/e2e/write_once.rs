@@ -77,3 +77,27 @@ fn a_cold_copy_writes_each_part_once_and_shows_nothing_before_its_check() {
     assert_eq!((r.status, r.header("x-cache")), (200, Some("HIT")));
     proxy.stop();
 }
+
+/// Under a key budget (the hosted profile) nothing stages the parts for
+/// followers, and the bucket shows none before the blob is complete: a
+/// crowd still costs one upstream GET, its followers waiting for the blob.
+#[test]
+fn a_crowd_without_a_stage_waits_for_the_blob_and_fetches_once() {
+    let e = env();
+    let size: u64 = 16 << 20;
+    let digest = rt().block_on(registry::push_big_blob(e.open, "write/crowd", 812, size));
+    let front = rt().block_on(paced::start(e.open, 8 << 20));
+    let app = spin::derive_app(&e.dir.join("write-crowd-app"), &spin::Store::Sqlite, true);
+    let mut vars = s3_variables(garage(), 0, "write-crowd/");
+    vars.push(("default_upstream", format!("http://{}", front.addr)));
+    vars.push(("kv_max_keys", "1000".into()));
+    let proxy = start(&app, "write-crowd", &vars);
+    let replies = super::filling::crowd(&[proxy.url()], "write/crowd", &digest, size as usize, 6);
+    let coalesced = replies
+        .iter()
+        .filter(|r| r.header("x-cache") == Some("COALESCED"))
+        .count();
+    assert!(coalesced >= 1, "nobody followed the copy");
+    assert_eq!(super::filling::upstream_blob_gets(&digest), 1);
+    proxy.stop();
+}
