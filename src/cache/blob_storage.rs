@@ -100,7 +100,7 @@ pub trait BlobStorage {
     /// than read it back after the answer: where the store's writes wait
     /// on the network and readers follow, who wait for the check, and
     /// where parts do not read back.
-    fn check_on_the_way(&self, _upload: &Upload) -> bool {
+    fn check_on_the_way(&self) -> bool {
         false
     }
     /// Stores parts `first..` of an upload, in order.
