@@ -8,7 +8,8 @@
 //! completes); `BENCH=full cargo test --test bench` (scripts/bench.sh) runs
 //! the full one and writes docs/benchmarks.md. `BENCH=objects` runs only
 //! the object-storage section, full-sized, into target/benchmarks-objects.md:
-//! for working on that section without the other nine minutes;
+//! for working on that section without the other nine minutes
+//! (`GARAGE_NODES=3`: against a three-node cluster, replication 3);
 //! `BENCH=soak` the ten-minute soak alone, into target/benchmarks-soak.md
 //! (`SOAK_SECS` sets another length); `BENCH=fill` the cold GETs that fill
 //! the cache alone, full-sized, into target/benchmarks-fill.md.

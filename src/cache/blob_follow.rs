@@ -1,6 +1,8 @@
 //! Following another request's copy of a blob: its parts stream to this
 //! client as they land in the blob storage, from this instance or any other
-//! sharing it, so a crowd asking for one uncached blob costs one upstream
+//! sharing it (where the storage keeps them to itself until the blob is
+//! complete, as a bucket's multipart upload does, the follower waits for
+//! the blob), so a crowd asking for one uncached blob costs one upstream
 //! fetch.
 //! The last bytes go out only once the copy's stored parts passed the
 //! digest check (before it is completed in a bucket); a copy that stops
@@ -192,7 +194,8 @@ impl Following {
     }
 
     /// The next part once stored; the last one once the copy's digest check
-    /// passed (read from the blob if the backend removed the parts by then).
+    /// passed (read from the blob if the backend removed the parts by then,
+    /// or never showed them).
     async fn next_part(&mut self) -> Result<Vec<u8>, String> {
         let upload = &self.blob.upload;
         let last = self.next + 1 >= self.blob.parts();

@@ -1,6 +1,7 @@
 //! The one seam between the blob cache and where its bytes live, in the
 //! manner of distribution's `StorageDriver`: a copy writes an upload's parts
-//! (others may read them while it goes on), then completes or aborts it; a
+//! (others may read them while it goes on, where the backend can read
+//! them back), then completes or aborts it; a
 //! completed upload is the blob, read whole or in ranges, deleted when
 //! evicted. The index of what is cached (entries, leases, the eviction
 //! queue) stays in the key-value store whichever backend holds the bytes.
@@ -94,16 +95,25 @@ pub trait BlobStorage {
     fn name(&self) -> String;
     /// The size of every part but the last, given the route's chunk size.
     fn part_size(&self, chunk_size: u64) -> u64;
-    /// Whether others may read an upload's parts while it goes on, so a
-    /// crowd follows one copy instead of each fetching the blob.
+    /// Whether others may follow an upload while it goes on (reading its
+    /// parts, or waiting for its blob), so a crowd follows one copy instead
+    /// of each fetching the blob.
     fn followable(&self) -> bool;
+    /// Whether an upload's stored parts read back while it goes on. A
+    /// bucket's multipart upload keeps them to itself until completed:
+    /// whoever is behind what a copy holds in memory then waits for the
+    /// blob.
+    fn reads_parts_back(&self) -> bool {
+        true
+    }
     /// Notes that a reader follows the upload from its start, so the
     /// backend may serve it [`follow_part`](Self::follow_part) from nearer.
     fn follow(&self, _upload: &Upload) {}
     /// Whether the copy hashes what it stores while it is stored, rather
     /// than read it back after the answer: where the store's writes wait
-    /// on the network and readers follow, who wait for the check.
-    fn check_on_the_way(&self, _upload: &Upload) -> bool {
+    /// on the network and readers follow, who wait for the check, and
+    /// where parts do not read back.
+    fn check_on_the_way(&self) -> bool {
         false
     }
     /// Stores parts `first..` of an upload, in order.
@@ -113,7 +123,8 @@ pub trait BlobStorage {
         first: u64,
         parts: Vec<Rc<Vec<u8>>>,
     ) -> StoreFuture<'a, ()>;
-    /// Part `n` of an upload under way; `None` while it is not stored.
+    /// Part `n` of an upload under way; `None` while it is not stored, and
+    /// always unless the backend [reads parts back](Self::reads_parts_back).
     fn get_part<'a>(&'a self, upload: &'a Upload, n: u64) -> StoreFuture<'a, Option<Vec<u8>>>;
     /// Bytes `range` of part `n` of an upload under way (fewer where the
     /// part is shorter), for a reader that needs only them: a part is 5 MiB

@@ -20,7 +20,7 @@
 //! 1 GiB cold GET into blob files ran at 0.42x the relay). A client slower
 //! than that waits less than the followers waiting for the commit.
 
-use crate::cache::blob_copy::{self, BlobCopy, Held};
+use crate::cache::blob_copy::{BlobCopy, Held};
 use crate::cache::detached::Unread;
 use crate::cache::lease;
 use crate::host::{Chunks, Task, Tasks, Timer};
@@ -49,9 +49,6 @@ const READER_GRACE: Duration = Duration::from_millis(200);
 const CHECK_DELAY: Duration = Duration::from_secs(2);
 /// Bytes a client reads within [`CHECK_DELAY`] to keep the check waiting.
 const CHECK_PACE: u64 = 8 << 20;
-/// Bytes the copy reads ahead of what is stored while a write is under
-/// way: two batches.
-const WRITE_AHEAD: u64 = 8 << 20;
 
 /// Where the upstream body stands.
 enum Upstream {
@@ -71,6 +68,9 @@ struct Tee {
     reader_slow: bool,
     /// Whether the copy goes on once its client has gone.
     unread: Unread,
+    /// The copy was checked (and committed, or not): a client waiting for
+    /// the blob waits no more.
+    settled: bool,
     reader: Option<Waker>,
     pump: Option<Waker>,
     /// The storing half of the copy, waiting for bytes or the end.
@@ -92,6 +92,7 @@ impl Tee {
             reader_gone,
             reader_slow: false,
             unread,
+            settled: false,
             reader: None,
             pump: None,
             storer: None,
@@ -171,11 +172,16 @@ async fn pump<S>(tee: Rc<RefCell<Tee>>, upstream: S, timer: Rc<dyn Timer>)
 where
     S: futures::Stream<Item = Result<Vec<u8>, String>> + Unpin + 'static,
 {
-    if copy_in(&tee, upstream, &timer).await {
+    if copy_in::copy_in(&tee, upstream, &timer).await {
         if !check::hashed_all(&tee.borrow()) {
             reader_done_or_slow(&tee, timer.as_ref()).await;
         }
         check::verify(&tee).await;
+    }
+    {
+        let mut t = tee.borrow_mut();
+        t.settled = true;
+        t.wake_reader();
     }
     abort_unfinished(&tee).await;
 }
@@ -202,112 +208,6 @@ async fn reader_done_or_slow(tee: &Rc<RefCell<Tee>>, timer: &dyn Timer) {
     }
 }
 
-/// Reads and stores the upstream body, the reading going on while a batch
-/// is being written (a bucket's PUT, an asynchronous write); whether all
-/// of it was stored.
-async fn copy_in<S>(tee: &Rc<RefCell<Tee>>, upstream: S, timer: &Rc<dyn Timer>) -> bool
-where
-    S: futures::Stream<Item = Result<Vec<u8>, String>> + Unpin + 'static,
-{
-    let reading = async {
-        let whole = read_in(tee, upstream, timer).await;
-        let mut t = tee.borrow_mut();
-        t.reading_ended = true;
-        t.wake_storer();
-        whole
-    };
-    let (whole, ()) = futures::future::join(reading, store_as_read(tee)).await;
-    whole && tee.borrow().copy.storing
-}
-
-/// Reads the upstream body into the copy, at most [`WRITE_AHEAD`] bytes
-/// ahead of what is stored; whether it came whole.
-async fn read_in<S>(tee: &Rc<RefCell<Tee>>, mut upstream: S, timer: &Rc<dyn Timer>) -> bool
-where
-    S: futures::Stream<Item = Result<Vec<u8>, String>> + Unpin + 'static,
-{
-    loop {
-        if !room(tee, timer).await {
-            return false;
-        }
-        written_behind(tee).await;
-        let next = upstream.next().await;
-        let mut t = tee.borrow_mut();
-        match next {
-            Some(Ok(data)) => t.copy.absorb(&data),
-            Some(Err(e)) => t.upstream = Upstream::Failed(e),
-            None if t.copy.end() => t.upstream = Upstream::Whole,
-            None => {
-                let short = "the upstream blob is not as long as it said";
-                t.upstream = Upstream::Failed(short.into())
-            }
-        }
-        t.wake_reader();
-        t.wake_storer();
-        match t.upstream {
-            Upstream::Coming => {}
-            Upstream::Whole => return true,
-            Upstream::Failed(_) => return false,
-        }
-    }
-}
-
-/// Waits while the bytes read but not yet stored are [`WRITE_AHEAD`] or
-/// more: the memory a slow store may cost is bounded.
-async fn written_behind(tee: &Rc<RefCell<Tee>>) {
-    poll_fn(|cx| {
-        let mut t = tee.borrow_mut();
-        let stored = t.copy.stored * t.copy.part_size() as u64;
-        if !t.copy.storing || t.copy.received < stored + WRITE_AHEAD {
-            return Poll::Ready(());
-        }
-        t.pump = Some(cx.waker().clone());
-        Poll::Pending
-    })
-    .await
-}
-
-/// Stores the batches as the reading fills them, and the rest once the
-/// body came whole.
-async fn store_as_read(tee: &Rc<RefCell<Tee>>) {
-    loop {
-        let ended = poll_fn(|cx| {
-            let mut t = tee.borrow_mut();
-            if std::mem::take(&mut t.fresh) {
-                return Poll::Ready(t.reading_ended);
-            }
-            t.storer = Some(cx.waker().clone());
-            Poll::Pending
-        })
-        .await;
-        let whole = matches!(tee.borrow().upstream, Upstream::Whole);
-        store(tee, ended && whole).await;
-        tee.borrow_mut().wake_pump();
-        if ended {
-            return;
-        }
-    }
-}
-
-/// Hands the storage every batch that is ready (with `all`, the rest).
-async fn store(tee: &Rc<RefCell<Tee>>, all: bool) {
-    loop {
-        let batch = tee.borrow_mut().copy.next_batch(all);
-        let Some((first, parts)) = batch else {
-            return;
-        };
-        let (storage, upload) = {
-            let t = tee.borrow();
-            (t.copy.storage.clone(), t.copy.upload.clone())
-        };
-        let count = parts.len();
-        let result = check::store_batch(tee, storage.as_ref(), &upload, first, parts).await;
-        let mut t = tee.borrow_mut();
-        t.copy.batch_done(count, result);
-        t.wake_reader();
-    }
-}
-
 /// Removes what a copy that did not complete stored, once its client no
 /// longer reads it.
 async fn abort_unfinished(tee: &Rc<RefCell<Tee>>) {
@@ -326,43 +226,6 @@ async fn abort_unfinished(tee: &Rc<RefCell<Tee>>) {
     let storage = tee.borrow().copy.storage.clone();
     if let Err(e) = storage.abort(&upload, parts).await {
         eprintln!("cache: cannot remove an unfinished copy: {e}");
-    }
-}
-
-/// Waits until the copy may read on. While it stores: once its client is
-/// within [`LEAD`], or at once for a client that has fallen behind for
-/// [`READER_GRACE`] (slow, it reads back from the store from then on), or
-/// gone, if it may go on unread. Otherwise once its client is within
-/// [`WINDOW`]. False when there is no point going on.
-async fn room(tee: &Rc<RefCell<Tee>>, timer: &Rc<dyn Timer>) -> bool {
-    let storing = tee.borrow().copy.storing;
-    let near = poll_fn(|cx| {
-        let mut t = tee.borrow_mut();
-        let lead = if t.copy.storing { LEAD } else { WINDOW };
-        if t.copy.storing && t.reader_gone {
-            return Poll::Ready(t.unread.may_go_on());
-        }
-        if t.copy.storing && t.reader_slow {
-            return Poll::Ready(true);
-        }
-        if t.reader_gone {
-            return Poll::Ready(false);
-        }
-        if t.copy.received < t.read + lead {
-            return Poll::Ready(true);
-        }
-        t.pump = Some(cx.waker().clone());
-        Poll::Pending
-    });
-    if !storing {
-        return near.await;
-    }
-    match futures::future::select(Box::pin(near), timer.sleep(READER_GRACE)).await {
-        futures::future::Either::Left((go_on, _)) => go_on,
-        futures::future::Either::Right(_) => {
-            tee.borrow_mut().reader_slow = true;
-            true
-        }
     }
 }
 
@@ -414,7 +277,7 @@ async fn next_piece(tee: &Rc<RefCell<Tee>>) -> Option<Result<Vec<u8>, String>> {
         };
         let piece = match held {
             Held::Memory(bytes) => Ok(bytes),
-            Held::Stored(n, offset) => stored_piece(tee, n, offset).await,
+            Held::Stored(n, offset) => read_back::stored_piece(tee, n, offset).await,
             Held::Ahead => match ahead(tee).await {
                 Some(end) => return end,
                 None => continue,
@@ -429,29 +292,6 @@ async fn next_piece(tee: &Rc<RefCell<Tee>>) -> Option<Result<Vec<u8>, String>> {
             t.wake_pump();
         }
         return Some(piece);
-    }
-}
-
-/// A piece of part `n` from `offset` on, read back: from the part, or from
-/// the blob once completed (a backend may remove parts then).
-async fn stored_piece(tee: &Rc<RefCell<Tee>>, n: u64, offset: usize) -> Result<Vec<u8>, String> {
-    let (storage, blob) = {
-        let t = tee.borrow();
-        (t.copy.storage.clone(), t.copy.stored_blob())
-    };
-    let range = offset..offset + blob_copy::MEMORY_PIECE;
-    let piece = match storage.get_part_range(&blob.upload, n, range).await {
-        Ok(Some(piece)) => piece,
-        Ok(None) if tee.borrow().copy.committed => {
-            let start = n * blob.part_size + offset as u64;
-            let end = (start + blob_copy::MEMORY_PIECE as u64).min(blob.size);
-            blob_copy::completed_range(storage.as_ref(), &blob, start..end).await?
-        }
-        other => return Err(format!("a copy's stored part went missing ({other:?})")),
-    };
-    match piece.is_empty() {
-        false => Ok(piece),
-        true => Err(format!("a copy's stored part {n} is short")),
     }
 }
 
@@ -477,5 +317,7 @@ async fn ahead(tee: &Rc<RefCell<Tee>>) -> Option<Option<Result<Vec<u8>, String>>
 }
 
 mod check;
+mod copy_in;
+mod read_back;
 #[cfg(test)]
 mod tests;

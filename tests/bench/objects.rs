@@ -43,6 +43,8 @@ pub struct Figures {
     pub stored_per_byte: Vec<f64>,
     pub component_mib: f64,
     pub rss_mib: f64,
+    /// Garage's nodes, each holding every object.
+    pub garage_nodes: usize,
 }
 
 fn s3_variables(garage: &Garage, prefix: &str, upstream: &str) -> Vec<(&'static str, String)> {

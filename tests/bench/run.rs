@@ -97,15 +97,24 @@ async fn crowds(plan: &Plan, upstream: SocketAddr, dir: &Path) -> (crowd::Figure
     (on_redis, on_spin_kv)
 }
 
-/// The object-storage repetitions against one Garage node.
+/// The object-storage repetitions against one Garage node, or as many as
+/// `GARAGE_NODES` says (each holding every object: what a write costs on
+/// a replicated bucket).
 async fn in_bucket(
     plan: &Plan,
     upstream: SocketAddr,
     dir: &Path,
     sizes: (u64, u64),
 ) -> objects::Figures {
-    let garage = garage::Garage::start(&dir.join("garage"), 1);
-    let mut figures = objects::Figures::default();
+    let nodes = std::env::var("GARAGE_NODES").map_or(1, |n| {
+        n.parse()
+            .unwrap_or_else(|_| panic!("GARAGE_NODES is {n:?}: a number of nodes"))
+    });
+    let garage = garage::Garage::start(&dir.join("garage"), nodes);
+    let mut figures = objects::Figures {
+        garage_nodes: nodes,
+        ..Default::default()
+    };
     for rep in 0..plan.repetitions {
         let seed = 700 + 2 * rep as u64;
         objects::measure(upstream, dir, &garage, sizes, seed, &mut figures).await;

@@ -31,3 +31,4 @@ mod tokens;
 mod trusted_fronts;
 mod two_routes;
 mod upstream_outages;
+mod write_once;

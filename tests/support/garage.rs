@@ -187,6 +187,12 @@ impl Garage {
         self.cli(&[&allow[..], &["--key", "proxy-key"]].concat());
     }
 
+    /// Node `i`'s log: a line for each request it took.
+    pub fn log(&self, i: usize) -> String {
+        let dir = self.configs[i].parent().unwrap();
+        std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
+    }
+
     /// Every key under `prefix` in the bucket with its size, as node
     /// `node` lists them.
     pub fn keys(&self, node: usize, prefix: &str) -> Vec<(String, u64)> {

@@ -1,9 +1,14 @@
 //! Blobs in memory, for fast native tests of the cache's logic; it passes
-//! the same conformance suite as the real backends.
+//! the same conformance suite as the real backends. As [`MemoryBlobs::multipart`]
+//! it stands for a bucket's multipart upload instead: parts that do not
+//! read back, a completion that waits for the bucket's answer.
 
-use super::{BlobStorage, StoreFuture, StoredBlob, Upload};
+use super::{BlobStorage, StorageError, StoreFuture, StoredBlob, Upload};
 use crate::cache::layout;
 use crate::host::Chunks;
+use futures::FutureExt;
+use futures::channel::oneshot;
+use futures::future::Shared;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -17,9 +22,20 @@ type Parts = HashMap<(Upload, u64), Rc<Vec<u8>>>;
 pub struct MemoryBlobs {
     parts: RefCell<Parts>,
     blobs: RefCell<HashMap<Upload, Vec<u8>>>,
+    /// As a multipart upload: when the bucket answers a completion.
+    multipart: Option<Shared<oneshot::Receiver<()>>>,
 }
 
 impl MemoryBlobs {
+    /// Parts kept to themselves until completed, each completion answered
+    /// once `answer` is sent (or dropped).
+    pub fn multipart(answer: oneshot::Receiver<()>) -> Self {
+        Self {
+            multipart: Some(answer.shared()),
+            ..Self::default()
+        }
+    }
+
     fn ready<T: 'static>(value: Result<T, String>) -> StoreFuture<'static, T> {
         Box::pin(std::future::ready(value.map_err(Into::into)))
     }
@@ -38,13 +54,17 @@ impl BlobStorage for MemoryBlobs {
         chunk_size.max(1)
     }
 
-    fn check_on_the_way(&self, _: &Upload) -> bool {
-        // Stands for a followed bucket in the tests of the copy.
+    fn check_on_the_way(&self) -> bool {
+        // Stands for a bucket in the tests of the copy.
         true
     }
 
     fn followable(&self) -> bool {
         true
+    }
+
+    fn reads_parts_back(&self) -> bool {
+        self.multipart.is_none()
     }
 
     fn put_parts<'a>(
@@ -65,22 +85,29 @@ impl BlobStorage for MemoryBlobs {
             .parts
             .borrow()
             .get(&(upload.clone(), n))
+            .filter(|_| self.reads_parts_back())
             .map(|p| p.to_vec());
         Self::ready(Ok(part))
     }
 
     fn complete<'a>(&'a self, stored: &'a StoredBlob) -> StoreFuture<'a, ()> {
-        let upload = &stored.upload;
-        let mut blob = Vec::new();
-        for n in 0..stored.parts() {
-            match self.parts.borrow().get(&(upload.clone(), n)) {
-                Some(part) => blob.extend_from_slice(part),
-                None => return Self::ready(Err(format!("part {n} was never stored"))),
+        Box::pin(async move {
+            if let Some(answer) = self.multipart.clone() {
+                // Sent or dropped, the bucket has answered.
+                let _ = answer.await;
             }
-        }
-        self.remove_parts(upload);
-        self.blobs.borrow_mut().insert(upload.clone(), blob);
-        Self::ready(Ok(()))
+            let upload = &stored.upload;
+            let mut blob = Vec::new();
+            for n in 0..stored.parts() {
+                match self.parts.borrow().get(&(upload.clone(), n)) {
+                    Some(part) => blob.extend_from_slice(part),
+                    None => return Err(StorageError::Absent(format!("part {n} was never stored"))),
+                }
+            }
+            self.remove_parts(upload);
+            self.blobs.borrow_mut().insert(upload.clone(), blob);
+            Ok(())
+        })
     }
 
     fn abort<'a>(&'a self, upload: &'a Upload, _: u64) -> StoreFuture<'a, ()> {
@@ -123,10 +150,18 @@ impl BlobStorage for MemoryBlobs {
 
 #[cfg(test)]
 mod tests {
+    use super::MemoryBlobs;
+
     #[test]
     fn conforms() {
-        futures::executor::block_on(super::super::conformance::run(
-            &super::MemoryBlobs::default(),
-        ));
+        futures::executor::block_on(super::super::conformance::run(&MemoryBlobs::default()));
+    }
+
+    #[test]
+    fn conforms_as_a_multipart_upload() {
+        let (answer, answered) = futures::channel::oneshot::channel();
+        answer.send(()).unwrap();
+        let storage = MemoryBlobs::multipart(answered);
+        futures::executor::block_on(super::super::conformance::run(&storage));
     }
 }

@@ -2,15 +2,20 @@
 //! Ceph RGW, Garage), reached over the component's outbound HTTP; every
 //! request is a URL presigned by `rusty-s3`, which sends nothing itself.
 //!
-//! Object keys, under `s3_prefix`:
-//! - `uploads/<scope>/<digest>/<upload>/<n>`: part `n` of a copy under way,
-//!   one object each, so followers on any instance read them as they land;
-//! - `blobs/<scope>/<digest>/<upload>`: the blob, made from the parts by a
-//!   server-side copy (`UploadPartCopy`: no byte passes through the proxy
-//!   again) once the digest was checked, when the parts are removed.
+//! A copy is one multipart upload of the blob's own key,
+//! `blobs/<scope>/<digest>/<upload>` under `s3_prefix`: each part is sent
+//! once (`UploadPart`), and completed (`CompleteMultipartUpload`) only
+//! once the digest, hashed on the way, matched. Until then the bucket
+//! shows nothing of it, so nothing unchecked is ever under `blobs/`, and a
+//! presigned GET of a blob's key serves it in one piece. Into a three-node
+//! Garage (replication 3), parts written as objects of their own and then
+//! copied into the blob (`UploadPartCopy`) made every byte land twice: a
+//! cold copy took 2.1-2.8x the bucket's own PUT of the same bytes.
 //!
-//! So nothing unchecked is ever under `blobs/`, and a presigned GET of a
-//! blob's key serves it in one piece.
+//! The parts of an open upload cannot be read back, so followers read
+//! them from the stage ([`super::staged`]) or, behind it, wait for the
+//! commit and read the blob. Versions before this one wrote parts as
+//! objects under `uploads/`; a collection still removes those.
 
 mod config;
 mod multipart;
@@ -18,27 +23,38 @@ mod requests;
 
 pub use config::S3Config;
 
-use super::{BlobStorage, StoreFuture, StoredBlob, Upload, typed};
+use super::{BlobStorage, StorageError, StoreFuture, StoredBlob, Upload};
 use crate::cache::layout;
 use crate::host::{Chunks, Outbound};
 use futures::StreamExt;
 use requests::Bucket;
-use std::ops::Range;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 use url::Url;
 
 /// The smallest part S3 takes in a multipart upload (but the last).
 const MIN_PART: u64 = 5 << 20;
-/// The largest part read back.
-const PART_LIMIT: usize = 64 << 20;
-/// Part copies, part writes and deletes sent at once.
+/// The most parts a multipart upload has (S3's limit).
+const MAX_PARTS: u64 = 10_000;
+/// Part writes sent at once.
 const PARALLEL: usize = 4;
+
+/// The multipart upload of a copy under way: its id, the ETag of each
+/// part stored so far.
+struct Open {
+    id: String,
+    etags: Vec<String>,
+}
 
 pub struct S3Blobs {
     bucket: Bucket,
     prefix: String,
     name: String,
+    /// The copies under way through this backend (a copy holds it for its
+    /// whole life), by upload.
+    open: RefCell<HashMap<Upload, Open>>,
 }
 
 impl S3Blobs {
@@ -56,16 +72,8 @@ impl S3Blobs {
             bucket: Bucket::new(config, outbound)?,
             prefix,
             name,
+            open: RefCell::default(),
         })
-    }
-
-    fn part_key(&self, upload: &Upload, n: u64) -> String {
-        format!("{}{n}", self.parts_prefix(upload))
-    }
-
-    fn parts_prefix(&self, upload: &Upload) -> String {
-        let (scope, digest, id) = (upload.scope.as_str(), &upload.digest, &upload.id);
-        format!("{}uploads/{scope}/{digest}/{id}/", self.prefix)
     }
 
     fn blob_key(&self, upload: &Upload) -> String {
@@ -73,8 +81,50 @@ impl S3Blobs {
         format!("{}blobs/{scope}/{digest}/{id}", self.prefix)
     }
 
-    fn part_keys(&self, upload: &Upload, parts: u64) -> Vec<String> {
-        (0..parts).map(|n| self.part_key(upload, n)).collect()
+    /// The id of the upload's multipart upload, started with its first part.
+    async fn multipart_id(&self, upload: &Upload) -> Result<String, StorageError> {
+        if let Some(open) = self.open.borrow().get(upload) {
+            return Ok(open.id.clone());
+        }
+        let id = self.bucket.start_multipart(&self.blob_key(upload)).await?;
+        let open = Open {
+            id: id.clone(),
+            etags: Vec::new(),
+        };
+        self.open.borrow_mut().insert(upload.clone(), open);
+        Ok(id)
+    }
+
+    /// Notes the ETags of parts `first..` as stored.
+    fn stored(&self, upload: &Upload, first: u64, etags: Vec<String>) -> Result<(), StorageError> {
+        let mut open = self.open.borrow_mut();
+        let open = open.get_mut(upload).ok_or_else(|| {
+            StorageError::Absent("the copy's multipart upload was aborted meanwhile".into())
+        })?;
+        if open.etags.len() as u64 != first {
+            let had = open.etags.len();
+            return Err(StorageError::Refused(format!(
+                "part {first} was stored after {had} parts"
+            )));
+        }
+        open.etags.extend(etags);
+        Ok(())
+    }
+
+    /// The ids of the multipart uploads of the upload's blob key: the one
+    /// this backend started, else the bucket's (its answer to the start
+    /// may have been lost).
+    async fn multipart_ids(&self, upload: &Upload) -> Result<Vec<String>, StorageError> {
+        if let Some(open) = self.open.borrow_mut().remove(upload) {
+            return Ok(vec![open.id]);
+        }
+        let key = self.blob_key(upload);
+        let listed = self.bucket.multipart_uploads(&key).await?;
+        Ok(listed
+            .into_iter()
+            .filter(|(k, _)| *k == key)
+            .map(|(_, id)| id)
+            .collect())
     }
 
     /// The upload a key under `uploads/` (a part) or `blobs/` belongs to;
@@ -100,7 +150,7 @@ impl S3Blobs {
         folder: &str,
         now: u64,
         completed: &dyn Fn(&Upload) -> bool,
-    ) -> Result<u64, String> {
+    ) -> Result<u64, StorageError> {
         let keys = self
             .bucket
             .list(&format!("{}{folder}", self.prefix))
@@ -117,9 +167,13 @@ impl S3Blobs {
         Ok(removed)
     }
 
-    /// Multipart uploads of a completion that never finished (its instance
-    /// went away in the middle).
-    async fn collect_completions(&self, now: u64) -> Result<u64, String> {
+    /// Multipart uploads of copies that never completed (their instance
+    /// went away in the middle), begun before the grace.
+    async fn collect_multiparts(
+        &self,
+        now: u64,
+        completed: &dyn Fn(&Upload) -> bool,
+    ) -> Result<u64, StorageError> {
         let uploads = self
             .bucket
             .multipart_uploads(&format!("{}blobs/", self.prefix))
@@ -128,7 +182,7 @@ impl S3Blobs {
         for (key, id) in uploads {
             let abandoned = self
                 .upload_of_key(&key, "blobs/")
-                .is_some_and(|u| layout::upload_abandoned(&u.id, now));
+                .is_some_and(|u| layout::upload_abandoned(&u.id, now) && !completed(&u));
             if abandoned {
                 self.bucket.abort_multipart(&key, &id).await?;
                 removed += 1;
@@ -138,9 +192,19 @@ impl S3Blobs {
     }
 }
 
-/// A part's number as [`S3Blobs::part_key`] writes it.
+/// A part's number as versions before this one wrote it.
 fn is_number(n: &str) -> bool {
     !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Part `n`'s number in a multipart upload, from 1; `Err` past S3's limit.
+fn part_number(n: u64) -> Result<u16, StorageError> {
+    match n < MAX_PARTS {
+        true => Ok(n as u16 + 1),
+        false => Err(StorageError::Refused(format!(
+            "a blob of over {MAX_PARTS} parts: a larger chunk_size makes fewer"
+        ))),
+    }
 }
 
 impl BlobStorage for S3Blobs {
@@ -152,7 +216,17 @@ impl BlobStorage for S3Blobs {
         chunk_size.max(MIN_PART)
     }
 
+    /// Followers read the stage, or wait for the commit.
     fn followable(&self) -> bool {
+        true
+    }
+
+    fn reads_parts_back(&self) -> bool {
+        false
+    }
+
+    /// Always: the parts cannot be read back for the check.
+    fn check_on_the_way(&self) -> bool {
         true
     }
 
@@ -162,53 +236,58 @@ impl BlobStorage for S3Blobs {
         first: u64,
         parts: Vec<Rc<Vec<u8>>>,
     ) -> StoreFuture<'a, ()> {
-        typed(async move {
-            let puts = (first..).zip(parts).map(|(n, bytes)| {
-                let key = self.part_key(upload, n);
-                async move { self.bucket.put(&key, bytes).await }
+        Box::pin(async move {
+            let id = self.multipart_id(upload).await?;
+            let key = self.blob_key(upload);
+            let (id, key) = (&id, &key);
+            let sends = (first..).zip(parts).map(|(n, bytes)| async move {
+                let number = part_number(n)?;
+                self.bucket.upload_part(key, id, number, bytes).await
             });
-            let results: Vec<Result<(), String>> = futures::stream::iter(puts)
+            let etags: Vec<Result<String, StorageError>> = futures::stream::iter(sends)
                 .buffered(PARALLEL)
                 .collect()
                 .await;
-            results.into_iter().collect::<Result<(), String>>()
+            self.stored(upload, first, etags.into_iter().collect::<Result<_, _>>()?)
         })
     }
 
-    fn get_part<'a>(&'a self, upload: &'a Upload, n: u64) -> StoreFuture<'a, Option<Vec<u8>>> {
-        typed(async move { self.bucket.get(&self.part_key(upload, n), PART_LIMIT).await })
-    }
-
-    fn get_part_range<'a>(
-        &'a self,
-        upload: &'a Upload,
-        n: u64,
-        range: Range<usize>,
-    ) -> StoreFuture<'a, Option<Vec<u8>>> {
-        typed(async move {
-            let key = self.part_key(upload, n);
-            self.bucket.get_part_of(&key, range, PART_LIMIT).await
-        })
+    /// Never: the parts of an open multipart upload are the bucket's alone.
+    fn get_part<'a>(&'a self, _upload: &'a Upload, _n: u64) -> StoreFuture<'a, Option<Vec<u8>>> {
+        Box::pin(async { Ok(None) })
     }
 
     fn complete<'a>(&'a self, blob: &'a StoredBlob) -> StoreFuture<'a, ()> {
-        typed(async move {
-            let parts = blob.parts().max(1);
-            let sources = self.part_keys(&blob.upload, parts);
-            let last_len = blob.size - (parts - 1) * blob.part_size;
-            self.bucket
-                .compose(&self.blob_key(&blob.upload), &sources, last_len)
-                .await?;
-            // The blob is whole; parts left by a failed delete are collected.
-            if let Err(e) = self.bucket.delete_all(&sources).await {
-                eprintln!("cache: cannot remove a copy's parts from the bucket: {e}");
+        Box::pin(async move {
+            let (id, etags) = match self.open.borrow().get(&blob.upload) {
+                Some(open) => (open.id.clone(), open.etags.clone()),
+                None => {
+                    let none = "no part of the blob was stored".to_string();
+                    return Err(StorageError::Absent(none));
+                }
+            };
+            if etags.len() as u64 != blob.parts() {
+                let stored = etags.len();
+                return Err(StorageError::Corrupt(format!(
+                    "{stored} of the blob's {} parts stored",
+                    blob.parts()
+                )));
             }
-            Ok::<_, String>(())
+            let key = self.blob_key(&blob.upload);
+            self.bucket.finish(&key, &id, &etags).await?;
+            self.open.borrow_mut().remove(&blob.upload);
+            Ok(())
         })
     }
 
-    fn abort<'a>(&'a self, upload: &'a Upload, parts: u64) -> StoreFuture<'a, ()> {
-        typed(async move { self.bucket.delete_all(&self.part_keys(upload, parts)).await })
+    fn abort<'a>(&'a self, upload: &'a Upload, _parts: u64) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let key = self.blob_key(upload);
+            for id in self.multipart_ids(upload).await? {
+                self.bucket.abort_multipart(&key, &id).await?;
+            }
+            Ok(())
+        })
     }
 
     fn read(&self, blob: &StoredBlob, start: u64, end: u64) -> Chunks {
@@ -217,7 +296,7 @@ impl BlobStorage for S3Blobs {
     }
 
     fn delete<'a>(&'a self, blob: &'a StoredBlob) -> StoreFuture<'a, ()> {
-        typed(async move {
+        Box::pin(async move {
             let key = self.blob_key(&blob.upload);
             self.bucket.delete_all(&[key]).await
         })
@@ -228,17 +307,17 @@ impl BlobStorage for S3Blobs {
         now: u64,
         completed: &'a dyn Fn(&Upload) -> bool,
     ) -> StoreFuture<'a, u64> {
-        typed(async move {
-            // Parts are never a completed blob here: completing copies them.
+        Box::pin(async move {
+            // Parts an earlier version wrote are never a blob: it copied them.
             let parts = self.collect_objects("uploads/", now, &|_| false).await?;
             let orphans = self.collect_objects("blobs/", now, completed).await?;
-            Ok::<_, String>(parts + orphans + self.collect_completions(now).await?)
+            Ok(parts + orphans + self.collect_multiparts(now, completed).await?)
         })
     }
 
     /// A GET of a key no blob has: a 404 is an answer.
     fn answers(&self) -> Option<StoreFuture<'_, ()>> {
-        Some(typed(async move {
+        Some(Box::pin(async move {
             let probe = format!("{}health-probe", self.prefix);
             self.bucket.answers(&probe).await
         }))

@@ -1,7 +1,7 @@
 use super::*;
 use crate::cache::blob_storage::kv_chunks::KvChunks;
 use crate::cache::blob_storage::memory::MemoryBlobs;
-use crate::cache::blob_storage::{BlobStorage, StoreFuture, StoredBlob, Upload};
+use crate::cache::blob_storage::{BlobStorage, Upload};
 use crate::cache::detached;
 use crate::cache::layout::{BlobEntry, Scope};
 use crate::cache::lease::{Lease, take_lease};
@@ -36,20 +36,61 @@ fn copying_as(
     storage: Option<Rc<dyn BlobStorage>>,
     health: Rc<MemoryKv>,
 ) -> (Copying, Chunks, Tasks) {
-    let pulled = Rc::new(std::cell::Cell::new(0));
-    copying_with(blob, pieces, digest, storage, health, CHUNK, pulled)
+    copying_shaped(blob, pieces, digest, storage, health, Shape::default())
 }
 
-/// [`copying_as`] in parts of `chunk` bytes, counting in `pulled` the
-/// pieces read from the upstream.
-fn copying_with(
+/// A timer that never fires: no beat, no grace runs out, so a pool of
+/// the copy's tasks stalls where they wait on each other.
+struct Never;
+
+impl Timer for Never {
+    fn sleep(&self, _: Duration) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
+        Box::pin(std::future::pending())
+    }
+}
+
+/// How a test's copy runs: its parts' size, its timer, and a count of the
+/// pieces it read from the upstream.
+struct Shape {
+    chunk: u64,
+    timer: Rc<dyn Timer>,
+    pulled: Rc<std::cell::Cell<usize>>,
+}
+
+impl Default for Shape {
+    fn default() -> Self {
+        Self {
+            chunk: CHUNK,
+            timer: Rc::new(NoWait),
+            pulled: Rc::default(),
+        }
+    }
+}
+
+/// [`copying_as`], on `timer`.
+fn copying_timed(
     blob: &[u8],
     pieces: usize,
     digest: &str,
     storage: Option<Rc<dyn BlobStorage>>,
     health: Rc<MemoryKv>,
-    chunk: u64,
-    pulled: Rc<std::cell::Cell<usize>>,
+    timer: Rc<dyn Timer>,
+) -> (Copying, Chunks, Tasks) {
+    let shape = Shape {
+        timer,
+        ..Shape::default()
+    };
+    copying_shaped(blob, pieces, digest, storage, health, shape)
+}
+
+/// [`copying_as`], shaped.
+fn copying_shaped(
+    blob: &[u8],
+    pieces: usize,
+    digest: &str,
+    storage: Option<Rc<dyn BlobStorage>>,
+    health: Rc<MemoryKv>,
+    shape: Shape,
 ) -> (Copying, Chunks, Tasks) {
     let digest = digest.to_string();
     let kv = Rc::new(MemoryKv::default());
@@ -61,7 +102,7 @@ fn copying_with(
     let unread = Unread::new(health, store.clone(), SLOTS, lease.followers_key(), "u1");
     let entry = BlobEntry {
         size: blob.len() as u64,
-        chunk_size: chunk,
+        chunk_size: shape.chunk,
         upload: "u1".into(),
         private: false,
         media_type: "application/octet-stream".into(),
@@ -88,8 +129,9 @@ fn copying_with(
         .map(|p| Ok(p.to_vec()))
         .collect();
     let tasks = Tasks::default();
+    let pulled = shape.pulled;
     let upstream = futures::stream::iter(parts).inspect(move |_| pulled.set(pulled.get() + 1));
-    let body = start(copy, unread, upstream, tasks.clone(), Rc::new(NoWait));
+    let body = start(copy, unread, upstream, tasks.clone(), shape.timer);
     // The answer is made: what runs beside it is all there.
     tasks.close();
     (Copying { kv, scope, digest }, body, tasks)
@@ -243,65 +285,6 @@ fn a_copy_into_a_bucket_is_checked_on_the_way() {
     }
 }
 
-/// A bucket whose writes take a while, noting how many upstream pieces
-/// had been read when each ended.
-struct SlowWrites {
-    inner: MemoryBlobs,
-    pulled: Rc<std::cell::Cell<usize>>,
-    seen: RefCell<Vec<usize>>,
-}
-
-impl BlobStorage for SlowWrites {
-    fn name(&self) -> String {
-        self.inner.name()
-    }
-    fn part_size(&self, chunk_size: u64) -> u64 {
-        self.inner.part_size(chunk_size)
-    }
-    fn followable(&self) -> bool {
-        true
-    }
-    fn put_parts<'a>(
-        &'a self,
-        upload: &'a Upload,
-        first: u64,
-        parts: Vec<Rc<Vec<u8>>>,
-    ) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            for _ in 0..64 {
-                yield_now().await;
-            }
-            self.seen.borrow_mut().push(self.pulled.get());
-            self.inner.put_parts(upload, first, parts).await
-        })
-    }
-    fn get_part<'a>(&'a self, upload: &'a Upload, n: u64) -> StoreFuture<'a, Option<Vec<u8>>> {
-        self.inner.get_part(upload, n)
-    }
-    fn complete<'a>(&'a self, blob: &'a StoredBlob) -> StoreFuture<'a, ()> {
-        self.inner.complete(blob)
-    }
-    fn abort<'a>(&'a self, upload: &'a Upload, parts: u64) -> StoreFuture<'a, ()> {
-        self.inner.abort(upload, parts)
-    }
-    fn read(&self, blob: &StoredBlob, start: u64, end: u64) -> Chunks {
-        self.inner.read(blob, start, end)
-    }
-    fn delete<'a>(&'a self, blob: &'a StoredBlob) -> StoreFuture<'a, ()> {
-        self.inner.delete(blob)
-    }
-    fn collect_abandoned<'a>(
-        &'a self,
-        now: u64,
-        completed: &'a dyn Fn(&Upload) -> bool,
-    ) -> StoreFuture<'a, u64> {
-        self.inner.collect_abandoned(now, completed)
-    }
-    fn presigned_get(&self, _: &StoredBlob, _: std::time::Duration) -> Option<url::Url> {
-        None
-    }
-}
-
 #[test]
 fn the_copy_reads_on_while_a_batch_is_written() {
     // 16 MiB in 1 MiB parts and pieces: batches of four parts.
@@ -314,15 +297,13 @@ fn the_copy_reads_on_while_a_batch_is_written() {
         seen: RefCell::default(),
     });
     let storage = Some(slow.clone() as Rc<dyn BlobStorage>);
-    let (copying, body, tasks) = copying_with(
-        &blob,
-        16,
-        &digest,
-        storage,
-        Default::default(),
-        1 << 20,
+    let shape = Shape {
+        chunk: 1 << 20,
         pulled,
-    );
+        ..Shape::default()
+    };
+    let (copying, body, tasks) =
+        copying_shaped(&blob, 16, &digest, storage, Default::default(), shape);
     let (read, ()) = block_on(futures::future::join(read_all(body), tasks.run()));
     assert_eq!(read.unwrap(), blob);
     assert!(copying.committed());
@@ -334,3 +315,40 @@ fn the_copy_reads_on_while_a_batch_is_written() {
         "the reading waited on the writes: {seen:?}"
     );
 }
+
+#[test]
+fn a_client_behind_parts_that_do_not_read_back_waits_for_the_blob() {
+    // Past what the copy keeps in memory for its client (2 MiB).
+    let blob: Vec<u8> = (0..(5u32 << 19)).map(|i| (i % 251) as u8).collect();
+    let digest = format!("sha256:{:x}", Sha256::digest(&blob));
+    let (answer, answered) = futures::channel::oneshot::channel();
+    let bucket = Rc::new(MemoryBlobs::multipart(answered));
+    let (copying, body, tasks) = copying_timed(
+        &blob,
+        5,
+        &digest,
+        Some(bucket),
+        Default::default(),
+        Rc::new(Never),
+    );
+    let mut pool = futures::executor::LocalPool::new();
+    use futures::task::LocalSpawnExt;
+    pool.spawner()
+        .spawn_local(async move { tasks.run().await })
+        .unwrap();
+    // The copy stored every part and waits for the bucket's completion.
+    pool.run_until_stalled();
+    let read = Rc::new(RefCell::new(None));
+    let into = read.clone();
+    let client = async move { *into.borrow_mut() = Some(read_all(body).await) };
+    pool.spawner().spawn_local(client).unwrap();
+    pool.run_until_stalled();
+    assert!(read.borrow().is_none(), "the client did not wait");
+    answer.send(()).unwrap();
+    pool.run();
+    assert!(copying.committed());
+    assert_eq!(read.borrow_mut().take().unwrap().unwrap(), blob);
+}
+
+mod slow_writes;
+use slow_writes::SlowWrites;

@@ -20,7 +20,11 @@ type Row = (
 pub fn section(f: &Figures, sizes: (u64, u64), key_value: (f64, f64)) -> String {
     let (size, crowd_size) = sizes;
     let mut out = format!(
-        "\n## Blobs in S3-compatible object storage (Garage 2.5, one node on loopback)\n\nOne {} MiB blob (the crowd: {} MiB), medians over the repetitions with (min–max); every client hashes what it reads, on both sides. On this machine Garage sets the pace, so the proxy is measured against the bucket's own PUT and GET of the same bytes by presigned URL.\n\n| measure | registry-proxy | baseline | baseline figure | ratio | target |\n| --- | --- | --- | --- | --- | --- |\n",
+        "\n## Blobs in S3-compatible object storage (Garage 2.5, {} on loopback)\n\nOne {} MiB blob (the crowd: {} MiB), medians over the repetitions with (min–max); every client hashes what it reads, on both sides. On this machine Garage sets the pace, so the proxy is measured against the bucket's own PUT and GET of the same bytes by presigned URL.\n\n| measure | registry-proxy | baseline | baseline figure | ratio | target |\n| --- | --- | --- | --- | --- | --- |\n",
+        match f.garage_nodes {
+            1 => "one node".to_string(),
+            n => format!("{n} nodes, replication {n}"),
+        },
         size >> 20,
         crowd_size >> 20
     );

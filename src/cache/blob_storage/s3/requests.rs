@@ -2,13 +2,13 @@
 //! the component's outbound HTTP, and their XML answers.
 
 use super::config::S3Config;
+use crate::cache::blob_storage::StorageError;
 use crate::host::{Body, Chunks, Headers, Outbound, OutboundRequest, Response};
 use base64::Engine;
 use futures::StreamExt;
 use md5::{Digest as _, Md5};
 use rusty_s3::actions::{DeleteObjects, ListObjectsV2, ObjectIdentifier};
 use rusty_s3::{Credentials, S3Action, UrlStyle};
-use std::ops::Range;
 use std::rc::Rc;
 use std::time::Duration;
 use url::Url;
@@ -57,7 +57,7 @@ impl Bucket {
         url: Url,
         headers: Headers,
         body: Body<Chunks>,
-    ) -> Result<Response<Chunks>, String> {
+    ) -> Result<Response<Chunks>, StorageError> {
         let request = OutboundRequest {
             method: method.to_string(),
             url,
@@ -68,7 +68,7 @@ impl Bucket {
         self.outbound
             .send(request)
             .await
-            .map_err(|e| format!("the bucket cannot be reached: {e}"))
+            .map_err(|e| StorageError::of_send(&e, format!("the bucket cannot be reached: {e}")))
     }
 
     /// The answer's body when it succeeded; else its status and S3 code.
@@ -78,89 +78,39 @@ impl Bucket {
         url: Url,
         headers: Headers,
         body: Body<Chunks>,
-    ) -> Result<Vec<u8>, String> {
+    ) -> Result<Vec<u8>, StorageError> {
         let response = self.send(method, url, headers, body).await?;
         let status = response.status;
-        let bytes = read_all(response.body, XML_LIMIT, None).await?;
+        let bytes = read_all(response.body, XML_LIMIT).await?;
         if !(200..300).contains(&status) {
-            return Err(format!(
-                "the bucket answered {method} with {status} {}",
-                s3_code(&bytes)
+            return Err(StorageError::of_status(
+                status,
+                format!(
+                    "the bucket answered {method} with {status} {}",
+                    s3_code(&bytes)
+                ),
             ));
         }
         Ok(bytes)
     }
 
-    /// A part, tried again while it fails (the bytes are still here to
-    /// send again).
-    pub async fn put(&self, key: &str, bytes: Rc<Vec<u8>>) -> Result<(), String> {
-        retried("a part PUT", || self.put_once(key, bytes.clone())).await
-    }
-
-    /// An object of `bytes`, sent from them in pieces (not copied whole:
-    /// the copy still holds them for its client).
-    async fn put_once(&self, key: &str, bytes: Rc<Vec<u8>>) -> Result<(), String> {
-        let action = self.bucket.put_object(Some(&self.credentials), key);
-        let (url, headers) = putting(action, &bytes);
-        let len = bytes.len();
-        let pieces = (0..len)
-            .step_by(SEND_PIECE)
-            .map(move |at| Ok(bytes[at..(at + SEND_PIECE).min(len)].to_vec()));
-        let body = Body::Generated(Box::pin(futures::stream::iter(pieces)));
-        self.ok("PUT", url, headers, body).await.map(drop)
-    }
-
-    /// An object of at most `limit` bytes; `None` when there is none. Tried
-    /// again while it fails.
-    pub async fn get(&self, key: &str, limit: usize) -> Result<Option<Vec<u8>>, String> {
-        retried("a part GET", || self.get_once(key, None, limit)).await
-    }
-
-    /// Bytes `range` of an object (fewer where it is shorter); `None` when
-    /// there is none. Tried again while it fails.
-    pub async fn get_part_of(
-        &self,
-        key: &str,
-        range: Range<usize>,
-        limit: usize,
-    ) -> Result<Option<Vec<u8>>, String> {
-        let once = || self.get_once(key, Some(range.clone()), limit);
-        retried("a part GET", once).await
-    }
-
     /// Whether the bucket answers at all: one GET of `key`, which need not
     /// exist (a 404 is an answer).
-    pub async fn answers(&self, key: &str) -> Result<(), String> {
-        self.get_once(key, None, 64 << 10).await.map(drop)
-    }
-
-    async fn get_once(
-        &self,
-        key: &str,
-        range: Option<Range<usize>>,
-        limit: usize,
-    ) -> Result<Option<Vec<u8>>, String> {
+    pub async fn answers(&self, key: &str) -> Result<(), StorageError> {
         let url = self
             .bucket
             .get_object(Some(&self.credentials), key)
             .sign(SIGN_TTL);
-        let mut headers = Headers::default();
-        if let Some(r) = range.clone().filter(|r| !r.is_empty()) {
-            headers.push("range", format!("bytes={}-{}", r.start, r.end - 1));
-        }
-        let response = self.send("GET", url, headers, Body::Empty).await?;
+        let response = self
+            .send("GET", url, Headers::default(), Body::Empty)
+            .await?;
         let status = response.status;
-        let length = response.headers.get("content-length");
-        let bytes = read_all(response.body, limit, length).await?;
-        match (status, range) {
-            (206, _) => Ok(Some(bytes)),
-            // A store that ignores `Range` sends it all.
-            (200, Some(r)) => Ok(Some(super::super::part_range(&bytes, r))),
-            (200, None) => Ok(Some(bytes)),
-            (404, _) => Ok(None),
-            _ => Err(format!(
-                "the bucket answered GET with {status} {}",
-                s3_code(&bytes)
+        let bytes = read_all(response.body, 64 << 10).await?;
+        match status {
+            200 | 404 => Ok(()),
+            _ => Err(StorageError::of_status(
+                status,
+                format!("the bucket answered GET with {status} {}", s3_code(&bytes)),
             )),
         }
     }
@@ -186,9 +136,7 @@ impl Bucket {
                 .await
                 .map_err(|e| format!("the bucket cannot be reached: {e}"))?;
             if !matches!(response.status, 200 | 206) {
-                let bytes = read_all(response.body, XML_LIMIT, None)
-                    .await
-                    .unwrap_or_default();
+                let bytes = read_all(response.body, XML_LIMIT).await.unwrap_or_default();
                 let code = s3_code(&bytes);
                 return Err(format!(
                     "the bucket answered a blob GET with {} {code}",
@@ -209,7 +157,7 @@ impl Bucket {
 
     /// Deletes `keys` with `DeleteObjects`, a thousand a request; `Err` when the
     /// bucket kept any of them.
-    pub async fn delete_all(&self, keys: &[String]) -> Result<(), String> {
+    pub async fn delete_all(&self, keys: &[String]) -> Result<(), StorageError> {
         for batch in keys.chunks(DELETE_BATCH) {
             let objects: Vec<ObjectIdentifier> = batch
                 .iter()
@@ -227,14 +175,17 @@ impl Bucket {
                 .ok("POST", url, headers, Body::Bytes(body.into_bytes()))
                 .await?;
             if String::from_utf8_lossy(&answer).contains("<Error>") {
-                return Err(format!("the bucket kept some of {} objects", batch.len()));
+                return Err(StorageError::Unavailable(format!(
+                    "the bucket kept some of {} objects",
+                    batch.len()
+                )));
             }
         }
         Ok(())
     }
 
     /// Every key under `prefix`.
-    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, String> {
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
         let mut keys = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -276,12 +227,25 @@ pub(super) fn putting<'a>(mut action: impl S3Action<'a>, bytes: &[u8]) -> (Url, 
     (action.sign(SIGN_TTL), headers)
 }
 
+/// A body of `bytes` handed to the runtime in pieces (not copied whole:
+/// the copy still holds them for its client).
+pub(super) fn in_pieces(bytes: Rc<Vec<u8>>) -> Body<Chunks> {
+    let len = bytes.len();
+    let pieces = (0..len)
+        .step_by(SEND_PIECE)
+        .map(move |at| Ok(bytes[at..(at + SEND_PIECE).min(len)].to_vec()));
+    Body::Generated(Box::pin(futures::stream::iter(pieces)))
+}
+
 /// `attempt` up to [`TRIES`] times while it fails: a store that lost a
 /// node, or says `SlowDown`, answers the same request a moment later (AWS's
 /// own clients retry so too).
-async fn retried<T, F>(what: &str, mut attempt: impl FnMut() -> F) -> Result<T, String>
+pub(super) async fn retried<T, F>(
+    what: &str,
+    mut attempt: impl FnMut() -> F,
+) -> Result<T, StorageError>
 where
-    F: std::future::Future<Output = Result<T, String>>,
+    F: std::future::Future<Output = Result<T, StorageError>>,
 {
     let mut tries = 1;
     loop {
@@ -295,24 +259,20 @@ where
     }
 }
 
-/// A body of at most `limit` bytes, `length` long if the answer said so
-/// (read into one allocation of that size: a part is megabytes).
-pub(super) async fn read_all(
-    body: Body<Chunks>,
-    limit: usize,
-    length: Option<&str>,
-) -> Result<Vec<u8>, String> {
+/// A body of at most `limit` bytes (an XML answer, or an error's).
+pub(super) async fn read_all(body: Body<Chunks>, limit: usize) -> Result<Vec<u8>, StorageError> {
     let mut chunks = match body {
         Body::Empty => return Ok(Vec::new()),
         Body::Bytes(b) => return Ok(b),
         Body::Stream(c) | Body::Generated(c) => c,
     };
-    let length = length.and_then(|l| l.parse::<usize>().ok()).unwrap_or(0);
-    let mut out = Vec::with_capacity(length.min(limit));
+    let mut out = Vec::new();
     while let Some(chunk) = chunks.next().await {
         out.extend(chunk?);
         if out.len() > limit {
-            return Err(format!("the bucket's answer is over {limit} bytes"));
+            return Err(StorageError::Corrupt(format!(
+                "the bucket's answer is over {limit} bytes"
+            )));
         }
     }
     Ok(out)
