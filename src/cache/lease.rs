@@ -20,6 +20,9 @@ pub const LEASE_SECS: u64 = 15;
 /// follower waits for one beat before it answers its client.
 pub const BEAT: Duration = Duration::from_millis(250);
 
+/// How often at most a copy says how far it has stored, besides its beats.
+pub const STORED_EVERY: Duration = Duration::from_millis(50);
+
 /// A lease unchanged this long belongs to a copy that is gone. Twelve
 /// beats, so a copy short of CPU on a crowded machine is not taken for
 /// dead; the wait counts the watcher's own polls, never two clocks.
@@ -252,10 +255,16 @@ impl HeldLease {
         self.renew();
     }
 
-    /// Says how many parts are stored (and keeps the lease).
+    /// Says how many parts are stored: written at once unless the lease
+    /// was written within [`STORED_EVERY`] (the next beat or batch says
+    /// it then). A write into Spin's SQLite store commits to disk, and a
+    /// copy stores a batch each 4 MiB: a cold 256 MiB GET into blob files
+    /// went from 204-247 to 221-264 MiB/s (2 and 3 runs).
     pub fn stored(&mut self, parts: u64) {
         self.lease.parts = Some(parts);
-        self.renew();
+        if crate::now_millis() >= self.lease.beat + STORED_EVERY.as_millis() as u64 {
+            self.renew();
+        }
     }
 
     /// Says the stored parts passed the digest check (and keeps the lease).
