@@ -10,10 +10,6 @@ use std::future::poll_fn;
 use std::rc::Rc;
 use std::task::Poll;
 
-/// Bytes the copy reads ahead of what is stored while a write is under
-/// way: two batches.
-const WRITE_AHEAD: u64 = 8 << 20;
-
 /// Reads and stores the upstream body, the reading going on while a batch
 /// is being written (a bucket's PUT, an asynchronous write); whether all
 /// of it was stored.
@@ -32,7 +28,7 @@ where
     whole && tee.borrow().copy.storing
 }
 
-/// Reads the upstream body into the copy, at most [`WRITE_AHEAD`] bytes
+/// Reads the upstream body into the copy, at most a batch and a little
 /// ahead of what is stored; whether it came whole.
 async fn read_in<S>(tee: &Rc<RefCell<Tee>>, mut upstream: S, timer: &Rc<dyn Timer>) -> bool
 where
@@ -64,13 +60,13 @@ where
     }
 }
 
-/// Waits while the bytes read but not yet stored are [`WRITE_AHEAD`] or
-/// more: the memory a slow store may cost is bounded.
+/// Waits while the bytes read but not yet stored reach the copy's
+/// `unstored_bound`: the memory a slow store may cost is bounded.
 async fn written_behind(tee: &Rc<RefCell<Tee>>) {
     poll_fn(|cx| {
         let mut t = tee.borrow_mut();
         let stored = t.copy.stored * t.copy.part_size() as u64;
-        if !t.copy.storing || t.copy.received < stored + WRITE_AHEAD {
+        if !t.copy.storing || t.copy.received < stored + t.copy.unstored_bound() {
             return Poll::Ready(());
         }
         t.pump = Some(cx.waker().clone());
