@@ -43,18 +43,23 @@ fn parts_of(bytes: &[u8], part: u64) -> Vec<Rc<Vec<u8>>> {
         .collect()
 }
 
-/// Writes and completes `bytes` as one blob.
-async fn stored(storage: &dyn BlobStorage, scope: &str, bytes: &[u8], part: u64) -> StoredBlob {
-    let upload = upload_of(scope, bytes, crate::now());
+/// Writes every part of `bytes` into `upload`: the blob it will be.
+async fn put_all(storage: &dyn BlobStorage, upload: Upload, bytes: &[u8], part: u64) -> StoredBlob {
     storage
         .put_parts(&upload, 0, parts_of(bytes, part))
         .await
         .unwrap();
-    let blob = StoredBlob {
+    StoredBlob {
         upload,
         size: bytes.len() as u64,
         part_size: part,
-    };
+    }
+}
+
+/// Writes and completes `bytes` as one blob.
+async fn stored(storage: &dyn BlobStorage, scope: &str, bytes: &[u8], part: u64) -> StoredBlob {
+    let upload = upload_of(scope, bytes, crate::now());
+    let blob = put_all(storage, upload, bytes, part).await;
     storage.complete(&blob).await.unwrap();
     blob
 }
@@ -131,15 +136,7 @@ async fn parts_stay_hidden_until_completed(
     bytes: &[u8],
     part: u64,
 ) {
-    storage
-        .put_parts(&upload, 0, parts_of(bytes, part))
-        .await
-        .unwrap();
-    let blob = StoredBlob {
-        upload,
-        size: bytes.len() as u64,
-        part_size: part,
-    };
+    let blob = put_all(storage, upload, bytes, part).await;
     for n in 0..3 {
         assert_eq!(storage.get_part(&blob.upload, n).await.unwrap(), None);
         assert_eq!(storage.follow_part(&blob.upload, n).await.unwrap(), None);

@@ -22,12 +22,6 @@ pub enum StorageError {
 }
 
 impl StorageError {
-    /// The storage is away for now (asked again later), rather than
-    /// refusing or holding wrong bytes.
-    pub fn is_outage(&self) -> bool {
-        matches!(self, Self::Unavailable(_) | Self::TimedOut(_))
-    }
-
     /// What a file operation failed with, as its kind; `doing` and the
     /// path in the words.
     pub fn of_io(doing: &str, path: &std::path::Path, e: std::io::Error) -> Self {
@@ -119,7 +113,7 @@ mod tests {
             Path::new("/b"),
             Error::from(ErrorKind::ReadOnlyFilesystem),
         );
-        assert!(matches!(read_only, StorageError::Refused(_)) && !read_only.is_outage());
+        assert!(matches!(read_only, StorageError::Refused(_)));
         let short = StorageError::of_io(
             "read",
             Path::new("/b"),
@@ -134,6 +128,8 @@ mod tests {
             matches!(kinds[1], StorageError::Refused(_))
                 && matches!(kinds[2], StorageError::Refused(_))
         );
-        assert!(kinds[3].is_outage() && kinds[4].is_outage() && kinds[5].is_outage());
+        assert!(matches!(kinds[3], StorageError::Unavailable(_)));
+        assert!(matches!(kinds[4], StorageError::Unavailable(_)));
+        assert!(matches!(kinds[5], StorageError::TimedOut(_)));
     }
 }
