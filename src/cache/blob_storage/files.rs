@@ -57,7 +57,7 @@ impl BlobFiles {
     ) -> Result<(), StorageError> {
         let dir = self.folder(Folder::Uploads, upload);
         if first == 0 {
-            fs::create_dir_all(&dir).map_err(|e| io_error("create", &dir, e))?;
+            paths::with_folder(&dir, || Ok(())).map_err(|e| io_error("create", &dir, e))?;
         }
         for (n, part) in (first..).zip(parts) {
             let partial = dir.join(format!("{n}.partial"));
@@ -102,10 +102,9 @@ impl BlobFiles {
     fn complete_now(&self, blob: &StoredBlob) -> Result<(), StorageError> {
         let from = self.folder(Folder::Uploads, &blob.upload);
         let to = self.folder(Folder::Blobs, &blob.upload);
-        if let Some(parent) = to.parent() {
-            fs::create_dir_all(parent).map_err(|e| io_error("create", parent, e))?;
-        }
-        fs::rename(&from, &to).map_err(|e| io_error("rename", &from, e))?;
+        let parent = to.parent().unwrap_or(&self.root);
+        paths::with_folder(parent, || fs::rename(&from, &to))
+            .map_err(|e| io_error("rename", &from, e))?;
         paths::remove_empty_parents(&self.root, &from);
         Ok(())
     }

@@ -38,6 +38,20 @@ pub fn io_error(doing: &str, path: &Path, e: std::io::Error) -> StorageError {
     StorageError::of_io(doing, path, e)
 }
 
+/// Runs `then` in folder `dir`, made first with its parents. Another
+/// instance may remove an empty parent (a scope's folder, as its last
+/// blob goes) between the making and `then`: made again, a few times.
+pub fn with_folder(dir: &Path, then: impl Fn() -> std::io::Result<()>) -> std::io::Result<()> {
+    let mut tries = 0;
+    loop {
+        let done = fs::create_dir_all(dir).and_then(|()| then());
+        match done {
+            Err(e) if e.kind() == ErrorKind::NotFound && tries < 3 => tries += 1,
+            other => return other,
+        }
+    }
+}
+
 /// Removes the digest and scope folders above `dir` once they are empty,
 /// so evicted blobs leave no folders behind; one still in use stays.
 pub fn remove_empty_parents(root: &Path, dir: &Path) {
